@@ -1,0 +1,862 @@
+//! budgets.yaml: schema, defaults, validation.
+//!
+//! Octorato's file loads unchanged (`budgets:`, `default:`, `spend_json`);
+//! everything else is an extension. Validation is strict: an unknown key, a
+//! wrong type, a negative cap, a duplicate arm or path, or a bad time zone
+//! is an error naming the file, line and key. A broken config is never
+//! read as "no budgets".
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::money::Micros;
+use crate::pricing::table::RowSpec;
+
+/// What a breach does (Octorato's `action_on_breach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Alert,
+    #[default]
+    Warn,
+    HardStop,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Alert => "alert",
+            Action::Warn => "warn",
+            Action::HardStop => "hard_stop",
+        }
+    }
+}
+
+/// What `check` does when it cannot decide (`gate: {on_error: ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// The caps one arm (or the team total) can have. Any combination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub monthly: Option<Micros>,
+    pub weekly: Option<Micros>,
+    pub daily: Option<Micros>,
+    pub session: Option<Micros>,
+    /// Burn rate: spend in the trailing 60 minutes.
+    pub per_hour: Option<Micros>,
+}
+
+/// The rules every cap of an arm shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub grace_pct: u32,
+    pub action: Action,
+    pub alert_at_pct: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arm {
+    pub name: String,
+    /// Absolute, normalised repository paths (need not exist here).
+    pub paths: Vec<String>,
+    pub caps: Caps,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Total {
+    pub caps: Caps,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Exact tool names or `*` globs.
+    pub tools: Vec<String>,
+    pub on_error: OnError,
+}
+
+pub const DEFAULT_GATED_TOOLS: [&str; 5] = ["Agent", "Task", "WebSearch", "WebFetch", "mcp__*"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSettings {
+    /// A day is a spike when it exceeds median + spike_mad * MAD of the
+    /// previous 14 days...
+    pub spike_mad: f64,
+    /// ...and is at least this many dollars above the median.
+    pub spike_min: Micros,
+    /// Unattributed spend gets its own line above this share of the total...
+    pub unattributed_pct: u32,
+    /// ...and this many dollars.
+    pub unattributed_min: Micros,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            spike_mad: 5.0,
+            spike_min: Micros(20 * Micros::PER_DOLLAR),
+            unattributed_pct: 10,
+            unattributed_min: Micros(5 * Micros::PER_DOLLAR),
+        }
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub timezone: Tz,
+    pub arms: Vec<Arm>,
+    pub total: Option<Total>,
+    pub gate: Gate,
+    pub alerts: AlertSettings,
+    pub prices: Vec<(String, RowSpec)>,
+    pub claude_dirs: Vec<PathBuf>,
+    pub ledger: Option<PathBuf>,
+    /// One-line notices for stderr (e.g. an ignored Octorato key).
+    pub notices: Vec<String>,
+}
+
+/// A config error: where and what.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid { path: PathBuf, line: usize, column: usize, key: String, message: String },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("no budgets.yaml found (looked at {tried}); pass --config PATH or set OCTO_BUDGET_CONFIG")]
+    NotFound { tried: String },
+}
+
+// ---- The file as written --------------------------------------------------
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    budgets: Vec<RawArm>,
+    #[serde(default)]
+    default: Option<RawLimits>,
+    #[serde(default)]
+    spend_json: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    claude_dirs: Option<Vec<String>>,
+    #[serde(default)]
+    ledger: Option<String>,
+    #[serde(default)]
+    prices: Option<BTreeMap<String, RowSpec>>,
+    #[serde(default)]
+    total: Option<RawLimits>,
+    #[serde(default)]
+    gate: Option<RawGate>,
+    #[serde(default)]
+    alerts: Option<RawAlerts>,
+}
+
+/// Caps and policy, as an arm, the `default:` block or `total:` has them.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    monthly_usd_cap: Option<f64>,
+    weekly_usd_cap: Option<f64>,
+    daily_usd_cap: Option<f64>,
+    session_usd_cap: Option<f64>,
+    max_usd_per_hour: Option<f64>,
+    grace_pct: Option<f64>,
+    action_on_breach: Option<Action>,
+    alert_at_pct: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArm {
+    arm: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+    // The fields of `RawLimits`, spelled out: serde's `flatten` would lose
+    // the line numbers of errors inside an arm.
+    monthly_usd_cap: Option<f64>,
+    weekly_usd_cap: Option<f64>,
+    daily_usd_cap: Option<f64>,
+    session_usd_cap: Option<f64>,
+    max_usd_per_hour: Option<f64>,
+    grace_pct: Option<f64>,
+    action_on_breach: Option<Action>,
+    alert_at_pct: Option<f64>,
+}
+
+impl RawArm {
+    fn limits(&self) -> RawLimits {
+        RawLimits {
+            monthly_usd_cap: self.monthly_usd_cap,
+            weekly_usd_cap: self.weekly_usd_cap,
+            daily_usd_cap: self.daily_usd_cap,
+            session_usd_cap: self.session_usd_cap,
+            max_usd_per_hour: self.max_usd_per_hour,
+            grace_pct: self.grace_pct,
+            action_on_breach: self.action_on_breach,
+            alert_at_pct: self.alert_at_pct,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    #[serde(default)]
+    tools: Option<Vec<String>>,
+    #[serde(default)]
+    on_error: Option<OnError>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    spike_mad: Option<f64>,
+    spike_min_usd: Option<f64>,
+    unattributed_pct: Option<f64>,
+    unattributed_min_usd: Option<f64>,
+}
+
+/// Every key the file may hold, for "did you mean" suggestions.
+const ARM_KEYS: &[&str] = &[
+    "arm",
+    "path",
+    "paths",
+    "monthly_usd_cap",
+    "weekly_usd_cap",
+    "daily_usd_cap",
+    "session_usd_cap",
+    "max_usd_per_hour",
+    "grace_pct",
+    "action_on_breach",
+    "alert_at_pct",
+];
+
+// ---- Loading ---------------------------------------------------------------
+
+/// What config loading needs from the environment (read in `cli`).
+#[derive(Debug, Clone, Default)]
+pub struct PathContext {
+    pub home: Option<PathBuf>,
+    /// The zone used when the file names none (the system's).
+    pub local_zone: Option<Tz>,
+}
+
+impl PathContext {
+    /// `~`, `~/x`, `$HOME/x` and `${HOME}/x` expanded; relative paths are
+    /// taken from `base` (the config file's folder); the result is
+    /// normalised (no `.`, `..`, `//` or trailing `/`).
+    pub fn expand(&self, raw: &str, base: &Path) -> String {
+        let raw = raw.trim();
+        let home = self.home.as_ref().map(|h| h.to_string_lossy().into_owned());
+        let expanded = match home {
+            Some(h) if raw == "~" || raw == "$HOME" || raw == "${HOME}" => h,
+            Some(h) if raw.starts_with("~/") => format!("{h}/{}", &raw[2..]),
+            Some(h) if raw.starts_with("$HOME/") => format!("{h}/{}", &raw[6..]),
+            Some(h) if raw.starts_with("${HOME}/") => format!("{h}/{}", &raw[8..]),
+            _ => raw.to_owned(),
+        };
+        let abs = if expanded.starts_with('/') {
+            expanded
+        } else {
+            format!("{}/{}", base.to_string_lossy(), expanded)
+        };
+        normalise_path(&abs)
+    }
+}
+
+/// Lexical normalisation of an absolute path.
+pub fn normalise_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl Config {
+    pub fn load(path: &Path, ctx: &PathContext) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        Config::parse(&text, path, ctx)
+    }
+
+    pub fn parse(text: &str, path: &Path, ctx: &PathContext) -> Result<Config, ConfigError> {
+        let raw: RawFile = if text.trim().is_empty() {
+            RawFile::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| serde_error(path, text, e))?
+        };
+        let v = Validator { path, text };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = std::path::absolute(&base).unwrap_or(base);
+
+        let mut notices = Vec::new();
+        if raw.spend_json.is_some() {
+            notices.push(format!(
+                "{}: `spend_json` (Octorato) is accepted and ignored: octo-budget keeps spend in its ledger",
+                path.display()
+            ));
+        }
+        let timezone = match &raw.timezone {
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                let best = nearest(name, &chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()).collect::<Vec<_>>());
+                v.error(&[Seg::Key("timezone")], format!("unknown IANA time zone {name:?}{}", did_you_mean(best)))
+            })?,
+            None => ctx.local_zone.unwrap_or(Tz::UTC),
+        };
+
+        let default = raw.default.clone().unwrap_or_default();
+        v.limits(&[Seg::Key("default")], &default)?;
+        let mut arms: Vec<Arm> = Vec::new();
+        for (i, a) in raw.budgets.iter().enumerate() {
+            let at = |k: &'static str| [Seg::Key("budgets"), Seg::Index(i), Seg::Key(k)];
+            let name = a.arm.trim().to_owned();
+            if name.is_empty() {
+                return Err(v.error(&at("arm"), "an arm needs a name".into()));
+            }
+            if arms.iter().any(|o| o.name == name) {
+                return Err(v.error(&at("arm"), format!("duplicate arm {name:?}")));
+            }
+            let limits = a.limits();
+            v.limits(&[Seg::Key("budgets"), Seg::Index(i)], &limits)?;
+            let merged = limits.or(&default);
+            let mut paths = Vec::new();
+            let mut raw_paths: Vec<(&'static str, &String)> = a.path.iter().map(|p| ("path", p)).collect();
+            raw_paths.extend(a.paths.iter().flatten().map(|p| ("paths", p)));
+            for (key, p) in raw_paths {
+                if p.trim().is_empty() {
+                    return Err(v.error(&at(key), "empty path".into()));
+                }
+                let norm = ctx.expand(p, &base);
+                if let Some(other) = arms.iter().find(|o| o.paths.contains(&norm)) {
+                    return Err(v.error(&at(key), format!("path {norm} is already arm {:?}'s", other.name)));
+                }
+                if !paths.contains(&norm) {
+                    paths.push(norm);
+                }
+            }
+            arms.push(Arm { name, paths, caps: merged.caps(), policy: merged.policy() });
+        }
+        let total = match &raw.total {
+            Some(t) => {
+                v.limits(&[Seg::Key("total")], t)?;
+                if t.session_usd_cap.is_some() || t.max_usd_per_hour.is_some() {
+                    let key = if t.session_usd_cap.is_some() { "session_usd_cap" } else { "max_usd_per_hour" };
+                    return Err(v.error(
+                        &[Seg::Key("total"), Seg::Key(key)],
+                        "the team total takes monthly_usd_cap, weekly_usd_cap and daily_usd_cap".into(),
+                    ));
+                }
+                Some(Total { caps: t.caps(), policy: t.policy() })
+            }
+            None => None,
+        };
+        let gate = match &raw.gate {
+            Some(g) => {
+                let tools = g.tools.clone().unwrap_or_else(|| DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect());
+                for (i, t) in tools.iter().enumerate() {
+                    if t.trim().is_empty() || glob::Pattern::new(t).is_err() {
+                        return Err(v.error(
+                            &[Seg::Key("gate"), Seg::Key("tools"), Seg::Index(i)],
+                            format!("{t:?} is not a tool name or a * pattern"),
+                        ));
+                    }
+                }
+                Gate { tools, on_error: g.on_error.unwrap_or_default() }
+            }
+            None => Gate { tools: DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect(), on_error: OnError::Deny },
+        };
+        let alerts = match &raw.alerts {
+            Some(a) => {
+                let at = |k: &'static str| [Seg::Key("alerts"), Seg::Key(k)];
+                let d = AlertSettings::default();
+                for (k, val) in [
+                    ("spike_mad", a.spike_mad),
+                    ("spike_min_usd", a.spike_min_usd),
+                    ("unattributed_pct", a.unattributed_pct),
+                    ("unattributed_min_usd", a.unattributed_min_usd),
+                ] {
+                    v.non_negative(&at(k), val)?;
+                }
+                AlertSettings {
+                    spike_mad: a.spike_mad.unwrap_or(d.spike_mad),
+                    spike_min: a.spike_min_usd.map(Micros::from_f64_dollars).unwrap_or(d.spike_min),
+                    unattributed_pct: a.unattributed_pct.map(|p| p.round() as u32).unwrap_or(d.unattributed_pct),
+                    unattributed_min: a.unattributed_min_usd.map(Micros::from_f64_dollars).unwrap_or(d.unattributed_min),
+                }
+            }
+            None => AlertSettings::default(),
+        };
+        let mut prices = Vec::new();
+        for (model, row) in raw.prices.iter().flatten() {
+            row.validate().map_err(|m| v.error(&[Seg::Key("prices"), Seg::Name(model)], m))?;
+            prices.push((model.clone(), row.clone()));
+        }
+        let claude_dirs = raw.claude_dirs.iter().flatten().map(|d| PathBuf::from(ctx.expand(d, &base))).collect();
+        let ledger = raw.ledger.as_ref().map(|l| PathBuf::from(ctx.expand(l, &base)));
+        Ok(Config {
+            path: path.to_path_buf(),
+            timezone,
+            arms,
+            total,
+            gate,
+            alerts,
+            prices,
+            claude_dirs,
+            ledger,
+            notices,
+        })
+    }
+
+    pub fn arm(&self, name: &str) -> Option<&Arm> {
+        self.arms.iter().find(|a| a.name == name)
+    }
+}
+
+impl RawLimits {
+    fn or(&self, d: &RawLimits) -> RawLimits {
+        RawLimits {
+            monthly_usd_cap: self.monthly_usd_cap.or(d.monthly_usd_cap),
+            weekly_usd_cap: self.weekly_usd_cap.or(d.weekly_usd_cap),
+            daily_usd_cap: self.daily_usd_cap.or(d.daily_usd_cap),
+            session_usd_cap: self.session_usd_cap.or(d.session_usd_cap),
+            max_usd_per_hour: self.max_usd_per_hour.or(d.max_usd_per_hour),
+            grace_pct: self.grace_pct.or(d.grace_pct),
+            action_on_breach: self.action_on_breach.or(d.action_on_breach),
+            alert_at_pct: self.alert_at_pct.or(d.alert_at_pct),
+        }
+    }
+
+    fn caps(&self) -> Caps {
+        let m = |v: Option<f64>| v.map(Micros::from_f64_dollars);
+        Caps {
+            monthly: m(self.monthly_usd_cap),
+            weekly: m(self.weekly_usd_cap),
+            daily: m(self.daily_usd_cap),
+            session: m(self.session_usd_cap),
+            per_hour: m(self.max_usd_per_hour),
+        }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            grace_pct: self.grace_pct.map(|g| g.round() as u32).unwrap_or(110),
+            action: self.action_on_breach.unwrap_or_default(),
+            alert_at_pct: self.alert_at_pct.map(|g| g.round() as u32).unwrap_or(80),
+        }
+    }
+}
+
+// ---- Errors with places ------------------------------------------------------
+
+/// A step of a key path: `budgets`, `[2]`, `arm`.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'a> {
+    Key(&'static str),
+    Name(&'a str),
+    Index(usize),
+}
+
+impl fmt::Display for Seg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Seg::Key(k) => f.write_str(k),
+            Seg::Name(k) => f.write_str(k),
+            Seg::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+fn key_path(segs: &[Seg<'_>]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        if !s.is_empty() && !matches!(seg, Seg::Index(_)) {
+            s.push('.');
+        }
+        s.push_str(&seg.to_string());
+    }
+    s
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn error(&self, at: &[Seg<'_>], message: String) -> ConfigError {
+        let (line, column) = locate(self.text, at);
+        ConfigError::Invalid { path: self.path.to_path_buf(), line, column, key: key_path(at), message }
+    }
+
+    fn non_negative(&self, at: &[Seg<'_>], v: Option<f64>) -> Result<(), ConfigError> {
+        match v {
+            Some(x) if !x.is_finite() || x < 0.0 => {
+                Err(self.error(at, format!("must be a non-negative number, not {x}")))
+            }
+            Some(x) if x > 1e12 => Err(self.error(at, format!("{x} is larger than any budget octo-budget handles"))),
+            _ => Ok(()),
+        }
+    }
+
+    fn limits(&self, at: &[Seg<'_>], l: &RawLimits) -> Result<(), ConfigError> {
+        let with = |k: &'static str| {
+            let mut p = at.to_vec();
+            p.push(Seg::Key(k));
+            p
+        };
+        for (k, val) in [
+            ("monthly_usd_cap", l.monthly_usd_cap),
+            ("weekly_usd_cap", l.weekly_usd_cap),
+            ("daily_usd_cap", l.daily_usd_cap),
+            ("session_usd_cap", l.session_usd_cap),
+            ("max_usd_per_hour", l.max_usd_per_hour),
+            ("grace_pct", l.grace_pct),
+            ("alert_at_pct", l.alert_at_pct),
+        ] {
+            self.non_negative(&with(k), val)?;
+        }
+        if let Some(g) = l.grace_pct {
+            if g < 100.0 || g > 1000.0 {
+                return Err(self.error(&with("grace_pct"), format!("must be between 100 and 1000 (percent of the cap), not {g}")));
+            }
+        }
+        if let Some(a) = l.alert_at_pct {
+            if a > 100.0 {
+                return Err(self.error(&with("alert_at_pct"), format!("must be at most 100 (percent of the cap), not {a}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the line and column of a key path in block-style YAML, falling
+/// back to the closest enclosing node found (or line 1).
+fn locate(text: &str, at: &[Seg<'_>]) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let meaningful = |l: &str| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#')
+    };
+    // Current block: lines [start, end) whose content is deeper than `min`.
+    let (mut start, mut end) = (0usize, lines.len());
+    let mut found = (1usize, 1usize);
+    // Column at which keys of the current mapping may start, if known.
+    let mut key_col: Option<usize> = None;
+    for seg in at {
+        match seg {
+            Seg::Key(_) | Seg::Name(_) => {
+                let key = seg.to_string();
+                let mut hit = None;
+                for (i, l) in lines.iter().enumerate().take(end).skip(start) {
+                    if !meaningful(l) {
+                        continue;
+                    }
+                    // "key:" possibly after "- " on an item's first line.
+                    let body = l.trim_start();
+                    let (col, body) = match body.strip_prefix("- ") {
+                        Some(rest) => (indent(l) + 2 + (rest.len() - rest.trim_start().len()), rest.trim_start()),
+                        None => (indent(l), body),
+                    };
+                    if key_col.is_some_and(|c| c != col) {
+                        continue;
+                    }
+                    let unquoted = body.trim_start_matches(['"', '\'']);
+                    if let Some(rest) = unquoted.strip_prefix(key.as_str()) {
+                        let rest = rest.trim_start_matches(['"', '\'']);
+                        if rest.trim_start().starts_with(':') {
+                            hit = Some((i, col));
+                            break;
+                        }
+                    }
+                }
+                let Some((i, col)) = hit else { return found };
+                found = (i + 1, col + 1);
+                // The value block: following lines deeper than this key.
+                start = i + 1;
+                let mut j = start;
+                while j < end && (!meaningful(lines[j]) || indent(lines[j]) > col || lines[j].trim_start().starts_with("- ") && indent(lines[j]) == col) {
+                    j += 1;
+                }
+                end = j;
+                key_col = None;
+            }
+            Seg::Index(n) => {
+                let mut count = 0usize;
+                let mut item_col = None;
+                let mut hit = None;
+                for (i, l) in lines.iter().enumerate().take(end).skip(start) {
+                    if !meaningful(l) {
+                        continue;
+                    }
+                    let t = l.trim_start();
+                    if t.starts_with("- ") || t == "-" {
+                        let c = indent(l);
+                        if item_col.is_none() {
+                            item_col = Some(c);
+                        }
+                        if item_col == Some(c) {
+                            if count == *n {
+                                hit = Some((i, c));
+                                break;
+                            }
+                            count += 1;
+                        }
+                    }
+                }
+                let Some((i, c)) = hit else { return found };
+                found = (i + 1, c + 1);
+                let mut j = i + 1;
+                while j < end && (!meaningful(lines[j]) || indent(lines[j]) > c) {
+                    j += 1;
+                }
+                start = i;
+                end = j;
+                // Keys of the item sit two columns right of its dash.
+                let t = lines[i].trim_start();
+                let after = &t[1..];
+                key_col = Some(c + 1 + (after.len() - after.trim_start().len()));
+            }
+        }
+    }
+    found
+}
+
+/// Turns a serde error into one that names file, line, key and a suggestion.
+fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError {
+    let msg = e.to_string();
+    let Some(loc) = e.location() else {
+        return ConfigError::Syntax { path: path.to_path_buf(), message: msg };
+    };
+    // serde_yaml_ng: "<key path>: <message> at line L column C".
+    let body = msg.rsplit_once(" at line ").map(|(b, _)| b).unwrap_or(&msg);
+    let (key, detail) = match body.split_once(": ") {
+        Some((k, d)) if !k.contains(' ') => (k.to_owned(), d.to_owned()),
+        _ => (String::from("(document)"), body.to_owned()),
+    };
+    let (key, message) = match unknown_field(&detail) {
+        Some((field, expected)) => {
+            let best = nearest(&field, &expected.iter().map(String::as_str).collect::<Vec<_>>());
+            let best = best.or_else(|| nearest(&field, ARM_KEYS));
+            let key = if key == "(document)" { field.clone() } else { format!("{key}.{field}") };
+            (key, format!("unknown key {field:?}{}", did_you_mean(best)))
+        }
+        None => (key, detail),
+    };
+    // serde_yaml_ng points at the start of the enclosing mapping for some
+    // errors; the key's own line is more useful when it can be found.
+    let segs = parse_key_path(&key);
+    let (line, column) = match locate(text, &segs) {
+        // Not found (or the whole document): keep the parser's place.
+        (1, 1) => (loc.line(), loc.column()),
+        found => found,
+    };
+    ConfigError::Invalid { path: path.to_path_buf(), line, column, key, message }
+}
+
+/// "budgets[1].grace_pct" -> [budgets, [1], grace_pct].
+fn parse_key_path(key: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    if key == "(document)" {
+        return out;
+    }
+    for part in key.split('.') {
+        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !name.is_empty() {
+            out.push(Seg::Name(name));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// Parses serde's "unknown field `x`, expected one of `a`, `b`" (or
+/// "expected `a`", or "there are no fields").
+fn unknown_field(detail: &str) -> Option<(String, Vec<String>)> {
+    let rest = detail.strip_prefix("unknown field `")?;
+    let (field, tail) = rest.split_once('`')?;
+    let expected = tail.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    Some((field.to_owned(), expected))
+}
+
+fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), *c))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+fn did_you_mean(best: Option<&str>) -> String {
+    best.map(|b| format!(" (did you mean {b:?}?)")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> PathContext {
+        PathContext { home: Some(PathBuf::from("/home/u")), local_zone: Some(Tz::Europe__Paris) }
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/ob/budgets.yaml"), &ctx())
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    const OCTORATO: &str = "\
+spend_json: ~/octorato/spend.json
+default:
+  grace_pct: 110
+  action_on_breach: warn
+budgets:
+  - arm: acme
+    monthly_usd_cap: 1000
+    action_on_breach: hard_stop
+    path: ~/github/acme
+  - arm: acme-web
+    monthly_usd_cap: 250.5
+    path: $HOME/github/acme-web/
+  - arm: beta
+    monthly_usd_cap: 300
+    grace_pct: 120
+    action_on_breach: alert
+";
+
+    #[test]
+    fn loads_octorato_file_unchanged() {
+        let c = parse(OCTORATO).unwrap();
+        assert_eq!(c.arms.len(), 3);
+        let acme = &c.arms[0];
+        assert_eq!(acme.paths, vec!["/home/u/github/acme"]);
+        assert_eq!(acme.caps.monthly, Some(Micros(1_000_000_000)));
+        assert_eq!(acme.policy, Policy { grace_pct: 110, action: Action::HardStop, alert_at_pct: 80 });
+        assert_eq!(c.arms[1].paths, vec!["/home/u/github/acme-web"]);
+        assert_eq!(c.arms[1].caps.monthly, Some(Micros(250_500_000)));
+        assert_eq!(c.arms[2].policy.action, Action::Alert);
+        assert_eq!(c.arms[2].policy.grace_pct, 120);
+        assert!(c.arms[2].paths.is_empty());
+        assert_eq!(c.notices.len(), 1);
+        assert!(c.notices[0].contains("spend_json"));
+        assert_eq!(c.timezone, Tz::Europe__Paris);
+        assert_eq!(c.gate.tools, DEFAULT_GATED_TOOLS.to_vec());
+        assert_eq!(c.gate.on_error, OnError::Deny);
+    }
+
+    #[test]
+    fn extensions_load() {
+        let c = parse(
+            "timezone: America/New_York\ndefault:\n  daily_usd_cap: 50\nbudgets:\n  - arm: a\n    paths: [/x/a, /y/a]\n    weekly_usd_cap: 100\n    session_usd_cap: 5\n    max_usd_per_hour: 20\n    alert_at_pct: 90\ntotal:\n  daily_usd_cap: 100\n  action_on_breach: hard_stop\ngate:\n  tools: [Agent, \"mcp__*\"]\n  on_error: allow\nprices:\n  claude-opus-9:\n    input: 20\n    output: 100\nclaude_dirs: [~/.claude]\nledger: ledger.sqlite\n",
+        )
+        .unwrap();
+        let a = &c.arms[0];
+        assert_eq!(a.paths, vec!["/x/a", "/y/a"]);
+        assert_eq!(a.caps.daily, Some(Micros(50_000_000)));
+        assert_eq!(a.caps.weekly, Some(Micros(100_000_000)));
+        assert_eq!(a.caps.session, Some(Micros(5_000_000)));
+        assert_eq!(a.caps.per_hour, Some(Micros(20_000_000)));
+        assert_eq!(a.policy.alert_at_pct, 90);
+        assert_eq!(c.total.as_ref().unwrap().caps.daily, Some(Micros(100_000_000)));
+        assert_eq!(c.gate.on_error, OnError::Allow);
+        assert_eq!(c.prices[0].0, "claude-opus-9");
+        assert_eq!(c.claude_dirs, vec![PathBuf::from("/home/u/.claude")]);
+        assert_eq!(c.ledger, Some(PathBuf::from("/etc/ob/ledger.sqlite")));
+        assert_eq!(c.timezone, Tz::America__New_York);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_suggests() {
+        let e = err("budgets:\n  - arm: a\n    monthly_cap: 3\n");
+        assert!(e.starts_with("/etc/ob/budgets.yaml:3:"), "{e}");
+        assert!(e.contains("monthly_cap") && e.contains("did you mean \"monthly_usd_cap\""), "{e}");
+        let e = err("timezon: UTC\n");
+        assert!(e.contains(":1:") && e.contains("did you mean \"timezone\""), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let e = err("budgets:\n  - arm: a\n    grace_pct: lots\n");
+        assert!(e.contains(":3:") && e.contains("grace_pct"), "{e}");
+    }
+
+    #[test]
+    fn negative_cap_names_line_and_key() {
+        let e = err("budgets:\n  - arm: a\n    path: /a\n  - arm: b\n    monthly_usd_cap: -5\n");
+        assert!(e.starts_with("/etc/ob/budgets.yaml:5:5: budgets[1].monthly_usd_cap:"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_arm_and_path_are_errors() {
+        let e = err("budgets:\n  - arm: a\n  - arm: a\n");
+        assert!(e.contains(":3:") && e.contains("duplicate arm"), "{e}");
+        let e = err("budgets:\n  - arm: a\n    path: /x\n  - arm: b\n    paths:\n      - /y\n      - /x/\n");
+        assert!(e.contains(":5:") && e.contains("budgets[1].paths") && e.contains("already arm \"a\""), "{e}");
+    }
+
+    #[test]
+    fn bad_time_zone_suggests() {
+        let e = err("timezone: Europe/Pari\n");
+        assert!(e.contains(":1:1: timezone:") && e.contains("Europe/Paris"), "{e}");
+    }
+
+    #[test]
+    fn bad_action_and_grace_are_errors() {
+        assert!(err("budgets:\n  - arm: a\n    action_on_breach: stop\n").contains(":3:"));
+        assert!(err("default:\n  grace_pct: 50\n").contains("default.grace_pct"));
+    }
+
+    #[test]
+    fn syntax_error_names_the_file() {
+        let e = err("budgets: [\n");
+        assert!(e.starts_with("/etc/ob/budgets.yaml"), "{e}");
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        assert!(parse("").unwrap().arms.is_empty());
+    }
+
+    #[test]
+    fn expands_and_normalises_paths() {
+        let c = ctx();
+        let base = Path::new("/etc/ob");
+        assert_eq!(c.expand("~", base), "/home/u");
+        assert_eq!(c.expand("${HOME}/a/./b/../c/", base), "/home/u/a/c");
+        assert_eq!(c.expand("rel/x", base), "/etc/ob/rel/x");
+        assert_eq!(c.expand("/a//b", base), "/a/b");
+    }
+}

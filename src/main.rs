@@ -1,0 +1,5 @@
+mod config;
+mod money;
+mod pricing;
+mod transcript;
+fn main() {}

@@ -1,0 +1,237 @@
+//! Money: exact integer arithmetic, never summed as floating point.
+//!
+//! Costs are accumulated in [`Picos`] (10^-12 dollars) so that per-token
+//! rates such as $0.01 per million tokens stay exact, and are rounded once,
+//! to [`Micros`] (10^-6 dollars), when a total is shown or compared.
+
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+
+/// Picodollars: the unit costs are summed in. `i128` cannot overflow for
+/// any token count a transcript can hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Picos(pub i128);
+
+impl Picos {
+    pub const PER_MICRO: i128 = 1_000_000;
+
+    /// Rounds half away from zero to whole micro-dollars.
+    pub fn to_micros(self) -> Micros {
+        let half = Self::PER_MICRO / 2;
+        let v = if self.0 >= 0 {
+            (self.0 + half) / Self::PER_MICRO
+        } else {
+            (self.0 - half) / Self::PER_MICRO
+        };
+        Micros(i64::try_from(v).unwrap_or(if v > 0 { i64::MAX } else { i64::MIN }))
+    }
+}
+
+impl Add for Picos {
+    type Output = Picos;
+    fn add(self, o: Picos) -> Picos {
+        Picos(self.0 + o.0)
+    }
+}
+
+impl AddAssign for Picos {
+    fn add_assign(&mut self, o: Picos) {
+        self.0 += o.0;
+    }
+}
+
+impl std::iter::Sum for Picos {
+    fn sum<I: Iterator<Item = Picos>>(iter: I) -> Picos {
+        iter.fold(Picos(0), |a, b| a + b)
+    }
+}
+
+/// Micro-dollars: the unit every total, cap and decision uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Micros(pub i64);
+
+impl Micros {
+    pub const PER_DOLLAR: i64 = 1_000_000;
+
+    pub fn from_dollars_str(s: &str) -> Option<Micros> {
+        parse_dollars(s).map(Micros)
+    }
+
+    /// Converts a configuration number (already validated as finite and
+    /// non-negative) to micro-dollars, rounding to the nearest micro-dollar.
+    pub fn from_f64_dollars(d: f64) -> Micros {
+        // Go through the shortest decimal representation so that 0.1 stays
+        // exactly 100_000 micro-dollars.
+        let s = format!("{d}");
+        parse_dollars(&s).map(Micros).unwrap_or_else(|| {
+            // Values too large for i64 micro-dollars saturate.
+            Micros(if d > 0.0 { i64::MAX } else { 0 })
+        })
+    }
+
+    /// The value as a JSON/CSV number of dollars (an output conversion only).
+    pub fn as_dollars_f64(self) -> f64 {
+        self.0 as f64 / Self::PER_DOLLAR as f64
+    }
+
+    /// `part` as a percentage of `self`, with one decimal place of precision.
+    pub fn percent_of(part: Micros, whole: Micros) -> Option<f64> {
+        if whole.0 <= 0 {
+            return None;
+        }
+        // Integer tenths of a percent, then one division for display.
+        let tenths = (part.0 as i128 * 1000) / whole.0 as i128;
+        Some(tenths as f64 / 10.0)
+    }
+
+    /// `self * pct / 100`, exact to the micro-dollar (rounded down).
+    pub fn scale_pct(self, pct: u32) -> Micros {
+        Micros(((self.0 as i128 * pct as i128) / 100) as i64)
+    }
+
+    pub fn saturating_sub(self, o: Micros) -> Micros {
+        Micros(self.0.saturating_sub(o.0))
+    }
+
+    /// `$1,234.56` (cents, thousands separators).
+    pub fn display_cents(self) -> String {
+        let neg = self.0 < 0;
+        let abs = (self.0 as i128).abs();
+        let cents = (abs + 5_000) / 10_000;
+        let dollars = cents / 100;
+        let c = cents % 100;
+        format!("{}${}.{:02}", if neg { "-" } else { "" }, group_thousands(dollars), c)
+    }
+
+    /// `1234.567891` (micro-dollar precision, no separators), for CSV.
+    pub fn plain(self) -> String {
+        let neg = self.0 < 0;
+        let abs = (self.0 as i128).abs();
+        format!(
+            "{}{}.{:06}",
+            if neg { "-" } else { "" },
+            abs / Self::PER_DOLLAR as i128,
+            abs % Self::PER_DOLLAR as i128
+        )
+    }
+}
+
+impl fmt::Display for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display_cents())
+    }
+}
+
+impl Add for Micros {
+    type Output = Micros;
+    fn add(self, o: Micros) -> Micros {
+        Micros(self.0.saturating_add(o.0))
+    }
+}
+
+impl Sub for Micros {
+    type Output = Micros;
+    fn sub(self, o: Micros) -> Micros {
+        Micros(self.0.saturating_sub(o.0))
+    }
+}
+
+impl AddAssign for Micros {
+    fn add_assign(&mut self, o: Micros) {
+        self.0 = self.0.saturating_add(o.0);
+    }
+}
+
+fn group_thousands(n: i128) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Parses a plain decimal dollar amount ("12", "12.5", "0.000001") into
+/// micro-dollars, exactly. More than six decimals are rounded half up.
+fn parse_dollars(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let int_v: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut frac_digits: Vec<u8> = frac.bytes().map(|b| b - b'0').collect();
+    let round_up = frac_digits.len() > 6 && frac_digits[6] >= 5;
+    frac_digits.resize(6, 0);
+    let mut frac_v: i128 = 0;
+    for d in frac_digits.iter().take(6) {
+        frac_v = frac_v * 10 + *d as i128;
+    }
+    let mut v = int_v.checked_mul(1_000_000)?.checked_add(frac_v)?;
+    if round_up {
+        v += 1;
+    }
+    if neg {
+        v = -v;
+    }
+    i64::try_from(v).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_picos_half_away_from_zero() {
+        assert_eq!(Picos(499_999).to_micros(), Micros(0));
+        assert_eq!(Picos(500_000).to_micros(), Micros(1));
+        assert_eq!(Picos(-500_000).to_micros(), Micros(-1));
+        assert_eq!(Picos(3_000_000_000_000).to_micros(), Micros(3_000_000));
+    }
+
+    #[test]
+    fn displays_cents_with_separators() {
+        assert_eq!(Micros(1_123_400_000).to_string(), "$1,123.40");
+        assert_eq!(Micros(0).to_string(), "$0.00");
+        assert_eq!(Micros(4_999).to_string(), "$0.00");
+        assert_eq!(Micros(5_000).to_string(), "$0.01");
+        assert_eq!(Micros(1_000_000_000_000).to_string(), "$1,000,000.00");
+        assert_eq!(Micros(-2_500_000).to_string(), "-$2.50");
+    }
+
+    #[test]
+    fn plain_keeps_micro_precision() {
+        assert_eq!(Micros(1_234_567_891).plain(), "1234.567891");
+        assert_eq!(Micros(9).plain(), "0.000009");
+    }
+
+    #[test]
+    fn parses_decimal_dollars_exactly() {
+        assert_eq!(Micros::from_dollars_str("0.1"), Some(Micros(100_000)));
+        assert_eq!(Micros::from_dollars_str("1000"), Some(Micros(1_000_000_000)));
+        assert_eq!(Micros::from_dollars_str("0.0000015"), Some(Micros(2)));
+        assert_eq!(Micros::from_dollars_str("abc"), None);
+        assert_eq!(Micros::from_f64_dollars(0.1), Micros(100_000));
+        assert_eq!(Micros::from_f64_dollars(1e-7), Micros(0));
+    }
+
+    #[test]
+    fn percent_and_scale_are_integer_based() {
+        assert_eq!(Micros::percent_of(Micros(1_012_300_000), Micros(1_000_000_000)), Some(101.2));
+        assert_eq!(Micros::percent_of(Micros(1), Micros(0)), None);
+        assert_eq!(Micros(1_000_000_000).scale_pct(110), Micros(1_100_000_000));
+    }
+}

@@ -1,0 +1,101 @@
+//! Reads complete lines of a transcript from a byte offset.
+//!
+//! A file being written can end in a partial line; it is never handed out
+//! and the returned offset stops before it, so the next read starts there.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+
+const CHUNK: usize = 1 << 20;
+
+/// Calls `f(line, offset_of_line)` for every complete (newline-terminated)
+/// line from `start` to the end of the file and returns the offset just
+/// past the last complete line. Lines longer than a chunk are assembled
+/// whole, however long.
+pub fn for_each_line(file: &mut File, start: u64, mut f: impl FnMut(&[u8], u64)) -> io::Result<u64> {
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    // `buf[..pending]` holds the start of a line not yet terminated.
+    let mut buf_offset = start; // file offset of buf[0]
+    loop {
+        let filled = buf.len();
+        let want = if filled >= CHUNK { filled } else { CHUNK };
+        buf.resize(filled + want, 0);
+        let n = read_some(file, &mut buf[filled..])?;
+        buf.truncate(filled + n);
+        if n == 0 {
+            break;
+        }
+        // Hand out every complete line in the buffer.
+        let mut line_start = 0;
+        let search_from = filled;
+        for nl in memchr::memchr_iter(b'\n', &buf[search_from..]) {
+            let end = search_from + nl;
+            f(&buf[line_start..end], buf_offset + line_start as u64);
+            line_start = end + 1;
+        }
+        if line_start > 0 {
+            buf.drain(..line_start);
+            buf_offset += line_start as u64;
+        }
+    }
+    Ok(buf_offset)
+}
+
+fn read_some(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(out) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads up to `len` bytes from the start of the file (fewer if shorter).
+pub fn read_head(file: &mut File, len: usize) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut out = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines_of(content: &[u8], start: u64) -> (Vec<(String, u64)>, u64) {
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(content).unwrap();
+        let mut got = Vec::new();
+        let end = for_each_line(&mut tmp, start, |l, off| got.push((String::from_utf8_lossy(l).into_owned(), off))).unwrap();
+        (got, end)
+    }
+
+    #[test]
+    fn stops_before_a_partial_last_line() {
+        let (got, end) = lines_of(b"a\nbb\nccc", 0);
+        assert_eq!(got, vec![("a".into(), 0), ("bb".into(), 2)]);
+        assert_eq!(end, 5);
+    }
+
+    #[test]
+    fn resumes_from_an_offset() {
+        let (got, end) = lines_of(b"a\nbb\nccc\n", 2);
+        assert_eq!(got, vec![("bb".into(), 2), ("ccc".into(), 5)]);
+        assert_eq!(end, 9);
+    }
+
+    #[test]
+    fn assembles_lines_longer_than_a_chunk() {
+        let mut content = vec![b'x'; CHUNK * 3 + 17];
+        content.push(b'\n');
+        content.extend_from_slice(b"tail\n");
+        let (got, end) = lines_of(&content, 0);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0.len(), CHUNK * 3 + 17);
+        assert_eq!(got[1], ("tail".into(), (CHUNK * 3 + 18) as u64));
+        assert_eq!(end, content.len() as u64);
+    }
+}
