@@ -1,5 +1,101 @@
+//! octo-budget: per-repository budgets for Claude Code.
+//!
+//! Data flows one way: `cli` (flags, environment) -> `config` -> the pure
+//! core (`transcript`, `pricing`, `attribution`, `budget`, `spend`) ->
+//! `ledger` -> `output`, with exit codes in `exit`. See README,
+//! "Architecture".
+
+mod attribution;
+mod budget;
+mod cli;
+mod commands;
 mod config;
+mod exit;
+mod ledger;
 mod money;
+mod output;
 mod pricing;
+mod spend;
 mod transcript;
-fn main() {}
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, Environment};
+use commands::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Context {
+        env: Environment::from_process(),
+        now: cli.global.now.unwrap_or_else(chrono::Utc::now),
+        global: cli.global.clone(),
+    };
+    if let Command::Check = cli.command {
+        return exit::code(run_check(&ctx));
+    }
+    // One line on stderr for a panic elsewhere too: no backtrace noise.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("octo-budget: internal error: {info}; please report this");
+    }));
+    let result = std::panic::catch_unwind(|| match &cli.command {
+        Command::Report(a) => commands::report::run(&ctx, a),
+        Command::Ingest(a) => commands::ingest::run(&ctx, a),
+        Command::Status(a) => commands::status::run(&ctx, a),
+        Command::Alerts(a) => commands::alerts::run(&ctx, a),
+        Command::Hook { action } => commands::hook::run(&ctx, action),
+        Command::Check => unreachable!("handled above"),
+    });
+    match result {
+        Ok(Ok(code)) => exit::code(code),
+        Ok(Err(e)) => {
+            eprintln!("octo-budget: {}", one_line(&e));
+            exit::code(exit_code_of(&e))
+        }
+        Err(_) => exit::code(exit::INTERNAL),
+    }
+}
+
+/// `check` must answer 0 or 2, within its deadline, whatever happens: a
+/// panic, a hung lock or a slow disk blocks the call (or allows it with
+/// `on_error: allow`), and never exits 1 or 101.
+fn run_check(ctx: &Context) -> u8 {
+    std::panic::set_hook(Box::new(|_| {}));
+    let watchdog_ctx = Context { env: ctx.env.clone(), now: ctx.now, global: ctx.global.clone() };
+    std::thread::spawn(move || {
+        std::thread::sleep(commands::check::DEADLINE);
+        let e = anyhow::anyhow!("no answer within {} s", commands::check::DEADLINE.as_secs());
+        std::process::exit(commands::check::fail(&watchdog_ctx, &e) as i32);
+    });
+    match std::panic::catch_unwind(|| commands::check::run(ctx)) {
+        Ok(code) => code,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            commands::check::fail(ctx, &anyhow::anyhow!("internal error: {msg}"))
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<config::ConfigError>().is_some() {
+            return exit::CONFIG;
+        }
+        if cause.downcast_ref::<ledger::LedgerError>().is_some() {
+            return exit::LEDGER;
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return exit::IO;
+        }
+    }
+    exit::INTERNAL
+}

@@ -6,4 +6,4 @@ pub mod model;
 pub mod table;
 
 pub use cost::{cost, PromptClass};
-pub use table::{PriceTable, Rates};
+pub use table::PriceTable;

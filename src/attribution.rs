@@ -1,0 +1,113 @@
+//! Which arm a piece of work belongs to, from the directory it ran in.
+//!
+//! The owner of a `cwd` is the arm with the longest path that is a
+//! path-boundary prefix of it: `/x/acme` owns `/x/acme/api` but not
+//! `/x/acme-web`. Records without a `cwd` are matched by their transcript
+//! folder name, which is the launch directory with every character that is
+//! not a letter or digit replaced by `-`.
+
+use crate::config::Arm;
+
+/// Maps directories to arm indexes (into `Config::arms`).
+#[derive(Debug, Clone)]
+pub struct Attributor {
+    /// (path, arm index), longest path first.
+    paths: Vec<(String, usize)>,
+    /// (encoded path, arm index), longest first.
+    encoded: Vec<(String, usize)>,
+}
+
+impl Attributor {
+    pub fn new(arms: &[Arm]) -> Attributor {
+        let mut paths: Vec<(String, usize)> = arms
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| a.paths.iter().map(move |p| (p.clone(), i)))
+            .collect();
+        paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        let encoded = paths.iter().map(|(p, i)| (encode_project(p), *i)).collect();
+        Attributor { paths, encoded }
+    }
+
+    /// The arm that owns `cwd`, if any.
+    pub fn by_cwd(&self, cwd: &str) -> Option<usize> {
+        let cwd = cwd.trim_end_matches('/');
+        self.paths
+            .iter()
+            .find(|(p, _)| is_within(cwd, p))
+            .map(|(_, i)| *i)
+    }
+
+    /// The arm for a transcript folder name (`-home-u-acme-api`), used only
+    /// when a record has no `cwd`. The folder encodes the launch directory,
+    /// so an arm owns it when its encoded path is a prefix that ends at a
+    /// former separator (`-`) or the end.
+    pub fn by_project(&self, project: &str) -> Option<usize> {
+        self.encoded
+            .iter()
+            .find(|(enc, _)| {
+                project == enc || project.strip_prefix(enc.as_str()).is_some_and(|rest| rest.starts_with('-'))
+            })
+            .map(|(_, i)| *i)
+    }
+}
+
+/// True when `path` is `root` or lies below it.
+pub fn is_within(path: &str, root: &str) -> bool {
+    if root == "/" {
+        return path.starts_with('/');
+    }
+    path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Claude Code's folder name for a directory: every character that is not
+/// an ASCII letter or digit becomes `-` (no collapsing, case kept).
+pub fn encode_project(path: &str) -> String {
+    path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Caps, Policy};
+
+    fn arms(paths: &[&[&str]]) -> Vec<Arm> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, ps)| Arm {
+                name: format!("arm{i}"),
+                paths: ps.iter().map(|s| s.to_string()).collect(),
+                caps: Caps::default(),
+                policy: Policy { grace_pct: 110, action: crate::config::Action::Warn, alert_at_pct: 80 },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn longest_path_boundary_prefix_wins() {
+        let a = Attributor::new(&arms(&[&["/x/acme"], &["/x/acme-web"], &["/x/acme/legacy"]]));
+        assert_eq!(a.by_cwd("/x/acme"), Some(0));
+        assert_eq!(a.by_cwd("/x/acme/api"), Some(0));
+        assert_eq!(a.by_cwd("/x/acme/"), Some(0));
+        assert_eq!(a.by_cwd("/x/acme-web/src"), Some(1));
+        assert_eq!(a.by_cwd("/x/acme/legacy/app"), Some(2));
+        assert_eq!(a.by_cwd("/x/acmeish"), None);
+        assert_eq!(a.by_cwd("/x"), None);
+    }
+
+    #[test]
+    fn project_folder_fallback_respects_boundaries() {
+        let a = Attributor::new(&arms(&[&["/x/acme"], &["/x/acme-web"]]));
+        assert_eq!(a.by_project("-x-acme"), Some(0));
+        assert_eq!(a.by_project("-x-acme-api"), Some(0));
+        // Longest first: "-x-acme-web" is acme-web's, not acme's.
+        assert_eq!(a.by_project("-x-acme-web"), Some(1));
+        assert_eq!(a.by_project("-x-acmeish"), None);
+    }
+
+    #[test]
+    fn encodes_like_claude_code() {
+        assert_eq!(encode_project("/a/my_proj.v2"), "-a-my-proj-v2");
+    }
+}

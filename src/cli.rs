@@ -1,0 +1,201 @@
+//! Every flag and every environment variable octo-budget reads, in one
+//! place. Nothing else looks at argv or the environment.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Per-repository budgets for Claude Code: spend reports, a hard-stop hook
+/// and alerts, from Claude Code's own transcripts.
+#[derive(Debug, Parser)]
+#[command(name = "octo-budget", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes, before or after its name.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// budgets.yaml to use [default: ./budgets.yaml, then
+    /// $XDG_CONFIG_HOME/octo-budget/budgets.yaml]
+    #[arg(long, global = true, env = "OCTO_BUDGET_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Ledger file [default: `ledger:` in budgets.yaml, then
+    /// $XDG_DATA_HOME/octo-budget/ledger.sqlite]
+    #[arg(long, global = true, env = "OCTO_BUDGET_LEDGER", value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+
+    /// A Claude Code config directory to read transcripts from (repeatable)
+    /// [default: `claude_dirs:`, then $CLAUDE_CONFIG_DIR, then ~/.claude and
+    /// ~/.config/claude]
+    #[arg(long = "claude-dir", global = true, value_name = "DIR")]
+    pub claude_dirs: Vec<PathBuf>,
+
+    /// Evaluate as if it were this instant (RFC 3339) [default: the clock]
+    #[arg(long, global = true, env = "OCTO_BUDGET_NOW", value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Spend per arm for a period (default: this calendar month)
+    Report(ReportArgs),
+    /// Bring the ledger up to date without printing a report
+    Ingest(IngestArgs),
+    /// The Claude Code hook: reads the hook's JSON on stdin, exits 2 to block
+    Check,
+    /// Every cap of an arm and the decision check would make, without stdin
+    Status(StatusArgs),
+    /// The cron job: print each new budget event once
+    Alerts(AlertsArgs),
+    /// Install or remove octo-budget's entries in Claude Code settings
+    Hook {
+        #[command(subcommand)]
+        action: HookAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PeriodArg {
+    Day,
+    Week,
+    Month,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ByArg {
+    Arm,
+    Model,
+    Day,
+    Session,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Calendar period containing --now, in the config's time zone
+    #[arg(long, value_enum, default_value = "month", conflicts_with_all = ["since", "until"])]
+    pub period: PeriodArg,
+    /// First local date to include (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// Last local date to include (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<NaiveDate>,
+    /// Break spend down by this instead of by arm
+    #[arg(long, value_enum, default_value = "arm")]
+    pub by: ByArg,
+    /// Only this arm (use "unattributed" for spend no arm owns)
+    #[arg(long, value_name = "NAME")]
+    pub arm: Option<String>,
+    /// One JSON object on stdout (see README for the contract)
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV rows on stdout
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Print nothing (errors still go to stderr)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The arm to show
+    #[arg(long, value_name = "NAME", conflicts_with = "cwd")]
+    pub arm: Option<String>,
+    /// Show the arm that owns this directory
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Also evaluate this session's cap
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Print the current state of every arm instead of only new events
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing when there is nothing new
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Pipe each new event line to this shell command; the event counts as
+    /// sent only when the command exits 0
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookAction {
+    /// Merge octo-budget's hook entries into a settings.json
+    Install(HookTarget),
+    /// Remove octo-budget's hook entries (and nothing else)
+    Uninstall(HookTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct HookTarget {
+    /// This settings file
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["project", "user"])]
+    pub settings: Option<PathBuf>,
+    /// The project's shared settings: DIR/.claude/settings.json
+    #[arg(long, value_name = "DIR", conflicts_with = "user")]
+    pub project: Option<PathBuf>,
+    /// The user's settings: ~/.claude/settings.json (the default)
+    #[arg(long)]
+    pub user: bool,
+    /// Show the change without writing it
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 instant ({e}); e.g. 2026-11-20T10:00:00-05:00"))
+}
+
+/// The environment variables octo-budget reads besides its flags' own.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub xdg_data_home: Option<PathBuf>,
+    pub claude_config_dir: Option<PathBuf>,
+    pub claude_project_dir: Option<PathBuf>,
+    pub tz: Option<String>,
+    pub no_color: bool,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Environment {
+    pub fn from_process() -> Environment {
+        let path = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Environment {
+            home: path("HOME"),
+            xdg_config_home: path("XDG_CONFIG_HOME"),
+            xdg_data_home: path("XDG_DATA_HOME"),
+            claude_config_dir: path("CLAUDE_CONFIG_DIR"),
+            claude_project_dir: path("CLAUDE_PROJECT_DIR"),
+            tz: std::env::var("TZ").ok().filter(|v| !v.is_empty()),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            cwd: std::env::current_dir().ok(),
+        }
+    }
+}

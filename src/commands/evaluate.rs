@@ -1,0 +1,204 @@
+//! Every cap that applies to an arm (and the team total) at `now`, with
+//! its spend and tier: what `check`, `status` and `alerts` decide from.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use chrono::{DateTime, Duration, Utc};
+
+use super::Loaded;
+use crate::budget::{hard_stop_at, tier, Period, PeriodKind, Tier};
+use crate::config::{Caps, Policy};
+use crate::ledger::query::Filter;
+use crate::ledger::Ledger;
+use crate::money::Micros;
+use crate::spend::{Owner, Pricer, Resolver};
+
+/// Which cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CapKind {
+    Monthly,
+    Weekly,
+    Daily,
+    Session,
+    Hourly,
+}
+
+impl CapKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapKind::Monthly => "monthly",
+            CapKind::Weekly => "weekly",
+            CapKind::Daily => "daily",
+            CapKind::Session => "session",
+            CapKind::Hourly => "hourly",
+        }
+    }
+}
+
+/// Whose cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Arm(String),
+    Total,
+}
+
+impl Scope {
+    pub fn name(&self) -> &str {
+        match self {
+            Scope::Arm(a) => a,
+            Scope::Total => "total",
+        }
+    }
+}
+
+/// One cap at `now`.
+#[derive(Debug, Clone)]
+pub struct CapState {
+    pub scope: Scope,
+    pub kind: CapKind,
+    pub limit: Micros,
+    pub spent: Micros,
+    pub policy: Policy,
+    pub tier: Tier,
+    /// The period the cap covers (for a session: all of it; for the burn
+    /// rate: the trailing hour).
+    pub period: Period,
+}
+
+impl CapState {
+    /// Where this cap blocks, if it can.
+    pub fn hard_stop_at(&self) -> Option<Micros> {
+        (self.policy.action == crate::config::Action::HardStop).then(|| self.blocks_at())
+    }
+
+    /// The spend at which the cap stops work on a hard_stop arm. The
+    /// burn-rate limit has no grace.
+    pub fn blocks_at(&self) -> Micros {
+        if self.kind == CapKind::Hourly {
+            self.limit
+        } else {
+            hard_stop_at(self.limit, &self.policy)
+        }
+    }
+
+    pub fn remaining(&self) -> Micros {
+        self.limit.saturating_sub(self.spent).max(Micros(0))
+    }
+
+    /// The first instant the cap no longer counts today's spend (None for
+    /// session caps, which never reset).
+    pub fn resets(&self) -> Option<DateTime<Utc>> {
+        match self.kind {
+            CapKind::Session => None,
+            _ => Some(self.period.end),
+        }
+    }
+}
+
+/// Evaluates caps. `arm` is an index into the config's arms.
+pub struct Evaluator<'a> {
+    pub loaded: &'a Loaded,
+    pub ledger: &'a Ledger,
+    pub now: DateTime<Utc>,
+}
+
+impl Evaluator<'_> {
+    /// Every cap of `arm` (if any), the session cap for `session` (if the
+    /// arm has one) and the team total's caps.
+    pub fn caps(&self, arm: Option<usize>, session: Option<&str>) -> Result<Vec<CapState>> {
+        let cfg = &self.loaded.config;
+        let places = self.ledger.places()?;
+        let mut out = Vec::new();
+        if let Some(i) = arm {
+            let a = &cfg.arms[i];
+            let empty = HashMap::new();
+            let resolver = Resolver { attributor: &self.loaded.attributor, places: &places, session_cwds: &empty };
+            let candidates = resolver.candidate_places(i);
+            let scope = Scope::Arm(a.name.clone());
+            self.calendar_caps(&mut out, &scope, &a.caps, &a.policy, Some((i, &candidates)), &places)?;
+            if let (Some(limit), Some(s)) = (a.caps.session, session) {
+                let whole = Period { kind: PeriodKind::All, start: DateTime::<Utc>::MIN_UTC, end: DateTime::<Utc>::MAX_UTC };
+                let spent = self.spend(&whole, None, Some(s), &places)?;
+                out.push(self.state(scope.clone(), CapKind::Session, limit, spent, a.policy, whole));
+            }
+            if let Some(limit) = a.caps.per_hour {
+                let hour = Period::trailing_hour(self.now);
+                let spent = self.spend(&hour, Some((i, &candidates)), None, &places)?;
+                out.push(self.state(scope.clone(), CapKind::Hourly, limit, spent, a.policy, hour));
+            }
+        }
+        if let Some(t) = &cfg.total {
+            self.calendar_caps(&mut out, &Scope::Total, &t.caps, &t.policy, None, &places)?;
+        }
+        Ok(out)
+    }
+
+    fn calendar_caps(
+        &self,
+        out: &mut Vec<CapState>,
+        scope: &Scope,
+        caps: &Caps,
+        policy: &Policy,
+        arm: Option<(usize, &[i64])>,
+        places: &HashMap<i64, crate::ledger::query::Place>,
+    ) -> Result<()> {
+        let tz = self.loaded.config.timezone;
+        for (kind, pk, limit) in [
+            (CapKind::Monthly, PeriodKind::Month, caps.monthly),
+            (CapKind::Weekly, PeriodKind::Week, caps.weekly),
+            (CapKind::Daily, PeriodKind::Day, caps.daily),
+        ] {
+            let Some(limit) = limit else { continue };
+            let period = Period::containing(pk, self.now, tz);
+            let spent = self.spend(&period, arm, None, places)?;
+            out.push(self.state(scope.clone(), kind, limit, spent, *policy, period));
+        }
+        Ok(())
+    }
+
+    fn state(&self, scope: Scope, kind: CapKind, limit: Micros, spent: Micros, policy: Policy, period: Period) -> CapState {
+        let t = if kind == CapKind::Hourly {
+            // The burn rate has no grace and no early alert: over it is a
+            // breach, which stops work on hard_stop arms.
+            let p = Policy { grace_pct: 100, alert_at_pct: 0, ..policy };
+            tier(spent, limit, &p)
+        } else {
+            tier(spent, limit, &policy)
+        };
+        CapState { scope, kind, limit, spent, policy, tier: t, period }
+    }
+
+    /// Spend in `period` up to now: of one arm (its candidate places,
+    /// resolved exactly), of one session, or of everything.
+    pub fn spend(
+        &self,
+        period: &Period,
+        arm: Option<(usize, &[i64])>,
+        session: Option<&str>,
+        places: &HashMap<i64, crate::ledger::query::Place>,
+    ) -> Result<Micros> {
+        let window = period.until(self.now + Duration::milliseconds(1));
+        let filter = Filter { places: arm.map(|(_, c)| c), session };
+        let groups = self.ledger.groups(window.start, window.end, &filter)?;
+        let mut pricer = Pricer::new(&self.loaded.prices);
+        let Some((i, _)) = arm else {
+            return Ok(groups.iter().map(|g| pricer.cost(g)).sum::<crate::money::Picos>().to_micros());
+        };
+        // Places without a cwd are the arm's only if their session's cwd
+        // (or, failing that, their folder) says so.
+        let missing: Vec<&str> = groups
+            .iter()
+            .filter(|g| places.get(&g.place_id).is_some_and(|p| p.cwd.is_empty()))
+            .map(|g| g.session_id.as_str())
+            .collect();
+        let session_cwds = self.ledger.session_cwds(missing)?;
+        let resolver = Resolver { attributor: &self.loaded.attributor, places, session_cwds: &session_cwds };
+        Ok(groups
+            .iter()
+            .filter(|g| resolver.owner(g.place_id, &g.session_id) == Owner::Arm(i))
+            .map(|g| pricer.cost(g))
+            .sum::<crate::money::Picos>()
+            .to_micros())
+    }
+}

@@ -1,0 +1,223 @@
+//! Subcommands. Each takes the [`Context`] (flags, environment, `now`) and
+//! returns an exit code; errors carry their own exit code (see `exit`).
+
+pub mod alerts;
+pub mod check;
+pub mod evaluate;
+pub mod hook;
+pub mod ingest;
+pub mod report;
+pub mod status;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::attribution::Attributor;
+use crate::cli::{Environment, Global};
+use crate::config::{Config, ConfigError, PathContext};
+use crate::ledger::ingest::{IngestStats, Progress};
+use crate::ledger::Ledger;
+use crate::pricing::PriceTable;
+use crate::transcript::discover::{discover, TranscriptFile};
+
+/// Everything a command knows about its invocation.
+pub struct Context {
+    pub global: Global,
+    pub env: Environment,
+    pub now: DateTime<Utc>,
+}
+
+/// A loaded configuration with what is derived from it.
+pub struct Loaded {
+    pub config: Config,
+    pub attributor: Attributor,
+    pub prices: PriceTable,
+}
+
+impl Context {
+    pub fn path_context(&self) -> PathContext {
+        PathContext { home: self.env.home.clone(), local_zone: self.local_zone() }
+    }
+
+    /// `TZ` when it names an IANA zone, else the system's zone, else UTC.
+    fn local_zone(&self) -> Option<Tz> {
+        if let Some(tz) = self.env.tz.as_deref().and_then(|t| t.trim_start_matches(':').parse::<Tz>().ok()) {
+            return Some(tz);
+        }
+        iana_time_zone::get_timezone().ok().and_then(|n| n.parse().ok())
+    }
+
+    fn xdg_config(&self) -> Option<PathBuf> {
+        self.env.xdg_config_home.clone().or_else(|| self.env.home.as_ref().map(|h| h.join(".config")))
+    }
+
+    /// `--config`, `$OCTO_BUDGET_CONFIG`, `./budgets.yaml`, then
+    /// `$XDG_CONFIG_HOME/octo-budget/budgets.yaml`.
+    pub fn config_path(&self) -> std::result::Result<PathBuf, ConfigError> {
+        if let Some(p) = &self.global.config {
+            return Ok(p.clone());
+        }
+        let mut tried = Vec::new();
+        let local = self.env.cwd.clone().unwrap_or_default().join("budgets.yaml");
+        if local.is_file() {
+            return Ok(local);
+        }
+        tried.push(local);
+        if let Some(x) = self.xdg_config() {
+            let p = x.join("octo-budget").join("budgets.yaml");
+            if p.is_file() {
+                return Ok(p);
+            }
+            tried.push(p);
+        }
+        Err(ConfigError::NotFound { tried: tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") })
+    }
+
+    pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
+        let path = self.config_path()?;
+        let config = Config::load(&path, &self.path_context())?;
+        let attributor = Attributor::new(&config.arms);
+        let prices = PriceTable::new(&config.prices);
+        Ok(Loaded { config, attributor, prices })
+    }
+
+    /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
+    /// `$XDG_DATA_HOME/octo-budget/ledger.sqlite`.
+    pub fn ledger_path(&self, config: &Config) -> PathBuf {
+        if let Some(p) = &self.global.ledger {
+            return p.clone();
+        }
+        if let Some(p) = &config.ledger {
+            return p.clone();
+        }
+        let data = self
+            .env
+            .xdg_data_home
+            .clone()
+            .or_else(|| self.env.home.as_ref().map(|h| h.join(".local").join("share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("octo-budget").join("ledger.sqlite")
+    }
+
+    /// `--claude-dir`, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, then both
+    /// `~/.claude` and `$XDG_CONFIG_HOME/claude`.
+    pub fn claude_dirs(&self, config: &Config) -> Vec<PathBuf> {
+        if !self.global.claude_dirs.is_empty() {
+            return self.global.claude_dirs.clone();
+        }
+        if !config.claude_dirs.is_empty() {
+            return config.claude_dirs.clone();
+        }
+        if let Some(d) = &self.env.claude_config_dir {
+            return d.to_str().unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+        }
+        let mut dirs = Vec::new();
+        if let Some(h) = &self.env.home {
+            dirs.push(h.join(".claude"));
+        }
+        if let Some(x) = self.xdg_config() {
+            dirs.push(x.join("claude"));
+        }
+        dirs
+    }
+
+    pub fn open_ledger(&self, config: &Config, busy: Duration) -> Result<Ledger> {
+        Ok(Ledger::open(&self.ledger_path(config), busy)?)
+    }
+
+    /// Discovers every transcript and ingests what is new.
+    pub fn ingest_all(&self, loaded: &Loaded, ledger: &mut Ledger, show_progress: bool) -> Result<IngestStats> {
+        let files = discover(&self.claude_dirs(&loaded.config));
+        let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
+        Ok(crate::ledger::ingest::ingest(ledger, &files, &mut bar)?)
+    }
+
+    /// Ingests only the given transcript and its session's subagents.
+    pub fn ingest_session(&self, ledger: &mut Ledger, transcript: &Path, session_id: Option<&str>) -> Result<IngestStats> {
+        let files = session_files(transcript, session_id);
+        Ok(crate::ledger::ingest::ingest(ledger, &files, &mut crate::ledger::ingest::NoProgress)?)
+    }
+}
+
+/// A session file and its subagents' files
+/// (`<project>/<session>/subagents/**/agent-*.jsonl`).
+pub fn session_files(transcript: &Path, session_id: Option<&str>) -> Vec<TranscriptFile> {
+    let Some(dir) = transcript.parent() else { return Vec::new() };
+    let project = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = vec![TranscriptFile { path: transcript.to_path_buf(), project: project.clone() }];
+    let stem = session_id
+        .map(str::to_owned)
+        .or_else(|| transcript.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    if let Some(stem) = stem {
+        let sub = dir.join(&stem).join("subagents");
+        if sub.is_dir() {
+            for e in walkdir::WalkDir::new(&sub).into_iter().filter_map(|e| e.ok()) {
+                let Ok(rel) = e.path().strip_prefix(dir) else { continue };
+                let rel = Path::new(&project).join(rel);
+                if e.file_type().is_file() && crate::transcript::discover::transcript_project(&rel).is_some() {
+                    out.push(TranscriptFile { path: e.path().to_path_buf(), project: project.clone() });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A progress bar on stderr, shown only when a scan takes over a second on
+/// a terminal.
+struct ProgressBar {
+    enabled: bool,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: u64,
+}
+
+impl ProgressBar {
+    fn new(enabled: bool) -> ProgressBar {
+        ProgressBar { enabled, started: Instant::now(), bar: None, total: 0, done: 0 }
+    }
+}
+
+impl Progress for ProgressBar {
+    fn start(&mut self, _files: usize, bytes: u64) {
+        self.started = Instant::now();
+        self.total = bytes;
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() && self.started.elapsed() > Duration::from_secs(1) {
+            let bar = indicatif::ProgressBar::with_draw_target(Some(self.total), indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("reading transcripts {bar:30} {binary_bytes}/{binary_total_bytes} {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            self.bar = Some(bar);
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(self.done);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Prints the config's notices (one line each) on stderr.
+pub fn print_notices(config: &Config) {
+    for n in &config.notices {
+        eprintln!("octo-budget: {n}");
+    }
+}

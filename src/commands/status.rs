@@ -1,0 +1,114 @@
+//! `octo-budget status`: every cap of an arm, its spend and the decision
+//! `check` would make for a gated tool, without hook input.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use comfy_table::{presets, Table};
+use serde_json::json;
+
+use super::evaluate::{CapState, Evaluator};
+use super::{print_notices, Context};
+use crate::budget::Tier;
+use crate::cli::StatusArgs;
+use crate::config::normalise_path;
+use crate::exit;
+use crate::output::hook_reply;
+use crate::output::json::usd;
+
+pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
+    let loaded = ctx.load()?;
+    print_notices(&loaded.config);
+    let cfg = &loaded.config;
+    let arm = match (&args.arm, &args.cwd) {
+        (Some(name), _) => match cfg.arms.iter().position(|a| a.name == *name) {
+            Some(i) => Some(i),
+            None => bail!(crate::config::ConfigError::Syntax {
+                path: cfg.path.clone(),
+                message: format!("no arm named {name:?}"),
+            }),
+        },
+        (None, Some(dir)) => {
+            let abs = if dir.is_absolute() { dir.clone() } else { ctx.env.cwd.clone().unwrap_or_default().join(dir) };
+            loaded.attributor.by_cwd(&normalise_path(&abs.to_string_lossy()))
+        }
+        (None, None) => {
+            let here = ctx.env.cwd.clone().unwrap_or_default();
+            loaded.attributor.by_cwd(&normalise_path(&here.to_string_lossy()))
+        }
+    };
+    let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
+    ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
+    let eval = Evaluator { loaded: &loaded, ledger: &ledger, now: ctx.now };
+    let caps = eval.caps(arm, args.session.as_deref())?;
+    let worst = caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok);
+    let blocking = caps.iter().find(|c| c.tier == Tier::HardStop);
+    let (decision, reason) = match blocking {
+        Some(c) => ("block", Some(hook_reply::block_reason(c, "gated tools", cfg.timezone, args.session.as_deref()))),
+        None if worst >= Tier::Alert => ("warn", caps.iter().find(|c| c.tier == worst).map(|c| hook_reply::warning(c, args.session.as_deref()))),
+        None => ("allow", None),
+    };
+    let arm_name = arm.map(|i| cfg.arms[i].name.clone());
+    let tz = cfg.timezone;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let caps_json: Vec<_> = caps.iter().map(|c| cap_json(c, tz)).collect();
+        let doc = json!({
+            "arm": arm_name,
+            "now": ctx.now.with_timezone(&tz).to_rfc3339(),
+            "timezone": tz.name(),
+            "decision": decision,
+            "over_budget": decision == "block",
+            "tier": worst.as_str(),
+            "reason": reason,
+            "caps": caps_json,
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "arm: {}", arm_name.as_deref().unwrap_or("(none: no arm owns this directory)"))?;
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED).force_no_tty();
+        t.set_header(["scope", "cap", "limit", "spent", "remaining", "%", "tier", "hard stop at", "resets"]);
+        for c in &caps {
+            t.add_row([
+                c.scope.name().to_owned(),
+                c.kind.as_str().to_owned(),
+                c.limit.to_string(),
+                c.spent.to_string(),
+                c.remaining().to_string(),
+                crate::money::Micros::percent_of(c.spent, c.limit).map(|p| format!("{p:.1}")).unwrap_or_default(),
+                c.tier.as_str().to_owned(),
+                c.hard_stop_at().map(|h| h.to_string()).unwrap_or_else(|| "never".into()),
+                c.resets().map(|r| r.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into()),
+            ]);
+        }
+        if caps.is_empty() {
+            writeln!(out, "no caps apply")?;
+        } else {
+            writeln!(out, "{t}")?;
+        }
+        writeln!(out, "decision: {decision}")?;
+        if let Some(r) = reason {
+            writeln!(out, "{r}")?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn cap_json(c: &CapState, tz: chrono_tz::Tz) -> serde_json::Value {
+    json!({
+        "scope": c.scope.name(),
+        "cap": c.kind.as_str(),
+        "limit_usd": usd(c.limit),
+        "spent_usd": usd(c.spent),
+        "remaining_usd": usd(c.remaining()),
+        "spent_pct": crate::money::Micros::percent_of(c.spent, c.limit),
+        "tier": c.tier.as_str(),
+        "action": c.policy.action.as_str(),
+        "hard_stop_at_usd": c.hard_stop_at().map(usd),
+        "period_start": c.period.start.with_timezone(&tz).to_rfc3339(),
+        "resets": c.resets().map(|r| r.with_timezone(&tz).to_rfc3339()),
+        "over": c.spent >= c.limit,
+    })
+}

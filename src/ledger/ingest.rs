@@ -1,0 +1,708 @@
+//! Incremental ingest: transcripts -> de-duplicated responses in the ledger.
+//!
+//! Per file the ledger keeps (device, inode), size, mtime, the offset after
+//! the last complete line and a hash of its first bytes. An unchanged file
+//! costs one `stat`; an appended file is read from its offset; a truncated,
+//! rewritten or replaced file is read again from the start, which
+//! de-duplication makes safe.
+//!
+//! Files are parsed in parallel; one writer applies the results in
+//! transactions that each carry the responses, the rollup and the file
+//! offsets together, so a process killed mid-ingest leaves a consistent
+//! ledger and the next run reaches the same totals. Applying a response is
+//! idempotent (merging keeps the largest value of each field), and a file's
+//! result is applied only if nobody else advanced that file meanwhile, so
+//! many processes may ingest at once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::schema::BUCKET_MS;
+use super::{Ledger, LedgerError, Result};
+use crate::pricing::PromptClass;
+use crate::transcript::discover::TranscriptFile;
+use crate::transcript::parse::{envelope_cwd, parse_line, Line, LineOrigin};
+use crate::transcript::reader::{for_each_line, read_head};
+use crate::transcript::{Response, Usage};
+
+/// How many leading bytes identify a file's content.
+const HEAD_LEN: u64 = 4096;
+/// Rows per transaction on a large ingest.
+const ROWS_PER_TX: usize = 25_000;
+
+/// What one ingest did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IngestStats {
+    pub files_seen: usize,
+    pub files_read: usize,
+    pub bytes_read: u64,
+    pub responses: usize,
+    pub skipped_lines: u64,
+}
+
+/// Progress of a running ingest, for a progress bar.
+pub trait Progress {
+    fn start(&mut self, files: usize, bytes: u64);
+    fn advance(&mut self, bytes: u64);
+    fn finish(&mut self);
+}
+
+/// For callers that show no progress.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&mut self, _: usize, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self) {}
+}
+
+/// A file's identity and size as `stat` saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
+    dev: i64,
+    ino: i64,
+    size: i64,
+    mtime_ns: i64,
+}
+
+/// What the ledger knew of a file when we planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known {
+    meta: Meta,
+    offset: i64,
+    head_len: i64,
+    head_hash: i64,
+    skipped: i64,
+}
+
+struct Work {
+    file: TranscriptFile,
+    key: String,
+    meta: Meta,
+    known: Option<Known>,
+}
+
+/// One file read: what to write for it.
+struct FileResult {
+    key: String,
+    project: String,
+    meta: Meta,
+    known: Option<Known>,
+    /// Read from the start (new, truncated, rewritten or replaced file).
+    reset: bool,
+    end: i64,
+    head_len: i64,
+    head_hash: i64,
+    responses: Vec<Response>,
+    session_cwds: Vec<(String, String)>,
+    skipped: u64,
+    bytes: u64,
+}
+
+/// Brings the ledger up to date with `files`.
+pub fn ingest(ledger: &mut Ledger, files: &[TranscriptFile], progress: &mut dyn Progress) -> Result<IngestStats> {
+    let mut stats = IngestStats { files_seen: files.len(), ..Default::default() };
+    let work = plan(ledger, files)?;
+    if work.is_empty() {
+        return Ok(stats);
+    }
+    let total_bytes: u64 = work.iter().map(|w| (w.meta.size - w.known.map_or(0, |k| k.offset)).max(0) as u64).sum();
+    progress.start(work.len(), total_bytes);
+    let mut writer = Writer::new(ledger);
+    let result = if work.len() == 1 || total_bytes < (4 << 20) {
+        // Small jobs (the hook's): no threads.
+        let mut out = Ok(());
+        for w in &work {
+            match read_file(w) {
+                Ok(r) => {
+                    progress.advance(r.bytes);
+                    if let Err(e) = writer.apply(r, &mut stats) {
+                        out = Err(e);
+                        break;
+                    }
+                }
+                Err(_) => continue, // vanished or unreadable: next run
+            }
+        }
+        out
+    } else {
+        parallel(&work, &mut writer, &mut stats, progress)
+    };
+    let finished = result.and_then(|()| writer.finish());
+    progress.finish();
+    finished?;
+    Ok(stats)
+}
+
+fn parallel(work: &[Work], writer: &mut Writer<'_>, stats: &mut IngestStats, progress: &mut dyn Progress) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8).min(work.len());
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::sync_channel::<FileResult>(threads * 2);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let next = &next;
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(w) = work.get(i) else { break };
+                if let Ok(r) = read_file(w) {
+                    if tx.send(r).is_err() {
+                        break; // the writer stopped
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            progress.advance(r.bytes);
+            writer.apply(r, stats)?;
+        }
+        Ok(())
+    })
+}
+
+/// Decides which files need reading (one `stat` each), largest first.
+fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
+    let mut stmt = ledger
+        .conn
+        .prepare_cached("SELECT dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines FROM files WHERE path = ?1")
+        .map_err(|e| ledger.err(e))?;
+    let mut work = Vec::new();
+    for f in files {
+        let Ok(md) = std::fs::metadata(&f.path) else { continue };
+        if !md.is_file() {
+            continue;
+        }
+        let meta = Meta {
+            dev: md.dev() as i64,
+            ino: md.ino() as i64,
+            size: md.size() as i64,
+            mtime_ns: md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec()),
+        };
+        let key = path_key(&f.path);
+        let known = stmt
+            .query_row([&key], |r| {
+                Ok(Known {
+                    meta: Meta { dev: r.get(0)?, ino: r.get(1)?, size: r.get(2)?, mtime_ns: r.get(3)? },
+                    offset: r.get(4)?,
+                    head_len: r.get(5)?,
+                    head_hash: r.get(6)?,
+                    skipped: r.get(7)?,
+                })
+            })
+            .optional()
+            .map_err(|e| ledger.err(e))?;
+        if known.is_some_and(|k| k.meta == meta) {
+            continue; // unchanged
+        }
+        work.push(Work { file: f.clone(), key, meta, known });
+    }
+    work.sort_by_key(|w| std::cmp::Reverse(w.meta.size - w.known.map_or(0, |k| k.offset)));
+    Ok(work)
+}
+
+fn path_key(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn hash(bytes: &[u8]) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(bytes) as i64
+}
+
+/// Reads a file's new complete lines (all of it when it is new or was
+/// truncated, rewritten or replaced).
+fn read_file(w: &Work) -> std::io::Result<FileResult> {
+    let mut f = File::open(&w.file.path)?;
+    let mut start = 0i64;
+    if let Some(k) = w.known {
+        let same_file = k.meta.dev == w.meta.dev && k.meta.ino == w.meta.ino;
+        if same_file && w.meta.size >= k.offset {
+            let head = read_head(&mut f, k.head_len as usize)?;
+            if head.len() as i64 == k.head_len && hash(&head) == k.head_hash {
+                start = k.offset;
+            }
+        }
+    }
+    let reset = start == 0;
+    let mut responses: Vec<Response> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut session_cwds: Vec<(String, String)> = Vec::new();
+    let mut file_has_cwd = false;
+    let mut skipped = 0u64;
+    let file_key = path_key(&w.file.path);
+    let end = for_each_line(&mut f, start as u64, |line, offset| {
+        match parse_line(line, LineOrigin { file_key: &file_key, offset }) {
+            Line::Response(r) => {
+                if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
+                    if !file_has_cwd || !session_cwds.iter().any(|(ss, _)| ss == s) {
+                        session_cwds.push((s.clone(), c.clone()));
+                    }
+                    file_has_cwd = true;
+                }
+                let key = (r.message_id.clone(), r.request_id.clone());
+                match index.get(&key) {
+                    Some(&i) => merge(&mut responses[i], &r),
+                    None => {
+                        index.insert(key, responses.len());
+                        responses.push(r);
+                    }
+                }
+            }
+            Line::NoCost => {
+                if !file_has_cwd {
+                    if let Some(sc) = envelope_cwd(line) {
+                        session_cwds.push(sc);
+                        file_has_cwd = true;
+                    }
+                }
+            }
+            Line::Malformed(_) => skipped += 1,
+        }
+    })? as i64;
+    let (head_len, head_hash) = match w.known {
+        Some(k) if !reset && k.head_len as u64 == HEAD_LEN => (k.head_len, k.head_hash),
+        _ => {
+            let head = read_head(&mut f, HEAD_LEN.min(end as u64) as usize)?;
+            (head.len() as i64, hash(&head))
+        }
+    };
+    Ok(FileResult {
+        key: w.key.clone(),
+        project: w.file.project.clone(),
+        meta: w.meta,
+        known: w.known,
+        reset,
+        end,
+        head_len,
+        head_hash,
+        responses,
+        session_cwds,
+        skipped,
+        bytes: (end - start).max(0) as u64,
+    })
+}
+
+/// Merges a duplicate of a response into the first copy seen.
+fn merge(into: &mut Response, dup: &Response) {
+    into.usage = into.usage.max(&dup.usage);
+    into.sidechain &= dup.sidechain;
+    if into.cwd.is_none() {
+        into.cwd.clone_from(&dup.cwd);
+    }
+    if into.session_id.is_none() {
+        into.session_id.clone_from(&dup.session_id);
+    }
+    for (i, a) in dup.advisors.iter().enumerate() {
+        match into.advisors.get_mut(i) {
+            Some(mine) if mine.model == a.model => mine.usage = mine.usage.max(&a.usage),
+            Some(_) => {}
+            None => into.advisors.push(a.clone()),
+        }
+    }
+}
+
+/// A row of `responses` (a response, or one advisor iteration of it).
+#[derive(Debug, Clone)]
+struct Row {
+    message_id: String,
+    request_id: String,
+    session_id: String,
+    place_id: i64,
+    model: String,
+    ts_ms: i64,
+    sidechain: bool,
+    counted: bool,
+    fast: bool,
+    us_geo: bool,
+    advisor: bool,
+    usage: Usage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RollupKey {
+    bucket: i64,
+    place_id: i64,
+    session_id: String,
+    model: String,
+    fast: bool,
+    us_geo: bool,
+    class: u8,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Delta {
+    messages: i64,
+    t: [i64; 6],
+}
+
+/// Applies file results in transactions.
+struct Writer<'a> {
+    ledger: &'a mut Ledger,
+    tx_open: bool,
+    pending: usize,
+    deltas: HashMap<RollupKey, Delta>,
+    places: HashMap<(String, String), i64>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(ledger: &'a mut Ledger) -> Writer<'a> {
+        Writer { ledger, tx_open: false, pending: 0, deltas: HashMap::new(), places: HashMap::new() }
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if !self.tx_open {
+            self.ledger.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.ledger.err(e))?;
+            self.tx_open = true;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, r: FileResult, stats: &mut IngestStats) -> Result<()> {
+        self.begin()?;
+        let res = self.apply_in_tx(&r, stats);
+        if res.is_err() {
+            self.rollback();
+            return res;
+        }
+        if self.pending >= ROWS_PER_TX {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn apply_in_tx(&mut self, r: &FileResult, stats: &mut IngestStats) -> Result<()> {
+        // Apply only if nobody advanced this file since we planned; otherwise their write already holds
+        // these lines (or more) and our skipped-line count would be doubled.
+        let conn = &self.ledger.conn;
+        let now_known: Option<(i64, i64, i64, i64)> = conn
+            .prepare_cached("SELECT dev, ino, offset, head_hash FROM files WHERE path = ?1")
+            .and_then(|mut s| s.query_row([&r.key], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?))).optional())
+            .map_err(|e| self.ledger.err(e))?;
+        let planned = r.known.map(|k| (k.meta.dev, k.meta.ino, k.offset, k.head_hash));
+        if now_known != planned {
+            return Ok(());
+        }
+        stats.files_read += 1;
+        stats.bytes_read += r.bytes;
+        stats.skipped_lines += r.skipped;
+        stats.responses += r.responses.len();
+        for resp in &r.responses {
+            let place_id = self.place(resp.cwd.as_deref().unwrap_or(""), &r.project)?;
+            let session_id = resp.session_id.clone().unwrap_or_default();
+            let base = Row {
+                message_id: resp.message_id.clone(),
+                request_id: resp.request_id.clone(),
+                session_id: session_id.clone(),
+                place_id,
+                model: resp.model.clone(),
+                ts_ms: resp.ts_ms,
+                sidechain: resp.sidechain,
+                counted: true,
+                fast: resp.fast,
+                us_geo: resp.us_geo,
+                advisor: false,
+                usage: resp.usage,
+            };
+            for (i, a) in resp.advisors.iter().enumerate() {
+                let row = Row {
+                    message_id: format!("{}#advisor{i}", resp.message_id),
+                    model: a.model.clone(),
+                    advisor: true,
+                    usage: a.usage,
+                    ..base.clone()
+                };
+                self.apply_row(row)?;
+            }
+            self.apply_row(base)?;
+        }
+        let conn = &self.ledger.conn;
+        {
+            let mut st = conn
+                .prepare_cached("INSERT OR IGNORE INTO sessions (session_id, cwd) VALUES (?1, ?2)")
+                .map_err(|e| self.ledger.err(e))?;
+            for (s, c) in &r.session_cwds {
+                st.execute(params![s, c]).map_err(|e| self.ledger.err(e))?;
+            }
+        }
+        let skipped = if r.reset { 0 } else { r.known.map_or(0, |k| k.skipped) } + r.skipped as i64;
+        conn.prepare_cached(
+            "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (path) DO UPDATE SET project = excluded.project, dev = excluded.dev, ino = excluded.ino,
+               size = excluded.size, mtime_ns = excluded.mtime_ns, offset = excluded.offset,
+               head_len = excluded.head_len, head_hash = excluded.head_hash, skipped_lines = excluded.skipped_lines",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                r.key,
+                r.project,
+                r.meta.dev,
+                r.meta.ino,
+                r.meta.size,
+                r.meta.mtime_ns,
+                r.end,
+                r.head_len,
+                r.head_hash,
+                skipped
+            ])
+        })
+        .map_err(|e| self.ledger.err(e))?;
+        self.pending += r.responses.len() + 1;
+        Ok(())
+    }
+
+    fn place(&mut self, cwd: &str, project: &str) -> Result<i64> {
+        let key = (cwd.to_owned(), project.to_owned());
+        if let Some(id) = self.places.get(&key) {
+            return Ok(*id);
+        }
+        let conn = &self.ledger.conn;
+        conn.prepare_cached("INSERT OR IGNORE INTO places (cwd, project) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![cwd, project]))
+            .map_err(|e| self.ledger.err(e))?;
+        let id: i64 = conn
+            .prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
+            .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)))
+            .map_err(|e| self.ledger.err(e))?;
+        self.places.insert(key, id);
+        Ok(id)
+    }
+
+    /// Merges one row into `responses`, keeping the rollup in step:
+    /// duplicates keep the largest value of each field; a sidechain copy of
+    /// a message already seen outside a sidechain (with another request id)
+    /// is kept but not counted.
+    fn apply_row(&mut self, row: Row) -> Result<()> {
+        let existing = self.rows_of(&row.message_id)?;
+        let same = existing.iter().find(|e| e.request_id == row.request_id);
+        let other_main = existing.iter().any(|e| e.request_id != row.request_id && !e.sidechain);
+        let written = match same {
+            Some(old) => {
+                let usage = old.usage.max(&row.usage);
+                let sidechain = old.sidechain && row.sidechain;
+                if usage == old.usage && sidechain == old.sidechain {
+                    return Ok(());
+                }
+                let new = Row { usage, sidechain, counted: !(sidechain && other_main), ..old.clone() };
+                if old.counted {
+                    self.delta(old, -1);
+                }
+                self.update(&new)?;
+                new
+            }
+            None => {
+                let new = Row { counted: !(row.sidechain && other_main), ..row };
+                self.insert(&new)?;
+                new
+            }
+        };
+        if written.counted {
+            self.delta(&written, 1);
+        }
+        if !written.sidechain {
+            for e in existing.iter().filter(|e| e.request_id != written.request_id && e.sidechain && e.counted) {
+                let demoted = Row { counted: false, ..e.clone() };
+                self.update(&demoted)?;
+                self.delta(e, -1);
+            }
+        }
+        Ok(())
+    }
+
+    fn rows_of(&self, message_id: &str) -> Result<Vec<Row>> {
+        let mut st = self
+            .ledger
+            .conn
+            .prepare_cached(
+                "SELECT request_id, session_id, place_id, model, ts_ms, sidechain, counted, fast, us_geo, advisor,
+                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+                 FROM responses WHERE message_id = ?1",
+            )
+            .map_err(|e| self.ledger.err(e))?;
+        let rows = st
+            .query_map([message_id], |r| {
+                Ok(Row {
+                    message_id: message_id.to_owned(),
+                    request_id: r.get(0)?,
+                    session_id: r.get(1)?,
+                    place_id: r.get(2)?,
+                    model: r.get(3)?,
+                    ts_ms: r.get(4)?,
+                    sidechain: r.get(5)?,
+                    counted: r.get(6)?,
+                    fast: r.get(7)?,
+                    us_geo: r.get(8)?,
+                    advisor: r.get(9)?,
+                    usage: Usage {
+                        input: r.get::<_, i64>(10)? as u64,
+                        output: r.get::<_, i64>(11)? as u64,
+                        cache_write_5m: r.get::<_, i64>(12)? as u64,
+                        cache_write_1h: r.get::<_, i64>(13)? as u64,
+                        cache_read: r.get::<_, i64>(14)? as u64,
+                        web_search: r.get::<_, i64>(15)? as u64,
+                    },
+                })
+            })
+            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.ledger.err(e))?;
+        Ok(rows)
+    }
+
+    fn insert(&mut self, r: &Row) -> Result<()> {
+        let u = &r.usage;
+        self.ledger
+            .conn
+            .prepare_cached(
+                "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
+                    fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.message_id,
+                    r.request_id,
+                    r.session_id,
+                    r.place_id,
+                    r.model,
+                    r.ts_ms,
+                    r.sidechain,
+                    r.counted,
+                    r.fast,
+                    r.us_geo,
+                    r.advisor,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+            })
+            .map_err(|e| self.ledger.err(e))?;
+        Ok(())
+    }
+
+    fn update(&mut self, r: &Row) -> Result<()> {
+        let u = &r.usage;
+        self.ledger
+            .conn
+            .prepare_cached(
+                "UPDATE responses SET sidechain = ?3, counted = ?4, input = ?5, output = ?6, cache_write_5m = ?7,
+                    cache_write_1h = ?8, cache_read = ?9, web_search = ?10
+                 WHERE message_id = ?1 AND request_id = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.message_id,
+                    r.request_id,
+                    r.sidechain,
+                    r.counted,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+            })
+            .map_err(|e| self.ledger.err(e))?;
+        Ok(())
+    }
+
+    fn delta(&mut self, r: &Row, sign: i64) {
+        let key = RollupKey {
+            bucket: r.ts_ms.div_euclid(BUCKET_MS),
+            place_id: r.place_id,
+            session_id: r.session_id.clone(),
+            model: r.model.clone(),
+            fast: r.fast,
+            us_geo: r.us_geo,
+            class: PromptClass::of(r.usage.prompt_tokens()).0,
+        };
+        let d = self.deltas.entry(key).or_default();
+        if !r.advisor {
+            d.messages += sign;
+        }
+        let u = &r.usage;
+        for (slot, v) in d.t.iter_mut().zip([
+            u.input,
+            u.output,
+            u.cache_write_5m,
+            u.cache_write_1h,
+            u.cache_read,
+            u.web_search,
+        ]) {
+            *slot += sign * v as i64;
+        }
+    }
+
+    fn flush_rollup(&mut self) -> Result<()> {
+        let mut st = self
+            .ledger
+            .conn
+            .prepare_cached(
+                "INSERT INTO rollup (bucket, place_id, session_id, model, fast, us_geo, class, messages,
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (place_id, bucket, session_id, model, fast, us_geo, class) DO UPDATE SET
+                    messages = messages + excluded.messages, input = input + excluded.input,
+                    output = output + excluded.output, cache_write_5m = cache_write_5m + excluded.cache_write_5m,
+                    cache_write_1h = cache_write_1h + excluded.cache_write_1h,
+                    cache_read = cache_read + excluded.cache_read, web_search = web_search + excluded.web_search",
+            )
+            .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+        for (k, d) in self.deltas.drain() {
+            if d.messages == 0 && d.t.iter().all(|v| *v == 0) {
+                continue;
+            }
+            st.execute(params![
+                k.bucket, k.place_id, k.session_id, k.model, k.fast, k.us_geo, k.class, d.messages, d.t[0], d.t[1], d.t[2], d.t[3],
+                d.t[4], d.t[5]
+            ])
+            .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if !self.tx_open {
+            return Ok(());
+        }
+        if let Err(e) = self.flush_rollup() {
+            self.rollback();
+            return Err(e);
+        }
+        if let Err(e) = self.ledger.conn.execute_batch("COMMIT") {
+            self.rollback();
+            return Err(self.ledger.err(e));
+        }
+        self.tx_open = false;
+        self.pending = 0;
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if self.tx_open {
+            let _ = self.ledger.conn.execute_batch("ROLLBACK");
+            self.tx_open = false;
+        }
+        self.deltas.clear();
+        self.places.clear();
+        self.pending = 0;
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.commit()
+    }
+}
+
+fn classify_err(path: &Path, busy: std::time::Duration, e: rusqlite::Error) -> LedgerError {
+    super::classify(path, busy, e)
+}
+

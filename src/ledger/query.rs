@@ -1,0 +1,236 @@
+//! Reading the ledger: token groups for a window of time.
+//!
+//! Whole 15-minute buckets come from the rollup; the ragged edges of a
+//! window (e.g. "up to now") come from the response rows themselves, so a
+//! window can start and end at any instant and still be exact.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::params_from_iter;
+
+use super::schema::BUCKET_MS;
+use super::{Ledger, Result};
+use crate::pricing::PromptClass;
+use crate::transcript::Usage;
+
+/// Tokens that share everything pricing and attribution look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub day: NaiveDate,
+    pub place_id: i64,
+    pub session_id: String,
+    pub model: String,
+    pub fast: bool,
+    pub us_geo: bool,
+    pub class: PromptClass,
+    /// De-duplicated responses (advisor iterations are not responses).
+    pub messages: i64,
+    pub usage: Usage,
+}
+
+/// Where responses ran: a cwd (empty when the records had none) and the
+/// transcript folder they were read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub cwd: String,
+    pub project: String,
+}
+
+/// Which groups to read.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    /// Only these places.
+    pub places: Option<&'a [i64]>,
+    /// Only this session.
+    pub session: Option<&'a str>,
+}
+
+impl Ledger {
+    /// Token groups for responses with `from <= timestamp < to`.
+    pub fn groups(&self, from: DateTime<Utc>, to: DateTime<Utc>, filter: &Filter<'_>) -> Result<Vec<Group>> {
+        let from_ms = from.timestamp_millis();
+        let to_ms = to.timestamp_millis();
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        let first_bucket = from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
+        let end_bucket = to_ms.div_euclid(BUCKET_MS); // exclusive
+        let mut acc: HashMap<GroupKey, (i64, Usage)> = HashMap::new();
+        if first_bucket < end_bucket {
+            self.rollup_part(first_bucket, end_bucket, filter, &mut acc)?;
+            self.raw_part(from_ms, first_bucket * BUCKET_MS, filter, &mut acc)?;
+            self.raw_part(end_bucket * BUCKET_MS, to_ms, filter, &mut acc)?;
+        } else {
+            self.raw_part(from_ms, to_ms, filter, &mut acc)?;
+        }
+        let mut out: Vec<Group> = acc
+            .into_iter()
+            .map(|(k, (messages, usage))| Group {
+                day: day_of(k.day),
+                place_id: k.place_id,
+                session_id: k.session_id,
+                model: k.model,
+                fast: k.fast,
+                us_geo: k.us_geo,
+                class: PromptClass(k.class),
+                messages,
+                usage,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.day, a.place_id, &a.session_id, &a.model).cmp(&(b.day, b.place_id, &b.session_id, &b.model)));
+        Ok(out)
+    }
+
+    fn filter_sql(filter: &Filter<'_>, args: &mut Vec<rusqlite::types::Value>) -> String {
+        let mut sql = String::new();
+        if let Some(places) = filter.places {
+            let ids: Vec<String> = places.iter().map(i64::to_string).collect();
+            sql.push_str(&format!(" AND place_id IN ({})", ids.join(",")));
+        }
+        if let Some(s) = filter.session {
+            sql.push_str(&format!(" AND session_id = ?{}", args.len() + 1));
+            args.push(s.to_owned().into());
+        }
+        sql
+    }
+
+    fn rollup_part(&self, b0: i64, b1: i64, filter: &Filter<'_>, acc: &mut HashMap<GroupKey, (i64, Usage)>) -> Result<()> {
+        let mut args: Vec<rusqlite::types::Value> = vec![b0.into(), b1.into()];
+        let extra = Self::filter_sql(filter, &mut args);
+        let day_buckets = 86_400_000 / BUCKET_MS;
+        let sql = format!(
+            "SELECT bucket / {day_buckets}, place_id, session_id, model, fast, us_geo, class, SUM(messages),
+                    SUM(input), SUM(output), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read), SUM(web_search)
+             FROM rollup WHERE bucket >= ?1 AND bucket < ?2{extra}
+             GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st.query(params_from_iter(args.iter())).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let key = GroupKey {
+                day: r.get(0).map_err(|e| self.err(e))?,
+                place_id: r.get(1).map_err(|e| self.err(e))?,
+                session_id: r.get(2).map_err(|e| self.err(e))?,
+                model: r.get(3).map_err(|e| self.err(e))?,
+                fast: r.get(4).map_err(|e| self.err(e))?,
+                us_geo: r.get(5).map_err(|e| self.err(e))?,
+                class: r.get(6).map_err(|e| self.err(e))?,
+            };
+            let messages: i64 = r.get(7).map_err(|e| self.err(e))?;
+            let mut t = [0u64; 6];
+            for (i, slot) in t.iter_mut().enumerate() {
+                *slot = r.get::<_, i64>(8 + i).map_err(|e| self.err(e))?.max(0) as u64;
+            }
+            let e = acc.entry(key).or_default();
+            e.0 += messages;
+            e.1.add(&usage_of(t));
+        }
+        Ok(())
+    }
+
+    fn raw_part(&self, from_ms: i64, to_ms: i64, filter: &Filter<'_>, acc: &mut HashMap<GroupKey, (i64, Usage)>) -> Result<()> {
+        if to_ms <= from_ms {
+            return Ok(());
+        }
+        let mut args: Vec<rusqlite::types::Value> = vec![from_ms.into(), to_ms.into()];
+        let extra = Self::filter_sql(filter, &mut args);
+        let sql = format!(
+            "SELECT ts_ms, place_id, session_id, model, fast, us_geo, advisor,
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+             FROM responses WHERE counted = 1 AND ts_ms >= ?1 AND ts_ms < ?2{extra}"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st.query(params_from_iter(args.iter())).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let ts: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let mut t = [0u64; 6];
+            for (i, slot) in t.iter_mut().enumerate() {
+                *slot = r.get::<_, i64>(7 + i).map_err(|e| self.err(e))?.max(0) as u64;
+            }
+            let usage = usage_of(t);
+            let advisor: bool = r.get(6).map_err(|e| self.err(e))?;
+            let key = GroupKey {
+                day: ts.div_euclid(86_400_000),
+                place_id: r.get(1).map_err(|e| self.err(e))?,
+                session_id: r.get(2).map_err(|e| self.err(e))?,
+                model: r.get(3).map_err(|e| self.err(e))?,
+                fast: r.get(4).map_err(|e| self.err(e))?,
+                us_geo: r.get(5).map_err(|e| self.err(e))?,
+                class: PromptClass::of(usage.prompt_tokens()).0,
+            };
+            let e = acc.entry(key).or_default();
+            e.0 += i64::from(!advisor);
+            e.1.add(&usage);
+        }
+        Ok(())
+    }
+
+    /// Every place, by id.
+    pub fn places(&self) -> Result<HashMap<i64, Place>> {
+        let mut st = self.conn.prepare_cached("SELECT id, cwd, project FROM places").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, Place { cwd: r.get(1)?, project: r.get(2)? })))
+            .and_then(|it| it.collect::<std::result::Result<HashMap<_, _>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// The cwd first seen for each of `sessions` (those that have one).
+    pub fn session_cwds<'s>(&self, sessions: impl IntoIterator<Item = &'s str>) -> Result<HashMap<String, String>> {
+        let mut st = self.conn.prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1").map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for s in sessions {
+            if out.contains_key(s) {
+                continue;
+            }
+            let cwd: Option<String> = rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0))).map_err(|e| self.err(e))?;
+            if let Some(c) = cwd {
+                out.insert(s.to_owned(), c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first and last timestamps of counted responses, if any.
+    pub fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row("SELECT MIN(ts_ms), MAX(ts_ms) FROM responses WHERE counted = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        Ok(match (lo.and_then(DateTime::from_timestamp_millis), hi.and_then(DateTime::from_timestamp_millis)) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        })
+    }
+
+    /// Lines skipped as malformed, over every file the ledger has read.
+    pub fn skipped_lines(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(SUM(skipped_lines), 0) FROM files", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    day: i64,
+    place_id: i64,
+    session_id: String,
+    model: String,
+    fast: bool,
+    us_geo: bool,
+    class: u8,
+}
+
+fn usage_of(t: [u64; 6]) -> Usage {
+    Usage { input: t[0], output: t[1], cache_write_5m: t[2], cache_write_1h: t[3], cache_read: t[4], web_search: t[5] }
+}
+
+fn day_of(days_since_epoch: i64) -> NaiveDate {
+    DateTime::from_timestamp(days_since_epoch * 86_400, 0)
+        .map(|d| d.date_naive())
+        .unwrap_or(NaiveDate::MIN)
+}

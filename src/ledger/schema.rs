@@ -1,0 +1,144 @@
+//! Tables and migrations. The schema version is SQLite's `user_version`.
+//!
+//! - `files`: per transcript, its identity, size, mtime, the offset after
+//!   the last complete line read, a hash of its first bytes and how many
+//!   lines were skipped as malformed;
+//! - `places`: each distinct (cwd, transcript folder) a response ran in;
+//! - `sessions`: the first cwd seen per session (for records without one);
+//! - `responses`: one row per de-duplicated response (or advisor
+//!   iteration), keyed by (`message_id`, `request_id`);
+//! - `rollup`: the same tokens summed per 15-minute UTC bucket, place,
+//!   session, model and pricing flags, kept in step with `responses` in the
+//!   same transactions so that a month is a few hundred rows to read;
+//! - `notices`: alerts and hook warnings already given.
+
+use rusqlite::TransactionBehavior;
+
+use super::{Ledger, LedgerError, Result};
+
+/// The newest schema this binary writes and understands.
+pub const VERSION: i64 = 1;
+
+/// Rollup bucket width: 15 minutes, so every zone's midnight (all offsets
+/// are multiples of 15 minutes) falls on a bucket boundary.
+pub const BUCKET_MS: i64 = 15 * 60 * 1000;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        head_len INTEGER NOT NULL,
+        head_hash INTEGER NOT NULL,
+        skipped_lines INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE places (
+        id INTEGER PRIMARY KEY,
+        cwd TEXT NOT NULL,
+        project TEXT NOT NULL,
+        UNIQUE (cwd, project)
+    );
+    CREATE TABLE sessions (
+        session_id TEXT PRIMARY KEY,
+        cwd TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE responses (
+        message_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        place_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        sidechain INTEGER NOT NULL,
+        counted INTEGER NOT NULL,
+        fast INTEGER NOT NULL,
+        us_geo INTEGER NOT NULL,
+        advisor INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        PRIMARY KEY (message_id, request_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX responses_ts ON responses (ts_ms);
+    CREATE TABLE rollup (
+        bucket INTEGER NOT NULL,
+        place_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        fast INTEGER NOT NULL,
+        us_geo INTEGER NOT NULL,
+        class INTEGER NOT NULL,
+        messages INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        PRIMARY KEY (place_id, bucket, session_id, model, fast, us_geo, class)
+    ) WITHOUT ROWID;
+    CREATE INDEX rollup_bucket ON rollup (bucket);
+    CREATE INDEX rollup_session ON rollup (session_id);
+    CREATE TABLE notices (
+        channel TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        cap TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        level TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (channel, scope, cap, period_start, level)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Brings the ledger to [`VERSION`], or refuses a newer one.
+pub fn migrate(ledger: &mut Ledger) -> Result<()> {
+    let version = user_version(ledger)?;
+    if version > VERSION {
+        return Err(LedgerError::TooNew { path: ledger.path.clone(), found: version, supported: VERSION });
+    }
+    let mode: String = ledger
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(|e| ledger.err(e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        ledger
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(|e| ledger.err(e))?;
+    }
+    ledger.conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(|e| ledger.err(e))?;
+    if version == VERSION {
+        return Ok(());
+    }
+    let path = ledger.path.clone();
+    let busy = ledger.busy;
+    let tx = ledger
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| super::classify(&path, busy, e))?;
+    // Another process may have migrated while we waited for the lock.
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| super::classify(&path, busy, e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let target = i as i64 + 1;
+        if current < target {
+            tx.execute_batch(sql).map_err(|e| super::classify(&path, busy, e))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {target}"))
+                .map_err(|e| super::classify(&path, busy, e))?;
+        }
+    }
+    tx.commit().map_err(|e| super::classify(&path, busy, e))
+}
+
+fn user_version(ledger: &Ledger) -> Result<i64> {
+    ledger.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ledger.err(e))
+}

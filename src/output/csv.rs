@@ -1,0 +1,60 @@
+//! CSV output of `report`: one row per arm (or breakdown key), then
+//! unattributed and total.
+
+use std::io::{self, Write};
+
+use crate::commands::report::{Report, Row, RowKind};
+
+pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    let first = match &r.breakdown {
+        Some((by, _)) => format!("{by:?}").to_lowercase(),
+        None => "arm".into(),
+    };
+    w.write_record([
+        first.as_str(),
+        "kind",
+        "cost_usd",
+        "cap_usd",
+        "spent_pct",
+        "tier",
+        "sessions",
+        "messages",
+        "input",
+        "output",
+        "cache_write_5m",
+        "cache_write_1h",
+        "cache_read",
+        "web_search_requests",
+    ])?;
+    let rows: Vec<&Row> = match &r.breakdown {
+        Some((_, rows)) => rows.iter().collect(),
+        None => r.arms.iter().chain(r.unattributed.iter()).collect(),
+    };
+    for row in rows.into_iter().chain(std::iter::once(&r.total)) {
+        let u = &row.tally.usage;
+        let kind = match row.kind {
+            RowKind::Arm => "arm",
+            RowKind::Unattributed => "unattributed",
+            RowKind::Total => "total",
+            RowKind::Breakdown => "breakdown",
+        };
+        w.write_record([
+            row.label.clone(),
+            kind.into(),
+            row.tally.spent().plain(),
+            row.cap.map(|c| c.plain()).unwrap_or_default(),
+            row.spent_pct().map(|p| format!("{p:.1}")).unwrap_or_default(),
+            row.tier.map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            row.tally.sessions.len().to_string(),
+            row.tally.messages.to_string(),
+            u.input.to_string(),
+            u.output.to_string(),
+            u.cache_write_5m.to_string(),
+            u.cache_write_1h.to_string(),
+            u.cache_read.to_string(),
+            u.web_search.to_string(),
+        ])?;
+    }
+    w.flush()
+}
