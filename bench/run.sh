@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Benchmark octo-budget against a generated Claude Code tree (and ccusage, unless --skip-peer).
+#   bench/run.sh [--size-mb N] [--seed S] [--skip-peer] [--calls N] [--keep] [--strict] [--no-build]
+# CI smoke: bench/run.sh --size-mb 5 --skip-peer --calls 20
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/bench"
+CACHE="$BENCH/.cache"
+CCUSAGE_VERSION="20.0.24"
+
+SIZE_MB=1024
+SEED=1
+ARMS=40
+CALLS=250
+SKIP_PEER=0
+KEEP=0
+STRICT=0
+BUILD=1
+LABEL=""
+
+usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --size-mb) SIZE_MB="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    --arms) ARMS="$2"; shift 2 ;;
+    --calls) CALLS="$2"; shift 2 ;;
+    --skip-peer) SKIP_PEER=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    --strict) STRICT=1; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --label) LABEL="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 64 ;;
+  esac
+done
+
+mkdir -p "$CACHE" "$BENCH/out"
+PY="${PYTHON:-python3}"
+
+# 1. build
+if [[ $BUILD -eq 1 ]]; then
+  echo "== cargo build --release"
+  (cd "$ROOT" && cargo build --release --quiet)
+fi
+BIN="$ROOT/target/release/octo-budget"
+[[ -x "$BIN" ]] || { echo "run.sh: $BIN not found" >&2; exit 1; }
+
+# 2. tree (reused when complete and not left dirty by an interrupted run)
+TREE="$CACHE/tree-${SIZE_MB}-${SEED}"
+[[ "$ARMS" != 40 ]] && TREE="${TREE}-a${ARMS}"
+if [[ ! -f "$TREE/expected.json" || ! -f "$TREE/manifest.json" ]]; then
+  echo "== generating $TREE (${SIZE_MB} MiB, seed $SEED)"
+  rm -rf "$TREE"
+  "$PY" "$BENCH/gen_tree.py" --out "$TREE" --size-mb "$SIZE_MB" --seed "$SEED" --arms "$ARMS"
+else
+  echo "== reusing $TREE"
+fi
+
+# 3. peer: ccusage, installed into bench/.cache/ccusage when missing
+CCUSAGE=""
+if [[ $SKIP_PEER -eq 0 ]]; then
+  CCDIR="$CACHE/ccusage"
+  CCBIN="$CCDIR/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage"
+  if [[ ! -f "$CCBIN" ]] || ! grep -q "\"version\": \"$CCUSAGE_VERSION\"" "$CCDIR/node_modules/ccusage/package.json" 2>/dev/null; then
+    echo "== installing ccusage@$CCUSAGE_VERSION into $CCDIR"
+    mkdir -p "$CCDIR"
+    [[ -f "$CCDIR/package.json" ]] || echo '{"name":"octo-budget-bench-peer","private":true}' > "$CCDIR/package.json"
+    (cd "$CCDIR" && npm install --no-audit --no-fund --loglevel=error "ccusage@$CCUSAGE_VERSION" >/dev/null)
+  fi
+  chmod +x "$CCBIN"   # npm leaves the native binary without its run bit
+  CCUSAGE="$CCBIN"
+fi
+
+# 4. measure
+ARGS=(--tree "$TREE" --bin "$BIN" --calls "$CALLS" --repo "$ROOT" --out-dir "$BENCH/out")
+[[ -n "$CCUSAGE" ]] && ARGS+=(--ccusage "$CCUSAGE")
+[[ $KEEP -eq 1 ]] && ARGS+=(--keep)
+[[ $STRICT -eq 1 ]] && ARGS+=(--strict)
+[[ -n "$LABEL" ]] && ARGS+=(--label "$LABEL")
+exec "$PY" "$BENCH/measure.py" "${ARGS[@]}"
