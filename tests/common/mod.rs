@@ -1,0 +1,131 @@
+//! The integration-test harness: a sealed environment per test (its own
+//! HOME, CLAUDE_CONFIG_DIR, TZ, config, ledger and clock) and builders for
+//! transcript lines. Every test runs the real binary.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The default `--now` of tests: late in November 2026 (UTC).
+pub const NOW: &str = "2026-11-20T12:00:00Z";
+
+pub struct Env {
+    pub dir: TempDir,
+    pub home: PathBuf,
+    /// The Claude Code config dir (CLAUDE_CONFIG_DIR).
+    pub claude: PathBuf,
+    pub config: PathBuf,
+    pub ledger: PathBuf,
+    pub now: String,
+    pub tz: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        let claude = dir.path().join("claude");
+        fs::create_dir_all(&home).unwrap();
+        fs::create_dir_all(claude.join("projects")).unwrap();
+        let config = dir.path().join("budgets.yaml");
+        let ledger = dir.path().join("ledger.sqlite");
+        Env { dir, home, claude, config, ledger, now: NOW.into(), tz: "UTC".into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self, yaml: &str) -> &Self {
+        fs::write(&self.config, yaml).unwrap();
+        self
+    }
+
+    /// A transcript path under `projects/`, with its folders created.
+    pub fn transcript(&self, rel: &str) -> PathBuf {
+        let p = self.claude.join("projects").join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        p
+    }
+
+    /// Appends complete lines (each followed by a newline).
+    pub fn append(&self, rel: &str, lines: &[String]) -> PathBuf {
+        let p = self.transcript(rel);
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        p
+    }
+
+    /// Appends raw bytes (no newline added).
+    pub fn append_raw(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.transcript(rel);
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        f.write_all(bytes).unwrap();
+        p
+    }
+
+    /// The binary with a sealed environment: nothing from the developer's
+    /// machine leaks in. Config, ledger and clock are passed by flags.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("octo-budget").unwrap();
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("CLAUDE_CONFIG_DIR", &self.claude)
+            .env("TZ", &self.tz)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.path())
+            .args(["--config", self.config.to_str().unwrap()])
+            .args(["--ledger", self.ledger.to_str().unwrap()])
+            .args(["--now", &self.now]);
+        c
+    }
+
+    /// `report --json` parsed.
+    pub fn report_json(&self, extra: &[&str]) -> Value {
+        let out = self.cmd().arg("report").arg("--json").args(extra).output().unwrap();
+        assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("report --json is JSON")
+    }
+}
+
+/// An assistant line. `usage` is the `message.usage` object.
+pub fn assistant(session: &str, cwd: &str, msg_id: &str, req_id: &str, ts: &str, model: &str, usage: Value) -> String {
+    json!({
+        "parentUuid": null,
+        "isSidechain": false,
+        "type": "assistant",
+        "cwd": cwd,
+        "sessionId": session,
+        "version": "2.1.90",
+        "requestId": req_id,
+        "timestamp": ts,
+        "uuid": format!("u-{msg_id}-{req_id}"),
+        "message": {"id": msg_id, "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "text", "text": "ok"}], "usage": usage}
+    })
+    .to_string()
+}
+
+/// A user line (no cost).
+pub fn user(session: &str, cwd: &str, ts: &str, text: &str) -> String {
+    json!({"type": "user", "cwd": cwd, "sessionId": session, "timestamp": ts,
+           "message": {"role": "user", "content": text}})
+    .to_string()
+}
+
+/// `{"input_tokens": i, "output_tokens": o}`.
+pub fn usage(input: u64, output: u64) -> Value {
+    json!({"input_tokens": input, "output_tokens": output})
+}
+
+/// Dollars from a JSON number, as integer micro-dollars.
+pub fn micros(v: &Value) -> i64 {
+    (v.as_f64().expect("a number") * 1e6).round() as i64
+}
