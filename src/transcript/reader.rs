@@ -12,7 +12,11 @@ const CHUNK: usize = 1 << 20;
 /// line from `start` to the end of the file and returns the offset just
 /// past the last complete line. Lines longer than a chunk are assembled
 /// whole, however long.
-pub fn for_each_line(file: &mut File, start: u64, mut f: impl FnMut(&[u8], u64)) -> io::Result<u64> {
+pub fn for_each_line(
+    file: &mut File,
+    start: u64,
+    mut f: impl FnMut(&[u8], u64),
+) -> io::Result<u64> {
     file.seek(SeekFrom::Start(start))?;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     // `buf[..pending]` holds the start of a line not yet terminated.
@@ -69,7 +73,10 @@ mod tests {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(content).unwrap();
         let mut got = Vec::new();
-        let end = for_each_line(&mut tmp, start, |l, off| got.push((String::from_utf8_lossy(l).into_owned(), off))).unwrap();
+        let end = for_each_line(&mut tmp, start, |l, off| {
+            got.push((String::from_utf8_lossy(l).into_owned(), off))
+        })
+        .unwrap();
         (got, end)
     }
 
