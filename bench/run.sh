@@ -50,10 +50,10 @@ fi
 BIN="$ROOT/target/release/octo-budget"
 [[ -x "$BIN" ]] || { echo "run.sh: $BIN not found" >&2; exit 1; }
 
-# 2. tree (reused when complete and not left dirty by an interrupted run)
+# 2. tree (reused when complete and made by the current generator version)
 TREE="$CACHE/tree-${SIZE_MB}-${SEED}"
 [[ "$ARMS" != 40 ]] && TREE="${TREE}-a${ARMS}"
-if [[ ! -f "$TREE/expected.json" || ! -f "$TREE/manifest.json" ]]; then
+if ! "$PY" "$BENCH/gen_tree.py" --is-current "$TREE"; then
   echo "== generating $TREE (${SIZE_MB} MiB, seed $SEED)"
   rm -rf "$TREE"
   "$PY" "$BENCH/gen_tree.py" --out "$TREE" --size-mb "$SIZE_MB" --seed "$SEED" --arms "$ARMS"
