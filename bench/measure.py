@@ -657,6 +657,14 @@ def main():
     results["warnings"] = warnings
     results["ok"] = not failures
 
+    os.makedirs(a.out_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    p = os.path.join(a.out_dir, "results-%s.json" % stamp)
+    for q in (p, os.path.join(a.out_dir, "latest.json")):
+        with open(q, "w") as fh:
+            json.dump(results, fh, indent=1)
+            fh.write("\n")
+
     # ---------------- print
     def f(v, fmt):
         if v is None:
@@ -691,13 +699,6 @@ def main():
     for m in failures:
         print("FAIL: " + m)
 
-    os.makedirs(a.out_dir, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    p = os.path.join(a.out_dir, "results-%s.json" % stamp)
-    for q in (p, os.path.join(a.out_dir, "latest.json")):
-        with open(q, "w") as fh:
-            json.dump(results, fh, indent=1)
-            fh.write("\n")
     print("results: %s" % p)
     if a.keep:
         print("work dir kept: %s" % work)
