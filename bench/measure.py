@@ -319,6 +319,10 @@ def add_usage(exp, model, arm, usage):
 def machine_info():
     info = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
+        info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    try:
         info["nproc_affinity"] = len(os.sched_getaffinity(0))
     except AttributeError:
         pass
@@ -604,6 +608,14 @@ def main():
             results["work_dir"] = work
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+    try:
+        results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    la = results["machine"].get("loadavg_at_start", [0])[0]
+    if la > 0.5 * (os.cpu_count() or 1):
+        warnings.append("load average was %.2f at start: other work on this machine skews the timings" % la)
 
     # ---------------- ratios and targets
     cc = results.get("ccusage")
