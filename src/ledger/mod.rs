@@ -77,6 +77,16 @@ impl Ledger {
             busy,
         };
         ledger.conn.busy_timeout(busy).map_err(|e| ledger.err(e))?;
+        // Leave the WAL for the next process instead of checkpointing (and
+        // syncing) on every close: the hook opens the ledger on every call.
+        // SQLite's automatic checkpoints keep the WAL small.
+        ledger
+            .conn
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map_err(|e| ledger.err(e))?;
         schema::migrate(&mut ledger)?;
         Ok(ledger)
     }
