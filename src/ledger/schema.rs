@@ -122,7 +122,7 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     }
     ledger
         .conn
-        .execute_batch("PRAGMA synchronous = NORMAL")
+        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768")
         .map_err(|e| ledger.err(e))?;
     if version == VERSION {
         return Ok(());
