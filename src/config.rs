@@ -131,10 +131,10 @@ pub struct Config {
 /// A config error: where and what.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}:{column}: {key}: {message}")]
     Invalid {
@@ -313,7 +313,7 @@ impl Config {
     pub fn load(path: &Path, ctx: &PathContext) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         Config::parse(&text, path, ctx)
     }

@@ -33,15 +33,15 @@ pub enum LedgerError {
     Busy { path: PathBuf, waited_ms: u64 },
     #[error("ledger {path}: cannot write (read-only file or folder, or disk full): {detail}")]
     ReadOnly { path: PathBuf, detail: String },
-    #[error("ledger {path}: {source}")]
+    #[error("ledger {path}: {error}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
-    #[error("ledger {path}: {source}")]
+    #[error("ledger {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -61,7 +61,7 @@ impl Ledger {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io {
                 path: path.to_path_buf(),
-                source: e,
+                error: e,
             })?;
         }
         let conn = Connection::open_with_flags(
@@ -118,6 +118,6 @@ pub(crate) fn classify(path: &Path, busy: Duration, e: rusqlite::Error) -> Ledge
             path,
             detail: e.to_string(),
         },
-        _ => LedgerError::Sqlite { path, source: e },
+        _ => LedgerError::Sqlite { path, error: e },
     }
 }
