@@ -94,7 +94,7 @@ impl Micros {
         format!(
             "{}${}.{:02}",
             if neg { "-" } else { "" },
-            group_thousands(dollars),
+            group_thousands(dollars as u128),
             c
         )
     }
@@ -138,7 +138,9 @@ impl AddAssign for Micros {
     }
 }
 
-fn group_thousands(n: i128) -> String {
+/// `1234567` -> `1,234,567` (non-negative numbers).
+pub fn group_thousands(n: impl Into<u128>) -> String {
+    let n: u128 = n.into();
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {

@@ -614,14 +614,7 @@ impl<'a> Writer<'a> {
                     fast: r.get(7)?,
                     us_geo: r.get(8)?,
                     advisor: r.get(9)?,
-                    usage: Usage {
-                        input: r.get::<_, i64>(10)? as u64,
-                        output: r.get::<_, i64>(11)? as u64,
-                        cache_write_5m: r.get::<_, i64>(12)? as u64,
-                        cache_write_1h: r.get::<_, i64>(13)? as u64,
-                        cache_read: r.get::<_, i64>(14)? as u64,
-                        web_search: r.get::<_, i64>(15)? as u64,
-                    },
+                    usage: super::usage_at(r, 10)?,
                 })
             })
             .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())

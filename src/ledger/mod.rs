@@ -100,6 +100,23 @@ impl Ledger {
     }
 }
 
+/// The six token columns of a row (`input, output, cache_write_5m,
+/// cache_write_1h, cache_read, web_search`), starting at column `first`.
+pub(crate) fn usage_at(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<crate::transcript::Usage> {
+    let t = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+    Ok(crate::transcript::Usage {
+        input: t(0)?,
+        output: t(1)?,
+        cache_write_5m: t(2)?,
+        cache_write_1h: t(3)?,
+        cache_read: t(4)?,
+        web_search: t(5)?,
+    })
+}
+
 /// Sorts SQLite's errors into the cases a user can act on.
 pub(crate) fn classify(path: &Path, busy: Duration, e: rusqlite::Error) -> LedgerError {
     use rusqlite::ErrorCode as C;

@@ -139,13 +139,10 @@ impl Ledger {
                 class: r.get(6).map_err(|e| self.err(e))?,
             };
             let messages: i64 = r.get(7).map_err(|e| self.err(e))?;
-            let mut t = [0u64; 6];
-            for (i, slot) in t.iter_mut().enumerate() {
-                *slot = r.get::<_, i64>(8 + i).map_err(|e| self.err(e))?.max(0) as u64;
-            }
+            let usage = super::usage_at(r, 8).map_err(|e| self.err(e))?;
             let e = acc.entry(key).or_default();
             e.0 += messages;
-            e.1.add(&usage_of(t));
+            e.1.add(&usage);
         }
         Ok(())
     }
@@ -173,11 +170,7 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let ts: i64 = r.get(0).map_err(|e| self.err(e))?;
-            let mut t = [0u64; 6];
-            for (i, slot) in t.iter_mut().enumerate() {
-                *slot = r.get::<_, i64>(7 + i).map_err(|e| self.err(e))?.max(0) as u64;
-            }
-            let usage = usage_of(t);
+            let usage = super::usage_at(r, 7).map_err(|e| self.err(e))?;
             let advisor: bool = r.get(6).map_err(|e| self.err(e))?;
             let key = GroupKey {
                 day: ts.div_euclid(86_400_000),
@@ -284,17 +277,6 @@ struct GroupKey {
     fast: bool,
     us_geo: bool,
     class: u8,
-}
-
-fn usage_of(t: [u64; 6]) -> Usage {
-    Usage {
-        input: t[0],
-        output: t[1],
-        cache_write_5m: t[2],
-        cache_write_1h: t[3],
-        cache_read: t[4],
-        web_search: t[5],
-    }
 }
 
 fn day_of(days_since_epoch: i64) -> NaiveDate {
