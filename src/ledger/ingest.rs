@@ -14,7 +14,7 @@
 //! result is applied only if nobody else advanced that file meanwhile, so
 //! many processes may ingest at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -132,7 +132,7 @@ pub fn ingest(
             match read_file(w) {
                 Ok(r) => {
                     progress.advance(r.bytes);
-                    if let Err(e) = writer.apply(r, &mut stats) {
+                    if let Err(e) = writer.apply(r, &mut stats, false) {
                         out = Err(e);
                         break;
                     }
@@ -179,7 +179,7 @@ fn parallel(
         drop(tx);
         for r in rx {
             progress.advance(r.bytes);
-            writer.apply(r, stats)?;
+            writer.apply(r, stats, true)?;
         }
         Ok(())
     })
@@ -386,7 +386,13 @@ struct Writer<'a> {
     tx_open: bool,
     pending: usize,
     deltas: HashMap<RollupKey, Delta>,
-    places: HashMap<(String, String), i64>,
+    /// Place ids by transcript folder, then cwd.
+    places: HashMap<String, HashMap<String, i64>>,
+    /// Set when the ledger held no responses as this run's (single)
+    /// transaction began: the message ids this run has written. An id not
+    /// in it exists nowhere, so its lookup can be skipped, and the
+    /// timestamp index is built once at the end instead of row by row.
+    fresh: Option<HashSet<String>>,
 }
 
 impl<'a> Writer<'a> {
@@ -397,28 +403,42 @@ impl<'a> Writer<'a> {
             pending: 0,
             deltas: HashMap::new(),
             places: HashMap::new(),
+            fresh: None,
         }
     }
 
-    fn begin(&mut self) -> Result<()> {
+    fn begin(&mut self, expect_many: bool) -> Result<()> {
         if !self.tx_open {
-            self.ledger
-                .conn
-                .execute_batch("BEGIN IMMEDIATE")
+            let conn = &self.ledger.conn;
+            conn.execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| self.ledger.err(e))?;
             self.tx_open = true;
+            if expect_many {
+                let empty: bool = conn
+                    .query_row("SELECT NOT EXISTS (SELECT 1 FROM responses)", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(|e| self.ledger.err(e))?;
+                if empty {
+                    conn.execute_batch("DROP INDEX IF EXISTS responses_ts")
+                        .map_err(|e| self.ledger.err(e))?;
+                    self.fresh = Some(HashSet::new());
+                }
+            }
         }
         Ok(())
     }
 
-    fn apply(&mut self, r: FileResult, stats: &mut IngestStats) -> Result<()> {
-        self.begin()?;
+    fn apply(&mut self, r: FileResult, stats: &mut IngestStats, expect_many: bool) -> Result<()> {
+        self.begin(expect_many)?;
         let res = self.apply_in_tx(&r, stats);
         if res.is_err() {
             self.rollback();
             return res;
         }
-        if self.pending >= ROWS_PER_TX {
+        // A fresh load is one transaction: no other process can write
+        // between our lookups-we-skip and our inserts.
+        if self.pending >= ROWS_PER_TX && self.fresh.is_none() {
             self.commit()?;
         }
         Ok(())
@@ -517,8 +537,7 @@ impl<'a> Writer<'a> {
     }
 
     fn place(&mut self, cwd: &str, project: &str) -> Result<i64> {
-        let key = (cwd.to_owned(), project.to_owned());
-        if let Some(id) = self.places.get(&key) {
+        if let Some(id) = self.places.get(project).and_then(|m| m.get(cwd)) {
             return Ok(*id);
         }
         let conn = &self.ledger.conn;
@@ -529,7 +548,10 @@ impl<'a> Writer<'a> {
             .prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
             .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)))
             .map_err(|e| self.ledger.err(e))?;
-        self.places.insert(key, id);
+        self.places
+            .entry(project.to_owned())
+            .or_default()
+            .insert(cwd.to_owned(), id);
         Ok(id)
     }
 
@@ -538,7 +560,15 @@ impl<'a> Writer<'a> {
     /// a message already seen outside a sidechain (with another request id)
     /// is kept but not counted.
     fn apply_row(&mut self, row: Row) -> Result<()> {
-        let existing = self.rows_of(&row.message_id)?;
+        let first_of_fresh_load = self
+            .fresh
+            .as_mut()
+            .is_some_and(|seen| seen.insert(row.message_id.clone()));
+        let existing = if first_of_fresh_load {
+            Vec::new()
+        } else {
+            self.rows_of(&row.message_id)?
+        };
         let same = existing.iter().find(|e| e.request_id == row.request_id);
         let other_main = existing
             .iter()
@@ -754,7 +784,7 @@ impl<'a> Writer<'a> {
         if !self.tx_open {
             return Ok(());
         }
-        if let Err(e) = self.flush_rollup() {
+        if let Err(e) = self.flush_rollup().and_then(|()| self.restore_index()) {
             self.rollback();
             return Err(e);
         }
@@ -775,6 +805,18 @@ impl<'a> Writer<'a> {
         self.deltas.clear();
         self.places.clear();
         self.pending = 0;
+        self.fresh = None;
+    }
+
+    /// After a fresh load: the timestamp index, built in one pass.
+    fn restore_index(&mut self) -> Result<()> {
+        if self.fresh.take().is_some() {
+            self.ledger
+                .conn
+                .execute_batch(super::schema::RESPONSES_TS_INDEX)
+                .map_err(|e| self.ledger.err(e))?;
+        }
+        Ok(())
     }
 
     fn finish(mut self) -> Result<()> {

@@ -19,6 +19,10 @@ use super::{Ledger, LedgerError, Result};
 /// The newest schema this binary writes and understands.
 pub const VERSION: i64 = 1;
 
+/// The index on response timestamps (dropped and rebuilt around a first,
+/// bulk load).
+pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX IF NOT EXISTS responses_ts ON responses (ts_ms)";
+
 /// Rollup bucket width: 15 minutes, so every zone's midnight (all offsets
 /// are multiples of 15 minutes) falls on a bucket boundary.
 pub const BUCKET_MS: i64 = 15 * 60 * 1000;

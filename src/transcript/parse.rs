@@ -138,7 +138,7 @@ pub fn may_carry_usage(line: &[u8]) -> bool {
 /// Lines that cannot carry usage are only checked this far.
 pub fn looks_like_object(line: &[u8]) -> bool {
     let t = line.trim_ascii();
-    t.first() == Some(&b'{') && t.last() == Some(&b'}') && std::str::from_utf8(t).is_ok()
+    t.first() == Some(&b'{') && t.last() == Some(&b'}') && simdutf8::basic::from_utf8(t).is_ok()
 }
 
 /// Parses one complete line (without its newline).
