@@ -86,7 +86,20 @@ fn run_check(ctx: &Context) -> u8 {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    // The chain, ": "-joined, skipping a cause its parent already printed
+    // (errors like `ConfigError::Read` show their source in their message).
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.ends_with(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace('\n', " ")
 }
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {

@@ -129,3 +129,54 @@ pub fn usage(input: u64, output: u64) -> Value {
 pub fn micros(v: &Value) -> i64 {
     (v.as_f64().expect("a number") * 1e6).round() as i64
 }
+
+// ---- The hand-checked fixture tree (fixtures/claude) ------------------------
+
+/// The instant the fixture expectations (fixtures/README.md) are taken at:
+/// after every November 2026 response.
+pub const FIXTURES_NOW: &str = "2026-11-28T00:00:00Z";
+
+/// The repository's own files (fixtures, example config).
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Copies the directory tree `from` into `to` (created if needed).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+impl Env {
+    /// A sealed environment holding a COPY of fixtures/claude as its Claude
+    /// Code config dir and budgets.example.yaml as its config, at
+    /// [`FIXTURES_NOW`]. Tests may change the copy freely.
+    pub fn with_fixtures() -> Env {
+        let mut env = Env::new();
+        copy_tree(&repo_path("fixtures/claude"), &env.claude);
+        fs::copy(repo_path("budgets.example.yaml"), &env.config).unwrap();
+        env.now = FIXTURES_NOW.into();
+        env
+    }
+
+    /// Runs the binary with `args` and returns what it did.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+/// The one line a failing command printed on stderr (asserting it is one).
+pub fn one_stderr_line(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
+    lines[0].to_owned()
+}
