@@ -950,3 +950,33 @@ fn status_by_cwd_prints_the_table_and_decision() {
         "{out}"
     );
 }
+
+// Proves: the burn-rate warning of a warn arm is said once per clock hour,
+// not on every call (its trailing window moves with every call).
+#[test]
+fn burn_rate_warning_is_not_repeated_on_every_call() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: warn\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:50:00.000Z",
+            dollars(6),
+        )],
+    );
+    env.now = "2026-11-20T12:00:00Z".into();
+    let msg = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(
+        msg.contains("hourly cap") && msg.contains("$6.00 spent"),
+        "{msg}"
+    );
+    env.now = "2026-11-20T12:00:01Z".into();
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.now = "2026-11-20T12:20:00Z".into();
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+}
