@@ -802,6 +802,8 @@ fn concurrent_checks_while_the_transcript_grows() {
                 f.write_all(a).unwrap();
                 f.flush().unwrap();
                 f.write_all(b).unwrap();
+                // Spread the appends over the time the checks run.
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
         })
     };
