@@ -159,7 +159,15 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
     }
     // A warning once per arm, cap, period and tier.
     for c in caps.iter().filter(|c| c.tier >= Tier::Alert) {
-        let period_start = c.period.start.with_timezone(&cfg.timezone).to_rfc3339();
+        // The burn rate's window moves with every call: key it by the clock
+        // hour instead, or its warning would repeat on every call.
+        let key_start = match c.kind {
+            crate::commands::evaluate::CapKind::Hourly => {
+                ctx.now - chrono::Duration::milliseconds(ctx.now.timestamp_millis().rem_euclid(3_600_000))
+            }
+            _ => c.period.start,
+        };
+        let period_start = key_start.with_timezone(&cfg.timezone).to_rfc3339();
         let session_scope;
         let scope = match (c.kind, session) {
             (crate::commands::evaluate::CapKind::Session, Some(s)) => {

@@ -1,0 +1,984 @@
+//! `octo-budget check` (the Claude Code hook) and `status`, run as the real
+//! binary on real hook JSON against ledgers built from fixture transcripts.
+//!
+//! Spend is written with claude-haiku-4-5 input tokens ($1 per million), so
+//! one token is exactly one micro-dollar and every amount below is exact.
+
+mod common;
+
+use std::process::Output;
+
+use common::{assistant, Env};
+use serde_json::{json, Value};
+
+const MODEL: &str = "claude-haiku-4-5";
+const ACME: &str = "/x/acme";
+const SID: &str = "11111111-aaaa-bbbb-cccc-000000000001";
+
+/// A response costing exactly `micros` micro-dollars.
+fn spend(session: &str, cwd: &str, id: &str, ts: &str, micros: u64) -> String {
+    assistant(
+        session,
+        cwd,
+        id,
+        &format!("req_{id}"),
+        ts,
+        MODEL,
+        json!({"input_tokens": micros, "output_tokens": 0}),
+    )
+}
+
+/// The same, as a subagent's line (sidechain, agentId, the parent's sessionId).
+fn sub_spend(session: &str, cwd: &str, id: &str, ts: &str, micros: u64) -> String {
+    let mut v: Value = serde_json::from_str(&spend(session, cwd, id, ts, micros)).unwrap();
+    v["isSidechain"] = json!(true);
+    v["agentId"] = json!("a1b2c3");
+    v.to_string()
+}
+
+fn dollars(d: u64) -> u64 {
+    d * 1_000_000
+}
+
+/// The session transcript's path relative to `projects/`.
+fn session_rel(session: &str) -> String {
+    format!("-x-acme/{session}.jsonl")
+}
+
+/// PreToolUse hook input.
+fn pre_tool(env: &Env, session: &str, cwd: &str, tool: &str, input: Value) -> String {
+    json!({
+        "session_id": session,
+        "transcript_path": env.transcript(&session_rel(session)),
+        "cwd": cwd,
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": tool,
+        "tool_input": input,
+        "tool_use_id": "toolu_01",
+    })
+    .to_string()
+}
+
+fn agent(env: &Env, cwd: &str) -> String {
+    pre_tool(
+        env,
+        SID,
+        cwd,
+        "Agent",
+        json!({"description": "explore", "prompt": "look", "subagent_type": "Explore"}),
+    )
+}
+
+fn prompt(env: &Env, session: &str, cwd: &str) -> String {
+    json!({
+        "session_id": session,
+        "transcript_path": env.transcript(&session_rel(session)),
+        "cwd": cwd,
+        "hook_event_name": "UserPromptSubmit",
+        "prompt": "keep going",
+    })
+    .to_string()
+}
+
+fn check(env: &Env, stdin: &str) -> Output {
+    env.cmd()
+        .arg("check")
+        .write_stdin(stdin.to_owned())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_allowed_silently(o: &Output) {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    assert_eq!(stdout(o), "", "expected no hook JSON");
+}
+
+#[track_caller]
+fn assert_blocked(o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stdout: {} stderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    let e = stderr(o);
+    assert_eq!(e.trim_end().lines().count(), 1, "one line on stderr: {e}");
+    e.trim_end().to_owned()
+}
+
+/// The systemMessage of an allowed call with a warning.
+#[track_caller]
+fn warning_of(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    let v: Value = serde_json::from_str(stdout(o).trim()).expect("hook JSON on stdout");
+    v["systemMessage"]
+        .as_str()
+        .expect("a systemMessage")
+        .to_owned()
+}
+
+/// An env whose arm "acme" (/x/acme) has a monthly cap of $1,000 with the
+/// given action, and `micros` spent this month in session SID.
+fn acme(action: &str, micros: u64) -> Env {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 1000\n    grace_pct: 110\n    action_on_breach: {action}\n"
+    ));
+    if micros > 0 {
+        env.append(
+            &session_rel(SID),
+            &[spend(
+                SID,
+                ACME,
+                "msg_1",
+                "2026-11-20T10:00:00.000Z",
+                micros,
+            )],
+        );
+    }
+    env
+}
+
+// ---- Tiers and actions ----------------------------------------------------------
+
+// Proves: a hard_stop arm past cap x grace refuses a gated tool with exit 2
+// and exactly the one-line reason the issue specifies (ingesting the
+// hook's own transcript first: nothing was ingested before).
+#[test]
+fn hard_stop_refuses_gated_tool_with_the_documented_message() {
+    let env = acme("hard_stop", 1_123_400_000);
+    let o = check(&env, &agent(&env, "/x/acme/api"));
+    assert_eq!(
+        assert_blocked(&o),
+        "octo-budget: arm \"acme\" has spent $1,123.40 of its $1,000.00 monthly cap (hard stop at 110%, $1,100.00); \
+         Agent refused until 2026-12-01 or until the cap is raised in budgets.yaml"
+    );
+    assert_eq!(stdout(&o), "");
+}
+
+// Proves: exactly at cap x grace is already a hard stop; one micro-dollar
+// below it is only a warning.
+#[test]
+fn hard_stop_starts_exactly_at_cap_times_grace() {
+    let env = acme("hard_stop", 1_099_999_999);
+    let msg = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(
+        msg.contains("arm \"acme\"")
+            && msg.contains("monthly")
+            && msg.contains("hard stop at $1,100.00"),
+        "{msg}"
+    );
+    env.append(
+        &session_rel(SID),
+        &[spend(SID, ACME, "msg_2", "2026-11-20T10:01:00.000Z", 1)],
+    );
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+}
+
+// Proves: at warn the call is allowed with a systemMessage, said once per
+// arm, cap, period and tier; a new tier (alert -> warn) is said again.
+#[test]
+fn warnings_are_given_once_per_tier() {
+    let env = acme("hard_stop", 850_000_000); // 85%: alert (alert_at_pct 80)
+    let first = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(
+        first.contains("85.0%") && first.contains("$1,000.00 monthly cap"),
+        "{first}"
+    );
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "msg_2",
+            "2026-11-20T10:05:00.000Z",
+            200_000_000,
+        )],
+    );
+    let second = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(
+        second.contains("105.0%") && second.contains("$1,050.00 spent"),
+        "{second}"
+    );
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+}
+
+// Proves: arms whose action is warn or alert are never blocked, however far
+// over the cap, and say so in their warning.
+#[test]
+fn warn_and_alert_arms_are_never_blocked() {
+    for action in ["warn", "alert"] {
+        let env = acme(action, 5_000_000_000);
+        let msg = warning_of(&check(&env, &agent(&env, ACME)));
+        assert!(
+            msg.contains("500.0%") && msg.contains(&format!("{action} arms are not blocked")),
+            "{action}: {msg}"
+        );
+        assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+        assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    }
+}
+
+// Proves: below alert_at_pct a gated call is allowed without any output.
+#[test]
+fn under_the_alert_threshold_is_silent() {
+    let env = acme("hard_stop", 799_999_999);
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+}
+
+// ---- Tools and events -------------------------------------------------------------
+
+// Proves: every default gated tool (Agent, Task, WebSearch, WebFetch, any
+// mcp__ tool) is refused at hard stop, and non-gated tools (including
+// TaskCreate, which only a regex matcher would confuse with Task) run.
+#[test]
+fn default_gated_and_non_gated_tools() {
+    let env = acme("hard_stop", dollars(1_200));
+    for tool in [
+        "Agent",
+        "Task",
+        "WebSearch",
+        "WebFetch",
+        "mcp__playwright__browser_click",
+        "mcp__github__create_issue",
+    ] {
+        let e = assert_blocked(&check(&env, &pre_tool(&env, SID, ACME, tool, json!({}))));
+        assert!(
+            e.contains(&format!("; {tool} refused until 2026-12-01")),
+            "{tool}: {e}"
+        );
+    }
+    for (tool, input) in [
+        ("Bash", json!({"command": "cargo test"})),
+        ("Read", json!({"file_path": "/x/acme/src/main.rs"})),
+        (
+            "Edit",
+            json!({"file_path": "/x/acme/src/main.rs", "old_string": "a", "new_string": "b"}),
+        ),
+        ("Grep", json!({"pattern": "budget"})),
+        ("TaskCreate", json!({})),
+        ("mcp_single_underscore", json!({})),
+    ] {
+        assert_allowed_silently(&check(&env, &pre_tool(&env, SID, ACME, tool, input)));
+    }
+}
+
+// Proves: `gate: {tools: [...]}` replaces the default list (names and globs).
+#[test]
+fn gated_tools_are_configurable() {
+    let env = acme("hard_stop", dollars(1_200));
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("gate:\n  tools: [Bash, \"mcp__playwright__*\"]\n");
+    env.write_config(&cfg);
+    assert_blocked(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+    ));
+    assert_blocked(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "mcp__playwright__navigate", json!({})),
+    ));
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "mcp__github__x", json!({})),
+    ));
+}
+
+// Proves: a UserPromptSubmit at hard stop is refused (exit 2, the prompt
+// named in the reason); other events are allowed and ignored.
+#[test]
+fn user_prompt_is_refused_at_hard_stop_and_other_events_pass() {
+    let env = acme("hard_stop", dollars(1_200));
+    let e = assert_blocked(&check(&env, &prompt(&env, SID, ACME)));
+    assert!(e.contains("this prompt refused until 2026-12-01"), "{e}");
+    for event in ["PostToolUse", "Stop", "SessionStart", "Notification"] {
+        let stdin =
+            json!({"session_id": SID, "cwd": ACME, "hook_event_name": event, "tool_name": "Agent"})
+                .to_string();
+        assert_allowed_silently(&check(&env, &stdin));
+    }
+}
+
+// ---- Which arm ----------------------------------------------------------------------
+
+// Proves: the arm comes from stdin `cwd` by longest path-boundary prefix
+// (/x/acme-web is not /x/acme), falls back to $CLAUDE_PROJECT_DIR when
+// stdin has no cwd, and work no arm owns is allowed.
+#[test]
+fn arm_from_cwd_then_project_dir_and_no_arm_is_allowed() {
+    let env = acme("hard_stop", dollars(1_200));
+    assert_allowed_silently(&check(&env, &agent(&env, "/x/acme-web")));
+    assert_allowed_silently(&check(&env, &agent(&env, "/elsewhere")));
+    let no_cwd = json!({"session_id": SID, "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {}}).to_string();
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    assert_allowed_silently(&check(&env, &no_cwd));
+    let o = env
+        .cmd()
+        .arg("check")
+        .env("CLAUDE_PROJECT_DIR", "/x/acme/sub")
+        .write_stdin(no_cwd.clone())
+        .output()
+        .unwrap();
+    assert_blocked(&o);
+}
+
+// ---- Total cap, burn rate, session cap --------------------------------------------------
+
+// Proves: the team total gates every arm and unattributed work, counting
+// spend of all arms and of unattributed work together.
+#[test]
+fn total_cap_gates_every_arm_and_unattributed_work() {
+    let env = Env::new();
+    env.write_config(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n  - arm: beta\n    path: /x/beta\n\
+         total:\n  daily_usd_cap: 100\n  grace_pct: 100\n  action_on_breach: hard_stop\n",
+    );
+    env.append(
+        "-x-acme/s1.jsonl",
+        &[spend(
+            "s1",
+            "/x/acme",
+            "m1",
+            "2026-11-20T08:00:00.000Z",
+            dollars(40),
+        )],
+    );
+    env.append(
+        "-x-beta/s2.jsonl",
+        &[spend(
+            "s2",
+            "/x/beta",
+            "m2",
+            "2026-11-20T09:00:00.000Z",
+            dollars(40),
+        )],
+    );
+    // Yesterday's spend is not today's.
+    env.append(
+        "-x-beta/s2.jsonl",
+        &[spend(
+            "s2",
+            "/x/beta",
+            "m0",
+            "2026-11-19T23:59:59.999Z",
+            dollars(50),
+        )],
+    );
+    env.append(
+        "-tmp/s3.jsonl",
+        &[spend(
+            "s3",
+            "/tmp",
+            "m3",
+            "2026-11-20T10:00:00.000Z",
+            dollars(19),
+        )],
+    );
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    // $99 of $100: allowed, with a warning (alert tier) for the team.
+    let msg = warning_of(&check(&env, &agent(&env, "/x/acme")));
+    assert!(
+        msg.contains("the team (all arms together)") && msg.contains("99.0%"),
+        "{msg}"
+    );
+    env.append(
+        "-tmp/s3.jsonl",
+        &[spend(
+            "s3",
+            "/tmp",
+            "m4",
+            "2026-11-20T11:00:00.000Z",
+            dollars(1),
+        )],
+    );
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    for cwd in ["/x/acme", "/x/beta", "/tmp"] {
+        let e = assert_blocked(&check(&env, &agent(&env, cwd)));
+        assert!(
+            e.contains("the team (all arms together) has spent $100.00 of its $100.00 daily cap")
+                && e.contains("until 2026-11-21"),
+            "{e}"
+        );
+    }
+}
+
+// Proves: spend in the trailing 60 minutes above max_usd_per_hour blocks
+// gated tools, and the same spend falling out of the window unblocks them.
+#[test]
+fn burn_rate_blocks_until_the_hourly_spend_falls() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10000\n    max_usd_per_hour: 5\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[
+            spend(SID, ACME, "m1", "2026-11-20T11:10:00.000Z", dollars(3)),
+            spend(SID, ACME, "m2", "2026-11-20T11:50:00.000Z", 2_000_001),
+        ],
+    );
+    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(
+        e.contains("has spent $5.00 in the last hour, over its $5.00 per hour limit"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Agent refused until the last hour's spend falls below the limit"),
+        "{e}"
+    );
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "Read", json!({"file_path": "/x/acme/a"})),
+    ));
+    // At 12:10:00.001 the 11:10 response is more than an hour old.
+    env.now = "2026-11-20T12:10:00.001Z".into();
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+}
+
+// Proves: session_usd_cap counts the session's subagents (their own files
+// under <session>/subagents/ carry the parent's sessionId) and blocks only
+// that session; another session of the same arm still runs.
+#[test]
+fn session_cap_counts_subagents_and_only_blocks_that_session() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    session_usd_cap: 10\n    grace_pct: 100\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T10:00:00.000Z",
+            dollars(6),
+        )],
+    );
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    env.append(
+        &session_rel(other),
+        &[spend(
+            other,
+            ACME,
+            "m9",
+            "2026-11-20T10:00:00.000Z",
+            dollars(1),
+        )],
+    );
+    // Without the subagent: $6 of $10 (60%), nothing to say.
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.append(
+        &format!("-x-acme/{SID}/subagents/agent-a1b2c3.jsonl"),
+        &[sub_spend(
+            SID,
+            ACME,
+            "m2",
+            "2026-11-20T10:30:00.000Z",
+            dollars(4),
+        )],
+    );
+    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(
+        e.contains("session 11111111 of arm \"acme\" has spent $10.00 of its $10.00 session cap")
+            && e.contains("for the rest of this session"),
+        "{e}"
+    );
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, other, ACME, "Agent", json!({})),
+    ));
+}
+
+// ---- Periods in the config's zone ------------------------------------------------------
+
+// Proves: daily and monthly periods follow `timezone:`, not UTC: spend at
+// 23:30 on Nov 30 in New York (04:30 UTC on Dec 1) counts against Nov 30's
+// day and November's month, and stops counting at local midnight.
+#[test]
+fn period_boundary_in_new_york() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: America/New_York\nbudgets:\n  - arm: acme\n    path: {ACME}\n    daily_usd_cap: 10\n    monthly_usd_cap: 20\n    grace_pct: 100\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[
+            spend(SID, ACME, "m1", "2026-12-01T04:30:00.000Z", dollars(12)), // Nov 30 23:30 EST
+            spend(SID, ACME, "m0", "2026-11-02T12:00:00.000Z", dollars(9)),
+        ],
+    );
+    let mut run = |now: &str| {
+        env.now = now.into();
+        check(&env, &agent(&env, ACME))
+    };
+    // 23:50 New York time on Nov 30: the day is the worst cap (120%).
+    let e = assert_blocked(&run("2026-12-01T04:50:00Z"));
+    assert!(
+        e.contains("$12.00 of its $10.00 daily cap") && e.contains("until 2026-12-01"),
+        "{e}"
+    );
+    // 00:10 on Dec 1 in New York (05:10 UTC): a new day and a new month.
+    assert_allowed_silently(&run("2026-12-01T05:10:00Z"));
+    // Same UTC day as the spend, but the day before in New York.
+    assert_allowed_silently(&run("2026-12-01T04:29:59Z"));
+    // The month's numbers, in New York time.
+    env.now = "2026-12-01T04:50:00Z".into();
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = v["caps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cap"] == "monthly")
+        .unwrap()
+        .clone();
+    assert_eq!(common::micros(&m["spent_usd"]), 21_000_000);
+    assert_eq!(m["period_start"], "2026-11-01T00:00:00-04:00");
+    assert_eq!(m["resets"], "2026-12-01T00:00:00-05:00");
+    assert_eq!(m["tier"], "hard_stop");
+}
+
+// ---- Self-protection -------------------------------------------------------------------
+
+// Proves: edits of the budgets.yaml in use or of the ledger (and its -wal
+// file), through any file tool or a Bash command naming either, are
+// refused for every arm and for no arm, whatever the tier; reading them and
+// editing other files is allowed.
+#[test]
+fn self_protection_refuses_edits_of_config_and_ledger() {
+    let env = acme("warn", 0);
+    let cfg = env.config.to_str().unwrap().to_owned();
+    let led = env.ledger.to_str().unwrap().to_owned();
+    let cases = [
+        (
+            "Edit",
+            json!({"file_path": cfg, "old_string": "1000", "new_string": "9999"}),
+        ),
+        ("Write", json!({"file_path": cfg, "content": "budgets: []"})),
+        ("MultiEdit", json!({"file_path": cfg, "edits": []})),
+        ("Write", json!({"file_path": led, "content": ""})),
+        (
+            "Write",
+            json!({"file_path": format!("{led}-wal"), "content": ""}),
+        ),
+        (
+            "NotebookEdit",
+            json!({"notebook_path": led, "new_source": "x"}),
+        ),
+        (
+            "Bash",
+            json!({"command": "sed -i s/1000/99999/ budgets.yaml"}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("python3 - <<'EOF'\nopen('{cfg}','w').write('')\nEOF")}),
+        ),
+        ("Bash", json!({"command": format!("rm -f {led}")})),
+        (
+            "Bash",
+            json!({"command": "sqlite3 ledger.sqlite 'DELETE FROM responses'"}),
+        ),
+    ];
+    for cwd in [ACME, "/elsewhere"] {
+        for (tool, input) in &cases {
+            let e = assert_blocked(&check(&env, &pre_tool(&env, SID, cwd, tool, input.clone())));
+            assert!(
+                e.contains(&format!("octo-budget: {tool} of ")) && e.contains("refused"),
+                "{tool}: {e}"
+            );
+        }
+    }
+    // A relative path resolved against the call's cwd.
+    let rel = pre_tool(
+        &env,
+        SID,
+        env.path().to_str().unwrap(),
+        "Edit",
+        json!({"file_path": "budgets.yaml"}),
+    );
+    assert_blocked(&check(&env, &rel));
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "Read", json!({"file_path": cfg})),
+    ));
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(
+            &env,
+            SID,
+            ACME,
+            "Write",
+            json!({"file_path": "/x/acme/budget.md"}),
+        ),
+    ));
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "Bash", json!({"command": "git status"})),
+    ));
+}
+
+// ---- Failures --------------------------------------------------------------------------
+
+#[track_caller]
+fn assert_fails_closed(o: &Output, reason: &str) {
+    let e = assert_blocked(o);
+    assert!(
+        e.starts_with("octo-budget: cannot check the budget ("),
+        "{e}"
+    );
+    assert!(e.contains(reason), "expected {reason:?} in: {e}");
+    assert!(e.contains("refusing the call"), "{e}");
+}
+
+// Proves: a missing config fails closed: exit 2 with the reason, never 1.
+#[test]
+fn missing_config_blocks() {
+    let env = Env::new(); // no budgets.yaml written
+    assert_fails_closed(&check(&env, &agent(&env, ACME)), "budgets.yaml");
+}
+
+// Proves: a broken config (bad YAML, unknown key) fails closed with the
+// file and line, for tool calls and prompts alike.
+#[test]
+fn broken_config_blocks() {
+    let env = Env::new();
+    env.write_config("budgets:\n  - arm: acme\n    montly_usd_cap: 5\n");
+    assert_fails_closed(&check(&env, &agent(&env, ACME)), "budgets.yaml:3:");
+    env.write_config("budgets: [\n");
+    assert_fails_closed(&check(&env, &prompt(&env, SID, ACME)), "budgets.yaml");
+    // Even a tool that is not gated: nothing can be decided without a config.
+    assert_fails_closed(
+        &check(&env, &pre_tool(&env, SID, ACME, "Read", json!({}))),
+        "budgets.yaml",
+    );
+}
+
+// Proves: a ledger that is not SQLite fails closed, and with
+// `on_error: allow` fails open, saying so on stderr.
+#[test]
+fn garbage_ledger_blocks_or_allows_as_configured() {
+    let env = acme("hard_stop", dollars(1));
+    std::fs::write(&env.ledger, vec![0x5a_u8; 8192]).unwrap();
+    assert_fails_closed(
+        &check(&env, &agent(&env, ACME)),
+        "not an octo-budget ledger",
+    );
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("gate:\n  on_error: allow\n");
+    env.write_config(&cfg);
+    let o = check(&env, &agent(&env, ACME));
+    assert_eq!(o.status.code(), Some(0));
+    let e = stderr(&o);
+    assert!(
+        e.contains("not an octo-budget ledger")
+            && e.contains("allowing the call because budgets.yaml sets gate.on_error: allow"),
+        "{e}"
+    );
+}
+
+// Proves: malformed stdin (not JSON, truncated JSON, empty, a JSON array)
+// fails closed; with `on_error: allow` it fails open and says so.
+#[test]
+fn malformed_stdin_blocks_or_allows_as_configured() {
+    let env = acme("hard_stop", 0);
+    let full = agent(&env, ACME);
+    let inputs = [
+        "not json at all".to_owned(),
+        full[..full.len() / 2].to_owned(),
+        String::new(),
+        "[1,2]".to_owned(),
+    ];
+    for input in &inputs {
+        assert_fails_closed(&check(&env, input), "stdin is not Claude Code hook JSON");
+    }
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("gate:\n  on_error: allow\n");
+    env.write_config(&cfg);
+    for input in &inputs {
+        let o = check(&env, input);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stderr(&o).contains("allowing the call"), "{}", stderr(&o));
+    }
+}
+
+// Proves: a ledger locked by another writer beyond check's own wait fails
+// closed with "busy" (and the deadline answers before the hook's timeout).
+#[test]
+fn ledger_lock_held_too_long_blocks() {
+    let env = acme("hard_stop", dollars(1));
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m2",
+            "2026-11-20T10:10:00.000Z",
+            dollars(1),
+        )],
+    );
+    let conn = rusqlite::Connection::open(&env.ledger).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE; DELETE FROM notices;")
+        .unwrap();
+    assert_fails_closed(&check(&env, &agent(&env, ACME)), "busy");
+    conn.execute_batch("ROLLBACK").unwrap();
+}
+
+// Proves: a transcript path that does not exist or cannot be read does not
+// hide the ledger's spend (the check still decides from what it has).
+#[test]
+fn missing_transcript_path_still_decides_from_the_ledger() {
+    let env = acme("hard_stop", dollars(1_200));
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    let stdin =
+        json!({"session_id": "gone", "transcript_path": "/nonexistent/x.jsonl", "cwd": ACME,
+                       "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {}})
+        .to_string();
+    let o = check(&env, &stdin);
+    assert_ne!(o.status.code(), Some(1));
+    assert_blocked(&o);
+}
+
+// ---- Concurrency -------------------------------------------------------------------------
+
+// Proves: 24 checks running at once while another thread appends to the
+// transcript they all ingest all answer 0 or 2 with a budget reason (never
+// 1, never an error), and the ledger ends with exactly what was written.
+#[test]
+fn concurrent_checks_while_the_transcript_grows() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 100\n    grace_pct: 100\n    alert_at_pct: 0\n    action_on_breach: hard_stop\n"
+    ));
+    let path = env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m0",
+            "2026-11-20T09:00:00.000Z",
+            1_000_001,
+        )],
+    );
+    let stdin = agent(&env, ACME);
+    let lines = 200u64;
+    let each = 1_000_003u64; // $1.000003: 200 of them pass the $100 cap
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for i in 0..lines {
+                let line = spend(
+                    SID,
+                    ACME,
+                    &format!("w{i}"),
+                    "2026-11-20T10:00:00.000Z",
+                    each,
+                ) + "\n";
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                // Half a line, then the rest: readers must never count a partial line.
+                let (a, b) = line.as_bytes().split_at(line.len() / 2);
+                f.write_all(a).unwrap();
+                f.flush().unwrap();
+                f.write_all(b).unwrap();
+                // Spread the appends over the time the checks run.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    let children: Vec<_> = (0..24)
+        .map(|_| {
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("octo-budget"));
+            let probe = env.cmd(); // for its arguments and environment
+            c.args(probe.get_args()).arg("check");
+            c.env_clear();
+            for (k, v) in probe.get_envs() {
+                if let Some(v) = v {
+                    c.env(k, v);
+                }
+            }
+            c.current_dir(env.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            child
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    writer.join().unwrap();
+    for o in &outputs {
+        match o.status.code() {
+            Some(0) => assert_eq!(
+                stdout(o),
+                "",
+                "alert_at_pct 0 and under the cap: no warning; stderr {}",
+                stderr(o)
+            ),
+            Some(2) => {
+                let e = stderr(o);
+                assert!(
+                    e.contains("arm \"acme\" has spent") && e.contains("monthly cap"),
+                    "a budget block, not an error: {e}"
+                );
+            }
+            other => panic!("exit {other:?}: {}", stderr(o)),
+        }
+    }
+    // Afterwards the hook blocks, and the ledger holds exactly what was written.
+    assert_blocked(&check(&env, &stdin));
+    let r = env.report_json(&[]);
+    let expected = 1_000_001 + lines as i64 * each as i64;
+    assert_eq!(common::micros(&r["totals"]["cost_usd"]), expected);
+    assert_eq!(r["totals"]["messages"], json!(lines + 1));
+}
+
+// ---- status --------------------------------------------------------------------------------
+
+// Proves: `status --arm --json` prints every cap's limit, spent, remaining,
+// reset and over flag and the decision check would make, without stdin.
+#[test]
+fn status_json_shows_every_cap_and_the_decision() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 1000\n    daily_usd_cap: 100\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[
+            spend(SID, ACME, "m1", "2026-11-20T10:00:00.000Z", 123_456_789),
+            spend(SID, ACME, "m2", "2026-11-03T10:00:00.000Z", dollars(500)),
+        ],
+    );
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["arm"], "acme");
+    assert_eq!(v["decision"], "block");
+    assert_eq!(v["over_budget"], true);
+    let caps = v["caps"].as_array().unwrap();
+    let cap = |k: &str| {
+        caps.iter()
+            .find(|c| c["cap"] == k)
+            .unwrap_or_else(|| panic!("no {k} cap in {v}"))
+    };
+    let m = cap("monthly");
+    assert_eq!(common::micros(&m["limit_usd"]), 1_000_000_000);
+    assert_eq!(common::micros(&m["spent_usd"]), 623_456_789);
+    assert_eq!(common::micros(&m["remaining_usd"]), 376_543_211);
+    assert_eq!(m["over"], false);
+    assert_eq!(m["tier"], "ok");
+    assert_eq!(m["resets"], "2026-12-01T00:00:00+00:00");
+    let d = cap("daily");
+    assert_eq!(common::micros(&d["spent_usd"]), 123_456_789);
+    assert_eq!(common::micros(&d["remaining_usd"]), 0);
+    assert_eq!(d["over"], true);
+    assert_eq!(d["tier"], "hard_stop");
+    assert_eq!(common::micros(&d["hard_stop_at_usd"]), 110_000_000);
+    assert_eq!(d["resets"], "2026-11-21T00:00:00+00:00");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("$123.46 of its $100.00 daily cap"),
+        "{v}"
+    );
+}
+
+// Proves: `status --cwd DIR` finds the arm by directory and prints a table
+// and the decision; a directory no arm owns says so and allows.
+#[test]
+fn status_by_cwd_prints_the_table_and_decision() {
+    let env = acme("hard_stop", dollars(900));
+    let o = env
+        .cmd()
+        .args(["status", "--cwd", "/x/acme/web"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("arm: acme\n"), "{out}");
+    assert!(
+        out.contains("$1,000.00")
+            && out.contains("$900.00")
+            && out.contains("$100.00")
+            && out.contains("alert"),
+        "{out}"
+    );
+    assert!(out.contains("decision: warn"), "{out}");
+    let o = env
+        .cmd()
+        .args(["status", "--cwd", "/nowhere"])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        out.contains("(none: no arm owns this directory)") && out.contains("decision: allow"),
+        "{out}"
+    );
+}
+
+// Proves: the burn-rate warning of a warn arm is said once per clock hour,
+// not on every call (its trailing window moves with every call).
+#[test]
+fn burn_rate_warning_is_not_repeated_on_every_call() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: warn\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:50:00.000Z",
+            dollars(6),
+        )],
+    );
+    env.now = "2026-11-20T12:00:00Z".into();
+    let msg = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(
+        msg.contains("hourly cap") && msg.contains("$6.00 spent"),
+        "{msg}"
+    );
+    env.now = "2026-11-20T12:00:01Z".into();
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.now = "2026-11-20T12:20:00Z".into();
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+}
