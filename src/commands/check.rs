@@ -163,7 +163,10 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         // hour instead, or its warning would repeat on every call.
         let key_start = match c.kind {
             crate::commands::evaluate::CapKind::Hourly => {
-                ctx.now - chrono::Duration::milliseconds(ctx.now.timestamp_millis().rem_euclid(3_600_000))
+                ctx.now
+                    - chrono::Duration::milliseconds(
+                        ctx.now.timestamp_millis().rem_euclid(3_600_000),
+                    )
             }
             _ => c.period.start,
         };
