@@ -34,7 +34,15 @@ impl Env {
         fs::create_dir_all(claude.join("projects")).unwrap();
         let config = dir.path().join("budgets.yaml");
         let ledger = dir.path().join("ledger.sqlite");
-        Env { dir, home, claude, config, ledger, now: NOW.into(), tz: "UTC".into() }
+        Env {
+            dir,
+            home,
+            claude,
+            config,
+            ledger,
+            now: NOW.into(),
+            tz: "UTC".into(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -56,7 +64,11 @@ impl Env {
     /// Appends complete lines (each followed by a newline).
     pub fn append(&self, rel: &str, lines: &[String]) -> PathBuf {
         let p = self.transcript(rel);
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap();
         for l in lines {
             writeln!(f, "{l}").unwrap();
         }
@@ -66,7 +78,11 @@ impl Env {
     /// Appends raw bytes (no newline added).
     pub fn append_raw(&self, rel: &str, bytes: &[u8]) -> PathBuf {
         let p = self.transcript(rel);
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap();
         f.write_all(bytes).unwrap();
         p
     }
@@ -87,16 +103,50 @@ impl Env {
         c
     }
 
+    /// The same sealed command as [`Env::cmd`], as a `std::process::Command`
+    /// (which can be spawned, e.g. to start several runs at once).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("octo-budget"));
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("CLAUDE_CONFIG_DIR", &self.claude)
+            .env("TZ", &self.tz)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.path())
+            .args(["--config", self.config.to_str().unwrap()])
+            .args(["--ledger", self.ledger.to_str().unwrap()])
+            .args(["--now", &self.now]);
+        c
+    }
+
     /// `report --json` parsed.
     pub fn report_json(&self, extra: &[&str]) -> Value {
-        let out = self.cmd().arg("report").arg("--json").args(extra).output().unwrap();
-        assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .cmd()
+            .arg("report")
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "report failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("report --json is JSON")
     }
 }
 
 /// An assistant line. `usage` is the `message.usage` object.
-pub fn assistant(session: &str, cwd: &str, msg_id: &str, req_id: &str, ts: &str, model: &str, usage: Value) -> String {
+pub fn assistant(
+    session: &str,
+    cwd: &str,
+    msg_id: &str,
+    req_id: &str,
+    ts: &str,
+    model: &str,
+    usage: Value,
+) -> String {
     json!({
         "parentUuid": null,
         "isSidechain": false,
