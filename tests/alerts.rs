@@ -512,3 +512,46 @@ fn cannot_run_means_a_documented_code_and_one_line() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn the_team_total_has_its_own_lines() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\n{NO_SPIKES}total:\n  monthly_usd_cap: 100\nbudgets:\n  - arm: a\n    path: /w/a\n  - arm: total\n    path: /w/t\n    monthly_usd_cap: 1000\n"
+    ));
+    spend(&env, "/w/a", "2026-11-20T10:00:00Z", dollars(60));
+    spend(&env, "/w/t", "2026-11-20T10:00:00Z", dollars(60));
+    let l = new_lines(&mut env, "2026-11-20T12:00:00Z");
+    // The team's cap, not the arm that happens to be called "total".
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(
+        l[0].starts_with(
+            "2026-11-20T12:00:00Z WARN total monthly spent=$120.00 cap=$100.00 pct=120.0"
+        ),
+        "{l:?}"
+    );
+    let r = alerts(&mut env, "2026-11-20T12:05:00Z", &["--json"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    let r = alerts(&mut env, "2026-11-20T12:05:00Z", &["--all", "--json"]);
+    let scopes: Vec<(String, String)> = r
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["scope"].as_str().unwrap().to_owned(),
+                v["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        scopes,
+        [
+            s("arm", "a"),
+            s("arm", "total"),
+            s("total", "total"),
+            s("unattributed", "unattributed")
+        ]
+    );
+}
