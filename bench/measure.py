@@ -128,6 +128,20 @@ def brief(r):
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k != "cmd"}
 
 
+def summarize(entry, samples):
+    """Median wall/cpu and max RSS over repeated runs; the samples are kept."""
+    if not samples:
+        return
+    walls = [x["wall_s"] for x in samples]
+    entry["runs"] = len(samples)
+    entry["wall_s"] = round(pct(walls, 50), 6)
+    entry["wall_s_samples"] = [round(w, 6) for w in walls]
+    entry["user_s"] = round(pct([x["user_s"] for x in samples], 50), 6)
+    entry["sys_s"] = round(pct([x["sys_s"] for x in samples], 50), 6)
+    rss = [x["max_rss_kb"] for x in samples if x["max_rss_kb"] is not None]
+    entry["max_rss_kb"] = max(rss) if rss else None
+
+
 def tail(b, n=600):
     s = b.decode("utf-8", "replace").strip()
     return s[-n:]
@@ -173,6 +187,37 @@ def compare_octo(doc, exp):
         warn.append("messages: octo-budget %s, expected %s unique responses" % (messages, exp["responses"]))
     if cost is not None and abs(cost - exp["cost_usd"]) > max(0.01, 1e-6 * exp["cost_usd"]):
         warn.append("cost: octo-budget %.6f, expected %.6f (list prices of prices.md)" % (cost, exp["cost_usd"]))
+    # per-arm figures and unattributed spend: reported as warnings
+    arms = doc.get("arms")
+    if isinstance(arms, list):
+        seen = set()
+        for a in arms:
+            name = a.get("arm") if isinstance(a, dict) else None
+            if name is None:
+                continue
+            seen.add(name)
+            e = exp["per_arm"].get(name)
+            try:
+                at = a["tokens"]
+                g = (at["input"], at["output"], at["cache_write_5m"] + at["cache_write_1h"], at["cache_read"], a.get("messages"))
+            except (KeyError, TypeError):
+                continue
+            w = (e["input"], e["output"], e["cache_creation"], e["cache_read"], e["responses"]) if e else (0, 0, 0, 0, 0)
+            if g[:4] != w[:4] or (g[4] is not None and g[4] != w[4]):
+                warn.append("arm %s: octo-budget (in, out, cache_write, cache_read, messages) %s, expected %s" % (name, g, w))
+            if e and isinstance(a.get("cost_usd"), (int, float)) and abs(a["cost_usd"] - e["cost_usd"]) > max(0.01, 1e-6 * e["cost_usd"]):
+                warn.append("arm %s: cost octo-budget %.6f, expected %.6f" % (name, a["cost_usd"], e["cost_usd"]))
+        for name in exp["per_arm"]:
+            if name not in seen:
+                warn.append("arm %s: missing from the report (expected %d messages)" % (name, exp["per_arm"][name]["responses"]))
+    un = doc.get("unattributed")
+    if isinstance(un, dict):
+        ut = un.get("tokens") or {}
+        if any(isinstance(v, (int, float)) and v for v in ut.values()) or un.get("messages"):
+            warn.append("unattributed spend is not zero: %s" % json.dumps(un)[:300])
+    sk = doc.get("skipped_lines")
+    if sk:
+        got["skipped_lines"] = sk
     return fatal, warn, got
 
 
@@ -274,6 +319,10 @@ def add_usage(exp, model, arm, usage):
 def machine_info():
     info = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
+        info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    try:
         info["nproc_affinity"] = len(os.sched_getaffinity(0))
     except AttributeError:
         pass
@@ -328,6 +377,8 @@ def main():
     ap.add_argument("--ccusage", help="ccusage binary (omit to skip the peer)")
     ap.add_argument("--calls", type=int, default=250)
     ap.add_argument("--append-pct", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of ccusage, of report #1 (fresh ledger each) and of report #2; medians reported")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "out"))
     ap.add_argument("--repo", default=os.path.dirname(HERE))
     ap.add_argument("--keep", action="store_true", help="keep the work dir (ledger, outputs)")
@@ -403,8 +454,14 @@ def main():
             os.makedirs(cenv["HOME"])
             cenv["CLAUDE_CONFIG_DIR"] = claude
             ccmd = [os.path.abspath(a.ccusage), "claude", "daily", "--json", "--offline", "--timezone", "UTC"]
-            r = run(ccmd, cenv, timeout=1800)
+            samples = []
+            for _ in range(a.repeat):
+                r = run(ccmd, cenv, timeout=1800)
+                samples.append(r)
+                if r.exit != 0:
+                    break
             entry = brief(r)
+            summarize(entry, samples)
             entry["cmd"] = ccmd
             if r.exit != 0:
                 entry["error"] = tail(r.stderr)
@@ -424,42 +481,54 @@ def main():
             results["ccusage"] = entry
 
         # ---------------- octo-budget reports
-        def report(name, expected):
-            r = run(report_cmd, env, timeout=1800)
-            entry = brief(r)
-            entry["expected_tokens"] = expected["tokens"]
-            if r.exit != 0:
-                entry["error"] = tail(r.stderr)
-                failures.append("%s: exit %d: %s" % (name, r.exit, tail(r.stderr, 400)))
-                entry["tokens_match_expected"] = False
-            else:
+        def wipe_ledger():
+            d = os.path.dirname(ledger)
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+
+        def report(name, expected, repeat=1, fresh=False):
+            samples = []
+            entry = {}
+            for i in range(repeat):
+                if fresh:
+                    wipe_ledger()
+                r = run(report_cmd, env, timeout=1800)
+                samples.append(r)
+                entry = brief(r)
+                entry["expected_tokens"] = expected["tokens"]
+                if r.exit != 0:
+                    entry["error"] = tail(r.stderr)
+                    failures.append("%s: exit %d: %s" % (name, r.exit, tail(r.stderr, 400)))
+                    entry["tokens_match_expected"] = False
+                    break
                 try:
                     doc = json.loads(r.stdout)
                 except ValueError as e:
-                    doc = None
                     failures.append("%s: stdout is not JSON (%s): %s" % (name, e, tail(r.stdout, 200)))
                     entry["tokens_match_expected"] = False
-                if doc is not None:
-                    fatal, warn, got = compare_octo(doc, expected)
-                    entry["totals"] = got
-                    entry["tokens_match_expected"] = not fatal
-                    entry["mismatches"] = fatal
-                    entry["warnings"] = warn
+                    break
+                fatal, warn, got = compare_octo(doc, expected)
+                entry["totals"] = got
+                entry["tokens_match_expected"] = not fatal
+                entry["mismatches"] = fatal
+                entry["warnings"] = warn
+                if fatal or warn or i == repeat - 1:
                     for m in fatal:
                         failures.append("%s: %s" % (name, m))
                     for m in warn:
                         warnings.append("%s: %s" % (name, m))
-                    if name == "report_first":
-                        with open(os.path.join(work, "report_first.json"), "wb") as fh:
-                            fh.write(r.stdout)
-            if r.stderr and a.keep:
+                    with open(os.path.join(work, name + ".json"), "wb") as fh:
+                        fh.write(r.stdout)
+                    if fatal:
+                        break
+            if samples and r.stderr and a.keep:
                 with open(os.path.join(work, name + ".stderr"), "wb") as fh:
                     fh.write(r.stderr)
+            summarize(entry, samples)
             results[name] = entry
-            return r
 
-        report("report_first", exp0)
-        report("report_second", exp0)
+        report("report_first", exp0, a.repeat, fresh=True)
+        report("report_second", exp0, a.repeat)
 
         # ---------------- append to 1% of transcript files
         exp1 = json.loads(json.dumps(exp0))
@@ -540,6 +609,14 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    try:
+        results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    la = results["machine"].get("loadavg_at_start", [0])[0]
+    if la > 0.5 * (os.cpu_count() or 1):
+        warnings.append("load average was %.2f at start: other work on this machine skews the timings" % la)
+
     # ---------------- ratios and targets
     cc = results.get("ccusage")
     cc_ok = cc is not None and cc.get("exit") == 0
@@ -592,6 +669,14 @@ def main():
     results["warnings"] = warnings
     results["ok"] = not failures
 
+    os.makedirs(a.out_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    p = os.path.join(a.out_dir, "results-%s.json" % stamp)
+    for q in (p, os.path.join(a.out_dir, "latest.json")):
+        with open(q, "w") as fh:
+            json.dump(results, fh, indent=1)
+            fh.write("\n")
+
     # ---------------- print
     def f(v, fmt):
         if v is None:
@@ -607,7 +692,7 @@ def main():
     lines = [hdr]
     for r in rows:
         lines.append((r["metric"], f(r["octo_budget"], r["fmt"]), f(r["ccusage"], r["fmt"]),
-                      "-" if r["ratio"] is None else "%.3f" % r["ratio"], r["target"] or "-",
+                      "-" if r["ratio"] is None else "%.4f" % r["ratio"], r["target"] or "-",
                       "-" if r["met"] is None else ("yes" if r["met"] else "NO")))
     w = [max(len(x[i]) for x in lines) for i in range(len(hdr))]
     tr = results["tree"]
@@ -626,13 +711,6 @@ def main():
     for m in failures:
         print("FAIL: " + m)
 
-    os.makedirs(a.out_dir, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    p = os.path.join(a.out_dir, "results-%s.json" % stamp)
-    for q in (p, os.path.join(a.out_dir, "latest.json")):
-        with open(q, "w") as fh:
-            json.dump(results, fh, indent=1)
-            fh.write("\n")
     print("results: %s" % p)
     if a.keep:
         print("work dir kept: %s" % work)

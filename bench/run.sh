@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark octo-budget against a generated Claude Code tree (and ccusage, unless --skip-peer).
-#   bench/run.sh [--size-mb N] [--seed S] [--skip-peer] [--calls N] [--keep] [--strict] [--no-build]
+#   bench/run.sh [--size-mb N] [--seed S] [--skip-peer] [--calls N] [--repeat N] [--keep] [--strict] [--no-build]
 # CI smoke: bench/run.sh --size-mb 5 --skip-peer --calls 20
 set -euo pipefail
 
@@ -13,6 +13,7 @@ SIZE_MB=1024
 SEED=1
 ARMS=40
 CALLS=250
+REPEAT=3
 SKIP_PEER=0
 KEEP=0
 STRICT=0
@@ -27,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --seed) SEED="$2"; shift 2 ;;
     --arms) ARMS="$2"; shift 2 ;;
     --calls) CALLS="$2"; shift 2 ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
     --skip-peer) SKIP_PEER=1; shift ;;
     --keep) KEEP=1; shift ;;
     --strict) STRICT=1; shift ;;
@@ -48,10 +50,10 @@ fi
 BIN="$ROOT/target/release/octo-budget"
 [[ -x "$BIN" ]] || { echo "run.sh: $BIN not found" >&2; exit 1; }
 
-# 2. tree (reused when complete and not left dirty by an interrupted run)
+# 2. tree (reused when complete and made by the current generator version)
 TREE="$CACHE/tree-${SIZE_MB}-${SEED}"
 [[ "$ARMS" != 40 ]] && TREE="${TREE}-a${ARMS}"
-if [[ ! -f "$TREE/expected.json" || ! -f "$TREE/manifest.json" ]]; then
+if ! "$PY" "$BENCH/gen_tree.py" --is-current "$TREE"; then
   echo "== generating $TREE (${SIZE_MB} MiB, seed $SEED)"
   rm -rf "$TREE"
   "$PY" "$BENCH/gen_tree.py" --out "$TREE" --size-mb "$SIZE_MB" --seed "$SEED" --arms "$ARMS"
@@ -75,7 +77,7 @@ if [[ $SKIP_PEER -eq 0 ]]; then
 fi
 
 # 4. measure
-ARGS=(--tree "$TREE" --bin "$BIN" --calls "$CALLS" --repo "$ROOT" --out-dir "$BENCH/out")
+ARGS=(--tree "$TREE" --bin "$BIN" --calls "$CALLS" --repeat "$REPEAT" --repo "$ROOT" --out-dir "$BENCH/out")
 [[ -n "$CCUSAGE" ]] && ARGS+=(--ccusage "$CCUSAGE")
 [[ $KEEP -eq 1 ]] && ARGS+=(--keep)
 [[ $STRICT -eq 1 ]] && ARGS+=(--strict)

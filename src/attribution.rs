@@ -46,7 +46,10 @@ impl Attributor {
         self.encoded
             .iter()
             .find(|(enc, _)| {
-                project == enc || project.strip_prefix(enc.as_str()).is_some_and(|rest| rest.starts_with('-'))
+                project == enc
+                    || project
+                        .strip_prefix(enc.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
             })
             .map(|(_, i)| *i)
     }
@@ -57,13 +60,18 @@ pub fn is_within(path: &str, root: &str) -> bool {
     if root == "/" {
         return path.starts_with('/');
     }
-    path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+    path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Claude Code's folder name for a directory: every character that is not
 /// an ASCII letter or digit becomes `-` (no collapsing, case kept).
 pub fn encode_project(path: &str) -> String {
-    path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+    path.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,14 +87,22 @@ mod tests {
                 name: format!("arm{i}"),
                 paths: ps.iter().map(|s| s.to_string()).collect(),
                 caps: Caps::default(),
-                policy: Policy { grace_pct: 110, action: crate::config::Action::Warn, alert_at_pct: 80 },
+                policy: Policy {
+                    grace_pct: 110,
+                    action: crate::config::Action::Warn,
+                    alert_at_pct: 80,
+                },
             })
             .collect()
     }
 
     #[test]
     fn longest_path_boundary_prefix_wins() {
-        let a = Attributor::new(&arms(&[&["/x/acme"], &["/x/acme-web"], &["/x/acme/legacy"]]));
+        let a = Attributor::new(&arms(&[
+            &["/x/acme"],
+            &["/x/acme-web"],
+            &["/x/acme/legacy"],
+        ]));
         assert_eq!(a.by_cwd("/x/acme"), Some(0));
         assert_eq!(a.by_cwd("/x/acme/api"), Some(0));
         assert_eq!(a.by_cwd("/x/acme/"), Some(0));

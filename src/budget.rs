@@ -40,7 +40,11 @@ pub fn tier(spent: Micros, cap: Micros, policy: &Policy) -> Tier {
         return Tier::HardStop;
     }
     if spent >= cap {
-        return if policy.action == Action::Alert { Tier::Alert } else { Tier::Warn };
+        return if policy.action == Action::Alert {
+            Tier::Alert
+        } else {
+            Tier::Warn
+        };
     }
     if policy.alert_at_pct > 0 && spent >= cap.scale_pct(policy.alert_at_pct) {
         return Tier::Alert;
@@ -99,7 +103,11 @@ pub fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
 }
 
 fn first_of_next_month(d: NaiveDate) -> NaiveDate {
-    let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
     NaiveDate::from_ymd_opt(y, m, 1).expect("valid first of month")
 }
 
@@ -119,31 +127,45 @@ impl Period {
                 (first, first_of_next_month(first))
             }
             PeriodKind::All => {
-                return Period { kind, start: DateTime::<Utc>::MIN_UTC, end: DateTime::<Utc>::MAX_UTC };
+                return Period {
+                    kind,
+                    start: DateTime::<Utc>::MIN_UTC,
+                    end: DateTime::<Utc>::MAX_UTC,
+                };
             }
         };
-        Period { kind, start: local_midnight(tz, start), end: local_midnight(tz, end) }
+        Period {
+            kind,
+            start: local_midnight(tz, start),
+            end: local_midnight(tz, end),
+        }
     }
 
     /// Local dates `since..=until` in `tz`.
     pub fn dates(since: NaiveDate, until: NaiveDate, tz: Tz) -> Period {
         let end = until.succ_opt().unwrap_or(until);
-        Period { kind: PeriodKind::Custom, start: local_midnight(tz, since), end: local_midnight(tz, end) }
+        Period {
+            kind: PeriodKind::Custom,
+            start: local_midnight(tz, since),
+            end: local_midnight(tz, end),
+        }
     }
 
     /// The trailing hour before `now` (burn rate).
     pub fn trailing_hour(now: DateTime<Utc>) -> Period {
-        Period { kind: PeriodKind::Custom, start: now - Duration::hours(1), end: now }
+        Period {
+            kind: PeriodKind::Custom,
+            start: now - Duration::hours(1),
+            end: now,
+        }
     }
 
     /// The part of the period that has happened by `now`.
     pub fn until(&self, now: DateTime<Utc>) -> Period {
-        Period { end: self.end.min(now), ..*self }
-    }
-
-    /// The local date the period starts on (for messages and keys).
-    pub fn start_date(&self, tz: Tz) -> NaiveDate {
-        self.start.with_timezone(&tz).date_naive()
+        Period {
+            end: self.end.min(now),
+            ..*self
+        }
     }
 
     /// The local date the next period starts on (when a cap resets).
@@ -161,7 +183,9 @@ pub fn forecast(spent: Micros, period: &Period, now: DateTime<Utc>) -> Option<Mi
     if elapsed < 24 * 3600 || total <= 0 || elapsed <= 0 {
         return None;
     }
-    Some(Micros((spent.0 as i128 * total as i128 / elapsed as i128) as i64))
+    Some(Micros(
+        (spent.0 as i128 * total as i128 / elapsed as i128) as i64,
+    ))
 }
 
 #[cfg(test)]
@@ -173,7 +197,11 @@ mod tests {
     }
 
     fn pol(action: Action) -> Policy {
-        Policy { grace_pct: 110, action, alert_at_pct: 80 }
+        Policy {
+            grace_pct: 110,
+            action,
+            alert_at_pct: 80,
+        }
     }
 
     #[test]
@@ -186,10 +214,19 @@ mod tests {
         assert_eq!(tier(Micros(1_099_999_999), cap, &hs), Tier::Warn);
         assert_eq!(tier(Micros(1_100_000_000), cap, &hs), Tier::HardStop);
         // warn arms never reach hard_stop; alert arms never pass alert.
-        assert_eq!(tier(Micros(5_000_000_000), cap, &pol(Action::Warn)), Tier::Warn);
-        assert_eq!(tier(Micros(5_000_000_000), cap, &pol(Action::Alert)), Tier::Alert);
+        assert_eq!(
+            tier(Micros(5_000_000_000), cap, &pol(Action::Warn)),
+            Tier::Warn
+        );
+        assert_eq!(
+            tier(Micros(5_000_000_000), cap, &pol(Action::Alert)),
+            Tier::Alert
+        );
         // alert_at_pct 0 turns the early alert off.
-        let quiet = Policy { alert_at_pct: 0, ..hs };
+        let quiet = Policy {
+            alert_at_pct: 0,
+            ..hs
+        };
         assert_eq!(tier(Micros(999_000_000), cap, &quiet), Tier::Ok);
     }
 
@@ -206,7 +243,10 @@ mod tests {
         assert_eq!(d.end, at("2026-12-01T05:00:00Z"));
         let w = Period::containing(PeriodKind::Week, now, tz);
         assert_eq!(w.start, at("2026-11-30T05:00:00Z")); // Monday Nov 30
-        assert_eq!(w.end_date(tz), NaiveDate::from_ymd_opt(2026, 12, 7).unwrap());
+        assert_eq!(
+            w.end_date(tz),
+            NaiveDate::from_ymd_opt(2026, 12, 7).unwrap()
+        );
     }
 
     #[test]
@@ -229,6 +269,9 @@ mod tests {
         let m = Period::containing(PeriodKind::Month, at("2026-11-10T00:00:00Z"), Tz::UTC);
         assert_eq!(forecast(Micros(100), &m, at("2026-11-01T12:00:00Z")), None);
         // 10 of 30 days: x3.
-        assert_eq!(forecast(Micros(300_000_000), &m, at("2026-11-11T00:00:00Z")), Some(Micros(900_000_000)));
+        assert_eq!(
+            forecast(Micros(300_000_000), &m, at("2026-11-11T00:00:00Z")),
+            Some(Micros(900_000_000))
+        );
     }
 }

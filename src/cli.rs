@@ -187,7 +187,11 @@ pub struct Environment {
 
 impl Environment {
     pub fn from_process() -> Environment {
-        let path = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         Environment {
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME"),

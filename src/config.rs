@@ -131,13 +131,24 @@ pub struct Config {
 /// A config error: where and what.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: {key}: {message}")]
-    Invalid { path: PathBuf, line: usize, column: usize, key: String, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
-    #[error("no budgets.yaml found (looked at {tried}); pass --config PATH or set OCTO_BUDGET_CONFIG")]
+    #[error(
+        "no budgets.yaml found (looked at {tried}); pass --config PATH or set OCTO_BUDGET_CONFIG"
+    )]
     NotFound { tried: String },
 }
 
@@ -300,7 +311,10 @@ pub fn normalise_path(p: &str) -> String {
 
 impl Config {
     pub fn load(path: &Path, ctx: &PathContext) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            error: e,
+        })?;
         Config::parse(&text, path, ctx)
     }
 
@@ -311,8 +325,15 @@ impl Config {
             serde_yaml_ng::from_str(text).map_err(|e| serde_error(path, text, e))?
         };
         let v = Validator { path, text };
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         let base = std::path::absolute(&base).unwrap_or(base);
 
         let mut notices = Vec::new();
@@ -324,8 +345,17 @@ impl Config {
         }
         let timezone = match &raw.timezone {
             Some(name) => name.parse::<Tz>().map_err(|_| {
-                let best = nearest(name, &chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()).collect::<Vec<_>>());
-                v.error(&[Seg::Key("timezone")], format!("unknown IANA time zone {name:?}{}", did_you_mean(best)))
+                let best = nearest(
+                    name,
+                    &chrono_tz::TZ_VARIANTS
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>(),
+                );
+                v.error(
+                    &[Seg::Key("timezone")],
+                    format!("unknown IANA time zone {name:?}{}", did_you_mean(best)),
+                )
             })?,
             None => ctx.local_zone.unwrap_or(Tz::UTC),
         };
@@ -346,7 +376,8 @@ impl Config {
             v.limits(&[Seg::Key("budgets"), Seg::Index(i)], &limits)?;
             let merged = limits.or(&default);
             let mut paths = Vec::new();
-            let mut raw_paths: Vec<(&'static str, &String)> = a.path.iter().map(|p| ("path", p)).collect();
+            let mut raw_paths: Vec<(&'static str, &String)> =
+                a.path.iter().map(|p| ("path", p)).collect();
             raw_paths.extend(a.paths.iter().flatten().map(|p| ("paths", p)));
             for (key, p) in raw_paths {
                 if p.trim().is_empty() {
@@ -354,31 +385,50 @@ impl Config {
                 }
                 let norm = ctx.expand(p, &base);
                 if let Some(other) = arms.iter().find(|o| o.paths.contains(&norm)) {
-                    return Err(v.error(&at(key), format!("path {norm} is already arm {:?}'s", other.name)));
+                    return Err(v.error(
+                        &at(key),
+                        format!("path {norm} is already arm {:?}'s", other.name),
+                    ));
                 }
                 if !paths.contains(&norm) {
                     paths.push(norm);
                 }
             }
-            arms.push(Arm { name, paths, caps: merged.caps(), policy: merged.policy() });
+            arms.push(Arm {
+                name,
+                paths,
+                caps: merged.caps(),
+                policy: merged.policy(),
+            });
         }
         let total = match &raw.total {
             Some(t) => {
                 v.limits(&[Seg::Key("total")], t)?;
                 if t.session_usd_cap.is_some() || t.max_usd_per_hour.is_some() {
-                    let key = if t.session_usd_cap.is_some() { "session_usd_cap" } else { "max_usd_per_hour" };
+                    let key = if t.session_usd_cap.is_some() {
+                        "session_usd_cap"
+                    } else {
+                        "max_usd_per_hour"
+                    };
                     return Err(v.error(
                         &[Seg::Key("total"), Seg::Key(key)],
-                        "the team total takes monthly_usd_cap, weekly_usd_cap and daily_usd_cap".into(),
+                        "the team total takes monthly_usd_cap, weekly_usd_cap and daily_usd_cap"
+                            .into(),
                     ));
                 }
-                Some(Total { caps: t.caps(), policy: t.policy() })
+                Some(Total {
+                    caps: t.caps(),
+                    policy: t.policy(),
+                })
             }
             None => None,
         };
         let gate = match &raw.gate {
             Some(g) => {
-                let tools = g.tools.clone().unwrap_or_else(|| DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect());
+                let tools = g
+                    .tools
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect());
                 for (i, t) in tools.iter().enumerate() {
                     if t.trim().is_empty() || glob::Pattern::new(t).is_err() {
                         return Err(v.error(
@@ -387,9 +437,15 @@ impl Config {
                         ));
                     }
                 }
-                Gate { tools, on_error: g.on_error.unwrap_or_default() }
+                Gate {
+                    tools,
+                    on_error: g.on_error.unwrap_or_default(),
+                }
             }
-            None => Gate { tools: DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect(), on_error: OnError::Deny },
+            None => Gate {
+                tools: DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect(),
+                on_error: OnError::Deny,
+            },
         };
         let alerts = match &raw.alerts {
             Some(a) => {
@@ -405,20 +461,38 @@ impl Config {
                 }
                 AlertSettings {
                     spike_mad: a.spike_mad.unwrap_or(d.spike_mad),
-                    spike_min: a.spike_min_usd.map(Micros::from_f64_dollars).unwrap_or(d.spike_min),
-                    unattributed_pct: a.unattributed_pct.map(|p| p.round() as u32).unwrap_or(d.unattributed_pct),
-                    unattributed_min: a.unattributed_min_usd.map(Micros::from_f64_dollars).unwrap_or(d.unattributed_min),
+                    spike_min: a
+                        .spike_min_usd
+                        .map(Micros::from_f64_dollars)
+                        .unwrap_or(d.spike_min),
+                    unattributed_pct: a
+                        .unattributed_pct
+                        .map(|p| p.round() as u32)
+                        .unwrap_or(d.unattributed_pct),
+                    unattributed_min: a
+                        .unattributed_min_usd
+                        .map(Micros::from_f64_dollars)
+                        .unwrap_or(d.unattributed_min),
                 }
             }
             None => AlertSettings::default(),
         };
         let mut prices = Vec::new();
         for (model, row) in raw.prices.iter().flatten() {
-            row.validate().map_err(|m| v.error(&[Seg::Key("prices"), Seg::Name(model)], m))?;
+            row.validate()
+                .map_err(|m| v.error(&[Seg::Key("prices"), Seg::Name(model)], m))?;
             prices.push((model.clone(), row.clone()));
         }
-        let claude_dirs = raw.claude_dirs.iter().flatten().map(|d| PathBuf::from(ctx.expand(d, &base))).collect();
-        let ledger = raw.ledger.as_ref().map(|l| PathBuf::from(ctx.expand(l, &base)));
+        let claude_dirs = raw
+            .claude_dirs
+            .iter()
+            .flatten()
+            .map(|d| PathBuf::from(ctx.expand(d, &base)))
+            .collect();
+        let ledger = raw
+            .ledger
+            .as_ref()
+            .map(|l| PathBuf::from(ctx.expand(l, &base)));
         Ok(Config {
             path: path.to_path_buf(),
             timezone,
@@ -511,7 +585,13 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error(&self, at: &[Seg<'_>], message: String) -> ConfigError {
         let (line, column) = locate(self.text, at);
-        ConfigError::Invalid { path: self.path.to_path_buf(), line, column, key: key_path(at), message }
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key: key_path(at),
+            message,
+        }
     }
 
     fn non_negative(&self, at: &[Seg<'_>], v: Option<f64>) -> Result<(), ConfigError> {
@@ -519,7 +599,10 @@ impl Validator<'_> {
             Some(x) if !x.is_finite() || x < 0.0 => {
                 Err(self.error(at, format!("must be a non-negative number, not {x}")))
             }
-            Some(x) if x > 1e12 => Err(self.error(at, format!("{x} is larger than any budget octo-budget handles"))),
+            Some(x) if x > 1e12 => Err(self.error(
+                at,
+                format!("{x} is larger than any budget octo-budget handles"),
+            )),
             _ => Ok(()),
         }
     }
@@ -542,13 +625,19 @@ impl Validator<'_> {
             self.non_negative(&with(k), val)?;
         }
         if let Some(g) = l.grace_pct {
-            if g < 100.0 || g > 1000.0 {
-                return Err(self.error(&with("grace_pct"), format!("must be between 100 and 1000 (percent of the cap), not {g}")));
+            if !(100.0..=1000.0).contains(&g) {
+                return Err(self.error(
+                    &with("grace_pct"),
+                    format!("must be between 100 and 1000 (percent of the cap), not {g}"),
+                ));
             }
         }
         if let Some(a) = l.alert_at_pct {
             if a > 100.0 {
-                return Err(self.error(&with("alert_at_pct"), format!("must be at most 100 (percent of the cap), not {a}")));
+                return Err(self.error(
+                    &with("alert_at_pct"),
+                    format!("must be at most 100 (percent of the cap), not {a}"),
+                ));
             }
         }
         Ok(())
@@ -581,7 +670,10 @@ fn locate(text: &str, at: &[Seg<'_>]) -> (usize, usize) {
                     // "key:" possibly after "- " on an item's first line.
                     let body = l.trim_start();
                     let (col, body) = match body.strip_prefix("- ") {
-                        Some(rest) => (indent(l) + 2 + (rest.len() - rest.trim_start().len()), rest.trim_start()),
+                        Some(rest) => (
+                            indent(l) + 2 + (rest.len() - rest.trim_start().len()),
+                            rest.trim_start(),
+                        ),
                         None => (indent(l), body),
                     };
                     if key_col.is_some_and(|c| c != col) {
@@ -601,7 +693,11 @@ fn locate(text: &str, at: &[Seg<'_>]) -> (usize, usize) {
                 // The value block: following lines deeper than this key.
                 start = i + 1;
                 let mut j = start;
-                while j < end && (!meaningful(lines[j]) || indent(lines[j]) > col || lines[j].trim_start().starts_with("- ") && indent(lines[j]) == col) {
+                while j < end
+                    && (!meaningful(lines[j])
+                        || indent(lines[j]) > col
+                        || lines[j].trim_start().starts_with("- ") && indent(lines[j]) == col)
+                {
                     j += 1;
                 }
                 end = j;
@@ -652,7 +748,10 @@ fn locate(text: &str, at: &[Seg<'_>]) -> (usize, usize) {
 fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError {
     let msg = e.to_string();
     let Some(loc) = e.location() else {
-        return ConfigError::Syntax { path: path.to_path_buf(), message: msg };
+        return ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: msg,
+        };
     };
     // serde_yaml_ng: "<key path>: <message> at line L column C".
     let body = msg.rsplit_once(" at line ").map(|(b, _)| b).unwrap_or(&msg);
@@ -662,9 +761,16 @@ fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError 
     };
     let (key, message) = match unknown_field(&detail) {
         Some((field, expected)) => {
-            let best = nearest(&field, &expected.iter().map(String::as_str).collect::<Vec<_>>());
+            let best = nearest(
+                &field,
+                &expected.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
             let best = best.or_else(|| nearest(&field, ARM_KEYS));
-            let key = if key == "(document)" { field.clone() } else { format!("{key}.{field}") };
+            let key = if key == "(document)" {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
             (key, format!("unknown key {field:?}{}", did_you_mean(best)))
         }
         None => (key, detail),
@@ -677,7 +783,13 @@ fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError 
         (1, 1) => (loc.line(), loc.column()),
         found => found,
     };
-    ConfigError::Invalid { path: path.to_path_buf(), line, column, key, message }
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key,
+        message,
+    }
 }
 
 /// "budgets[1].grace_pct" -> [budgets, [1], grace_pct].
@@ -705,21 +817,32 @@ fn parse_key_path(key: &str) -> Vec<Seg<'_>> {
 fn unknown_field(detail: &str) -> Option<(String, Vec<String>)> {
     let rest = detail.strip_prefix("unknown field `")?;
     let (field, tail) = rest.split_once('`')?;
-    let expected = tail.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    let expected = tail
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
     Some((field.to_owned(), expected))
 }
 
 fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                *c,
+            )
+        })
         .filter(|(score, _)| *score > 0.75)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
 
 fn did_you_mean(best: Option<&str>) -> String {
-    best.map(|b| format!(" (did you mean {b:?}?)")).unwrap_or_default()
+    best.map(|b| format!(" (did you mean {b:?}?)"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -727,7 +850,10 @@ mod tests {
     use super::*;
 
     fn ctx() -> PathContext {
-        PathContext { home: Some(PathBuf::from("/home/u")), local_zone: Some(Tz::Europe__Paris) }
+        PathContext {
+            home: Some(PathBuf::from("/home/u")),
+            local_zone: Some(Tz::Europe__Paris),
+        }
     }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -764,7 +890,14 @@ budgets:
         let acme = &c.arms[0];
         assert_eq!(acme.paths, vec!["/home/u/github/acme"]);
         assert_eq!(acme.caps.monthly, Some(Micros(1_000_000_000)));
-        assert_eq!(acme.policy, Policy { grace_pct: 110, action: Action::HardStop, alert_at_pct: 80 });
+        assert_eq!(
+            acme.policy,
+            Policy {
+                grace_pct: 110,
+                action: Action::HardStop,
+                alert_at_pct: 80
+            }
+        );
         assert_eq!(c.arms[1].paths, vec!["/home/u/github/acme-web"]);
         assert_eq!(c.arms[1].caps.monthly, Some(Micros(250_500_000)));
         assert_eq!(c.arms[2].policy.action, Action::Alert);
@@ -790,7 +923,10 @@ budgets:
         assert_eq!(a.caps.session, Some(Micros(5_000_000)));
         assert_eq!(a.caps.per_hour, Some(Micros(20_000_000)));
         assert_eq!(a.policy.alert_at_pct, 90);
-        assert_eq!(c.total.as_ref().unwrap().caps.daily, Some(Micros(100_000_000)));
+        assert_eq!(
+            c.total.as_ref().unwrap().caps.daily,
+            Some(Micros(100_000_000))
+        );
         assert_eq!(c.gate.on_error, OnError::Allow);
         assert_eq!(c.prices[0].0, "claude-opus-9");
         assert_eq!(c.claude_dirs, vec![PathBuf::from("/home/u/.claude")]);
@@ -802,9 +938,15 @@ budgets:
     fn unknown_key_names_line_and_suggests() {
         let e = err("budgets:\n  - arm: a\n    monthly_cap: 3\n");
         assert!(e.starts_with("/etc/ob/budgets.yaml:3:"), "{e}");
-        assert!(e.contains("monthly_cap") && e.contains("did you mean \"monthly_usd_cap\""), "{e}");
+        assert!(
+            e.contains("monthly_cap") && e.contains("did you mean \"monthly_usd_cap\""),
+            "{e}"
+        );
         let e = err("timezon: UTC\n");
-        assert!(e.contains(":1:") && e.contains("did you mean \"timezone\""), "{e}");
+        assert!(
+            e.contains(":1:") && e.contains("did you mean \"timezone\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -816,21 +958,32 @@ budgets:
     #[test]
     fn negative_cap_names_line_and_key() {
         let e = err("budgets:\n  - arm: a\n    path: /a\n  - arm: b\n    monthly_usd_cap: -5\n");
-        assert!(e.starts_with("/etc/ob/budgets.yaml:5:5: budgets[1].monthly_usd_cap:"), "{e}");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:5:5: budgets[1].monthly_usd_cap:"),
+            "{e}"
+        );
     }
 
     #[test]
     fn duplicate_arm_and_path_are_errors() {
         let e = err("budgets:\n  - arm: a\n  - arm: a\n");
         assert!(e.contains(":3:") && e.contains("duplicate arm"), "{e}");
-        let e = err("budgets:\n  - arm: a\n    path: /x\n  - arm: b\n    paths:\n      - /y\n      - /x/\n");
-        assert!(e.contains(":5:") && e.contains("budgets[1].paths") && e.contains("already arm \"a\""), "{e}");
+        let e = err(
+            "budgets:\n  - arm: a\n    path: /x\n  - arm: b\n    paths:\n      - /y\n      - /x/\n",
+        );
+        assert!(
+            e.contains(":5:") && e.contains("budgets[1].paths") && e.contains("already arm \"a\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_time_zone_suggests() {
         let e = err("timezone: Europe/Pari\n");
-        assert!(e.contains(":1:1: timezone:") && e.contains("Europe/Paris"), "{e}");
+        assert!(
+            e.contains(":1:1: timezone:") && e.contains("Europe/Paris"),
+            "{e}"
+        );
     }
 
     #[test]

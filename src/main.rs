@@ -63,7 +63,11 @@ fn main() -> ExitCode {
 /// `on_error: allow`), and never exits 1 or 101.
 fn run_check(ctx: &Context) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
-    let watchdog_ctx = Context { env: ctx.env.clone(), now: ctx.now, global: ctx.global.clone() };
+    let watchdog_ctx = Context {
+        env: ctx.env.clone(),
+        now: ctx.now,
+        global: ctx.global.clone(),
+    };
     std::thread::spawn(move || {
         std::thread::sleep(commands::check::DEADLINE);
         let e = anyhow::anyhow!("no answer within {} s", commands::check::DEADLINE.as_secs());

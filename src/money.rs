@@ -53,10 +53,6 @@ pub struct Micros(pub i64);
 impl Micros {
     pub const PER_DOLLAR: i64 = 1_000_000;
 
-    pub fn from_dollars_str(s: &str) -> Option<Micros> {
-        parse_dollars(s).map(Micros)
-    }
-
     /// Converts a configuration number (already validated as finite and
     /// non-negative) to micro-dollars, rounding to the nearest micro-dollar.
     pub fn from_f64_dollars(d: f64) -> Micros {
@@ -67,11 +63,6 @@ impl Micros {
             // Values too large for i64 micro-dollars saturate.
             Micros(if d > 0.0 { i64::MAX } else { 0 })
         })
-    }
-
-    /// The value as a JSON/CSV number of dollars (an output conversion only).
-    pub fn as_dollars_f64(self) -> f64 {
-        self.0 as f64 / Self::PER_DOLLAR as f64
     }
 
     /// `part` as a percentage of `self`, with one decimal place of precision.
@@ -100,7 +91,12 @@ impl Micros {
         let cents = (abs + 5_000) / 10_000;
         let dollars = cents / 100;
         let c = cents % 100;
-        format!("{}${}.{:02}", if neg { "-" } else { "" }, group_thousands(dollars), c)
+        format!(
+            "{}${}.{:02}",
+            if neg { "-" } else { "" },
+            group_thousands(dollars as u128),
+            c
+        )
     }
 
     /// `$1234.56` (cents, no separators), for one-line alerts.
@@ -147,7 +143,9 @@ impl AddAssign for Micros {
     }
 }
 
-fn group_thousands(n: i128) -> String {
+/// `1234567` -> `1,234,567` (non-negative numbers).
+pub fn group_thousands(n: impl Into<u128>) -> String {
+    let n: u128 = n.into();
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, ch) in s.chars().enumerate() {
@@ -232,17 +230,20 @@ mod tests {
 
     #[test]
     fn parses_decimal_dollars_exactly() {
-        assert_eq!(Micros::from_dollars_str("0.1"), Some(Micros(100_000)));
-        assert_eq!(Micros::from_dollars_str("1000"), Some(Micros(1_000_000_000)));
-        assert_eq!(Micros::from_dollars_str("0.0000015"), Some(Micros(2)));
-        assert_eq!(Micros::from_dollars_str("abc"), None);
+        assert_eq!(parse_dollars("0.1"), Some(100_000));
+        assert_eq!(parse_dollars("1000"), Some(1_000_000_000));
+        assert_eq!(parse_dollars("0.0000015"), Some(2));
+        assert_eq!(parse_dollars("abc"), None);
         assert_eq!(Micros::from_f64_dollars(0.1), Micros(100_000));
         assert_eq!(Micros::from_f64_dollars(1e-7), Micros(0));
     }
 
     #[test]
     fn percent_and_scale_are_integer_based() {
-        assert_eq!(Micros::percent_of(Micros(1_012_300_000), Micros(1_000_000_000)), Some(101.2));
+        assert_eq!(
+            Micros::percent_of(Micros(1_012_300_000), Micros(1_000_000_000)),
+            Some(101.2)
+        );
         assert_eq!(Micros::percent_of(Micros(1), Micros(0)), None);
         assert_eq!(Micros(1_000_000_000).scale_pct(110), Micros(1_100_000_000));
     }

@@ -92,7 +92,10 @@ pub struct Pricer<'a> {
 
 impl<'a> Pricer<'a> {
     pub fn new(table: &'a PriceTable) -> Pricer<'a> {
-        Pricer { table, unpriced: BTreeMap::new() }
+        Pricer {
+            table,
+            unpriced: BTreeMap::new(),
+        }
     }
 
     /// The cost of a group. A model the table does not know is priced at the
@@ -100,7 +103,14 @@ impl<'a> Pricer<'a> {
     pub fn cost(&mut self, g: &Group) -> Picos {
         let (prices, known) = self.table.for_budget(&g.model);
         let row = prices.at(g.day);
-        let c = cost(row, &g.usage, g.class, g.fast, g.us_geo, self.table.web_search);
+        let c = cost(
+            row,
+            &g.usage,
+            g.class,
+            g.fast,
+            g.us_geo,
+            self.table.web_search,
+        );
         if !known {
             self.unpriced.entry(g.model.clone()).or_default().add(g, c);
         }
@@ -120,7 +130,11 @@ mod tests {
             name: name.into(),
             paths: vec![path.into()],
             caps: Caps::default(),
-            policy: Policy { grace_pct: 110, action: Action::Warn, alert_at_pct: 80 },
+            policy: Policy {
+                grace_pct: 110,
+                action: Action::Warn,
+                alert_at_pct: 80,
+            },
         }
     }
 
@@ -129,13 +143,36 @@ mod tests {
         let arms = vec![arm("acme", "/x/acme"), arm("beta", "/x/beta")];
         let attributor = Attributor::new(&arms);
         let places: HashMap<i64, Place> = [
-            (1, Place { cwd: "/x/acme/api".into(), project: "-x-beta".into() }),
-            (2, Place { cwd: String::new(), project: "-x-beta".into() }),
-            (3, Place { cwd: "/elsewhere".into(), project: "-x-acme".into() }),
+            (
+                1,
+                Place {
+                    cwd: "/x/acme/api".into(),
+                    project: "-x-beta".into(),
+                },
+            ),
+            (
+                2,
+                Place {
+                    cwd: String::new(),
+                    project: "-x-beta".into(),
+                },
+            ),
+            (
+                3,
+                Place {
+                    cwd: "/elsewhere".into(),
+                    project: "-x-acme".into(),
+                },
+            ),
         ]
         .into();
-        let session_cwds: HashMap<String, String> = [("s-acme".to_string(), "/x/acme".to_string())].into();
-        let r = Resolver { attributor: &attributor, places: &places, session_cwds: &session_cwds };
+        let session_cwds: HashMap<String, String> =
+            [("s-acme".to_string(), "/x/acme".to_string())].into();
+        let r = Resolver {
+            attributor: &attributor,
+            places: &places,
+            session_cwds: &session_cwds,
+        };
         assert_eq!(r.owner(1, "s"), Owner::Arm(0)); // cwd wins over folder
         assert_eq!(r.owner(2, "s-acme"), Owner::Arm(0)); // the session's cwd
         assert_eq!(r.owner(2, "unknown"), Owner::Arm(1)); // the folder name
@@ -157,7 +194,10 @@ mod tests {
             us_geo: false,
             class: PromptClass(0),
             messages: 1,
-            usage: Usage { input: 1_000_000, ..Default::default() },
+            usage: Usage {
+                input: 1_000_000,
+                ..Default::default()
+            },
         };
         // $15 per MTok input: the dearest known input rate.
         assert_eq!(p.cost(&g).to_micros(), Micros(15_000_000));

@@ -56,7 +56,9 @@ pub enum Decision {
 pub fn run(ctx: &Context) -> u8 {
     let mut input = Vec::new();
     let stdin_result = std::io::stdin().take(MAX_STDIN).read_to_end(&mut input);
-    let outcome = stdin_result.map_err(anyhow::Error::from).and_then(|_| decide(ctx, &input));
+    let outcome = stdin_result
+        .map_err(anyhow::Error::from)
+        .and_then(|_| decide(ctx, &input));
     match outcome {
         Ok(Decision::Allow) => exit::OK,
         Ok(Decision::Warn(msg)) => {
@@ -75,7 +77,10 @@ pub fn run(ctx: &Context) -> u8 {
 /// `on_error: allow` (which needs a config that loads).
 pub fn fail(ctx: &Context, e: &anyhow::Error) -> u8 {
     let reason = format!("{e:#}").replace('\n', " ");
-    let allow = ctx.load().map(|l| l.config.gate.on_error == OnError::Allow).unwrap_or(false);
+    let allow = ctx
+        .load()
+        .map(|l| l.config.gate.on_error == OnError::Allow)
+        .unwrap_or(false);
     if allow {
         eprintln!("octo-budget: cannot check the budget ({reason}); allowing the call because budgets.yaml sets gate.on_error: allow");
         exit::OK
@@ -88,7 +93,8 @@ pub fn fail(ctx: &Context, e: &anyhow::Error) -> u8 {
 fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
     let loaded = ctx.load()?;
     let cfg = &loaded.config;
-    let hook: HookInput = serde_json::from_slice(stdin).context("stdin is not Claude Code hook JSON")?;
+    let hook: HookInput =
+        serde_json::from_slice(stdin).context("stdin is not Claude Code hook JSON")?;
     let event = hook.hook_event_name.as_deref().unwrap_or("");
     let tool = hook.tool_name.as_deref().unwrap_or("");
     let (is_prompt, what) = match event {
@@ -96,34 +102,60 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         "UserPromptSubmit" => (true, "this prompt".to_owned()),
         _ => return Ok(Decision::Allow),
     };
-    let cwd = hook
-        .cwd
-        .clone()
-        .filter(|c| !c.is_empty())
-        .or_else(|| ctx.env.claude_project_dir.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    let cwd = hook.cwd.clone().filter(|c| !c.is_empty()).or_else(|| {
+        ctx.env
+            .claude_project_dir
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+    });
     let config_path = absolute(&ctx.config_path()?, ctx);
     let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
     if !is_prompt {
-        if let Some(reason) = self_protection(tool, hook.tool_input.as_ref(), cwd.as_deref(), &config_path, &ledger_path) {
+        if let Some(reason) = self_protection(
+            tool,
+            hook.tool_input.as_ref(),
+            cwd.as_deref(),
+            &config_path,
+            &ledger_path,
+        ) {
             return Ok(Decision::Block(reason));
         }
     }
     if !is_prompt && !gated(tool, &cfg.gate.tools) {
         return Ok(Decision::Allow);
     }
-    let arm = cwd.as_deref().and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
+    let arm = cwd
+        .as_deref()
+        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
     if arm.is_none() && cfg.total.is_none() {
         return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
-    if let Some(t) = hook.transcript_path.as_deref().filter(|t| !t.as_os_str().is_empty()) {
+    if let Some(t) = hook
+        .transcript_path
+        .as_deref()
+        .filter(|t| !t.as_os_str().is_empty())
+    {
         ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref())?;
     }
-    let eval = Evaluator { loaded: &loaded, ledger: &ledger, now: ctx.now };
+    let eval = Evaluator {
+        loaded: &loaded,
+        ledger: &ledger,
+        now: ctx.now,
+    };
     let caps = eval.caps(arm, hook.session_id.as_deref())?;
     let session = hook.session_id.as_deref();
-    if let Some(c) = caps.iter().filter(|c| c.tier == Tier::HardStop).max_by_key(|c| (c.spent.0 as i128 * 1000) / c.limit.0.max(1) as i128) {
-        return Ok(Decision::Block(hook_reply::block_reason(c, &what, cfg.timezone, session)));
+    if let Some(c) = caps
+        .iter()
+        .filter(|c| c.tier == Tier::HardStop)
+        .max_by_key(|c| (c.spent.0 as i128 * 1000) / c.limit.0.max(1) as i128)
+    {
+        return Ok(Decision::Block(hook_reply::block_reason(
+            c,
+            &what,
+            cfg.timezone,
+            session,
+        )));
     }
     // A warning once per arm, cap, period and tier.
     for c in caps.iter().filter(|c| c.tier >= Tier::Alert) {
@@ -136,7 +168,13 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
             }
             _ => c.scope.name(),
         };
-        let key = NoticeKey { channel: "hook", scope, cap: c.kind.as_str(), period_start: &period_start, level: c.tier.as_str() };
+        let key = NoticeKey {
+            channel: "hook",
+            scope,
+            cap: c.kind.as_str(),
+            period_start: &period_start,
+            level: c.tier.as_str(),
+        };
         if ledger.notice_given(&key)? {
             continue;
         }
@@ -148,13 +186,19 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
 }
 
 fn absolute(p: &Path, ctx: &Context) -> PathBuf {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { ctx.env.cwd.clone().unwrap_or_default().join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        ctx.env.cwd.clone().unwrap_or_default().join(p)
+    };
     PathBuf::from(normalise_path(&abs.to_string_lossy()))
 }
 
 /// True when `tool` matches one of the gate's names or `*` patterns.
 pub fn gated(tool: &str, patterns: &[String]) -> bool {
-    patterns.iter().any(|p| p == tool || glob::Pattern::new(p).is_ok_and(|g| g.matches(tool)))
+    patterns
+        .iter()
+        .any(|p| p == tool || glob::Pattern::new(p).is_ok_and(|g| g.matches(tool)))
 }
 
 const FILE_TOOLS: [&str; 4] = ["Edit", "Write", "MultiEdit", "NotebookEdit"];
@@ -178,19 +222,32 @@ pub fn self_protection(
     };
     if FILE_TOOLS.contains(&tool) {
         let input = input?;
-        let target = ["file_path", "notebook_path", "path"].iter().find_map(|k| input.get(*k).and_then(|v| v.as_str()))?;
+        let target = ["file_path", "notebook_path", "path"]
+            .iter()
+            .find_map(|k| input.get(*k).and_then(|v| v.as_str()))?;
         let abs = if target.starts_with('/') {
             normalise_path(target)
         } else {
             normalise_path(&format!("{}/{target}", cwd.unwrap_or("/")))
         };
-        let canonical = std::fs::canonicalize(&abs).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| abs.clone());
-        let hit = protected.full.iter().any(|p| abs == *p || canonical == *p || abs.starts_with(&format!("{}-", p)) || canonical.starts_with(&format!("{}-", p)));
+        let canonical = std::fs::canonicalize(&abs)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| abs.clone());
+        let hit = protected.full.iter().any(|p| {
+            abs == *p
+                || canonical == *p
+                || abs.starts_with(&format!("{}-", p))
+                || canonical.starts_with(&format!("{}-", p))
+        });
         return if hit { refuse(&abs) } else { None };
     }
     if tool == "Bash" {
         let cmd = input?.get("command")?.as_str()?;
-        let named = protected.full.iter().chain(protected.names.iter()).find(|p| cmd.contains(p.as_str()))?;
+        let named = protected
+            .full
+            .iter()
+            .chain(protected.names.iter())
+            .find(|p| cmd.contains(p.as_str()))?;
         return refuse(named);
     }
     None
@@ -229,7 +286,10 @@ mod tests {
 
     #[test]
     fn gate_patterns_match_names_and_globs() {
-        let pats: Vec<String> = ["Agent", "Task", "mcp__*"].iter().map(|s| s.to_string()).collect();
+        let pats: Vec<String> = ["Agent", "Task", "mcp__*"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(gated("Agent", &pats));
         assert!(gated("mcp__playwright__click", &pats));
         assert!(!gated("TaskCreate", &pats));
@@ -240,7 +300,15 @@ mod tests {
     fn edits_of_config_or_ledger_are_refused() {
         let cfg = Path::new("/home/u/.config/octo-budget/budgets.yaml");
         let led = Path::new("/home/u/.local/share/octo-budget/ledger.sqlite");
-        let edit = |p: &str| self_protection("Edit", Some(&json!({"file_path": p})), Some("/home/u/.config/octo-budget"), cfg, led);
+        let edit = |p: &str| {
+            self_protection(
+                "Edit",
+                Some(&json!({"file_path": p})),
+                Some("/home/u/.config/octo-budget"),
+                cfg,
+                led,
+            )
+        };
         assert!(edit("/home/u/.config/octo-budget/budgets.yaml").is_some());
         assert!(edit("budgets.yaml").is_some()); // relative to cwd
         assert!(edit("/home/u/.local/share/octo-budget/ledger.sqlite-wal").is_some());
@@ -249,6 +317,8 @@ mod tests {
         assert!(bash("sed -i s/1000/9999/ budgets.yaml").is_some());
         assert!(bash("rm /home/u/.local/share/octo-budget/ledger.sqlite").is_some());
         assert!(bash("cargo test").is_none());
-        assert!(self_protection("Read", Some(&json!({"file_path": cfg})), None, cfg, led).is_none());
+        assert!(
+            self_protection("Read", Some(&json!({"file_path": cfg})), None, cfg, led).is_none()
+        );
     }
 }

@@ -113,14 +113,36 @@ impl Evaluator<'_> {
         if let Some(i) = arm {
             let a = &cfg.arms[i];
             let empty = HashMap::new();
-            let resolver = Resolver { attributor: &self.loaded.attributor, places: &places, session_cwds: &empty };
+            let resolver = Resolver {
+                attributor: &self.loaded.attributor,
+                places: &places,
+                session_cwds: &empty,
+            };
             let candidates = resolver.candidate_places(i);
             let scope = Scope::Arm(a.name.clone());
-            self.calendar_caps(&mut out, &scope, &a.caps, &a.policy, Some((i, &candidates)), &places)?;
+            self.calendar_caps(
+                &mut out,
+                &scope,
+                &a.caps,
+                &a.policy,
+                Some((i, &candidates)),
+                &places,
+            )?;
             if let (Some(limit), Some(s)) = (a.caps.session, session) {
-                let whole = Period { kind: PeriodKind::All, start: DateTime::<Utc>::MIN_UTC, end: DateTime::<Utc>::MAX_UTC };
+                let whole = Period {
+                    kind: PeriodKind::All,
+                    start: DateTime::<Utc>::MIN_UTC,
+                    end: DateTime::<Utc>::MAX_UTC,
+                };
                 let spent = self.spend(&whole, None, Some(s), &places)?;
-                out.push(self.state(scope.clone(), CapKind::Session, limit, spent, a.policy, whole));
+                out.push(self.state(
+                    scope.clone(),
+                    CapKind::Session,
+                    limit,
+                    spent,
+                    a.policy,
+                    whole,
+                ));
             }
             if let Some(limit) = a.caps.per_hour {
                 let hour = Period::trailing_hour(self.now);
@@ -157,16 +179,36 @@ impl Evaluator<'_> {
         Ok(())
     }
 
-    fn state(&self, scope: Scope, kind: CapKind, limit: Micros, spent: Micros, policy: Policy, period: Period) -> CapState {
+    fn state(
+        &self,
+        scope: Scope,
+        kind: CapKind,
+        limit: Micros,
+        spent: Micros,
+        policy: Policy,
+        period: Period,
+    ) -> CapState {
         let t = if kind == CapKind::Hourly {
             // The burn rate has no grace and no early alert: over it is a
             // breach, which stops work on hard_stop arms.
-            let p = Policy { grace_pct: 100, alert_at_pct: 0, ..policy };
+            let p = Policy {
+                grace_pct: 100,
+                alert_at_pct: 0,
+                ..policy
+            };
             tier(spent, limit, &p)
         } else {
             tier(spent, limit, &policy)
         };
-        CapState { scope, kind, limit, spent, policy, tier: t, period }
+        CapState {
+            scope,
+            kind,
+            limit,
+            spent,
+            policy,
+            tier: t,
+            period,
+        }
     }
 
     /// Spend in `period` up to now: of one arm (its candidate places,
@@ -179,11 +221,18 @@ impl Evaluator<'_> {
         places: &HashMap<i64, crate::ledger::query::Place>,
     ) -> Result<Micros> {
         let window = period.until(self.now + Duration::milliseconds(1));
-        let filter = Filter { places: arm.map(|(_, c)| c), session };
+        let filter = Filter {
+            places: arm.map(|(_, c)| c),
+            session,
+        };
         let groups = self.ledger.groups(window.start, window.end, &filter)?;
         let mut pricer = Pricer::new(&self.loaded.prices);
         let Some((i, _)) = arm else {
-            return Ok(groups.iter().map(|g| pricer.cost(g)).sum::<crate::money::Picos>().to_micros());
+            return Ok(groups
+                .iter()
+                .map(|g| pricer.cost(g))
+                .sum::<crate::money::Picos>()
+                .to_micros());
         };
         // Places without a cwd are the arm's only if their session's cwd
         // (or, failing that, their folder) says so.
@@ -193,7 +242,11 @@ impl Evaluator<'_> {
             .map(|g| g.session_id.as_str())
             .collect();
         let session_cwds = self.ledger.session_cwds(missing)?;
-        let resolver = Resolver { attributor: &self.loaded.attributor, places, session_cwds: &session_cwds };
+        let resolver = Resolver {
+            attributor: &self.loaded.attributor,
+            places,
+            session_cwds: &session_cwds,
+        };
         Ok(groups
             .iter()
             .filter(|g| resolver.owner(g.place_id, &g.session_id) == Owner::Arm(i))

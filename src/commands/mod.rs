@@ -41,19 +41,32 @@ pub struct Loaded {
 
 impl Context {
     pub fn path_context(&self) -> PathContext {
-        PathContext { home: self.env.home.clone(), local_zone: self.local_zone() }
+        PathContext {
+            home: self.env.home.clone(),
+            local_zone: self.local_zone(),
+        }
     }
 
     /// `TZ` when it names an IANA zone, else the system's zone, else UTC.
     fn local_zone(&self) -> Option<Tz> {
-        if let Some(tz) = self.env.tz.as_deref().and_then(|t| t.trim_start_matches(':').parse::<Tz>().ok()) {
+        if let Some(tz) = self
+            .env
+            .tz
+            .as_deref()
+            .and_then(|t| t.trim_start_matches(':').parse::<Tz>().ok())
+        {
             return Some(tz);
         }
-        iana_time_zone::get_timezone().ok().and_then(|n| n.parse().ok())
+        iana_time_zone::get_timezone()
+            .ok()
+            .and_then(|n| n.parse().ok())
     }
 
     fn xdg_config(&self) -> Option<PathBuf> {
-        self.env.xdg_config_home.clone().or_else(|| self.env.home.as_ref().map(|h| h.join(".config")))
+        self.env
+            .xdg_config_home
+            .clone()
+            .or_else(|| self.env.home.as_ref().map(|h| h.join(".config")))
     }
 
     /// `--config`, `$OCTO_BUDGET_CONFIG`, `./budgets.yaml`, then
@@ -63,7 +76,12 @@ impl Context {
             return Ok(p.clone());
         }
         let mut tried = Vec::new();
-        let local = self.env.cwd.clone().unwrap_or_default().join("budgets.yaml");
+        let local = self
+            .env
+            .cwd
+            .clone()
+            .unwrap_or_default()
+            .join("budgets.yaml");
         if local.is_file() {
             return Ok(local);
         }
@@ -75,7 +93,13 @@ impl Context {
             }
             tried.push(p);
         }
-        Err(ConfigError::NotFound { tried: tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") })
+        Err(ConfigError::NotFound {
+            tried: tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
@@ -83,7 +107,11 @@ impl Context {
         let config = Config::load(&path, &self.path_context())?;
         let attributor = Attributor::new(&config.arms);
         let prices = PriceTable::new(&config.prices);
-        Ok(Loaded { config, attributor, prices })
+        Ok(Loaded {
+            config,
+            attributor,
+            prices,
+        })
     }
 
     /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
@@ -99,7 +127,12 @@ impl Context {
             .env
             .xdg_data_home
             .clone()
-            .or_else(|| self.env.home.as_ref().map(|h| h.join(".local").join("share")))
+            .or_else(|| {
+                self.env
+                    .home
+                    .as_ref()
+                    .map(|h| h.join(".local").join("share"))
+            })
             .unwrap_or_else(|| PathBuf::from("."));
         data.join("octo-budget").join("ledger.sqlite")
     }
@@ -114,7 +147,13 @@ impl Context {
             return config.claude_dirs.clone();
         }
         if let Some(d) = &self.env.claude_config_dir {
-            return d.to_str().unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+            return d
+                .to_str()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect();
         }
         let mut dirs = Vec::new();
         if let Some(h) = &self.env.home {
@@ -131,36 +170,70 @@ impl Context {
     }
 
     /// Discovers every transcript and ingests what is new.
-    pub fn ingest_all(&self, loaded: &Loaded, ledger: &mut Ledger, show_progress: bool) -> Result<IngestStats> {
+    pub fn ingest_all(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        show_progress: bool,
+    ) -> Result<IngestStats> {
         let files = discover(&self.claude_dirs(&loaded.config));
         let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
         Ok(crate::ledger::ingest::ingest(ledger, &files, &mut bar)?)
     }
 
     /// Ingests only the given transcript and its session's subagents.
-    pub fn ingest_session(&self, ledger: &mut Ledger, transcript: &Path, session_id: Option<&str>) -> Result<IngestStats> {
+    pub fn ingest_session(
+        &self,
+        ledger: &mut Ledger,
+        transcript: &Path,
+        session_id: Option<&str>,
+    ) -> Result<IngestStats> {
         let files = session_files(transcript, session_id);
-        Ok(crate::ledger::ingest::ingest(ledger, &files, &mut crate::ledger::ingest::NoProgress)?)
+        Ok(crate::ledger::ingest::ingest(
+            ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+        )?)
     }
 }
 
 /// A session file and its subagents' files
 /// (`<project>/<session>/subagents/**/agent-*.jsonl`).
 pub fn session_files(transcript: &Path, session_id: Option<&str>) -> Vec<TranscriptFile> {
-    let Some(dir) = transcript.parent() else { return Vec::new() };
-    let project = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut out = vec![TranscriptFile { path: transcript.to_path_buf(), project: project.clone() }];
-    let stem = session_id
-        .map(str::to_owned)
-        .or_else(|| transcript.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let Some(dir) = transcript.parent() else {
+        return Vec::new();
+    };
+    let project = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut out = vec![TranscriptFile {
+        path: transcript.to_path_buf(),
+        project: project.clone(),
+    }];
+    let stem = session_id.map(str::to_owned).or_else(|| {
+        transcript
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+    });
     if let Some(stem) = stem {
         let sub = dir.join(&stem).join("subagents");
         if sub.is_dir() {
-            for e in walkdir::WalkDir::new(&sub).into_iter().filter_map(|e| e.ok()) {
-                let Ok(rel) = e.path().strip_prefix(dir) else { continue };
+            for e in walkdir::WalkDir::new(&sub)
+                .into_iter()
+                .filter_map(|e| e.ok())
+            {
+                let Ok(rel) = e.path().strip_prefix(dir) else {
+                    continue;
+                };
                 let rel = Path::new(&project).join(rel);
-                if e.file_type().is_file() && crate::transcript::discover::transcript_project(&rel).is_some() {
-                    out.push(TranscriptFile { path: e.path().to_path_buf(), project: project.clone() });
+                if e.file_type().is_file()
+                    && crate::transcript::discover::transcript_project(&rel).is_some()
+                {
+                    out.push(TranscriptFile {
+                        path: e.path().to_path_buf(),
+                        project: project.clone(),
+                    });
                 }
             }
         }
@@ -180,7 +253,13 @@ struct ProgressBar {
 
 impl ProgressBar {
     fn new(enabled: bool) -> ProgressBar {
-        ProgressBar { enabled, started: Instant::now(), bar: None, total: 0, done: 0 }
+        ProgressBar {
+            enabled,
+            started: Instant::now(),
+            bar: None,
+            total: 0,
+            done: 0,
+        }
     }
 }
 
@@ -196,10 +275,15 @@ impl Progress for ProgressBar {
             return;
         }
         if self.bar.is_none() && self.started.elapsed() > Duration::from_secs(1) {
-            let bar = indicatif::ProgressBar::with_draw_target(Some(self.total), indicatif::ProgressDrawTarget::stderr());
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(self.total),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
             bar.set_style(
-                indicatif::ProgressStyle::with_template("reading transcripts {bar:30} {binary_bytes}/{binary_total_bytes} {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "reading transcripts {bar:30} {binary_bytes}/{binary_total_bytes} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             self.bar = Some(bar);
         }

@@ -35,7 +35,8 @@ pub enum RowKind {
 
 impl Row {
     pub fn spent_pct(&self) -> Option<f64> {
-        self.cap.and_then(|c| Micros::percent_of(self.tally.spent(), c))
+        self.cap
+            .and_then(|c| Micros::percent_of(self.tally.spent(), c))
     }
 }
 
@@ -61,7 +62,14 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         if a != "unattributed" && cfg.arm(a).is_none() {
             bail!(crate::config::ConfigError::Syntax {
                 path: cfg.path.clone(),
-                message: format!("no arm named {a:?} (arms: {})", cfg.arms.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")),
+                message: format!(
+                    "no arm named {a:?} (arms: {})",
+                    cfg.arms
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             });
         }
     }
@@ -101,7 +109,11 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         .map(|g| g.session_id.as_str())
         .collect();
     let session_cwds = ledger.session_cwds(missing_cwd)?;
-    let resolver = Resolver { attributor: &loaded.attributor, places: &places, session_cwds: &session_cwds };
+    let resolver = Resolver {
+        attributor: &loaded.attributor,
+        places: &places,
+        session_cwds: &session_cwds,
+    };
     let mut pricer = Pricer::new(&loaded.prices);
 
     let wanted = |o: Owner| match &args.arm {
@@ -125,7 +137,13 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         let key = match args.by {
             ByArg::Arm | ByArg::Day => continue,
             ByArg::Model => g.model.clone(),
-            ByArg::Session => if g.session_id.is_empty() { "(none)".into() } else { g.session_id.clone() },
+            ByArg::Session => {
+                if g.session_id.is_empty() {
+                    "(none)".into()
+                } else {
+                    g.session_id.clone()
+                }
+            }
         };
         breakdown.entry(key).or_default().add(g, c);
     }
@@ -133,11 +151,24 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     // days, so re-read by local day boundaries.
     let breakdown = match args.by {
         ByArg::Arm => None,
-        ByArg::Day => Some(by_local_day(&ledger, &window, tz, &resolver, &loaded.prices, &wanted)?),
+        ByArg::Day => Some(by_local_day(
+            &ledger,
+            &window,
+            tz,
+            &resolver,
+            &loaded.prices,
+            &wanted,
+        )?),
         ByArg::Model | ByArg::Session => Some(
             breakdown
                 .into_iter()
-                .map(|(k, t)| Row { label: k, kind: RowKind::Breakdown, cap: None, tier: None, tally: t })
+                .map(|(k, t)| Row {
+                    label: k,
+                    kind: RowKind::Breakdown,
+                    cap: None,
+                    tier: None,
+                    tally: t,
+                })
                 .collect(),
         ),
     };
@@ -166,7 +197,13 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     }
     let unattributed = if wanted(Owner::Unattributed) {
         total.merge(&unattributed);
-        Some(Row { label: "unattributed".into(), kind: RowKind::Unattributed, cap: None, tier: None, tally: unattributed })
+        Some(Row {
+            label: "unattributed".into(),
+            kind: RowKind::Unattributed,
+            cap: None,
+            tier: None,
+            tally: unattributed,
+        })
     } else {
         None
     };
@@ -175,7 +212,13 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         timezone: tz,
         arms,
         unattributed,
-        total: Row { label: "total".into(), kind: RowKind::Total, cap: None, tier: None, tally: total },
+        total: Row {
+            label: "total".into(),
+            kind: RowKind::Total,
+            cap: None,
+            tier: None,
+            tally: total,
+        },
         breakdown: breakdown.map(|rows| (args.by, rows)),
         unpriced: pricer.unpriced,
         skipped_lines: ledger.skipped_lines()?,
@@ -204,14 +247,18 @@ fn by_local_day(
     wanted: &dyn Fn(Owner) -> bool,
 ) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let Some((first, last)) = ledger.time_span()? else { return Ok(rows) };
+    let Some((first, last)) = ledger.time_span()? else {
+        return Ok(rows);
+    };
     let start = window.start.max(first);
     let end = window.end.min(last + Duration::milliseconds(1));
     if end <= start {
         return Ok(rows);
     }
     let mut day = start.with_timezone(&tz).date_naive();
-    let last_day = (end - Duration::milliseconds(1)).with_timezone(&tz).date_naive();
+    let last_day = (end - Duration::milliseconds(1))
+        .with_timezone(&tz)
+        .date_naive();
     let mut pricer = Pricer::new(prices);
     while day <= last_day {
         let p = Period::dates(day, day, tz);
@@ -224,7 +271,13 @@ fn by_local_day(
             }
         }
         if t.messages > 0 || t.cost.0 != 0 {
-            rows.push(Row { label: day.to_string(), kind: RowKind::Breakdown, cap: None, tier: None, tally: t });
+            rows.push(Row {
+                label: day.to_string(),
+                kind: RowKind::Breakdown,
+                cap: None,
+                tier: None,
+                tally: t,
+            });
         }
         day = day.succ_opt().expect("a next day");
     }

@@ -29,23 +29,48 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             }),
         },
         (None, Some(dir)) => {
-            let abs = if dir.is_absolute() { dir.clone() } else { ctx.env.cwd.clone().unwrap_or_default().join(dir) };
-            loaded.attributor.by_cwd(&normalise_path(&abs.to_string_lossy()))
+            let abs = if dir.is_absolute() {
+                dir.clone()
+            } else {
+                ctx.env.cwd.clone().unwrap_or_default().join(dir)
+            };
+            loaded
+                .attributor
+                .by_cwd(&normalise_path(&abs.to_string_lossy()))
         }
         (None, None) => {
             let here = ctx.env.cwd.clone().unwrap_or_default();
-            loaded.attributor.by_cwd(&normalise_path(&here.to_string_lossy()))
+            loaded
+                .attributor
+                .by_cwd(&normalise_path(&here.to_string_lossy()))
         }
     };
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
     ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
-    let eval = Evaluator { loaded: &loaded, ledger: &ledger, now: ctx.now };
+    let eval = Evaluator {
+        loaded: &loaded,
+        ledger: &ledger,
+        now: ctx.now,
+    };
     let caps = eval.caps(arm, args.session.as_deref())?;
     let worst = caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok);
     let blocking = caps.iter().find(|c| c.tier == Tier::HardStop);
     let (decision, reason) = match blocking {
-        Some(c) => ("block", Some(hook_reply::block_reason(c, "gated tools", cfg.timezone, args.session.as_deref()))),
-        None if worst >= Tier::Alert => ("warn", caps.iter().find(|c| c.tier == worst).map(|c| hook_reply::warning(c, args.session.as_deref()))),
+        Some(c) => (
+            "block",
+            Some(hook_reply::block_reason(
+                c,
+                "gated tools",
+                cfg.timezone,
+                args.session.as_deref(),
+            )),
+        ),
+        None if worst >= Tier::Alert => (
+            "warn",
+            caps.iter()
+                .find(|c| c.tier == worst)
+                .map(|c| hook_reply::warning(c, args.session.as_deref())),
+        ),
         None => ("allow", None),
     };
     let arm_name = arm.map(|i| cfg.arms[i].name.clone());
@@ -66,10 +91,26 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
     } else {
-        writeln!(out, "arm: {}", arm_name.as_deref().unwrap_or("(none: no arm owns this directory)"))?;
+        writeln!(
+            out,
+            "arm: {}",
+            arm_name
+                .as_deref()
+                .unwrap_or("(none: no arm owns this directory)")
+        )?;
         let mut t = Table::new();
         t.load_style(presets::UTF8_FULL_CONDENSED).force_no_tty();
-        t.set_header(["scope", "cap", "limit", "spent", "remaining", "%", "tier", "hard stop at", "resets"]);
+        t.set_header([
+            "scope",
+            "cap",
+            "limit",
+            "spent",
+            "remaining",
+            "%",
+            "tier",
+            "hard stop at",
+            "resets",
+        ]);
         for c in &caps {
             t.add_row([
                 c.scope.name().to_owned(),
@@ -77,10 +118,16 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 c.limit.to_string(),
                 c.spent.to_string(),
                 c.remaining().to_string(),
-                crate::money::Micros::percent_of(c.spent, c.limit).map(|p| format!("{p:.1}")).unwrap_or_default(),
+                crate::money::Micros::percent_of(c.spent, c.limit)
+                    .map(|p| format!("{p:.1}"))
+                    .unwrap_or_default(),
                 c.tier.as_str().to_owned(),
-                c.hard_stop_at().map(|h| h.to_string()).unwrap_or_else(|| "never".into()),
-                c.resets().map(|r| r.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into()),
+                c.hard_stop_at()
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "never".into()),
+                c.resets()
+                    .map(|r| r.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "never".into()),
             ]);
         }
         if caps.is_empty() {

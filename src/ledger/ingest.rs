@@ -106,13 +106,23 @@ struct FileResult {
 }
 
 /// Brings the ledger up to date with `files`.
-pub fn ingest(ledger: &mut Ledger, files: &[TranscriptFile], progress: &mut dyn Progress) -> Result<IngestStats> {
-    let mut stats = IngestStats { files_seen: files.len(), ..Default::default() };
+pub fn ingest(
+    ledger: &mut Ledger,
+    files: &[TranscriptFile],
+    progress: &mut dyn Progress,
+) -> Result<IngestStats> {
+    let mut stats = IngestStats {
+        files_seen: files.len(),
+        ..Default::default()
+    };
     let work = plan(ledger, files)?;
     if work.is_empty() {
         return Ok(stats);
     }
-    let total_bytes: u64 = work.iter().map(|w| (w.meta.size - w.known.map_or(0, |k| k.offset)).max(0) as u64).sum();
+    let total_bytes: u64 = work
+        .iter()
+        .map(|w| (w.meta.size - w.known.map_or(0, |k| k.offset)).max(0) as u64)
+        .sum();
     progress.start(work.len(), total_bytes);
     let mut writer = Writer::new(ledger);
     let result = if work.len() == 1 || total_bytes < (4 << 20) {
@@ -140,8 +150,16 @@ pub fn ingest(ledger: &mut Ledger, files: &[TranscriptFile], progress: &mut dyn 
     Ok(stats)
 }
 
-fn parallel(work: &[Work], writer: &mut Writer<'_>, stats: &mut IngestStats, progress: &mut dyn Progress) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8).min(work.len());
+fn parallel(
+    work: &[Work],
+    writer: &mut Writer<'_>,
+    stats: &mut IngestStats,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+        .min(work.len());
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<FileResult>(threads * 2);
     std::thread::scope(|s| {
@@ -175,7 +193,9 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
         .map_err(|e| ledger.err(e))?;
     let mut work = Vec::new();
     for f in files {
-        let Ok(md) = std::fs::metadata(&f.path) else { continue };
+        let Ok(md) = std::fs::metadata(&f.path) else {
+            continue;
+        };
         if !md.is_file() {
             continue;
         }
@@ -183,13 +203,21 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
             dev: md.dev() as i64,
             ino: md.ino() as i64,
             size: md.size() as i64,
-            mtime_ns: md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec()),
+            mtime_ns: md
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(md.mtime_nsec()),
         };
         let key = path_key(&f.path);
         let known = stmt
             .query_row([&key], |r| {
                 Ok(Known {
-                    meta: Meta { dev: r.get(0)?, ino: r.get(1)?, size: r.get(2)?, mtime_ns: r.get(3)? },
+                    meta: Meta {
+                        dev: r.get(0)?,
+                        ino: r.get(1)?,
+                        size: r.get(2)?,
+                        mtime_ns: r.get(3)?,
+                    },
                     offset: r.get(4)?,
                     head_len: r.get(5)?,
                     head_hash: r.get(6)?,
@@ -201,7 +229,12 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
         if known.is_some_and(|k| k.meta == meta) {
             continue; // unchanged
         }
-        work.push(Work { file: f.clone(), key, meta, known });
+        work.push(Work {
+            file: f.clone(),
+            key,
+            meta,
+            known,
+        });
     }
     work.sort_by_key(|w| std::cmp::Reverse(w.meta.size - w.known.map_or(0, |k| k.offset)));
     Ok(work)
@@ -237,7 +270,13 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     let mut skipped = 0u64;
     let file_key = path_key(&w.file.path);
     let end = for_each_line(&mut f, start as u64, |line, offset| {
-        match parse_line(line, LineOrigin { file_key: &file_key, offset }) {
+        match parse_line(
+            line,
+            LineOrigin {
+                file_key: &file_key,
+                offset,
+            },
+        ) {
             Line::Response(r) => {
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     if !file_has_cwd || !session_cwds.iter().any(|(ss, _)| ss == s) {
@@ -352,12 +391,21 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(ledger: &'a mut Ledger) -> Writer<'a> {
-        Writer { ledger, tx_open: false, pending: 0, deltas: HashMap::new(), places: HashMap::new() }
+        Writer {
+            ledger,
+            tx_open: false,
+            pending: 0,
+            deltas: HashMap::new(),
+            places: HashMap::new(),
+        }
     }
 
     fn begin(&mut self) -> Result<()> {
         if !self.tx_open {
-            self.ledger.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.ledger.err(e))?;
+            self.ledger
+                .conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| self.ledger.err(e))?;
             self.tx_open = true;
         }
         Ok(())
@@ -382,9 +430,16 @@ impl<'a> Writer<'a> {
         let conn = &self.ledger.conn;
         let now_known: Option<(i64, i64, i64, i64)> = conn
             .prepare_cached("SELECT dev, ino, offset, head_hash FROM files WHERE path = ?1")
-            .and_then(|mut s| s.query_row([&r.key], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?))).optional())
+            .and_then(|mut s| {
+                s.query_row([&r.key], |x| {
+                    Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?))
+                })
+                .optional()
+            })
             .map_err(|e| self.ledger.err(e))?;
-        let planned = r.known.map(|k| (k.meta.dev, k.meta.ino, k.offset, k.head_hash));
+        let planned = r
+            .known
+            .map(|k| (k.meta.dev, k.meta.ino, k.offset, k.head_hash));
         if now_known != planned {
             return Ok(());
         }
@@ -430,7 +485,11 @@ impl<'a> Writer<'a> {
                 st.execute(params![s, c]).map_err(|e| self.ledger.err(e))?;
             }
         }
-        let skipped = if r.reset { 0 } else { r.known.map_or(0, |k| k.skipped) } + r.skipped as i64;
+        let skipped = if r.reset {
+            0
+        } else {
+            r.known.map_or(0, |k| k.skipped)
+        } + r.skipped as i64;
         conn.prepare_cached(
             "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -481,7 +540,9 @@ impl<'a> Writer<'a> {
     fn apply_row(&mut self, row: Row) -> Result<()> {
         let existing = self.rows_of(&row.message_id)?;
         let same = existing.iter().find(|e| e.request_id == row.request_id);
-        let other_main = existing.iter().any(|e| e.request_id != row.request_id && !e.sidechain);
+        let other_main = existing
+            .iter()
+            .any(|e| e.request_id != row.request_id && !e.sidechain);
         let written = match same {
             Some(old) => {
                 let usage = old.usage.max(&row.usage);
@@ -489,7 +550,12 @@ impl<'a> Writer<'a> {
                 if usage == old.usage && sidechain == old.sidechain {
                     return Ok(());
                 }
-                let new = Row { usage, sidechain, counted: !(sidechain && other_main), ..old.clone() };
+                let new = Row {
+                    usage,
+                    sidechain,
+                    counted: !(sidechain && other_main),
+                    ..old.clone()
+                };
                 if old.counted {
                     self.delta(old, -1);
                 }
@@ -497,7 +563,10 @@ impl<'a> Writer<'a> {
                 new
             }
             None => {
-                let new = Row { counted: !(row.sidechain && other_main), ..row };
+                let new = Row {
+                    counted: !(row.sidechain && other_main),
+                    ..row
+                };
                 self.insert(&new)?;
                 new
             }
@@ -506,8 +575,14 @@ impl<'a> Writer<'a> {
             self.delta(&written, 1);
         }
         if !written.sidechain {
-            for e in existing.iter().filter(|e| e.request_id != written.request_id && e.sidechain && e.counted) {
-                let demoted = Row { counted: false, ..e.clone() };
+            for e in existing
+                .iter()
+                .filter(|e| e.request_id != written.request_id && e.sidechain && e.counted)
+            {
+                let demoted = Row {
+                    counted: false,
+                    ..e.clone()
+                };
                 self.update(&demoted)?;
                 self.delta(e, -1);
             }
@@ -539,14 +614,7 @@ impl<'a> Writer<'a> {
                     fast: r.get(7)?,
                     us_geo: r.get(8)?,
                     advisor: r.get(9)?,
-                    usage: Usage {
-                        input: r.get::<_, i64>(10)? as u64,
-                        output: r.get::<_, i64>(11)? as u64,
-                        cache_write_5m: r.get::<_, i64>(12)? as u64,
-                        cache_write_1h: r.get::<_, i64>(13)? as u64,
-                        cache_read: r.get::<_, i64>(14)? as u64,
-                        web_search: r.get::<_, i64>(15)? as u64,
-                    },
+                    usage: super::usage_at(r, 10)?,
                 })
             })
             .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
@@ -662,8 +730,20 @@ impl<'a> Writer<'a> {
                 continue;
             }
             st.execute(params![
-                k.bucket, k.place_id, k.session_id, k.model, k.fast, k.us_geo, k.class, d.messages, d.t[0], d.t[1], d.t[2], d.t[3],
-                d.t[4], d.t[5]
+                k.bucket,
+                k.place_id,
+                k.session_id,
+                k.model,
+                k.fast,
+                k.us_geo,
+                k.class,
+                d.messages,
+                d.t[0],
+                d.t[1],
+                d.t[2],
+                d.t[3],
+                d.t[4],
+                d.t[5]
             ])
             .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
         }
@@ -705,4 +785,3 @@ impl<'a> Writer<'a> {
 fn classify_err(path: &Path, busy: std::time::Duration, e: rusqlite::Error) -> LedgerError {
     super::classify(path, busy, e)
 }
-

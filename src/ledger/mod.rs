@@ -26,15 +26,25 @@ pub enum LedgerError {
     #[error("ledger {path}: not an octo-budget ledger (not a SQLite database); move it away or pass --ledger")]
     NotADatabase { path: PathBuf },
     #[error("ledger {path}: schema version {found} is newer than this octo-budget understands ({supported}); upgrade octo-budget")]
-    TooNew { path: PathBuf, found: i64, supported: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("ledger {path}: busy (another octo-budget held it longer than {waited_ms} ms)")]
     Busy { path: PathBuf, waited_ms: u64 },
     #[error("ledger {path}: cannot write (read-only file or folder, or disk full): {detail}")]
     ReadOnly { path: PathBuf, detail: String },
-    #[error("ledger {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("ledger {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("ledger {path}: {error}")]
+    Sqlite {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("ledger {path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -51,15 +61,34 @@ impl Ledger {
     /// `busy` for other processes' locks.
     pub fn open(path: &Path, busy: Duration) -> Result<Ledger> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io { path: path.to_path_buf(), source: e })?;
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io {
+                path: path.to_path_buf(),
+                error: e,
+            })?;
         }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(path, busy, e))?;
-        let mut ledger = Ledger { conn, path: path.to_path_buf(), busy };
+        let mut ledger = Ledger {
+            conn,
+            path: path.to_path_buf(),
+            busy,
+        };
         ledger.conn.busy_timeout(busy).map_err(|e| ledger.err(e))?;
+        // Leave the WAL for the next process instead of checkpointing (and
+        // syncing) on every close: the hook opens the ledger on every call.
+        // SQLite's automatic checkpoints keep the WAL small.
+        ledger
+            .conn
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map_err(|e| ledger.err(e))?;
         schema::migrate(&mut ledger)?;
         Ok(ledger)
     }
@@ -73,16 +102,41 @@ impl Ledger {
     }
 }
 
+/// The six token columns of a row (`input, output, cache_write_5m,
+/// cache_write_1h, cache_read, web_search`), starting at column `first`.
+pub(crate) fn usage_at(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<crate::transcript::Usage> {
+    let t = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+    Ok(crate::transcript::Usage {
+        input: t(0)?,
+        output: t(1)?,
+        cache_write_5m: t(2)?,
+        cache_write_1h: t(3)?,
+        cache_read: t(4)?,
+        web_search: t(5)?,
+    })
+}
+
 /// Sorts SQLite's errors into the cases a user can act on.
 pub(crate) fn classify(path: &Path, busy: Duration, e: rusqlite::Error) -> LedgerError {
     use rusqlite::ErrorCode as C;
     let path = path.to_path_buf();
     match e.sqlite_error_code() {
         Some(C::NotADatabase) => LedgerError::NotADatabase { path },
-        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => LedgerError::Busy { path, waited_ms: busy.as_millis() as u64 },
-        Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) | Some(C::DiskFull) | Some(C::SystemIoFailure) => {
-            LedgerError::ReadOnly { path, detail: e.to_string() }
-        }
-        _ => LedgerError::Sqlite { path, source: e },
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => LedgerError::Busy {
+            path,
+            waited_ms: busy.as_millis() as u64,
+        },
+        Some(C::ReadOnly)
+        | Some(C::CannotOpen)
+        | Some(C::PermissionDenied)
+        | Some(C::DiskFull)
+        | Some(C::SystemIoFailure) => LedgerError::ReadOnly {
+            path,
+            detail: e.to_string(),
+        },
+        _ => LedgerError::Sqlite { path, error: e },
     }
 }

@@ -48,13 +48,19 @@ pub struct Filter<'a> {
 
 impl Ledger {
     /// Token groups for responses with `from <= timestamp < to`.
-    pub fn groups(&self, from: DateTime<Utc>, to: DateTime<Utc>, filter: &Filter<'_>) -> Result<Vec<Group>> {
+    pub fn groups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
         let from_ms = from.timestamp_millis();
         let to_ms = to.timestamp_millis();
         if to_ms <= from_ms {
             return Ok(Vec::new());
         }
-        let first_bucket = from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
+        let first_bucket =
+            from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
         let end_bucket = to_ms.div_euclid(BUCKET_MS); // exclusive
         let mut acc: HashMap<GroupKey, (i64, Usage)> = HashMap::new();
         if first_bucket < end_bucket {
@@ -78,7 +84,14 @@ impl Ledger {
                 usage,
             })
             .collect();
-        out.sort_by(|a, b| (a.day, a.place_id, &a.session_id, &a.model).cmp(&(b.day, b.place_id, &b.session_id, &b.model)));
+        out.sort_by(|a, b| {
+            (a.day, a.place_id, &a.session_id, &a.model).cmp(&(
+                b.day,
+                b.place_id,
+                &b.session_id,
+                &b.model,
+            ))
+        });
         Ok(out)
     }
 
@@ -95,7 +108,13 @@ impl Ledger {
         sql
     }
 
-    fn rollup_part(&self, b0: i64, b1: i64, filter: &Filter<'_>, acc: &mut HashMap<GroupKey, (i64, Usage)>) -> Result<()> {
+    fn rollup_part(
+        &self,
+        b0: i64,
+        b1: i64,
+        filter: &Filter<'_>,
+        acc: &mut HashMap<GroupKey, (i64, Usage)>,
+    ) -> Result<()> {
         let mut args: Vec<rusqlite::types::Value> = vec![b0.into(), b1.into()];
         let extra = Self::filter_sql(filter, &mut args);
         let day_buckets = 86_400_000 / BUCKET_MS;
@@ -106,7 +125,9 @@ impl Ledger {
              GROUP BY 1, 2, 3, 4, 5, 6, 7"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let mut rows = st.query(params_from_iter(args.iter())).map_err(|e| self.err(e))?;
+        let mut rows = st
+            .query(params_from_iter(args.iter()))
+            .map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let key = GroupKey {
                 day: r.get(0).map_err(|e| self.err(e))?,
@@ -118,18 +139,21 @@ impl Ledger {
                 class: r.get(6).map_err(|e| self.err(e))?,
             };
             let messages: i64 = r.get(7).map_err(|e| self.err(e))?;
-            let mut t = [0u64; 6];
-            for (i, slot) in t.iter_mut().enumerate() {
-                *slot = r.get::<_, i64>(8 + i).map_err(|e| self.err(e))?.max(0) as u64;
-            }
+            let usage = super::usage_at(r, 8).map_err(|e| self.err(e))?;
             let e = acc.entry(key).or_default();
             e.0 += messages;
-            e.1.add(&usage_of(t));
+            e.1.add(&usage);
         }
         Ok(())
     }
 
-    fn raw_part(&self, from_ms: i64, to_ms: i64, filter: &Filter<'_>, acc: &mut HashMap<GroupKey, (i64, Usage)>) -> Result<()> {
+    fn raw_part(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter<'_>,
+        acc: &mut HashMap<GroupKey, (i64, Usage)>,
+    ) -> Result<()> {
         if to_ms <= from_ms {
             return Ok(());
         }
@@ -141,14 +165,12 @@ impl Ledger {
              FROM responses WHERE counted = 1 AND ts_ms >= ?1 AND ts_ms < ?2{extra}"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let mut rows = st.query(params_from_iter(args.iter())).map_err(|e| self.err(e))?;
+        let mut rows = st
+            .query(params_from_iter(args.iter()))
+            .map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let ts: i64 = r.get(0).map_err(|e| self.err(e))?;
-            let mut t = [0u64; 6];
-            for (i, slot) in t.iter_mut().enumerate() {
-                *slot = r.get::<_, i64>(7 + i).map_err(|e| self.err(e))?.max(0) as u64;
-            }
-            let usage = usage_of(t);
+            let usage = super::usage_at(r, 7).map_err(|e| self.err(e))?;
             let advisor: bool = r.get(6).map_err(|e| self.err(e))?;
             let key = GroupKey {
                 day: ts.div_euclid(86_400_000),
@@ -168,23 +190,42 @@ impl Ledger {
 
     /// Every place, by id.
     pub fn places(&self) -> Result<HashMap<i64, Place>> {
-        let mut st = self.conn.prepare_cached("SELECT id, cwd, project FROM places").map_err(|e| self.err(e))?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, cwd, project FROM places")
+            .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([], |r| Ok((r.get(0)?, Place { cwd: r.get(1)?, project: r.get(2)? })))
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    Place {
+                        cwd: r.get(1)?,
+                        project: r.get(2)?,
+                    },
+                ))
+            })
             .and_then(|it| it.collect::<std::result::Result<HashMap<_, _>, _>>())
             .map_err(|e| self.err(e))?;
         Ok(rows)
     }
 
     /// The cwd first seen for each of `sessions` (those that have one).
-    pub fn session_cwds<'s>(&self, sessions: impl IntoIterator<Item = &'s str>) -> Result<HashMap<String, String>> {
-        let mut st = self.conn.prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1").map_err(|e| self.err(e))?;
+    pub fn session_cwds<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<HashMap<String, String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1")
+            .map_err(|e| self.err(e))?;
         let mut out = HashMap::new();
         for s in sessions {
             if out.contains_key(s) {
                 continue;
             }
-            let cwd: Option<String> = rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0))).map_err(|e| self.err(e))?;
+            let cwd: Option<String> =
+                rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0)))
+                    .map_err(|e| self.err(e))?;
             if let Some(c) = cwd {
                 out.insert(s.to_owned(), c);
             }
@@ -196,19 +237,32 @@ impl Ledger {
     pub fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         let (lo, hi): (Option<i64>, Option<i64>) = self
             .conn
-            .query_row("SELECT MIN(ts_ms), MAX(ts_ms) FROM responses WHERE counted = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT MIN(ts_ms), MAX(ts_ms) FROM responses WHERE counted = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|e| self.err(e))?;
-        Ok(match (lo.and_then(DateTime::from_timestamp_millis), hi.and_then(DateTime::from_timestamp_millis)) {
-            (Some(a), Some(b)) => Some((a, b)),
-            _ => None,
-        })
+        Ok(
+            match (
+                lo.and_then(DateTime::from_timestamp_millis),
+                hi.and_then(DateTime::from_timestamp_millis),
+            ) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            },
+        )
     }
 
     /// Lines skipped as malformed, over every file the ledger has read.
     pub fn skipped_lines(&self) -> Result<u64> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COALESCE(SUM(skipped_lines), 0) FROM files", [], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE(SUM(skipped_lines), 0) FROM files",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))?;
         Ok(n.max(0) as u64)
     }
@@ -223,10 +277,6 @@ struct GroupKey {
     fast: bool,
     us_geo: bool,
     class: u8,
-}
-
-fn usage_of(t: [u64; 6]) -> Usage {
-    Usage { input: t[0], output: t[1], cache_write_5m: t[2], cache_write_1h: t[3], cache_read: t[4], web_search: t[5] }
 }
 
 fn day_of(days_since_epoch: i64) -> NaiveDate {

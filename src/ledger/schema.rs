@@ -124,7 +124,11 @@ const MIGRATIONS: &[&str] = &[
 pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     let version = user_version(ledger)?;
     if version > VERSION {
-        return Err(LedgerError::TooNew { path: ledger.path.clone(), found: version, supported: VERSION });
+        return Err(LedgerError::TooNew {
+            path: ledger.path.clone(),
+            found: version,
+            supported: VERSION,
+        });
     }
     let mode: String = ledger
         .conn
@@ -136,7 +140,10 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             .map_err(|e| ledger.err(e))?;
     }
-    ledger.conn.execute_batch("PRAGMA synchronous = NORMAL").map_err(|e| ledger.err(e))?;
+    ledger
+        .conn
+        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768")
+        .map_err(|e| ledger.err(e))?;
     if version == VERSION {
         return Ok(());
     }
@@ -147,11 +154,14 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| super::classify(&path, busy, e))?;
     // Another process may have migrated while we waited for the lock.
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| super::classify(&path, busy, e))?;
+    let current: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| super::classify(&path, busy, e))?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 1;
         if current < target {
-            tx.execute_batch(sql).map_err(|e| super::classify(&path, busy, e))?;
+            tx.execute_batch(sql)
+                .map_err(|e| super::classify(&path, busy, e))?;
             tx.execute_batch(&format!("PRAGMA user_version = {target}"))
                 .map_err(|e| super::classify(&path, busy, e))?;
         }
@@ -160,5 +170,8 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
 }
 
 fn user_version(ledger: &Ledger) -> Result<i64> {
-    ledger.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ledger.err(e))
+    ledger
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| ledger.err(e))
 }

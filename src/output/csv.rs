@@ -44,7 +44,9 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
             kind.into(),
             row.tally.spent().plain(),
             row.cap.map(|c| c.plain()).unwrap_or_default(),
-            row.spent_pct().map(|p| format!("{p:.1}")).unwrap_or_default(),
+            row.spent_pct()
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_default(),
             row.tier.map(|t| t.as_str().to_owned()).unwrap_or_default(),
             row.tally.sessions.len().to_string(),
             row.tally.messages.to_string(),

@@ -41,7 +41,9 @@ pub fn block_reason(c: &CapState, what: &str, tz: Tz, session: Option<&str>) -> 
         CapKind::Hourly => "until the last hour's spend falls below the limit".to_owned(),
         _ => format!(
             "until {}",
-            c.resets().map(|r| r.with_timezone(&tz).format("%Y-%m-%d").to_string()).unwrap_or_default()
+            c.resets()
+                .map(|r| r.with_timezone(&tz).format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
         ),
     };
     let spent = match c.kind {
@@ -61,7 +63,9 @@ pub fn block_reason(c: &CapState, what: &str, tz: Tz, session: Option<&str>) -> 
             c.blocks_at()
         ),
     };
-    clip(format!("octo-budget: {spent}; {what} refused {until} or until the cap is raised in budgets.yaml"))
+    clip(format!(
+        "octo-budget: {spent}; {what} refused {until} or until the cap is raised in budgets.yaml"
+    ))
 }
 
 /// A one-line warning for a cap at alert or warn.

@@ -41,8 +41,14 @@ fn arm_row(r: &Row) -> Value {
     m.insert("arm".into(), json!(r.label));
     m.extend(tally_fields(&r.tally));
     m.insert("cap_usd".into(), r.cap.map(usd).unwrap_or(Value::Null));
-    m.insert("spent_pct".into(), r.spent_pct().map(|p| json!(p)).unwrap_or(Value::Null));
-    m.insert("tier".into(), r.tier.map(|t| json!(t.as_str())).unwrap_or(Value::Null));
+    m.insert(
+        "spent_pct".into(),
+        r.spent_pct().map(|p| json!(p)).unwrap_or(Value::Null),
+    );
+    m.insert(
+        "tier".into(),
+        r.tier.map(|t| json!(t.as_str())).unwrap_or(Value::Null),
+    );
     Value::Object(m)
 }
 
@@ -59,10 +65,16 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut doc = Map::new();
     doc.insert("period".into(), period);
     doc.insert("timezone".into(), json!(tz.name()));
-    doc.insert("arms".into(), Value::Array(r.arms.iter().map(arm_row).collect()));
+    doc.insert(
+        "arms".into(),
+        Value::Array(r.arms.iter().map(arm_row).collect()),
+    );
     doc.insert(
         "unattributed".into(),
-        r.unattributed.as_ref().map(|u| Value::Object(tally_fields(&u.tally))).unwrap_or(Value::Null),
+        r.unattributed
+            .as_ref()
+            .map(|u| Value::Object(tally_fields(&u.tally)))
+            .unwrap_or(Value::Null),
     );
     doc.insert("totals".into(), Value::Object(tally_fields(&r.total.tally)));
     if let Some((by, rows)) = &r.breakdown {
@@ -75,7 +87,10 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
                 Value::Object(m)
             })
             .collect();
-        doc.insert("breakdown".into(), json!({"by": format!("{by:?}").to_lowercase(), "rows": rows}));
+        doc.insert(
+            "breakdown".into(),
+            json!({"by": format!("{by:?}").to_lowercase(), "rows": rows}),
+        );
     }
     doc.insert(
         "unpriced_models".into(),
@@ -89,7 +104,10 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
         ),
     );
     doc.insert("skipped_lines".into(), json!(r.skipped_lines));
-    doc.insert("prices".into(), json!({"effective_from": r.prices_effective_from.to_string()}));
+    doc.insert(
+        "prices".into(),
+        json!({"effective_from": r.prices_effective_from.to_string()}),
+    );
     serde_json::to_writer_pretty(&mut *out, &Value::Object(doc))?;
     writeln!(out)
 }

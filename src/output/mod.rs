@@ -9,15 +9,7 @@ pub mod table;
 
 /// `12345678` -> `12,345,678`.
 pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    crate::money::group_thousands(n)
 }
 
 #[cfg(test)]

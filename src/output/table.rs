@@ -10,7 +10,8 @@ use crate::commands::report::{Report, Row, RowKind};
 
 pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
     if !color {
         t.force_no_tty();
     } else {
@@ -21,9 +22,21 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         None => "arm".into(),
     };
     t.set_header(
-        [first.as_str(), "spent", "cap", "%", "tier", "sessions", "responses", "input", "output", "cache writes", "cache reads"]
-            .into_iter()
-            .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
+        [
+            first.as_str(),
+            "spent",
+            "cap",
+            "%",
+            "tier",
+            "sessions",
+            "responses",
+            "input",
+            "output",
+            "cache writes",
+            "cache reads",
+        ]
+        .into_iter()
+        .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
     );
     let rows: Vec<&Row> = match &r.breakdown {
         Some((_, rows)) => rows.iter().collect(),
@@ -34,7 +47,11 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     }
     for i in 1..11 {
         if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(if i == 4 { CellAlignment::Left } else { CellAlignment::Right });
+            c.set_cell_alignment(if i == 4 {
+                CellAlignment::Left
+            } else {
+                CellAlignment::Right
+            });
         }
     }
     writeln!(out, "{}", period_line(r))?;
@@ -49,7 +66,11 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         )?;
     }
     if r.skipped_lines > 0 {
-        writeln!(out, "skipped lines: {} (malformed transcript lines, not counted)", thousands(r.skipped_lines))?;
+        writeln!(
+            out,
+            "skipped lines: {} (malformed transcript lines, not counted)",
+            thousands(r.skipped_lines)
+        )?;
     }
     writeln!(
         out,
@@ -67,7 +88,9 @@ fn period_line(r: &Report) -> String {
             "period: {} {} to {} (time zone {tz})",
             kind.as_str(),
             r.period.start.with_timezone(&tz).format("%Y-%m-%d"),
-            (r.period.end - chrono::Duration::milliseconds(1)).with_timezone(&tz).format("%Y-%m-%d"),
+            (r.period.end - chrono::Duration::milliseconds(1))
+                .with_timezone(&tz)
+                .format("%Y-%m-%d"),
         ),
     }
 }
@@ -98,7 +121,11 @@ fn cells(row: &Row, color: bool) -> Vec<Cell> {
         name,
         Cell::new(row.tally.spent().to_string()),
         Cell::new(row.cap.map(|c| c.to_string()).unwrap_or_default()),
-        Cell::new(row.spent_pct().map(|p| format!("{p:.1}")).unwrap_or_default()),
+        Cell::new(
+            row.spent_pct()
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_default(),
+        ),
         tier,
         Cell::new(thousands(row.tally.sessions.len() as u64)),
         Cell::new(thousands(row.tally.messages.max(0) as u64)),

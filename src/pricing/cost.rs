@@ -22,7 +22,12 @@ pub struct PromptClass(pub u8);
 impl PromptClass {
     /// 0: prompt <= 100k, 1: <= 200k, 2: above 200k tokens.
     pub fn of(prompt_tokens: u64) -> PromptClass {
-        PromptClass(PROMPT_THRESHOLDS.iter().filter(|t| prompt_tokens > **t).count() as u8)
+        PromptClass(
+            PROMPT_THRESHOLDS
+                .iter()
+                .filter(|t| prompt_tokens > **t)
+                .count() as u8,
+        )
     }
 
     /// True when every prompt of this class is above `threshold`.
@@ -36,7 +41,14 @@ impl PromptClass {
 
 /// The cost of `usage` (one response, or the sum of many of one class and
 /// with the same flags) at `row`.
-pub fn cost(row: &PriceRow, usage: &Usage, class: PromptClass, fast: bool, us_geo: bool, web_search: i64) -> Picos {
+pub fn cost(
+    row: &PriceRow,
+    usage: &Usage,
+    class: PromptClass,
+    fast: bool,
+    us_geo: bool,
+    web_search: i64,
+) -> Picos {
     let rates = match &row.long_context {
         Some(lc) if class.above(lc.above_prompt_tokens) => lc.rates,
         _ => row.rates,
@@ -65,12 +77,32 @@ mod tests {
 
     fn priced(model: &str, u: Usage, fast: bool, geo: bool) -> i64 {
         let t = PriceTable::new(&[]);
-        let row = t.lookup(model).unwrap().at(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()).clone();
-        cost(&row, &u, PromptClass::of(u.prompt_tokens()), fast, geo, t.web_search).to_micros().0
+        let row = t
+            .lookup(model)
+            .unwrap()
+            .at(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+            .clone();
+        cost(
+            &row,
+            &u,
+            PromptClass::of(u.prompt_tokens()),
+            fast,
+            geo,
+            t.web_search,
+        )
+        .to_micros()
+        .0
     }
 
     fn u(input: u64, output: u64, w5: u64, w1: u64, read: u64) -> Usage {
-        Usage { input, output, cache_write_5m: w5, cache_write_1h: w1, cache_read: read, web_search: 0 }
+        Usage {
+            input,
+            output,
+            cache_write_5m: w5,
+            cache_write_1h: w1,
+            cache_read: read,
+            web_search: 0,
+        }
     }
 
     #[test]
@@ -87,29 +119,63 @@ mod tests {
     fn sonnet_4_5_under_and_over_200k() {
         // 3*$3 + 2849*$6 + 9493*$0.30 + 527*$15 per MTok
         // = 9 + 17094 + 2847.9 + 7905 = 27855.9 micro-dollars.
-        assert_eq!(priced("claude-sonnet-4-5", u(3, 527, 0, 2849, 9493), false, false), 27_856);
+        assert_eq!(
+            priced("claude-sonnet-4-5", u(3, 527, 0, 2849, 9493), false, false),
+            27_856
+        );
         // 150k read + 50_001 input = 200_001 prompt: every token at long rates.
         // 50_001*$6 + 150_000*$0.60 + 1000*$22.50 = 300006 + 90000 + 22500.
-        assert_eq!(priced("claude-sonnet-4-5", u(50_001, 1000, 0, 0, 150_000), false, false), 412_506);
+        assert_eq!(
+            priced(
+                "claude-sonnet-4-5",
+                u(50_001, 1000, 0, 0, 150_000),
+                false,
+                false
+            ),
+            412_506
+        );
         // Sonnet 4.6 has no surcharge: 50_001*$3 + 150_000*$0.3 + 1000*$15.
-        assert_eq!(priced("claude-sonnet-4-6", u(50_001, 1000, 0, 0, 150_000), false, false), 210_003);
+        assert_eq!(
+            priced(
+                "claude-sonnet-4-6",
+                u(50_001, 1000, 0, 0, 150_000),
+                false,
+                false
+            ),
+            210_003
+        );
     }
 
     #[test]
     fn fast_mode_and_us_geo_multiply_the_request() {
         // opus-4-6: 1000*$5 + 100*$25 = 7500 micro-dollars; fast x6 = 45000.
-        assert_eq!(priced("claude-opus-4-6", u(1000, 100, 0, 0, 0), true, false), 45_000);
+        assert_eq!(
+            priced("claude-opus-4-6", u(1000, 100, 0, 0, 0), true, false),
+            45_000
+        );
         // US-only x1.1 on top: 49500.
-        assert_eq!(priced("claude-opus-4-6", u(1000, 100, 0, 0, 0), true, true), 49_500);
+        assert_eq!(
+            priced("claude-opus-4-6", u(1000, 100, 0, 0, 0), true, true),
+            49_500
+        );
         // opus-4-5 has no fast multiplier in the table: 7500.
-        assert_eq!(priced("claude-opus-4-5", u(1000, 100, 0, 0, 0), true, true), 7_500);
+        assert_eq!(
+            priced("claude-opus-4-5", u(1000, 100, 0, 0, 0), true, true),
+            7_500
+        );
     }
 
     #[test]
     fn haiku_5_5_tier_by_prompt_size() {
         // <= 100k: 100_000*$0.10 = 10000; > 100k: 100_001*$0.50 = 50000.5
-        assert_eq!(priced("claude-haiku-5-5", u(100_000, 0, 0, 0, 0), false, false), 10_000);
-        assert_eq!(priced("claude-haiku-5-5", u(100_001, 0, 0, 0, 0), false, false), 50_001);
+        assert_eq!(
+            priced("claude-haiku-5-5", u(100_000, 0, 0, 0, 0), false, false),
+            10_000
+        );
+        assert_eq!(
+            priced("claude-haiku-5-5", u(100_001, 0, 0, 0, 0), false, false),
+            50_001
+        );
     }
 
     #[test]

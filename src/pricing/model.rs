@@ -32,7 +32,9 @@ pub fn normalise(model: &str) -> String {
         }
         if let Some((head, tail)) = m.rsplit_once('-') {
             let is_date = tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_digit());
-            let is_version = tail.len() >= 2 && tail.starts_with('v') && tail[1..].bytes().all(|b| b.is_ascii_digit());
+            let is_version = tail.len() >= 2
+                && tail.starts_with('v')
+                && tail[1..].bytes().all(|b| b.is_ascii_digit());
             if is_date || is_version {
                 m = head.to_owned();
             }
@@ -53,8 +55,14 @@ mod tests {
         for (raw, want) in [
             ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
             ("claude-opus-4-6", "claude-opus-4-6"),
-            ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
-            ("anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku"),
+            (
+                "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "claude-sonnet-4-5",
+            ),
+            (
+                "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "claude-3-5-haiku",
+            ),
             ("claude-opus-4-1@20250805", "claude-opus-4-1"),
             ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet"),
             ("claude-opus-4-6[1m]", "claude-opus-4-6"),

@@ -170,26 +170,54 @@ impl RowSpec {
         }
         for (name, v) in nums {
             if let Some(v) = v {
-                if !v.is_finite() || v < 0.0 || v > 1_000_000.0 {
-                    return Err(format!("{name} must be a non-negative number of dollars, not {v}"));
+                if !v.is_finite() || !(0.0..=1_000_000.0).contains(&v) {
+                    return Err(format!(
+                        "{name} must be a non-negative number of dollars, not {v}"
+                    ));
                 }
             }
         }
         Ok(())
     }
 
-    pub fn to_row(&self, ids: Vec<String>, default_from: NaiveDate, default_source: &str) -> PriceRow {
+    pub fn to_row(
+        &self,
+        ids: Vec<String>,
+        default_from: NaiveDate,
+        default_source: &str,
+    ) -> PriceRow {
         PriceRow {
             ids,
-            rates: rates_of(self.input, self.output, self.cache_write_5m, self.cache_write_1h, self.cache_read),
+            rates: rates_of(
+                self.input,
+                self.output,
+                self.cache_write_5m,
+                self.cache_write_1h,
+                self.cache_read,
+            ),
             long_context: self.long_context.as_ref().map(|lc| LongContext {
                 above_prompt_tokens: lc.above_prompt_tokens,
-                rates: rates_of(lc.input, lc.output, lc.cache_write_5m, lc.cache_write_1h, lc.cache_read),
+                rates: rates_of(
+                    lc.input,
+                    lc.output,
+                    lc.cache_write_5m,
+                    lc.cache_write_1h,
+                    lc.cache_read,
+                ),
             }),
-            fast: self.fast.map(|f| Multiplier(rate(f))).unwrap_or(Multiplier::ONE),
-            us_geo: self.us_geo.map(|f| Multiplier(rate(f))).unwrap_or(Multiplier::ONE),
+            fast: self
+                .fast
+                .map(|f| Multiplier(rate(f)))
+                .unwrap_or(Multiplier::ONE),
+            us_geo: self
+                .us_geo
+                .map(|f| Multiplier(rate(f)))
+                .unwrap_or(Multiplier::ONE),
             effective_from: self.effective_from.unwrap_or(default_from),
-            source: self.source.clone().unwrap_or_else(|| default_source.to_owned()),
+            source: self
+                .source
+                .clone()
+                .unwrap_or_else(|| default_source.to_owned()),
         }
     }
 }
@@ -212,14 +240,19 @@ pub struct PriceTable {
 impl PriceTable {
     /// The embedded table with `overrides` (model prefix -> row) on top.
     pub fn new(overrides: &[(String, RowSpec)]) -> PriceTable {
-        let spec: TableSpec = serde_yaml_ng::from_str(EMBEDDED).expect("embedded price table is valid");
+        let spec: TableSpec =
+            serde_yaml_ng::from_str(EMBEDDED).expect("embedded price table is valid");
         let mut by_id: HashMap<String, ModelPrices> = HashMap::new();
         let mut dearest = Rates::default();
         for row in &spec.models {
             let r = row.to_row(row.ids.clone(), spec.effective_from, "embedded");
             dearest = dearest.max(&r.rates);
             for id in &row.ids {
-                by_id.entry(id.clone()).or_insert_with(|| ModelPrices { rows: vec![] }).rows.push(r.clone());
+                by_id
+                    .entry(id.clone())
+                    .or_insert_with(|| ModelPrices { rows: vec![] })
+                    .rows
+                    .push(r.clone());
             }
         }
         for prices in by_id.values_mut() {
@@ -229,11 +262,12 @@ impl PriceTable {
             .iter()
             .map(|(prefix, spec_row)| {
                 let norm = normalise(prefix);
-                let row = spec_row.to_row(vec![norm.clone()], NaiveDate::MIN, "budgets.yaml prices:");
+                let row =
+                    spec_row.to_row(vec![norm.clone()], NaiveDate::MIN, "budgets.yaml prices:");
                 (norm, ModelPrices { rows: vec![row] })
             })
             .collect();
-        ov.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        ov.sort_by_key(|o| std::cmp::Reverse(o.0.len()));
         PriceTable {
             effective_from: spec.effective_from,
             // Dollars per 1,000 requests -> picodollars per request.
@@ -290,17 +324,17 @@ impl PriceTable {
         let mut best: Option<(&String, &ModelPrices)> = None;
         for (id, p) in &self.by_id {
             if let Some(rest) = norm.strip_prefix(id.as_str()) {
-                let ok = rest.starts_with('-') && rest[1..].chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+                let ok = rest.starts_with('-')
+                    && rest[1..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic());
                 if ok && best.is_none_or(|(b, _)| id.len() > b.len()) {
                     best = Some((id, p));
                 }
             }
         }
         best.map(|(_, p)| p.clone())
-    }
-
-    pub fn dearest_rates(&self) -> Rates {
-        self.dearest.rows[0].rates
     }
 }
 
@@ -363,14 +397,23 @@ mod tests {
     fn overrides_win_by_longest_prefix() {
         let spec: RowSpec = serde_yaml_ng::from_str("input: 1\noutput: 2").unwrap();
         let t = PriceTable::new(&[("claude-opus".into(), spec)]);
-        let r = t.lookup("claude-opus-4-6").unwrap().at(day("2026-11-01")).rates;
-        assert_eq!((r.input, r.output, r.cache_write_5m, r.cache_read), (1_000_000, 2_000_000, 1_250_000, 100_000));
+        let r = t
+            .lookup("claude-opus-4-6")
+            .unwrap()
+            .at(day("2026-11-01"))
+            .rates;
+        assert_eq!(
+            (r.input, r.output, r.cache_write_5m, r.cache_read),
+            (1_000_000, 2_000_000, 1_250_000, 100_000)
+        );
     }
 
     #[test]
     fn bad_long_context_threshold_is_rejected() {
-        let spec: RowSpec =
-            serde_yaml_ng::from_str("input: 1\noutput: 2\nlong_context: {above_prompt_tokens: 150000, input: 2, output: 4}").unwrap();
+        let spec: RowSpec = serde_yaml_ng::from_str(
+            "input: 1\noutput: 2\nlong_context: {above_prompt_tokens: 150000, input: 2, output: 4}",
+        )
+        .unwrap();
         assert!(spec.validate().unwrap_err().contains("above_prompt_tokens"));
     }
 }

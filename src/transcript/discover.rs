@@ -26,7 +26,11 @@ pub fn discover(roots: &[PathBuf]) -> Vec<TranscriptFile> {
             continue;
         }
         seen_roots.push(canonical.clone());
-        for entry in WalkDir::new(&canonical).min_depth(2).into_iter().filter_map(Result::ok) {
+        for entry in WalkDir::new(&canonical)
+            .min_depth(2)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -35,7 +39,10 @@ pub fn discover(roots: &[PathBuf]) -> Vec<TranscriptFile> {
                 continue;
             };
             if let Some(project) = transcript_project(rel) {
-                out.push(TranscriptFile { path: path.to_path_buf(), project });
+                out.push(TranscriptFile {
+                    path: path.to_path_buf(),
+                    project,
+                });
             }
         }
     }
@@ -82,15 +89,24 @@ mod tests {
     fn recognises_every_layout() {
         assert_eq!(p("-x-acme/0b1c.jsonl").as_deref(), Some("-x-acme"));
         assert_eq!(p("-x-acme/agent-1.jsonl").as_deref(), Some("-x-acme"));
-        assert_eq!(p("-x-acme/0b1c/subagents/agent-2.jsonl").as_deref(), Some("-x-acme"));
-        assert_eq!(p("-x-acme/0b1c/subagents/workflows/wf1/agent-3.jsonl").as_deref(), Some("-x-acme"));
+        assert_eq!(
+            p("-x-acme/0b1c/subagents/agent-2.jsonl").as_deref(),
+            Some("-x-acme")
+        );
+        assert_eq!(
+            p("-x-acme/0b1c/subagents/workflows/wf1/agent-3.jsonl").as_deref(),
+            Some("-x-acme")
+        );
     }
 
     #[test]
     fn skips_what_is_not_a_transcript() {
         assert_eq!(p("-x-acme/0b1c/tool-results/out.jsonl"), None);
         assert_eq!(p("-x-acme/memory/notes.jsonl"), None);
-        assert_eq!(p("-x-acme/0b1c/subagents/workflows/wf1/journal.jsonl"), None);
+        assert_eq!(
+            p("-x-acme/0b1c/subagents/workflows/wf1/journal.jsonl"),
+            None
+        );
         assert_eq!(p("-x-acme/0b1c/subagents/agent-2.meta.json"), None);
         assert_eq!(p("-x-acme/notes.txt"), None);
         assert_eq!(p("loose.jsonl"), None);

@@ -49,10 +49,6 @@ impl Usage {
         self.cache_read = self.cache_read.saturating_add(o.cache_read);
         self.web_search = self.web_search.saturating_add(o.web_search);
     }
-
-    pub fn is_zero(&self) -> bool {
-        *self == Usage::default()
-    }
 }
 
 /// What one costed record says. A response's identity is

@@ -186,7 +186,12 @@ fn from_raw(raw: RawLine<'_>, origin: LineOrigin<'_>) -> Line {
 
 /// Builds a response from `rec`, falling back to the `outer` envelope for
 /// fields a nested (progress) record leaves out.
-fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: LineOrigin<'_>, nested: bool) -> Line {
+fn record(
+    rec: &RawLine<'_>,
+    outer: Option<&RawLine<'_>>,
+    origin: LineOrigin<'_>,
+    nested: bool,
+) -> Line {
     let Some(msg) = rec.message.as_ref() else {
         return Line::NoCost;
     };
@@ -215,7 +220,9 @@ fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: LineOrigin<'_>
         u.cache_creation_input_tokens,
         u.cache_read_input_tokens,
         u.cache_creation.as_ref(),
-        u.server_tool_use.as_ref().and_then(|s| s.web_search_requests),
+        u.server_tool_use
+            .as_ref()
+            .and_then(|s| s.web_search_requests),
     ) {
         Some(usage) => usage,
         None => return Line::Malformed("implausible token count"),
@@ -346,7 +353,9 @@ pub fn envelope_cwd(line: &[u8]) -> Option<(String, String)> {
     }
     let e: Envelope<'_> = serde_json::from_slice(line.trim_ascii()).ok()?;
     match (e.session_id, e.cwd) {
-        (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => Some((s.into_owned(), c.into_owned())),
+        (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => {
+            Some((s.into_owned(), c.into_owned()))
+        }
         _ => None,
     }
 }
@@ -355,7 +364,10 @@ pub fn envelope_cwd(line: &[u8]) -> Option<(String, String)> {
 mod tests {
     use super::*;
 
-    const O: LineOrigin<'static> = LineOrigin { file_key: "f", offset: 7 };
+    const O: LineOrigin<'static> = LineOrigin {
+        file_key: "f",
+        offset: 7,
+    };
 
     fn resp(line: &str) -> Response {
         match parse_line(line.as_bytes(), O) {
@@ -406,13 +418,17 @@ mod tests {
 
     #[test]
     fn untyped_old_line_with_usage_is_costed() {
-        let r = resp(r#"{"timestamp":"2025-01-02T10:00:00Z","uuid":"u9","message":{"model":"claude-3-5-sonnet-20241022","usage":{"input_tokens":1}}}"#);
+        let r = resp(
+            r#"{"timestamp":"2025-01-02T10:00:00Z","uuid":"u9","message":{"model":"claude-3-5-sonnet-20241022","usage":{"input_tokens":1}}}"#,
+        );
         assert_eq!(r.message_id, "uuid:u9");
     }
 
     #[test]
     fn missing_id_and_uuid_falls_back_to_place() {
-        let r = resp(r#"{"type":"assistant","timestamp":"2025-01-02T10:00:00Z","message":{"model":"m","usage":{"input_tokens":1}}}"#);
+        let r = resp(
+            r#"{"type":"assistant","timestamp":"2025-01-02T10:00:00Z","message":{"model":"m","usage":{"input_tokens":1}}}"#,
+        );
         assert_eq!(r.message_id, "line:f:7");
     }
 
@@ -465,20 +481,37 @@ mod tests {
 
     #[test]
     fn wrong_types_in_usage_are_malformed() {
-        for field in ["\"12\"", "-5", "1.5", "1e300", "123456789012345678901234567890", "2000000000000"] {
+        for field in [
+            "\"12\"",
+            "-5",
+            "1.5",
+            "1e300",
+            "123456789012345678901234567890",
+            "2000000000000",
+        ] {
             let line = format!(
                 r#"{{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{{"id":"m","model":"x","usage":{{"input_tokens":{field}}}}}}}"#
             );
-            assert!(matches!(parse_line(line.as_bytes(), O), Line::Malformed(_)), "{field}");
+            assert!(
+                matches!(parse_line(line.as_bytes(), O), Line::Malformed(_)),
+                "{field}"
+            );
         }
     }
 
     #[test]
     fn missing_or_bad_timestamp_is_malformed() {
-        let no_ts = r#"{"type":"assistant","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#;
-        assert_eq!(parse_line(no_ts.as_bytes(), O), Line::Malformed("no timestamp"));
+        let no_ts =
+            r#"{"type":"assistant","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#;
+        assert_eq!(
+            parse_line(no_ts.as_bytes(), O),
+            Line::Malformed("no timestamp")
+        );
         let bad_ts = r#"{"type":"assistant","timestamp":"yesterday","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#;
-        assert_eq!(parse_line(bad_ts.as_bytes(), O), Line::Malformed("unparseable timestamp"));
+        assert_eq!(
+            parse_line(bad_ts.as_bytes(), O),
+            Line::Malformed("unparseable timestamp")
+        );
     }
 
     #[test]
@@ -487,7 +520,10 @@ mod tests {
         let costed = format!(
             r#"{{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{{"id":"m","model":"x","usage":{{"input_tokens":{deep}}}}}}}"#
         );
-        assert!(matches!(parse_line(costed.as_bytes(), O), Line::Malformed(_)));
+        assert!(matches!(
+            parse_line(costed.as_bytes(), O),
+            Line::Malformed(_)
+        ));
         // Deep nesting elsewhere in a valid record that carries no cost.
         let other = format!(r#"{{"type":"user","usage":{deep}}}"#);
         assert_eq!(parse_line(other.as_bytes(), O), Line::NoCost);

@@ -12,34 +12,43 @@ const CHUNK: usize = 1 << 20;
 /// line from `start` to the end of the file and returns the offset just
 /// past the last complete line. Lines longer than a chunk are assembled
 /// whole, however long.
-pub fn for_each_line(file: &mut File, start: u64, mut f: impl FnMut(&[u8], u64)) -> io::Result<u64> {
+pub fn for_each_line(
+    file: &mut File,
+    start: u64,
+    mut f: impl FnMut(&[u8], u64),
+) -> io::Result<u64> {
+    let remaining = file.metadata()?.len().saturating_sub(start);
     file.seek(SeekFrom::Start(start))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
-    // `buf[..pending]` holds the start of a line not yet terminated.
-    let mut buf_offset = start; // file offset of buf[0]
+    // One buffer for the whole file: `buf[begin..end]` is read but not yet
+    // handed out (the start of an unterminated line); `base` is the file
+    // offset of `buf[0]`. It grows only for a line longer than itself.
+    let mut buf = vec![0u8; (remaining as usize).saturating_add(1).clamp(4096, CHUNK)];
+    let (mut begin, mut end) = (0usize, 0usize);
+    let mut base = start;
     loop {
-        let filled = buf.len();
-        let want = if filled >= CHUNK { filled } else { CHUNK };
-        buf.resize(filled + want, 0);
-        let n = read_some(file, &mut buf[filled..])?;
-        buf.truncate(filled + n);
+        if end == buf.len() {
+            if begin > 0 {
+                buf.copy_within(begin..end, 0);
+                base += begin as u64;
+                end -= begin;
+                begin = 0;
+            } else {
+                buf.resize(buf.len() * 2, 0);
+            }
+        }
+        let n = read_some(file, &mut buf[end..])?;
         if n == 0 {
             break;
         }
-        // Hand out every complete line in the buffer.
-        let mut line_start = 0;
-        let search_from = filled;
-        for nl in memchr::memchr_iter(b'\n', &buf[search_from..]) {
-            let end = search_from + nl;
-            f(&buf[line_start..end], buf_offset + line_start as u64);
-            line_start = end + 1;
-        }
-        if line_start > 0 {
-            buf.drain(..line_start);
-            buf_offset += line_start as u64;
+        let scan_from = end;
+        end += n;
+        for nl in memchr::memchr_iter(b'\n', &buf[scan_from..end]) {
+            let line_end = scan_from + nl;
+            f(&buf[begin..line_end], base + begin as u64);
+            begin = line_end + 1;
         }
     }
-    Ok(buf_offset)
+    Ok(base + begin as u64)
 }
 
 fn read_some(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
@@ -69,7 +78,10 @@ mod tests {
         let mut tmp = tempfile::tempfile().unwrap();
         tmp.write_all(content).unwrap();
         let mut got = Vec::new();
-        let end = for_each_line(&mut tmp, start, |l, off| got.push((String::from_utf8_lossy(l).into_owned(), off))).unwrap();
+        let end = for_each_line(&mut tmp, start, |l, off| {
+            got.push((String::from_utf8_lossy(l).into_owned(), off))
+        })
+        .unwrap();
         (got, end)
     }
 
