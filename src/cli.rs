@@ -127,7 +127,8 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
     /// Print the current state of every arm instead of only new events
-    #[arg(long)]
+    /// (nothing is recorded or sent)
+    #[arg(long, conflicts_with = "command")]
     pub all: bool,
     /// One JSON object per line
     #[arg(long)]

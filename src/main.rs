@@ -5,6 +5,7 @@
 //! `ledger` -> `output`, with exit codes in `exit`. See README,
 //! "Architecture".
 
+mod alerts;
 mod attribution;
 mod budget;
 mod cli;

@@ -99,6 +99,11 @@ impl Micros {
         )
     }
 
+    /// `$1234.56` (cents, no separators), for one-line alerts.
+    pub fn dollars_cents(self) -> String {
+        self.display_cents().replace(',', "")
+    }
+
     /// `1234.567891` (micro-dollar precision, no separators), for CSV.
     pub fn plain(self) -> String {
         let neg = self.0 < 0;
@@ -208,6 +213,13 @@ mod tests {
         assert_eq!(Micros(5_000).to_string(), "$0.01");
         assert_eq!(Micros(1_000_000_000_000).to_string(), "$1,000,000.00");
         assert_eq!(Micros(-2_500_000).to_string(), "-$2.50");
+    }
+
+    #[test]
+    fn dollars_cents_has_no_separators() {
+        assert_eq!(Micros(1_012_304_999).dollars_cents(), "$1012.30");
+        assert_eq!(Micros(1_000_000_000_000).dollars_cents(), "$1000000.00");
+        assert_eq!(Micros(-2_500_000).dollars_cents(), "-$2.50");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! - [`ingest`]: incremental, concurrent, crash-safe reading of transcripts;
 //! - [`query`]: token groups for a window of time (attribution and prices
 //!   are applied by the caller, so config changes re-price all history);
-//! - [`notices`]: what has already been said (alerts, hook warnings).
+//! - [`notices`]: what has already been said (alerts, hook warnings);
+//! - [`outbox`]: claiming alert events once, and `--command` deliveries.
 
 pub mod ingest;
 pub mod notices;
+pub mod outbox;
 pub mod query;
 pub mod schema;
 

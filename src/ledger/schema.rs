@@ -10,14 +10,16 @@
 //! - `rollup`: the same tokens summed per 15-minute UTC bucket, place,
 //!   session, model and pricing flags, kept in step with `responses` in the
 //!   same transactions so that a month is a few hundred rows to read;
-//! - `notices`: alerts and hook warnings already given.
+//! - `notices`: alerts and hook warnings already given;
+//! - `alert_outbox` (2): `alerts --command` events found but not yet
+//!   delivered, with the run that is delivering them (a lease).
 
 use rusqlite::TransactionBehavior;
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// The index on response timestamps (dropped and rebuilt around a first,
 /// bulk load).
@@ -101,6 +103,24 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         PRIMARY KEY (channel, scope, cap, period_start, level)
     ) WITHOUT ROWID;
+    ",
+    // 2: the alerts outbox (`alerts --command`).
+    "
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        cap TEXT NOT NULL,
+        period_start TEXT NOT NULL,
+        level TEXT NOT NULL,
+        text TEXT NOT NULL,
+        json TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        claimed_by TEXT,
+        claimed_ms INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        UNIQUE (scope, cap, period_start, level)
+    );
     ",
 ];
 

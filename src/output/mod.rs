@@ -1,6 +1,7 @@
 //! Output: terminal tables, JSON, CSV and hook replies. Nothing else prints
 //! results.
 
+pub mod alert_line;
 pub mod csv;
 pub mod hook_reply;
 pub mod json;

@@ -103,6 +103,22 @@ impl Env {
         c
     }
 
+    /// The same sealed command as [`Env::cmd`], as a `std::process::Command`
+    /// (which can be spawned, e.g. to start several runs at once).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("octo-budget"));
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("CLAUDE_CONFIG_DIR", &self.claude)
+            .env("TZ", &self.tz)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.path())
+            .args(["--config", self.config.to_str().unwrap()])
+            .args(["--ledger", self.ledger.to_str().unwrap()])
+            .args(["--now", &self.now]);
+        c
+    }
+
     /// `report --json` parsed.
     pub fn report_json(&self, extra: &[&str]) -> Value {
         let out = self
