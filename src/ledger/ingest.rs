@@ -27,7 +27,7 @@ use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::discover::TranscriptFile;
-use crate::transcript::parse::{envelope_cwd, parse_line, Line, LineOrigin};
+use crate::transcript::parse::{envelope_cwd, parse_line, Line, LineOrigin, SessionCwd};
 use crate::transcript::reader::{for_each_line, read_head};
 use crate::transcript::{Response, Usage};
 
@@ -100,7 +100,8 @@ struct FileResult {
     head_len: i64,
     head_hash: i64,
     responses: Vec<Response>,
-    session_cwds: Vec<(String, String)>,
+    /// Per session, the cwd of its earliest record in this file.
+    session_cwds: Vec<SessionCwd>,
     skipped: u64,
     bytes: u64,
 }
@@ -265,8 +266,16 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     let reset = start == 0;
     let mut responses: Vec<Response> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut session_cwds: Vec<(String, String)> = Vec::new();
+    let mut session_cwds: Vec<SessionCwd> = Vec::new();
     let mut file_has_cwd = false;
+    let mut note_cwd = |sc: SessionCwd| match session_cwds
+        .iter_mut()
+        .find(|o| o.session_id == sc.session_id)
+    {
+        Some(o) if (sc.ts_ms, &sc.cwd) < (o.ts_ms, &o.cwd) => *o = sc,
+        Some(_) => {}
+        None => session_cwds.push(sc),
+    };
     let mut skipped = 0u64;
     let file_key = path_key(&w.file.path);
     let end = for_each_line(&mut f, start as u64, |line, offset| {
@@ -279,9 +288,11 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
         ) {
             Line::Response(r) => {
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
-                    if !file_has_cwd || !session_cwds.iter().any(|(ss, _)| ss == s) {
-                        session_cwds.push((s.clone(), c.clone()));
-                    }
+                    note_cwd(SessionCwd {
+                        session_id: s.clone(),
+                        cwd: c.clone(),
+                        ts_ms: r.ts_ms,
+                    });
                     file_has_cwd = true;
                 }
                 let key = (r.message_id.clone(), r.request_id.clone());
@@ -296,7 +307,7 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
             Line::NoCost => {
                 if !file_has_cwd {
                     if let Some(sc) = envelope_cwd(line) {
-                        session_cwds.push(sc);
+                        note_cwd(sc);
                         file_has_cwd = true;
                     }
                 }
@@ -499,10 +510,17 @@ impl<'a> Writer<'a> {
         let conn = &self.ledger.conn;
         {
             let mut st = conn
-                .prepare_cached("INSERT OR IGNORE INTO sessions (session_id, cwd) VALUES (?1, ?2)")
+                // A session's cwd is that of its earliest record, whichever
+                // file (and run) shows it first.
+                .prepare_cached(
+                    "INSERT INTO sessions (session_id, cwd, first_ts) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, first_ts = excluded.first_ts
+                     WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)",
+                )
                 .map_err(|e| self.ledger.err(e))?;
-            for (s, c) in &r.session_cwds {
-                st.execute(params![s, c]).map_err(|e| self.ledger.err(e))?;
+            for sc in &r.session_cwds {
+                st.execute(params![sc.session_id, sc.cwd, sc.ts_ms])
+                    .map_err(|e| self.ledger.err(e))?;
             }
         }
         let skipped = if r.reset {

@@ -19,7 +19,7 @@ use rusqlite::TransactionBehavior;
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// The index on response timestamps (dropped and rebuilt around a first,
 /// bulk load).
@@ -121,6 +121,11 @@ const MIGRATIONS: &[&str] = &[
         last_error TEXT,
         UNIQUE (scope, cap, period_start, level)
     );
+    ",
+    // 3: a session's cwd is that of its earliest record (deterministic
+    // whatever order files are read in).
+    "
+    ALTER TABLE sessions ADD COLUMN first_ts INTEGER NOT NULL DEFAULT 9223372036854775807;
     ",
 ];
 

@@ -340,22 +340,39 @@ fn classify_unusual(line: &[u8]) -> Line {
     }
 }
 
-/// The `(sessionId, cwd)` of a record that carries no cost, for sessions
-/// whose responses lack a `cwd`. Parses the whole line, so callers ask only
-/// until they know the answer.
-pub fn envelope_cwd(line: &[u8]) -> Option<(String, String)> {
+/// Where a session ran, as one record says: its `sessionId`, `cwd` and
+/// timestamp (ms; `i64::MAX` when the record has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCwd {
+    pub session_id: String,
+    pub cwd: String,
+    pub ts_ms: i64,
+}
+
+/// The [`SessionCwd`] of a record that carries no cost, for sessions whose
+/// responses lack a `cwd`. Parses the whole line, so callers ask only until
+/// they know the answer.
+pub fn envelope_cwd(line: &[u8]) -> Option<SessionCwd> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
         #[serde(rename = "sessionId", borrow, default)]
         session_id: Option<Cow<'a, str>>,
         #[serde(borrow, default)]
         cwd: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        timestamp: Option<Cow<'a, str>>,
     }
     let e: Envelope<'_> = serde_json::from_slice(line.trim_ascii()).ok()?;
+    let ts_ms = e
+        .timestamp
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map_or(i64::MAX, |t| t.timestamp_millis());
     match (e.session_id, e.cwd) {
-        (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => {
-            Some((s.into_owned(), c.into_owned()))
-        }
+        (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => Some(SessionCwd {
+            session_id: s.into_owned(),
+            cwd: c.into_owned(),
+            ts_ms,
+        }),
         _ => None,
     }
 }
@@ -531,7 +548,12 @@ mod tests {
 
     #[test]
     fn envelope_cwd_reads_session_and_cwd() {
-        let l = br#"{"type":"user","sessionId":"s","cwd":"/x","message":{"content":"hi"}}"#;
-        assert_eq!(envelope_cwd(l), Some(("s".into(), "/x".into())));
+        let l = br#"{"type":"user","sessionId":"s","cwd":"/x","timestamp":"1970-01-01T00:00:01Z","message":{"content":"hi"}}"#;
+        let want = SessionCwd {
+            session_id: "s".into(),
+            cwd: "/x".into(),
+            ts_ms: 1000,
+        };
+        assert_eq!(envelope_cwd(l), Some(want));
     }
 }
