@@ -348,3 +348,402 @@ fn sigkill_during_large_ingest_then_exact_totals() {
     assert_eq!(recovered["skipped_lines"], 0);
     assert_ledger_consistent(&env.ledger);
 }
+
+// ---- Helpers for the smaller tests ------------------------------------------
+
+/// The hook's stdin for a gated tool call (`Agent`) in `cwd`.
+fn hook_input(session: &str, transcript: &Path, cwd: &str) -> String {
+    json!({"session_id": session, "transcript_path": transcript, "cwd": cwd, "permission_mode": "default",
+           "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {"prompt": "go"},
+           "tool_use_id": "toolu_1"})
+    .to_string()
+}
+
+/// Writes `lines` (each with a newline) as the whole content of `path`.
+fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(path, text).unwrap();
+}
+
+/// `n` responses of one session in `cwd`, as lines, recorded in `expect`.
+fn session_lines(rng: &mut Lcg, expect: &mut Expect, session: &str, cwd: &str, ids: std::ops::Range<u64>, pad: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for r in ids {
+        let (msg, req) = (format!("msg_{session}_{r}"), format!("req_{session}_{r}"));
+        let model = rng.range(0, MODELS.len() as u64) as usize;
+        let t = random_tokens(rng);
+        lines.push(assistant_line(session, cwd, &msg, &req, OCT_1 + r as i64 * 60_000, model, t, pad));
+        expect.record(&msg, &req, model, cwd, t);
+    }
+    lines
+}
+
+/// Asserts the ledger refuses to work, clearly and without damage:
+/// `report` and `ingest` exit 4 with one line on stderr that contains
+/// `says`, and `check` blocks (exit 2) with a reason that contains it too.
+fn assert_ledger_refused(env: &Env, ledger: &Path, hook: &str, says: &str) {
+    for cmd in [&["report", "--json"][..], &["ingest", "--quiet"][..]] {
+        let out = env.cmd_with_ledger(ledger).args(cmd).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(4), "{cmd:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{cmd:?}: one line, got {err:?}");
+        assert!(err.contains(says) && err.contains("ledger"), "{cmd:?}: {err:?} should say {says:?}");
+        assert!(out.stdout.is_empty(), "{cmd:?}: nothing on stdout");
+    }
+    let out = env.cmd_with_ledger(ledger).arg("check").write_stdin(hook.to_owned()).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "check must block: {err}");
+    assert!(err.contains("cannot check the budget") && err.contains(says), "check's reason: {err:?}");
+}
+
+// ---- Ledger faults -------------------------------------------------------------
+
+/// Fault: the ledger path holds a file that is not SQLite (say, a config
+/// file moved to the wrong place). Every command refuses with a clear
+/// error, check blocks, and the file is left exactly as it was.
+#[test]
+fn ledger_that_is_not_sqlite_is_refused_and_left_alone() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(&t, &session_lines(&mut Lcg::new(3), &mut expect, "s1", "/x/acme", 0..5, 40));
+    let junk = "this is not a database, it is someone's notes\n".repeat(200);
+    fs::write(&env.ledger, &junk).unwrap();
+    assert_ledger_refused(&env, &env.ledger, &hook_input("s1", &t, "/x/acme"), "not a SQLite database");
+    assert_eq!(fs::read_to_string(&env.ledger).unwrap(), junk, "the foreign file was changed");
+    // Moved away, a fresh ledger reaches the exact totals.
+    fs::rename(&env.ledger, env.path().join("notes.txt")).unwrap();
+    assert_report_is(&report_on(&env, &env.ledger, &[]), &expect);
+}
+
+/// Fault: the ledger was written by a newer octo-budget (schema version
+/// 99). This binary must not read it with its older idea of the tables,
+/// nor migrate it "back": it refuses, check blocks, and the ledger keeps
+/// its version and rows.
+#[test]
+fn ledger_with_a_newer_schema_is_refused() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(4);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(&t, &session_lines(&mut rng, &mut expect, "s1", "/x/acme", 0..5, 40));
+    assert_report_is(&env.report_json(&["--period", "all"]), &expect);
+    let count = |p: &Path| -> (i64, i64) {
+        let c = rusqlite::Connection::open(p).unwrap();
+        let v = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        (v, c.query_row("SELECT COUNT(*) FROM responses", [], |r| r.get(0)).unwrap())
+    };
+    rusqlite::Connection::open(&env.ledger).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+    // New lines are waiting: a run that wrote them would change the ledger.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&t)
+        .unwrap()
+        .write_all(format!("{}\n", session_lines(&mut rng, &mut Expect::default(), "s1", "/x/acme", 5..6, 40)[0]).as_bytes())
+        .unwrap();
+    assert_ledger_refused(&env, &env.ledger, &hook_input("s1", &t, "/x/acme"), "newer");
+    assert_eq!(count(&env.ledger), (99, 5));
+}
+
+/// Fault: the ledger's folder cannot be created because its parent is a
+/// regular file (a typo in `ledger:`, or a file where a folder should be).
+/// Root cannot get around this one.
+#[test]
+fn ledger_whose_parent_is_a_file_is_refused() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(&t, &session_lines(&mut Lcg::new(5), &mut Expect::default(), "s1", "/x/acme", 0..3, 40));
+    let file = env.path().join("not-a-folder");
+    fs::write(&file, "x").unwrap();
+    let ledger = file.join("ledger.sqlite");
+    assert_ledger_refused(&env, &ledger, &hook_input("s1", &t, "/x/acme"), "not-a-folder");
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+}
+
+/// Makes `dir` read-only for the commands run through [`RoDir::wrap`], in
+/// a way that also binds root: a read-only bind mount in a private mount
+/// namespace (`unshare -m`), else the immutable attribute (`chattr +i`).
+/// None when this machine allows neither.
+struct RoDir {
+    dir: PathBuf,
+    how: RoHow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RoHow {
+    BindMount,
+    Immutable,
+}
+
+impl RoDir {
+    fn new(dir: &Path) -> Option<RoDir> {
+        let ok = |c: &mut std::process::Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        let probe = format!("mount --bind -o ro '{0}' '{0}' && ! touch '{0}/.probe'", dir.display());
+        if ok(std::process::Command::new("unshare").args(["-m", "sh", "-c", &probe])) {
+            return Some(RoDir { dir: dir.to_path_buf(), how: RoHow::BindMount });
+        }
+        let mut targets = vec![dir.to_path_buf()];
+        targets.extend(fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()));
+        if targets.iter().all(|t| ok(std::process::Command::new("chattr").arg("+i").arg(t))) {
+            let ro = RoDir { dir: dir.to_path_buf(), how: RoHow::Immutable };
+            if fs::write(dir.join(".probe"), "x").is_err() {
+                return Some(ro);
+            }
+        }
+        for t in &targets {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(t).status();
+        }
+        None
+    }
+
+    /// The command line to run `args` (binary first) with `dir` read-only.
+    fn wrap(&self, env: &Env, args: Vec<std::ffi::OsString>) -> std::process::Command {
+        match self.how {
+            RoHow::Immutable => {
+                let mut c = env.sealed(&args[0]);
+                c.args(&args[1..]);
+                c
+            }
+            RoHow::BindMount => {
+                let mut c = env.sealed("unshare");
+                c.args(["-m", "sh", "-c", "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\""]).arg(&self.dir).args(args);
+                c
+            }
+        }
+    }
+}
+
+impl Drop for RoDir {
+    fn drop(&mut self) {
+        if self.how == RoHow::Immutable {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(&self.dir).status();
+            for e in fs::read_dir(&self.dir).unwrap() {
+                let _ = std::process::Command::new("chattr").arg("-i").arg(e.unwrap().path()).status();
+            }
+        }
+    }
+}
+
+/// Fault: the ledger (file and folder) is read-only, for root too (a
+/// read-only mount, or the immutable attribute), while new transcript
+/// lines wait to be recorded. report and ingest fail with a clear error,
+/// check blocks, and the ledger keeps exactly its previous totals.
+#[test]
+fn read_only_ledger_is_refused_and_unchanged() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(6);
+    let mut before = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(&t, &session_lines(&mut rng, &mut before, "s1", "/x/acme", 0..5, 40));
+    let dir = env.path().join("ro");
+    let ledger = dir.join("ledger.sqlite");
+    assert_report_is(&report_on(&env, &ledger, &[]), &before);
+    let mut after = before.clone();
+    let more = session_lines(&mut rng, &mut after, "s1", "/x/acme", 5..9, 40);
+    env.append("-x-acme/s1.jsonl", &more);
+
+    let Some(ro) = RoDir::new(&dir) else {
+        eprintln!("SKIPPED read_only_ledger_is_refused_and_unchanged: neither `unshare -m` + mount nor `chattr +i` works here");
+        return;
+    };
+    eprintln!("read-only ledger by {:?}", ro.how);
+    for (cmd, code) in [(&["report", "--json"][..], 4), (&["ingest", "--quiet"][..], 4), (&["check"][..], 2)] {
+        let mut args = env.bin_args_with_ledger(&ledger);
+        args.extend(cmd.iter().map(Into::into));
+        let mut c = ro.wrap(&env, args);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(hook_input("s1", &t, "/x/acme").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(code), "{cmd:?}: {err}");
+        assert!(err.contains("ledger") && err.contains(ledger.to_str().unwrap()), "{cmd:?}: {err:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{cmd:?}: one line: {err:?}");
+        if code == 2 {
+            assert!(err.contains("cannot check the budget"), "{err}");
+        }
+    }
+    drop(ro);
+    assert_ledger_consistent(&ledger);
+    assert_report_is(&ledger_only_report(&env, &ledger), &before);
+    assert_report_is(&report_on(&env, &ledger, &[]), &after);
+}
+
+/// Fault: SQLite cannot open the ledger's write-ahead log (a folder sits at
+/// `ledger.sqlite-wal`, which no user, root included, can write as a
+/// file). Like a read-only ledger: refused, check blocks, nothing lost;
+/// once the obstacle is gone the next run reaches the exact totals.
+#[test]
+fn ledger_whose_wal_cannot_be_opened_is_refused() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(7);
+    let mut before = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(&t, &session_lines(&mut rng, &mut before, "s1", "/x/acme", 0..5, 40));
+    assert_report_is(&env.report_json(&["--period", "all"]), &before);
+    let mut after = before.clone();
+    env.append("-x-acme/s1.jsonl", &session_lines(&mut rng, &mut after, "s1", "/x/acme", 5..9, 40));
+    let wal = env.path().join("ledger.sqlite-wal");
+    assert!(!wal.exists(), "the last process checkpoints and removes the WAL");
+    fs::create_dir(&wal).unwrap();
+    assert_ledger_refused(&env, &env.ledger, &hook_input("s1", &t, "/x/acme"), "ledger");
+    fs::remove_dir(&wal).unwrap();
+    assert_ledger_consistent(&env.ledger);
+    assert_report_is(&ledger_only_report(&env, &env.ledger), &before);
+    assert_report_is(&env.report_json(&["--period", "all"]), &after);
+}
+
+/// Fault: the disk fills up while the ledger is written. Simulated with
+/// RLIMIT_FSIZE (`ulimit -f` in a `sh` wrapper, SIGXFSZ ignored), which
+/// binds root too: every write past the limit fails with EFBIG, so the
+/// write-ahead log cannot take the new rows. Nothing may be committed
+/// half-way: the ledger still holds exactly the last successful run's
+/// totals, and a run with room reaches the exact totals of everything.
+#[test]
+fn disk_full_while_writing_commits_nothing_half_way() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(8);
+    let mut before = Expect::default();
+    let small = env.transcript("-x-acme/s0.jsonl");
+    write_lines(&small, &session_lines(&mut rng, &mut before, "s0", "/x/acme", 0..20, 40));
+    assert_report_is(&env.report_json(&["--period", "all"]), &before);
+
+    // Enough new rows that their log cannot fit under the limit.
+    let mut after = before.clone();
+    let big = env.transcript("-x-acme/s1.jsonl");
+    write_lines(&big, &session_lines(&mut rng, &mut after, "s1", "/x/acme", 0..3_000, 40));
+    write_lines(&env.transcript("-x-beta/s2.jsonl"), &session_lines(&mut rng, &mut after, "s2", "/x/beta", 0..500, 40));
+    let limit_bytes = fs::metadata(&env.ledger).unwrap().len() + 64 * 1024;
+    let blocks = limit_bytes.div_ceil(512).to_string(); // sh's `ulimit -f` counts 512-byte blocks
+    let limited = |cmd: &[&str], stdin: &str| -> Output {
+        let mut c = env.sealed("sh");
+        c.args(["-c", "trap '' XFSZ; ulimit -f \"$0\" && exec \"$@\"", &blocks]);
+        c.args(env.bin_args_with_ledger(&env.ledger)).args(cmd);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = limited(&["check"], &hook_input("s1", &big, "/x/acme"));
+    assert_eq!(out.status.code(), Some(2), "check must block: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("cannot check the budget"), "{}", stderr_of(&out));
+    for cmd in [&["ingest", "--quiet"][..], &["report", "--json"][..]] {
+        let out = limited(cmd, "");
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(4), "{cmd:?}: {err}");
+        assert!(err.contains("ledger") && err.trim_end().lines().count() == 1, "{cmd:?}: {err:?}");
+        assert!(out.stdout.is_empty(), "{cmd:?}: no half report on stdout");
+    }
+    assert_ledger_consistent(&env.ledger);
+    assert_report_is(&ledger_only_report(&env, &env.ledger), &before);
+    assert_report_is(&env.report_json(&["--period", "all"]), &after);
+    assert_ledger_consistent(&env.ledger);
+}
+
+// ---- Corrupt input ---------------------------------------------------------------
+
+/// A costed line whose `input_tokens` is `raw` (any JSON text, or not).
+fn with_input_tokens(msg: &str, raw: &str) -> Vec<u8> {
+    format!(
+        r#"{{"type":"assistant","cwd":"/x/acme","sessionId":"c1","requestId":"req_{msg}","timestamp":"2026-11-02T10:00:00.000Z","message":{{"id":"{msg}","model":"claude-opus-4-6","usage":{{"input_tokens":{raw},"output_tokens":7}}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// Fault: corrupt lines among good ones: invalid UTF-8, a 50 MB single
+/// line, deeply nested JSON, NUL bytes, wrong types in usage fields
+/// (strings, negatives, floats, exponents, numbers beyond u64 and beyond
+/// any plausible count). Each is skipped and counted once, never crashes
+/// a run, never stops the lines after it from counting; the largest
+/// plausible counts add up without overflow.
+#[test]
+fn corrupt_lines_are_skipped_and_counted() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(9);
+    let mut expect = Expect::default();
+    let mut good = session_lines(&mut rng, &mut expect, "c1", "/x/acme", 0..30, 30).into_iter().map(String::into_bytes);
+    let mut corrupt: Vec<(&str, Vec<u8>)> = Vec::new();
+    corrupt.push(("invalid UTF-8", b"\xff\xfe\x00garbage \"usage\" \xc3\x28".to_vec()));
+    let mut bad_utf8_in_string = with_input_tokens("m_utf8", "1");
+    bad_utf8_in_string.splice(20..20, b"\xed\xa0\x80".iter().copied()); // a lone surrogate
+    corrupt.push(("invalid UTF-8 inside a costed record", bad_utf8_in_string));
+    let mut huge = br#"{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{"id":"m_huge","model":"claude-opus-4-6","usage":{"input_tokens":1},"content":[{"type":"text","text":""#.to_vec();
+    huge.resize(huge.len() + 50 * 1024 * 1024, b'z'); // never closed: not JSON
+    corrupt.push(("a 50 MB line", huge));
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    corrupt.push(("deep nesting in a usage field", with_input_tokens("m_deep", &deep)));
+    corrupt.push(("deep nesting, not an object", deep.clone().into_bytes()));
+    corrupt.push(("NUL bytes", vec![0u8; 300]));
+    let mut nul_inside = with_input_tokens("m_nul", "1");
+    nul_inside.splice(10..10, [0u8, 0, 0]);
+    corrupt.push(("NUL bytes inside a costed record", nul_inside));
+    for (i, raw) in ["\"12\"", "-5", "1.5", "1e3", "true", "{}", "[1]", "1000000000001", "18446744073709551615", "18446744073709551616", "123456789012345678901234567890"]
+        .iter()
+        .enumerate()
+    {
+        corrupt.push(("a wrong type or an implausible number in usage", with_input_tokens(&format!("m_type{i}"), raw)));
+    }
+    // Not corrupt, and not counted as skipped: a valid record without
+    // cost that nests deeply, and `null` usage fields (absent = 0).
+    let deep_user = format!(r#"{{"type":"user","sessionId":"c1","cwd":"/x/acme","x":{deep}}}"#);
+    let null_input = String::from_utf8(with_input_tokens("m_null", "null")).unwrap();
+    expect.record("m_null", "req_m_null", 2, "/x/acme", [0, 7, 0, 0]);
+    // The largest count the parser accepts, five times: $125M of output,
+    // whose sums must not overflow anywhere.
+    let mut biggest = Vec::new();
+    for i in 0..5 {
+        let (msg, req) = (format!("m_big{i}"), format!("req_big{i}"));
+        let t = [0, 1_000_000_000_000, 0, 0];
+        biggest.push(assistant_line("c1", "/x/acme", &msg, &req, OCT_1 + i, 2, t, 10).into_bytes());
+        expect.record(&msg, &req, 2, "/x/acme", t);
+    }
+
+    let mut file = Vec::new();
+    let mut push = |l: &[u8]| {
+        file.extend_from_slice(l);
+        file.push(b'\n');
+    };
+    for (_, bad) in &corrupt {
+        push(&good.next().unwrap());
+        push(bad);
+    }
+    push(deep_user.as_bytes());
+    push(null_input.as_bytes());
+    for b in &biggest {
+        push(b);
+    }
+    for g in good {
+        push(&g); // lines after every fault still count
+    }
+    let path = env.transcript("-x-acme/c1.jsonl");
+    fs::write(&path, &file).unwrap();
+    // The end of the file: half a costed line, still being written. Not
+    // counted, not skipped: read once it is complete.
+    let mut late = Expect::default();
+    let tail = session_lines(&mut rng, &mut late, "c1", "/x/acme", 100..101, 30).remove(0);
+    env.append_raw("-x-acme/c1.jsonl", &tail.as_bytes()[..tail.len() / 2]);
+
+    let report = env.report_json(&["--period", "all"]);
+    assert_report_is(&report, &expect);
+    assert_eq!(report["skipped_lines"], corrupt.len(), "one skip per corrupt line: {:?}", corrupt.iter().map(|c| c.0).collect::<Vec<_>>());
+    // Counted once: another run over the same file adds nothing.
+    let again = env.report_json(&["--period", "all"]);
+    assert_eq!(again["skipped_lines"], corrupt.len());
+    assert_report_is(&again, &expect);
+    // The partial line completed, and one more corrupt line appended.
+    env.append_raw("-x-acme/c1.jsonl", &tail.as_bytes()[tail.len() / 2..]);
+    env.append_raw("-x-acme/c1.jsonl", b"\n{\"usage\": oops}\n");
+    for (k, v) in late.responses {
+        expect.responses.insert(k, v);
+    }
+    let last = env.report_json(&["--period", "all"]);
+    assert_report_is(&last, &expect);
+    assert_eq!(last["skipped_lines"], corrupt.len() + 1);
+    assert_ledger_consistent(&env.ledger);
+}
