@@ -747,3 +747,79 @@ fn corrupt_lines_are_skipped_and_counted() {
     assert_eq!(last["skipped_lines"], corrupt.len() + 1);
     assert_ledger_consistent(&env.ledger);
 }
+
+// ---- Transcripts that change under the ledger ---------------------------------------
+
+/// Faults: a transcript is truncated; truncated and then grown past the
+/// point the ledger had read to before the next run; rewritten in place
+/// with different content; rotated (same name, new inode, old lines
+/// replayed); and deleted after ingest. The ledger keeps every response it
+/// has seen (history outlives the transcripts), counts each once, and
+/// never skips a line because it resumed in the middle of one.
+#[test]
+fn truncated_rewritten_rotated_and_deleted_transcripts() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(10);
+    let mut expect = Expect::default();
+    let path = env.transcript("-x-acme/t1.jsonl");
+    // Lines of ~800 bytes, so the first 4 KiB that identify the file are
+    // a few lines and later lines lie beyond them.
+    let pad = 600;
+    let check = |expect: &Expect, step: &str| {
+        let r = env.report_json(&["--period", "all"]);
+        assert_eq!(r["skipped_lines"], 0, "{step}: no line skipped");
+        assert_eq!(Totals::of(&r["totals"]), expect.totals(), "{step}");
+        assert_report_is(&r, expect);
+        assert_ledger_consistent(&env.ledger);
+    };
+    let first = session_lines(&mut rng, &mut expect, "t1", "/x/acme", 0..12, pad);
+    write_lines(&path, &first);
+    check(&expect, "first ingest");
+
+    // Truncated to its first 8 lines (same inode): nothing is lost or
+    // counted twice; a line appended afterwards counts.
+    write_lines(&path, &first[..8]);
+    check(&expect, "truncated");
+    env.append("-x-acme/t1.jsonl", &session_lines(&mut rng, &mut expect, "t1", "/x/acme", 12..13, pad));
+    check(&expect, "appended after truncation");
+
+    // Truncated to 6 lines, then grown well past the old end before the
+    // next run: the first 4 KiB are unchanged, the rest is new.
+    let mut kept = first[..6].to_vec();
+    let regrown = session_lines(&mut rng, &mut expect, "t1", "/x/acme", 13..30, pad);
+    kept.extend(regrown);
+    write_lines(&path, &kept);
+    check(&expect, "truncated and regrown past the old offset");
+
+    // Rewritten in place (same inode) with different content.
+    let rewritten = session_lines(&mut rng, &mut expect, "t1", "/x/acme", 30..40, pad);
+    fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap().write_all((rewritten.join("\n") + "\n").as_bytes()).unwrap();
+    check(&expect, "rewritten in place");
+
+    // Rotated: a new file (new inode) renamed over the old name, replaying
+    // some old lines before new ones.
+    let mut rotated = rewritten[..4].to_vec();
+    rotated.extend(session_lines(&mut rng, &mut expect, "t1", "/x/acme", 40..45, pad));
+    let tmp = env.path().join("t1.jsonl.tmp");
+    write_lines(&tmp, &rotated);
+    let old_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap());
+    fs::rename(&tmp, &path).unwrap();
+    assert_ne!(std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap()), old_ino);
+    check(&expect, "rotated");
+
+    // Rotated to a file that starts exactly like the old one and is
+    // longer (a copy with lines appended, moved into place).
+    let mut copied = rotated.clone();
+    copied.extend(session_lines(&mut rng, &mut expect, "t1", "/x/acme", 45..48, pad));
+    write_lines(&tmp, &copied);
+    fs::rename(&tmp, &path).unwrap();
+    check(&expect, "replaced by a longer copy");
+
+    // Deleted after ingest (Claude Code's cleanup): the history stays.
+    fs::remove_file(&path).unwrap();
+    check(&expect, "deleted");
+    // A new session in its place still adds up.
+    write_lines(&path, &session_lines(&mut rng, &mut expect, "t1", "/x/acme", 48..50, pad));
+    check(&expect, "recreated");
+}
