@@ -29,10 +29,12 @@ pub enum LedgerError {
     Busy { path: PathBuf, waited_ms: u64 },
     #[error("ledger {path}: cannot write (read-only file or folder, or disk full): {detail}")]
     ReadOnly { path: PathBuf, detail: String },
-    #[error("ledger {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("ledger {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // `detail`, not `source`: the message already says it, and as a source
+    // it would be printed twice by `{:#}` ("...: File exists: File exists").
+    #[error("ledger {path}: {detail}")]
+    Sqlite { path: PathBuf, detail: rusqlite::Error },
+    #[error("ledger {path}: {detail}")]
+    Io { path: PathBuf, detail: std::io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -49,7 +51,7 @@ impl Ledger {
     /// `busy` for other processes' locks.
     pub fn open(path: &Path, busy: Duration) -> Result<Ledger> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io { path: path.to_path_buf(), source: e })?;
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io { path: path.to_path_buf(), detail: e })?;
         }
         let conn = Connection::open_with_flags(
             path,
@@ -81,6 +83,6 @@ pub(crate) fn classify(path: &Path, busy: Duration, e: rusqlite::Error) -> Ledge
         Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) | Some(C::DiskFull) | Some(C::SystemIoFailure) => {
             LedgerError::ReadOnly { path, detail: e.to_string() }
         }
-        _ => LedgerError::Sqlite { path, source: e },
+        _ => LedgerError::Sqlite { path, detail: e },
     }
 }
