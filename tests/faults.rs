@@ -120,7 +120,17 @@ const OCT_1: i64 = 1_790_812_800_000;
 /// early streaming snapshot with a placeholder `output_tokens: 3`, then
 /// one line per content block carrying the same final usage.
 #[allow(clippy::too_many_arguments)]
-fn response_lines(rng: &mut Lcg, out: &mut Vec<String>, expect: &mut Expect, session: &str, cwd: &str, msg: &str, req: &str, ts_ms: i64, pad: (u64, u64)) {
+fn response_lines(
+    rng: &mut Lcg,
+    out: &mut Vec<String>,
+    expect: &mut Expect,
+    session: &str,
+    cwd: &str,
+    msg: &str,
+    req: &str,
+    ts_ms: i64,
+    pad: (u64, u64),
+) {
     let model = rng.range(0, MODELS.len() as u64) as usize;
     let t = random_tokens(rng);
     if rng.chance(25) {
@@ -162,11 +172,23 @@ impl Corpus {
             }
             let base = OCT_1 + i as i64 * 2 * 3_600_000;
             for r in 0..rng.range(responses.0, responses.1) {
-                lines.push(json!({"type": "user", "cwd": cwd, "sessionId": session, "timestamp": ts(base + r as i64 * 7_000),
+                lines.push(
+                    json!({"type": "user", "cwd": cwd, "sessionId": session, "timestamp": ts(base + r as i64 * 7_000),
                                   "message": {"role": "user", "content": "y".repeat(rng.range(pad.0, pad.1) as usize)}})
-                .to_string());
+                    .to_string(),
+                );
                 let (msg, req) = (format!("msg_{seed}_{i}_{r}"), format!("req_{seed}_{i}_{r}"));
-                response_lines(&mut rng, &mut lines, &mut expect, &session, cwd, &msg, &req, base + r as i64 * 7_000 + 3_000, pad);
+                response_lines(
+                    &mut rng,
+                    &mut lines,
+                    &mut expect,
+                    &session,
+                    cwd,
+                    &msg,
+                    &req,
+                    base + r as i64 * 7_000 + 3_000,
+                    pad,
+                );
             }
             files.push((format!("{project}/{session}.jsonl"), lines));
         }
@@ -180,7 +202,8 @@ impl Corpus {
     fn reveal(&self, env: &Env, rng: &mut Lcg, shown: &mut [usize], partial: &mut [usize], fraction_pct: u64) {
         for (i, (rel, lines)) in self.files.iter().enumerate() {
             let remaining = lines.len() - shown[i];
-            let add = if fraction_pct >= 100 { remaining } else { (remaining as u64 * rng.range(0, fraction_pct + 1) / 100) as usize };
+            let add =
+                if fraction_pct >= 100 { remaining } else { (remaining as u64 * rng.range(0, fraction_pct + 1) / 100) as usize };
             let mut bytes = Vec::new();
             for l in &lines[shown[i]..shown[i] + add] {
                 bytes.extend_from_slice(&l.as_bytes()[partial[i]..]);
@@ -367,7 +390,14 @@ fn write_lines(path: &Path, lines: &[String]) {
 }
 
 /// `n` responses of one session in `cwd`, as lines, recorded in `expect`.
-fn session_lines(rng: &mut Lcg, expect: &mut Expect, session: &str, cwd: &str, ids: std::ops::Range<u64>, pad: usize) -> Vec<String> {
+fn session_lines(
+    rng: &mut Lcg,
+    expect: &mut Expect,
+    session: &str,
+    cwd: &str,
+    ids: std::ops::Range<u64>,
+    pad: usize,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for r in ids {
         let (msg, req) = (format!("msg_{session}_{r}"), format!("req_{session}_{r}"));
@@ -461,6 +491,8 @@ fn ledger_whose_parent_is_a_file_is_refused() {
     fs::write(&file, "x").unwrap();
     let ledger = file.join("ledger.sqlite");
     assert_ledger_refused(&env, &ledger, &hook_input("s1", &t, "/x/acme"), "not-a-folder");
+    let out = env.cmd_with_ledger(&ledger).arg("report").output().unwrap();
+    assert_eq!(stderr_of(&out).matches("os error").count(), 1, "the cause once: {}", stderr_of(&out));
     assert_eq!(fs::read(&file).unwrap(), b"x");
 }
 
@@ -481,7 +513,8 @@ enum RoHow {
 
 impl RoDir {
     fn new(dir: &Path) -> Option<RoDir> {
-        let ok = |c: &mut std::process::Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        let ok =
+            |c: &mut std::process::Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
         let probe = format!("mount --bind -o ro '{0}' '{0}' && ! touch '{0}/.probe'", dir.display());
         if ok(std::process::Command::new("unshare").args(["-m", "sh", "-c", &probe])) {
             return Some(RoDir { dir: dir.to_path_buf(), how: RoHow::BindMount });
@@ -683,9 +716,21 @@ fn corrupt_lines_are_skipped_and_counted() {
     let mut nul_inside = with_input_tokens("m_nul", "1");
     nul_inside.splice(10..10, [0u8, 0, 0]);
     corrupt.push(("NUL bytes inside a costed record", nul_inside));
-    for (i, raw) in ["\"12\"", "-5", "1.5", "1e3", "true", "{}", "[1]", "1000000000001", "18446744073709551615", "18446744073709551616", "123456789012345678901234567890"]
-        .iter()
-        .enumerate()
+    for (i, raw) in [
+        "\"12\"",
+        "-5",
+        "1.5",
+        "1e3",
+        "true",
+        "{}",
+        "[1]",
+        "1000000000001",
+        "18446744073709551615",
+        "18446744073709551616",
+        "123456789012345678901234567890",
+    ]
+    .iter()
+    .enumerate()
     {
         corrupt.push(("a wrong type or an implausible number in usage", with_input_tokens(&format!("m_type{i}"), raw)));
     }
@@ -731,7 +776,12 @@ fn corrupt_lines_are_skipped_and_counted() {
 
     let report = env.report_json(&["--period", "all"]);
     assert_report_is(&report, &expect);
-    assert_eq!(report["skipped_lines"], corrupt.len(), "one skip per corrupt line: {:?}", corrupt.iter().map(|c| c.0).collect::<Vec<_>>());
+    assert_eq!(
+        report["skipped_lines"],
+        corrupt.len(),
+        "one skip per corrupt line: {:?}",
+        corrupt.iter().map(|c| c.0).collect::<Vec<_>>()
+    );
     // Counted once: another run over the same file adds nothing.
     let again = env.report_json(&["--period", "all"]);
     assert_eq!(again["skipped_lines"], corrupt.len());
@@ -794,7 +844,13 @@ fn truncated_rewritten_rotated_and_deleted_transcripts() {
 
     // Rewritten in place (same inode) with different content.
     let rewritten = session_lines(&mut rng, &mut expect, "t1", "/x/acme", 30..40, pad);
-    fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap().write_all((rewritten.join("\n") + "\n").as_bytes()).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap()
+        .write_all((rewritten.join("\n") + "\n").as_bytes())
+        .unwrap();
     check(&expect, "rewritten in place");
 
     // Rotated: a new file (new inode) renamed over the old name, replaying
@@ -822,4 +878,123 @@ fn truncated_rewritten_rotated_and_deleted_transcripts() {
     // A new session in its place still adds up.
     write_lines(&path, &session_lines(&mut rng, &mut expect, "t1", "/x/acme", 48..50, pad));
     check(&expect, "recreated");
+}
+
+// ---- Many processes at once -------------------------------------------------------
+
+/// Fault: 36 processes (two waves of 18: `check` hooks, `report --json`
+/// and `ingest`) run at once on one ledger while a writer appends to the
+/// transcripts the hooks read, each line in two writes (so readers see
+/// half-written lines), with duplicates of earlier responses among them.
+/// No process fails or times out on the lock, every check gives the
+/// answer the caps call for (acme: allow; over, already past its hard
+/// cap: block with the budget reason, not an error), and the final totals
+/// are exactly what was written, each response once.
+#[test]
+fn concurrent_checks_reports_and_ingests_while_appending() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "{CONFIG}  - arm: over\n    path: /x/over\n    monthly_usd_cap: 1\n    action_on_breach: hard_stop\n"
+    ));
+    let mut expect = Expect::default();
+    let over = env.transcript("-x-over/o1.jsonl");
+    let t = [0, 100_000, 0, 0]; // $2.50 of claude-opus-4-6 output: past the $1 cap
+    write_lines(&over, &[assistant_line("o1", "/x/over", "msg_o_0", "req_o_0", OCT_1 + 3_600_000 * 24 * 40, 2, t, 20)]);
+    expect.record("msg_o_0", "req_o_0", 2, "/x/over", t);
+    let live = env.transcript("-x-acme/live.jsonl");
+    write_lines(&live, &session_lines(&mut Lcg::new(11), &mut expect, "live", "/x/acme", 0..20, 100));
+    assert_report_is(&env.report_json(&["--period", "all"]), &expect);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, live, over) = (stop.clone(), live.clone(), over.clone());
+        std::thread::spawn(move || {
+            let mut rng = Lcg::new(12);
+            let mut written = Expect::default();
+            let mut sent: Vec<(String, u64, usize, Tokens)> = Vec::new();
+            let mut r = 1_000u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || r < 1_100 {
+                let (path, session, cwd) = if r % 5 == 0 { (&over, "o1", "/x/over") } else { (&live, "live", "/x/acme") };
+                // Every fourth line repeats an earlier response of this file
+                // with a larger output (a later copy of the same response).
+                let earlier: Vec<usize> = (0..sent.len()).filter(|i| sent[*i].0 == session).collect();
+                let line = if r % 4 == 0 && !earlier.is_empty() {
+                    let e = &mut sent[earlier[rng.range(0, earlier.len() as u64) as usize]];
+                    e.3[1] += rng.range(1, 100);
+                    let (msg, req) = (format!("msg_{}_{}", e.0, e.1), format!("req_{}_{}", e.0, e.1));
+                    written.record(&msg, &req, e.2, cwd, e.3);
+                    assistant_line(&e.0, cwd, &msg, &req, OCT_1 + e.1 as i64 * 60_000, e.2, e.3, 50)
+                } else {
+                    let model = rng.range(0, MODELS.len() as u64) as usize;
+                    let tok = random_tokens(&mut rng);
+                    let (msg, req) = (format!("msg_{session}_{r}"), format!("req_{session}_{r}"));
+                    written.record(&msg, &req, model, cwd, tok);
+                    sent.push((session.to_owned(), r, model, tok));
+                    assistant_line(session, cwd, &msg, &req, OCT_1 + r as i64 * 60_000, model, tok, 50)
+                };
+                let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+                let cut = rng.range(1, line.len() as u64) as usize;
+                f.write_all(&line.as_bytes()[..cut]).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                f.write_all(&line.as_bytes()[cut..]).unwrap();
+                f.write_all(b"\n").unwrap();
+                r += 1;
+            }
+            written
+        })
+    };
+
+    let mut checks = 0;
+    for wave in 0..2 {
+        let mut children: Vec<(&str, Child)> = Vec::new();
+        for i in 0..18 {
+            let (kind, args, stdin): (&str, &[&str], String) = match i % 6 {
+                0 | 3 => ("check acme", &["check"], hook_input("live", &live, "/x/acme")),
+                1 if i < 9 => ("check over", &["check"], hook_input("o1", &over, "/x/over")),
+                1 | 4 => ("report", &["report", "--json", "--period", "all"], String::new()),
+                2 => ("ingest", &["ingest", "--quiet"], String::new()),
+                _ => ("check acme", &["check"], hook_input("live", &live, "/x/acme")),
+            };
+            let mut child =
+                env.std_cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(stdin.as_bytes()).unwrap();
+            drop(input);
+            children.push((kind, child));
+        }
+        for (kind, child) in children {
+            let out = child.wait_with_output().unwrap();
+            let (err, code) = (stderr_of(&out), out.status.code());
+            let what = format!("wave {wave}, {kind}: exit {code:?}, stderr {err:?}");
+            match kind {
+                "check acme" => {
+                    checks += 1;
+                    assert_eq!((code, err.as_str()), (Some(0), ""), "{what}");
+                }
+                "check over" => {
+                    checks += 1;
+                    assert_eq!(code, Some(2), "{what}");
+                    assert!(err.contains("over") && !err.contains("cannot check the budget"), "{what}");
+                }
+                "report" => {
+                    assert_eq!((code, err.as_str()), (Some(0), ""), "{what}");
+                    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(r["skipped_lines"], 0, "{what}: a half-written line was counted as malformed");
+                    assert!(Totals::of(&r["totals"]).messages >= expect.totals().messages, "{what}: lost history");
+                }
+                _ => assert_eq!((code, err.as_str(), out.stdout.is_empty()), (Some(0), "", true), "{what}"),
+            }
+        }
+    }
+    assert!(checks >= 16);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (k, (model, cwd, tok)) in writer.join().unwrap().responses {
+        let (msg, req) = k;
+        expect.record(&msg, &req, model, &cwd, tok);
+    }
+    let last = env.report_json(&["--period", "all"]);
+    assert_eq!(last["skipped_lines"], 0);
+    assert_report_is(&last, &expect);
+    assert_eq!(Totals::of(arm(&last, "over")), expect.totals_where(|c| c == "/x/over"));
+    assert_ledger_consistent(&env.ledger);
 }
