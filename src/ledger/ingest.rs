@@ -1,8 +1,9 @@
 //! Incremental ingest: transcripts -> de-duplicated responses in the ledger.
 //!
 //! Per file the ledger keeps (device, inode), size, mtime, the offset after
-//! the last complete line and a hash of its first bytes. An unchanged file
-//! costs one `stat`; an appended file is read from its offset; a truncated,
+//! the last complete line and a hash of its first bytes and of the bytes
+//! just before that offset. An unchanged file costs one `stat`; an
+//! appended file is read from its offset; a truncated,
 //! rewritten or replaced file is read again from the start, which
 //! de-duplication makes safe.
 //!
@@ -249,6 +250,19 @@ fn hash(bytes: &[u8]) -> i64 {
     xxhash_rust::xxh3::xxh3_64(bytes) as i64
 }
 
+/// What identifies the part of a file already read: its first bytes and
+/// the (up to [`HEAD_LEN`]) bytes just before `offset`. The head alone
+/// misses a file truncated (or rewritten) and grown past `offset` again
+/// before the next run: resuming there would start mid-line and lose lines.
+fn identity(f: &mut File, head: &[u8], offset: u64) -> std::io::Result<i64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let tail_len = HEAD_LEN.min(offset);
+    f.seek(SeekFrom::Start(offset - tail_len))?;
+    let mut bytes = head.to_vec();
+    f.take(tail_len).read_to_end(&mut bytes)?;
+    Ok(hash(&bytes))
+}
+
 /// Reads a file's new complete lines (all of it when it is new or was
 /// truncated, rewritten or replaced).
 fn read_file(w: &Work) -> std::io::Result<FileResult> {
@@ -258,7 +272,9 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
         let same_file = k.meta.dev == w.meta.dev && k.meta.ino == w.meta.ino;
         if same_file && w.meta.size >= k.offset {
             let head = read_head(&mut f, k.head_len as usize)?;
-            if head.len() as i64 == k.head_len && hash(&head) == k.head_hash {
+            if head.len() as i64 == k.head_len
+                && identity(&mut f, &head, k.offset as u64)? == k.head_hash
+            {
                 start = k.offset;
             }
         }
@@ -315,12 +331,9 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
             Line::Malformed(_) => skipped += 1,
         }
     })? as i64;
-    let (head_len, head_hash) = match w.known {
-        Some(k) if !reset && k.head_len as u64 == HEAD_LEN => (k.head_len, k.head_hash),
-        _ => {
-            let head = read_head(&mut f, HEAD_LEN.min(end as u64) as usize)?;
-            (head.len() as i64, hash(&head))
-        }
+    let (head_len, head_hash) = {
+        let head = read_head(&mut f, HEAD_LEN.min(end as u64) as usize)?;
+        (head.len() as i64, identity(&mut f, &head, end as u64)?)
     };
     Ok(FileResult {
         key: w.key.clone(),

@@ -230,3 +230,137 @@ pub fn one_stderr_line(out: &std::process::Output) -> String {
     assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err:?}");
     lines[0].to_owned()
 }
+
+// ---- Additions for the fault harness (tests/faults.rs) ---------------------
+
+impl Env {
+    /// The binary's path followed by the sealed global flags, with another
+    /// ledger than `self.ledger` (for comparing against a fresh ledger).
+    pub fn bin_args_with_ledger(&self, ledger: &Path) -> Vec<std::ffi::OsString> {
+        vec![
+            assert_cmd::cargo::cargo_bin("octo-budget").into_os_string(),
+            "--config".into(),
+            self.config.clone().into_os_string(),
+            "--ledger".into(),
+            ledger.to_path_buf().into_os_string(),
+            "--now".into(),
+            self.now.clone().into(),
+        ]
+    }
+
+    /// `program` with the sealed environment of [`Env::cmd`] but no
+    /// arguments: for running the binary under a wrapper (`sh -c`), or as
+    /// a child that the test kills or runs many of at once.
+    pub fn sealed(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("CLAUDE_CONFIG_DIR", &self.claude)
+            .env("TZ", &self.tz)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.path());
+        c
+    }
+
+    /// The binary as a `std::process::Command` (spawnable, killable) with
+    /// the sealed environment and global flags, on `ledger`.
+    pub fn std_cmd_with_ledger(&self, ledger: &Path) -> std::process::Command {
+        let mut args = self.bin_args_with_ledger(ledger).into_iter();
+        let mut c = self.sealed(args.next().expect("the binary"));
+        c.args(args);
+        c
+    }
+
+    /// The binary (assert_cmd) on another ledger than `self.ledger`.
+    pub fn cmd_with_ledger(&self, ledger: &Path) -> Command {
+        let mut args = self.bin_args_with_ledger(ledger).into_iter();
+        let mut c = Command::new(args.next().expect("the binary"));
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("CLAUDE_CONFIG_DIR", &self.claude)
+            .env("TZ", &self.tz)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.path())
+            .args(args);
+        c
+    }
+}
+
+/// What a report's `totals` (or an arm's row) says, exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub messages: i64,
+    pub cost_micros: i64,
+    pub input: u64,
+    pub output: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+}
+
+impl Totals {
+    /// Reads a `totals`/arm object of `report --json`.
+    pub fn of(v: &Value) -> Totals {
+        let t = &v["tokens"];
+        let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("tokens.{k} in {v}"));
+        Totals {
+            messages: v["messages"].as_i64().expect("messages"),
+            cost_micros: exact_micros(&v["cost_usd"]),
+            input: n("input"),
+            output: n("output"),
+            cache_write_5m: n("cache_write_5m"),
+            cache_write_1h: n("cache_write_1h"),
+            cache_read: n("cache_read"),
+        }
+    }
+}
+
+/// Dollars from a JSON number, as integer micro-dollars, parsed from its
+/// decimal text (no binary rounding).
+pub fn exact_micros(v: &Value) -> i64 {
+    let s = v.to_string();
+    assert!(v.is_number(), "not a number: {s}");
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r.to_owned()),
+        None => (false, s),
+    };
+    assert!(!s.contains(['e', 'E']), "dollars in exponent form: {s}");
+    let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
+    assert!(frac.len() <= 6, "more than micro-dollar precision: {s}");
+    let m =
+        whole.parse::<i64>().unwrap() * 1_000_000 + format!("{frac:0<6}").parse::<i64>().unwrap();
+    if neg {
+        -m
+    } else {
+        m
+    }
+}
+
+/// A small deterministic pseudo-random generator (Knuth's 64-bit LCG), so
+/// generated fault data is the same on every run.
+pub struct Lcg(u64);
+
+impl Lcg {
+    pub fn new(seed: u64) -> Lcg {
+        Lcg(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 16
+    }
+
+    /// Uniform-ish in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        assert!(hi > lo);
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    /// True with probability `pct` percent.
+    pub fn chance(&mut self, pct: u64) -> bool {
+        self.next_u64() % 100 < pct
+    }
+}
