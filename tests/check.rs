@@ -449,6 +449,33 @@ fn burn_rate_blocks_until_the_hourly_spend_falls() {
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 }
 
+// Proves: the burn-rate limit is a ceiling: spend of exactly
+// max_usd_per_hour in the trailing hour is allowed; one micro-dollar more is
+// refused.
+#[test]
+fn burn_rate_at_exactly_the_limit_is_allowed() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(5),
+        )],
+    );
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.append(
+        &session_rel(SID),
+        &[spend(SID, ACME, "m2", "2026-11-20T11:31:00.000Z", 1)],
+    );
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+}
+
 // Proves: session_usd_cap counts the session's subagents (their own files
 // under <session>/subagents/ carry the parent's sessionId) and blocks only
 // that session; another session of the same arm still runs.

@@ -811,3 +811,83 @@ fn ledger_not_sqlite() {
     );
     assert_eq!(std::fs::read_to_string(&env.ledger).unwrap(), junk);
 }
+
+// Proves: an advisor iteration is billed at its own model's normal rates,
+// even when the executor ran in fast mode (the fast multiplier is the
+// executor's), while the executor's own tokens take the multiplier.
+#[test]
+fn fast_executor_does_not_make_its_advisor_fast() {
+    let env = Env::new();
+    env.write_config("timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n");
+    let usage = serde_json::json!({
+        "input_tokens": 1000, "output_tokens": 100, "speed": "fast",
+        "iterations": [
+            {"type": "message", "input_tokens": 1000, "output_tokens": 100},
+            {"type": "advisor_message", "model": "claude-opus-4-6", "input_tokens": 2000, "output_tokens": 200}
+        ]
+    });
+    env.append(
+        "-x-acme/s1.jsonl",
+        &[assistant(
+            "s1",
+            "/x/acme",
+            "msg_1",
+            "req_1",
+            "2026-11-10T10:00:00.000Z",
+            "claude-opus-4-6",
+            usage,
+        )],
+    );
+    let doc = env.report_json(&[]);
+    // Executor: (1000 x $5 + 100 x $25) per MTok = 7,500 micro-dollars, x6 fast = 45,000.
+    // Advisor: (2000 x $5 + 200 x $25) per MTok = 15,000 micro-dollars, not fast.
+    assert_eq!(exact_micros(&doc["arms"][0]["cost_usd"]), 60_000);
+    // One response: the advisor iteration is part of it.
+    assert_eq!(doc["arms"][0]["messages"], 1);
+    assert_eq!(doc["arms"][0]["tokens"]["input"], 3000);
+}
+
+// Proves: a record without cwd takes its session's cwd from the session's
+// earliest record, whichever file is read first (files are read largest
+// first, so the later, bigger file with another cwd is read before it).
+#[test]
+fn a_line_without_cwd_takes_the_cwd_of_its_sessions_earliest_record() {
+    let env = Env::new();
+    env.write_config(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n  - arm: beta\n    path: /x/beta\n",
+    );
+    // The session starts in acme (a small file)...
+    env.append(
+        "-x-acme/s1.jsonl",
+        &[user("s1", "/x/acme", "2026-11-10T09:00:00.000Z", "start")],
+    );
+    // ...and later works in beta (a bigger file read first), where one
+    // response has no cwd.
+    let mut lines: Vec<String> = (0..50)
+        .map(|i| {
+            user(
+                "s1",
+                "/x/beta",
+                "2026-11-10T10:00:00.000Z",
+                &format!("later {i} {}", "x".repeat(200)),
+            )
+        })
+        .collect();
+    let mut no_cwd: Value = serde_json::from_str(&assistant(
+        "s1",
+        "/x/beta",
+        "msg_nocwd",
+        "req_1",
+        "2026-11-10T10:05:00.000Z",
+        "claude-haiku-4-5",
+        usage(1_000_000, 0),
+    ))
+    .unwrap();
+    no_cwd.as_object_mut().unwrap().remove("cwd");
+    lines.push(no_cwd.to_string());
+    env.append("-x-beta/s1-resumed.jsonl", &lines);
+    let doc = env.report_json(&[]);
+    // $1 (1M haiku input tokens) goes to acme, where the session began.
+    assert_eq!(exact_micros(&arm(&doc, "acme")["cost_usd"]), 1_000_000);
+    assert_eq!(exact_micros(&arm(&doc, "beta")["cost_usd"]), 0);
+}

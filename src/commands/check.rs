@@ -145,11 +145,7 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
     };
     let caps = eval.caps(arm, hook.session_id.as_deref())?;
     let session = hook.session_id.as_deref();
-    if let Some(c) = caps
-        .iter()
-        .filter(|c| c.tier == Tier::HardStop)
-        .max_by_key(|c| (c.spent.0 as i128 * 1000) / c.limit.0.max(1) as i128)
-    {
+    if let Some(c) = super::evaluate::blocking(&caps) {
         return Ok(Decision::Block(hook_reply::block_reason(
             c,
             &what,

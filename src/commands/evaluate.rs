@@ -96,6 +96,14 @@ impl CapState {
     }
 }
 
+/// The cap that blocks, if any: of the caps at hard_stop, the one furthest
+/// over its limit (what the refusal names).
+pub fn blocking(caps: &[CapState]) -> Option<&CapState> {
+    caps.iter()
+        .filter(|c| c.tier == Tier::HardStop)
+        .max_by_key(|c| (c.spent.0 as i128 * 1000) / c.limit.0.max(1) as i128)
+}
+
 /// Evaluates caps. `arm` is an index into the config's arms.
 pub struct Evaluator<'a> {
     pub loaded: &'a Loaded,
@@ -189,14 +197,18 @@ impl Evaluator<'_> {
         period: Period,
     ) -> CapState {
         let t = if kind == CapKind::Hourly {
-            // The burn rate has no grace and no early alert: over it is a
-            // breach, which stops work on hard_stop arms.
+            // The burn rate has no grace and no early alert: spend above it
+            // (not at it) is a breach, which stops work on hard_stop arms.
             let p = Policy {
                 grace_pct: 100,
                 alert_at_pct: 0,
                 ..policy
             };
-            tier(spent, limit, &p)
+            if spent > limit {
+                tier(spent, limit, &p)
+            } else {
+                Tier::Ok
+            }
         } else {
             tier(spent, limit, &policy)
         };

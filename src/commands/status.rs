@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     };
     let caps = eval.caps(arm, args.session.as_deref())?;
     let worst = caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok);
-    let blocking = caps.iter().find(|c| c.tier == Tier::HardStop);
+    let blocking = super::evaluate::blocking(&caps);
     let (decision, reason) = match blocking {
         Some(c) => (
             "block",

@@ -513,6 +513,9 @@ impl<'a> Writer<'a> {
                     message_id: format!("{}#advisor{i}", resp.message_id),
                     model: a.model.clone(),
                     advisor: true,
+                    // Fast mode is the executor's speed; the advisor's
+                    // own pass is billed at its model's normal rates.
+                    fast: false,
                     usage: a.usage,
                     ..base.clone()
                 };

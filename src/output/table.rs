@@ -59,8 +59,9 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     for (model, tally) in &r.unpriced {
         writeln!(
             out,
-            "unpriced model {model}: {} responses, {} tokens, priced at the dearest known rates ({})",
+            "unpriced model {model}: {} response{}, {} tokens, priced at the dearest known rates ({})",
             tally.messages,
+            if tally.messages == 1 { "" } else { "s" },
             thousands(tally.usage.input + tally.usage.output + tally.usage.cache_write_5m + tally.usage.cache_write_1h + tally.usage.cache_read),
             tally.spent()
         )?;
