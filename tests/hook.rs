@@ -408,3 +408,44 @@ fn install_refuses_a_broken_config() {
     assert!(text(&o).1.contains("montly_usd_cap"));
     assert!(!settings.exists());
 }
+
+// Proves: install reads the transcripts already on disk into the ledger,
+// so the first hook call already sees the arm's history (a session whose
+// own transcript is not the one that spent the money is still blocked).
+#[test]
+fn install_warms_the_ledger_with_existing_history() {
+    let env = Env::new();
+    env.write_config(
+        "budgets:\n  - arm: acme\n    path: /x/acme\n    monthly_usd_cap: 1\n    grace_pct: 100\n    action_on_breach: hard_stop\n",
+    );
+    // $2 spent by an earlier session (2M haiku input tokens).
+    env.append(
+        "-x-acme/old-session.jsonl",
+        &[common::assistant(
+            "old-session",
+            "/x/acme",
+            "msg_old",
+            "req_old",
+            "2026-11-10T10:00:00.000Z",
+            "claude-haiku-4-5",
+            common::usage(2_000_000, 0),
+        )],
+    );
+    let settings = env.path().join("settings.json");
+    let out = run(&env, &["install", "--settings", settings.to_str().unwrap()]);
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("(1 of 1 transcript files read)"), "{err}");
+    // A new session's hook call: its own transcript holds nothing yet.
+    let new_session = env.transcript("-x-acme/new-session.jsonl");
+    fs::write(&new_session, "").unwrap();
+    let input = json!({"session_id": "new-session", "transcript_path": new_session,
+        "cwd": "/x/acme", "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {}});
+    let out = env
+        .cmd()
+        .arg("check")
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+}

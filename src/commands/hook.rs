@@ -44,6 +44,20 @@ pub fn run(ctx: &Context, action: &HookAction) -> Result<u8> {
     }
 }
 
+/// Reads the transcripts already on disk into the ledger, so the first
+/// hook call sees the arm's history and answers in milliseconds.
+fn warm_ledger(ctx: &Context, loaded: &super::Loaded) -> Result<()> {
+    let mut ledger = ctx.open_ledger(&loaded.config, std::time::Duration::from_secs(60))?;
+    let s = ctx.ingest_all(loaded, &mut ledger, true)?;
+    eprintln!(
+        "octo-budget: ledger {} is up to date ({} of {} transcript files read)",
+        ledger.path().display(),
+        s.files_read,
+        s.files_seen
+    );
+    Ok(())
+}
+
 fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     // The hook must point at a config that loads: a broken one would block
     // every gated call.
@@ -97,6 +111,9 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         path.display()
     );
     finish(&path, Some(&after), target.dry_run, &summary)?;
+    if !target.dry_run {
+        warm_ledger(ctx, &loaded)?;
+    }
     Ok(exit::OK)
 }
 
