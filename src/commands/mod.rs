@@ -178,7 +178,11 @@ impl Context {
     ) -> Result<IngestStats> {
         let files = discover(&self.claude_dirs(&loaded.config));
         let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
-        Ok(crate::ledger::ingest::ingest(ledger, &files, &mut bar)?)
+        let stats = crate::ledger::ingest::ingest(ledger, &files, &mut bar)?;
+        if stats.files_read > 0 {
+            ledger.checkpoint();
+        }
+        Ok(stats)
     }
 
     /// Ingests only the given transcript and its session's subagents.

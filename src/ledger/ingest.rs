@@ -168,7 +168,7 @@ fn parallel(
         for _ in 0..threads {
             let tx = tx.clone();
             let next = &next;
-            s.spawn(move || loop {
+            let parser = move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(w) = work.get(i) else { break };
                 if let Ok(r) = read_file(w) {
@@ -176,7 +176,14 @@ fn parallel(
                         break; // the writer stopped
                     }
                 }
-            });
+            };
+            std::thread::Builder::new()
+                .name("octo-budget-parse".into())
+                .spawn_scoped(s, parser)
+                .map_err(|e| LedgerError::Io {
+                    path: writer.ledger.path.clone(),
+                    error: e,
+                })?;
         }
         drop(tx);
         for r in rx {
@@ -246,6 +253,18 @@ fn path_key(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// A HashMap with a fast, non-cryptographic hasher (keys are our own data).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+fn key_hash(message_id: &str, request_id: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(message_id.as_bytes());
+    h.update(&[0x1f]);
+    h.update(request_id.as_bytes());
+    h.digest()
+}
+
 fn hash(bytes: &[u8]) -> i64 {
     xxhash_rust::xxh3::xxh3_64(bytes) as i64
 }
@@ -281,16 +300,26 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     }
     let reset = start == 0;
     let mut responses: Vec<Response> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    // Copies of one response within the file (one line per content block)
+    // merge here already, by a hash of their key; a collision only leaves
+    // two copies for the writer to merge.
+    let mut index: FastMap<u64, usize> = FastMap::default();
     let mut session_cwds: Vec<SessionCwd> = Vec::new();
     let mut file_has_cwd = false;
-    let mut note_cwd = |sc: SessionCwd| match session_cwds
+    let mut note_cwd = |session: &str, cwd: &str, ts_ms: i64| match session_cwds
         .iter_mut()
-        .find(|o| o.session_id == sc.session_id)
+        .find(|o| o.session_id == session)
     {
-        Some(o) if (sc.ts_ms, &sc.cwd) < (o.ts_ms, &o.cwd) => *o = sc,
+        Some(o) if (ts_ms, cwd) < (o.ts_ms, o.cwd.as_str()) => {
+            o.cwd = cwd.to_owned();
+            o.ts_ms = ts_ms;
+        }
         Some(_) => {}
-        None => session_cwds.push(sc),
+        None => session_cwds.push(SessionCwd {
+            session_id: session.to_owned(),
+            cwd: cwd.to_owned(),
+            ts_ms,
+        }),
     };
     let mut skipped = 0u64;
     let file_key = path_key(&w.file.path);
@@ -304,16 +333,18 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
         ) {
             Line::Response(r) => {
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
-                    note_cwd(SessionCwd {
-                        session_id: s.clone(),
-                        cwd: c.clone(),
-                        ts_ms: r.ts_ms,
-                    });
+                    note_cwd(s, c, r.ts_ms);
                     file_has_cwd = true;
                 }
-                let key = (r.message_id.clone(), r.request_id.clone());
+                let key = key_hash(&r.message_id, &r.request_id);
                 match index.get(&key) {
-                    Some(&i) => merge(&mut responses[i], &r),
+                    Some(&i)
+                        if responses[i].message_id == r.message_id
+                            && responses[i].request_id == r.request_id =>
+                    {
+                        merge(&mut responses[i], &r)
+                    }
+                    Some(_) => responses.push(r),
                     None => {
                         index.insert(key, responses.len());
                         responses.push(r);
@@ -323,7 +354,7 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
             Line::NoCost => {
                 if !file_has_cwd {
                     if let Some(sc) = envelope_cwd(line) {
-                        note_cwd(sc);
+                        note_cwd(&sc.session_id, &sc.cwd, sc.ts_ms);
                         file_has_cwd = true;
                     }
                 }
@@ -409,14 +440,13 @@ struct Writer<'a> {
     ledger: &'a mut Ledger,
     tx_open: bool,
     pending: usize,
-    deltas: HashMap<RollupKey, Delta>,
+    deltas: FastMap<RollupKey, Delta>,
     /// Place ids by transcript folder, then cwd.
     places: HashMap<String, HashMap<String, i64>>,
     /// Set when the ledger held no responses as this run's (single)
     /// transaction began: the message ids this run has written. An id not
-    /// in it exists nowhere, so its lookup can be skipped, and the
-    /// timestamp index is built once at the end instead of row by row.
-    fresh: Option<HashSet<String>>,
+    /// in it exists nowhere, so its lookup can be skipped.
+    fresh: Option<FastSet<String>>,
 }
 
 impl<'a> Writer<'a> {
@@ -425,7 +455,7 @@ impl<'a> Writer<'a> {
             ledger,
             tx_open: false,
             pending: 0,
-            deltas: HashMap::new(),
+            deltas: FastMap::default(),
             places: HashMap::new(),
             fresh: None,
         }
@@ -444,9 +474,7 @@ impl<'a> Writer<'a> {
                     })
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
-                    conn.execute_batch("DROP INDEX IF EXISTS responses_ts")
-                        .map_err(|e| self.ledger.err(e))?;
-                    self.fresh = Some(HashSet::new());
+                    self.fresh = Some(FastSet::default());
                 }
             }
         }
@@ -818,7 +846,7 @@ impl<'a> Writer<'a> {
         if !self.tx_open {
             return Ok(());
         }
-        if let Err(e) = self.flush_rollup().and_then(|()| self.restore_index()) {
+        if let Err(e) = self.flush_rollup() {
             self.rollback();
             return Err(e);
         }
@@ -828,6 +856,7 @@ impl<'a> Writer<'a> {
         }
         self.tx_open = false;
         self.pending = 0;
+        self.fresh = None;
         Ok(())
     }
 
@@ -840,17 +869,6 @@ impl<'a> Writer<'a> {
         self.places.clear();
         self.pending = 0;
         self.fresh = None;
-    }
-
-    /// After a fresh load: the timestamp index, built in one pass.
-    fn restore_index(&mut self) -> Result<()> {
-        if self.fresh.take().is_some() {
-            self.ledger
-                .conn
-                .execute_batch(super::schema::RESPONSES_TS_INDEX)
-                .map_err(|e| self.ledger.err(e))?;
-        }
-        Ok(())
     }
 
     fn finish(mut self) -> Result<()> {

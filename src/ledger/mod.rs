@@ -93,6 +93,18 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Folds the WAL into the database and truncates it, after a large
+    /// write, so that the next process (the hook) does not have to read a
+    /// long log when it opens the ledger. Best effort: a reader holding the
+    /// log open only makes this a partial checkpoint.
+    pub fn checkpoint(&self) {
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -131,7 +131,9 @@ pub struct LineOrigin<'a> {
 
 /// True when a line might carry usage and needs a full parse.
 pub fn may_carry_usage(line: &[u8]) -> bool {
-    memchr::memmem::find(line, b"\"usage\"").is_some()
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    USAGE.find(line).is_some()
 }
 
 /// A cheap check that a line has the shape of a JSON object and is UTF-8.

@@ -19,10 +19,35 @@ pub fn for_each_line(
 ) -> io::Result<u64> {
     let remaining = file.metadata()?.len().saturating_sub(start);
     file.seek(SeekFrom::Start(start))?;
-    // One buffer for the whole file: `buf[begin..end]` is read but not yet
-    // handed out (the start of an unterminated line); `base` is the file
-    // offset of `buf[0]`. It grows only for a line longer than itself.
-    let mut buf = vec![0u8; (remaining as usize).saturating_add(1).clamp(4096, CHUNK)];
+    // One buffer per thread, reused from file to file (a cold scan reads
+    // thousands of files); one that grew for a very long line is let go.
+    BUF.with(|cell| {
+        let mut buf = cell.take();
+        let want = (remaining as usize).saturating_add(1).clamp(4096, CHUNK);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let result = lines(file, start, &mut buf, &mut f);
+        if buf.len() <= CHUNK {
+            cell.replace(buf);
+        }
+        result
+    })
+}
+
+thread_local! {
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn lines(
+    file: &mut File,
+    start: u64,
+    buf: &mut Vec<u8>,
+    f: &mut impl FnMut(&[u8], u64),
+) -> io::Result<u64> {
+    // `buf[begin..end]` is read but not yet handed out (the start of an
+    // unterminated line); `base` is the file offset of `buf[0]`. The buffer
+    // grows only for a line longer than itself.
     let (mut begin, mut end) = (0usize, 0usize);
     let mut base = start;
     loop {
