@@ -196,10 +196,7 @@ fn parallel(
 
 /// Decides which files need reading (one `stat` each), largest first.
 fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
-    let mut stmt = ledger
-        .conn
-        .prepare_cached("SELECT dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines FROM files WHERE path = ?1")
-        .map_err(|e| ledger.err(e))?;
+    let known_files = known_files(ledger, files)?;
     let mut work = Vec::new();
     for f in files {
         let Ok(md) = std::fs::metadata(&f.path) else {
@@ -218,23 +215,7 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
                 .saturating_add(md.mtime_nsec()),
         };
         let key = path_key(&f.path);
-        let known = stmt
-            .query_row([&key], |r| {
-                Ok(Known {
-                    meta: Meta {
-                        dev: r.get(0)?,
-                        ino: r.get(1)?,
-                        size: r.get(2)?,
-                        mtime_ns: r.get(3)?,
-                    },
-                    offset: r.get(4)?,
-                    head_len: r.get(5)?,
-                    head_hash: r.get(6)?,
-                    skipped: r.get(7)?,
-                })
-            })
-            .optional()
-            .map_err(|e| ledger.err(e))?;
+        let known = known_files.get(&key).copied();
         if known.is_some_and(|k| k.meta == meta) {
             continue; // unchanged
         }
@@ -247,6 +228,57 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
     }
     work.sort_by_key(|w| std::cmp::Reverse(w.meta.size - w.known.map_or(0, |k| k.offset)));
     Ok(work)
+}
+
+/// What the ledger knows of `files`: one query per file for a few (the
+/// hook's), one query for all when there are many (a full scan).
+fn known_files(ledger: &Ledger, files: &[TranscriptFile]) -> Result<FastMap<String, Known>> {
+    const COLUMNS: &str =
+        "path, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines";
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Known)> {
+        Ok((
+            r.get(0)?,
+            Known {
+                meta: Meta {
+                    dev: r.get(1)?,
+                    ino: r.get(2)?,
+                    size: r.get(3)?,
+                    mtime_ns: r.get(4)?,
+                },
+                offset: r.get(5)?,
+                head_len: r.get(6)?,
+                head_hash: r.get(7)?,
+                skipped: r.get(8)?,
+            },
+        ))
+    };
+    let mut out = FastMap::default();
+    if files.len() > 64 {
+        let mut st = ledger
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
+            .map_err(|e| ledger.err(e))?;
+        let rows = st.query_map([], row).map_err(|e| ledger.err(e))?;
+        for r in rows {
+            let (path, k) = r.map_err(|e| ledger.err(e))?;
+            out.insert(path, k);
+        }
+    } else {
+        let mut st = ledger
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
+            .map_err(|e| ledger.err(e))?;
+        for f in files {
+            if let Some((path, k)) = st
+                .query_row([path_key(&f.path)], row)
+                .optional()
+                .map_err(|e| ledger.err(e))?
+            {
+                out.insert(path, k);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn path_key(p: &Path) -> String {

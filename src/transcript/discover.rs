@@ -1,6 +1,7 @@
 //! Finds transcript files under Claude Code config directories, in every
 //! layout Claude Code has used, and leaves out what is not a transcript.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
@@ -46,8 +47,15 @@ pub fn discover(roots: &[PathBuf]) -> Vec<TranscriptFile> {
             }
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
+    // Byte order, not `Path`'s component-wise order: the same result for
+    // de-duplication at a fraction of the cost on thousands of files.
+    out.sort_unstable_by(|a, b| {
+        a.path
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path.as_os_str().as_bytes())
+    });
+    out.dedup_by(|a, b| a.path.as_os_str() == b.path.as_os_str());
     out
 }
 
