@@ -294,12 +294,7 @@ fn spend_by_owner(
     let window = period.until(now + Days::milliseconds(1));
     let groups = ledger.groups(window.start, window.end, &Filter::default())?;
     let places = ledger.places()?;
-    let missing: Vec<&str> = groups
-        .iter()
-        .filter(|g| places.get(&g.place_id).is_some_and(|p| p.cwd.is_empty()))
-        .map(|g| g.session_id.as_str())
-        .collect();
-    let session_cwds: HashMap<String, String> = ledger.session_cwds(missing)?;
+    let session_cwds: HashMap<String, String> = ledger.session_cwds(&groups, &places)?;
     let resolver = Resolver {
         attributor: &loaded.attributor,
         places: &places,

@@ -248,12 +248,7 @@ impl Evaluator<'_> {
         };
         // Places without a cwd are the arm's only if their session's cwd
         // (or, failing that, their folder) says so.
-        let missing: Vec<&str> = groups
-            .iter()
-            .filter(|g| places.get(&g.place_id).is_some_and(|p| p.cwd.is_empty()))
-            .map(|g| g.session_id.as_str())
-            .collect();
-        let session_cwds = self.ledger.session_cwds(missing)?;
+        let session_cwds = self.ledger.session_cwds(&groups, places)?;
         let resolver = Resolver {
             attributor: &self.loaded.attributor,
             places,

@@ -103,12 +103,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let window = period.until(ctx.now + Duration::milliseconds(1));
     let groups = ledger.groups(window.start, window.end, &Filter::default())?;
     let places = ledger.places()?;
-    let missing_cwd: Vec<&str> = groups
-        .iter()
-        .filter(|g| places.get(&g.place_id).is_some_and(|p| p.cwd.is_empty()))
-        .map(|g| g.session_id.as_str())
-        .collect();
-    let session_cwds = ledger.session_cwds(missing_cwd)?;
+    let session_cwds = ledger.session_cwds(&groups, &places)?;
     let resolver = Resolver {
         attributor: &loaded.attributor,
         places: &places,

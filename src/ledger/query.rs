@@ -210,11 +210,18 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// The cwd first seen for each of `sessions` (those that have one).
-    pub fn session_cwds<'s>(
+    /// The cwd of each session among `groups` that ran in a place without
+    /// one (records that had no `cwd`), for attribution: a session's cwd is
+    /// that of its earliest record.
+    pub fn session_cwds(
         &self,
-        sessions: impl IntoIterator<Item = &'s str>,
+        groups: &[Group],
+        places: &HashMap<i64, Place>,
     ) -> Result<HashMap<String, String>> {
+        let sessions = groups
+            .iter()
+            .filter(|g| places.get(&g.place_id).is_some_and(|p| p.cwd.is_empty()))
+            .map(|g| g.session_id.as_str());
         let mut st = self
             .conn
             .prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1")

@@ -90,17 +90,7 @@ impl Env {
     /// The binary with a sealed environment: nothing from the developer's
     /// machine leaks in. Config, ledger and clock are passed by flags.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("octo-budget").unwrap();
-        c.env_clear()
-            .env("HOME", &self.home)
-            .env("CLAUDE_CONFIG_DIR", &self.claude)
-            .env("TZ", &self.tz)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .current_dir(self.path())
-            .args(["--config", self.config.to_str().unwrap()])
-            .args(["--ledger", self.ledger.to_str().unwrap()])
-            .args(["--now", &self.now]);
-        c
+        Command::from_std(self.std_cmd())
     }
 
     /// The same sealed command as [`Env::cmd`], as a `std::process::Command`
