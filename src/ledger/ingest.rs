@@ -163,7 +163,7 @@ fn parallel(
         .clamp(1, 8)
         .min(work.len());
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<FileResult>(threads * 2);
+    let (tx, rx) = mpsc::sync_channel::<FileResult>(256);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
@@ -454,11 +454,35 @@ struct Row {
 struct RollupKey {
     bucket: i64,
     place_id: i64,
-    session_id: String,
-    model: String,
+    /// Interned (see [`Names`]): a hot loop hashes integers, not strings.
+    session_id: u32,
+    model: u32,
     fast: bool,
     us_geo: bool,
     class: u8,
+}
+
+/// Session ids and model names interned for rollup keys.
+#[derive(Debug, Default)]
+struct Names {
+    ids: FastMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -473,12 +497,14 @@ struct Writer<'a> {
     tx_open: bool,
     pending: usize,
     deltas: FastMap<RollupKey, Delta>,
+    names: Names,
     /// Place ids by transcript folder, then cwd.
     places: HashMap<String, HashMap<String, i64>>,
     /// Set when the ledger held no responses as this run's (single)
-    /// transaction began: the message ids this run has written. An id not
-    /// in it exists nowhere, so its lookup can be skipped.
-    fresh: Option<FastSet<String>>,
+    /// transaction began: hashes of the message ids this run has written.
+    /// An id not in it exists nowhere, so its lookup can be skipped (a
+    /// colliding hash only costs a lookup).
+    fresh: Option<FastSet<u64>>,
 }
 
 impl<'a> Writer<'a> {
@@ -488,6 +514,7 @@ impl<'a> Writer<'a> {
             tx_open: false,
             pending: 0,
             deltas: FastMap::default(),
+            names: Names::default(),
             places: HashMap::new(),
             fresh: None,
         }
@@ -513,9 +540,14 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn apply(&mut self, r: FileResult, stats: &mut IngestStats, expect_many: bool) -> Result<()> {
+    fn apply(
+        &mut self,
+        mut r: FileResult,
+        stats: &mut IngestStats,
+        expect_many: bool,
+    ) -> Result<()> {
         self.begin(expect_many)?;
-        let res = self.apply_in_tx(&r, stats);
+        let res = self.apply_in_tx(&mut r, stats);
         if res.is_err() {
             self.rollback();
             return res;
@@ -528,7 +560,7 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn apply_in_tx(&mut self, r: &FileResult, stats: &mut IngestStats) -> Result<()> {
+    fn apply_in_tx(&mut self, r: &mut FileResult, stats: &mut IngestStats) -> Result<()> {
         // Apply only if nobody advanced this file since we planned; otherwise their write already holds
         // these lines (or more) and our skipped-line count would be doubled.
         let conn = &self.ledger.conn;
@@ -550,16 +582,17 @@ impl<'a> Writer<'a> {
         stats.files_read += 1;
         stats.bytes_read += r.bytes;
         stats.skipped_lines += r.skipped;
-        stats.responses += r.responses.len();
-        for resp in &r.responses {
+        let responses = std::mem::take(&mut r.responses);
+        let count = responses.len();
+        stats.responses += count;
+        for resp in responses {
             let place_id = self.place(resp.cwd.as_deref().unwrap_or(""), &r.project)?;
-            let session_id = resp.session_id.clone().unwrap_or_default();
             let base = Row {
-                message_id: resp.message_id.clone(),
-                request_id: resp.request_id.clone(),
-                session_id: session_id.clone(),
+                message_id: resp.message_id,
+                request_id: resp.request_id,
+                session_id: resp.session_id.unwrap_or_default(),
                 place_id,
-                model: resp.model.clone(),
+                model: resp.model,
                 ts_ms: resp.ts_ms,
                 sidechain: resp.sidechain,
                 counted: true,
@@ -568,10 +601,10 @@ impl<'a> Writer<'a> {
                 advisor: false,
                 usage: resp.usage,
             };
-            for (i, a) in resp.advisors.iter().enumerate() {
+            for (i, a) in resp.advisors.into_iter().enumerate() {
                 let row = Row {
-                    message_id: format!("{}#advisor{i}", resp.message_id),
-                    model: a.model.clone(),
+                    message_id: format!("{}#advisor{i}", base.message_id),
+                    model: a.model,
                     advisor: true,
                     // Fast mode is the executor's speed; the advisor's
                     // own pass is billed at its model's normal rates.
@@ -626,7 +659,7 @@ impl<'a> Writer<'a> {
             ])
         })
         .map_err(|e| self.ledger.err(e))?;
-        self.pending += r.responses.len() + 1;
+        self.pending += count + 1;
         Ok(())
     }
 
@@ -657,7 +690,7 @@ impl<'a> Writer<'a> {
         let first_of_fresh_load = self
             .fresh
             .as_mut()
-            .is_some_and(|seen| seen.insert(row.message_id.clone()));
+            .is_some_and(|seen| seen.insert(xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes())));
         let existing = if first_of_fresh_load {
             Vec::new()
         } else {
@@ -811,8 +844,8 @@ impl<'a> Writer<'a> {
         let key = RollupKey {
             bucket: r.ts_ms.div_euclid(BUCKET_MS),
             place_id: r.place_id,
-            session_id: r.session_id.clone(),
-            model: r.model.clone(),
+            session_id: self.names.id(&r.session_id),
+            model: self.names.id(&r.model),
             fast: r.fast,
             us_geo: r.us_geo,
             class: PromptClass::of(r.usage.prompt_tokens()).0,
@@ -856,8 +889,8 @@ impl<'a> Writer<'a> {
             st.execute(params![
                 k.bucket,
                 k.place_id,
-                k.session_id,
-                k.model,
+                self.names.name(k.session_id),
+                self.names.name(k.model),
                 k.fast,
                 k.us_geo,
                 k.class,
