@@ -135,16 +135,7 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
             supported: VERSION,
         });
     }
-    let mode: String = ledger
-        .conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .map_err(|e| ledger.err(e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        ledger
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(|e| ledger.err(e))?;
-    }
+    use_wal(ledger)?;
     ledger
         .conn
         // A short WAL: a process that opens the ledger first reads every
@@ -175,6 +166,44 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         }
     }
     tx.commit().map_err(|e| super::classify(&path, busy, e))
+}
+
+/// Puts the ledger in WAL mode (once per file; it persists). Switching
+/// needs the file to itself, and SQLite answers "busy" at once (without
+/// waiting) when another process has it open, for example several hooks
+/// creating a new ledger together: retry until the busy deadline.
+fn use_wal(ledger: &Ledger) -> Result<()> {
+    let deadline = std::time::Instant::now() + ledger.busy;
+    loop {
+        let attempt = ledger
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(true)
+                } else {
+                    ledger
+                        .conn
+                        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                        .map(|now| now.eq_ignore_ascii_case("wal"))
+                }
+            });
+        match attempt {
+            // Not switched (SQLite keeps the old mode when it cannot): try
+            // again while there is time; a rollback journal still works.
+            Ok(false) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(ledger.err(e)),
+        }
+    }
 }
 
 fn user_version(ledger: &Ledger) -> Result<i64> {
