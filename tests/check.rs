@@ -1009,3 +1009,32 @@ fn burn_rate_warning_is_not_repeated_on_every_call() {
     env.now = "2026-11-20T12:20:00Z".into();
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 }
+
+// Proves: the first check on a ledger that has never read anything (the
+// hook wired by hand, no `hook install` or `ingest`) reads all history, so
+// spend from the arm's other sessions counts from the very first call.
+#[test]
+fn first_check_on_an_empty_ledger_reads_all_history() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10\n    grace_pct: 100\n    action_on_breach: hard_stop\n"
+    ));
+    // $12 spent by an earlier session; this session's transcript is empty.
+    env.append(
+        &session_rel("old-session"),
+        &[spend(
+            "old-session",
+            ACME,
+            "m_old",
+            "2026-11-02T10:00:00.000Z",
+            dollars(12),
+        )],
+    );
+    std::fs::write(env.transcript(&session_rel(SID)), "").unwrap();
+    assert!(!env.ledger.exists());
+    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(
+        e.contains("has spent $12.00 of its $10.00 monthly cap"),
+        "{e}"
+    );
+}

@@ -131,7 +131,12 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
-    if let Some(t) = hook
+    if !ledger.has_read_any_file()? {
+        // A ledger that has never read anything (the hook was wired by hand,
+        // without `hook install` or `ingest`): read all history once, or
+        // every other session's spend would be missing from the caps.
+        ctx.ingest_all(&loaded, &mut ledger, false)?;
+    } else if let Some(t) = hook
         .transcript_path
         .as_deref()
         .filter(|t| !t.as_os_str().is_empty())

@@ -241,6 +241,13 @@ impl Ledger {
         Ok(out)
     }
 
+    /// True once the ledger has read at least one transcript.
+    pub fn has_read_any_file(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM files)", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// The first and last timestamps of counted responses, if any.
     pub fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         let (lo, hi): (Option<i64>, Option<i64>) = self
