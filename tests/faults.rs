@@ -1296,7 +1296,7 @@ fn concurrent_checks_reports_and_ingests_while_appending() {
             let mut sent: Vec<(String, u64, usize, Tokens)> = Vec::new();
             let mut r = 1_000u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || r < 1_100 {
-                let (path, session, cwd) = if r % 5 == 0 {
+                let (path, session, cwd) = if r.is_multiple_of(5) {
                     (&over, "o1", "/x/over")
                 } else {
                     (&live, "live", "/x/acme")
@@ -1305,7 +1305,7 @@ fn concurrent_checks_reports_and_ingests_while_appending() {
                 // with a larger output (a later copy of the same response).
                 let earlier: Vec<usize> =
                     (0..sent.len()).filter(|i| sent[*i].0 == session).collect();
-                let line = if r % 4 == 0 && !earlier.is_empty() {
+                let line = if r.is_multiple_of(4) && !earlier.is_empty() {
                     let e = &mut sent[earlier[rng.range(0, earlier.len() as u64) as usize]];
                     e.3[1] += rng.range(1, 100);
                     let (msg, req) = (
