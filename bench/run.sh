@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark octo-budget against a generated Claude Code tree (and ccusage, unless --skip-peer).
-#   bench/run.sh [--size-mb N] [--seed S] [--skip-peer] [--calls N] [--repeat N] [--keep] [--strict] [--no-build]
+#   bench/run.sh [--size-mb N] [--seed S] [--payload-scale F] [--skip-peer] [--calls N] [--repeat N] [--keep] [--strict] [--no-build]
 # CI smoke: bench/run.sh --size-mb 5 --skip-peer --calls 20
 set -euo pipefail
 
@@ -12,6 +12,7 @@ CCUSAGE_VERSION="20.0.24"
 SIZE_MB=1024
 SEED=1
 ARMS=40
+PAYLOAD_SCALE=1
 CALLS=250
 REPEAT=3
 SKIP_PEER=0
@@ -27,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --size-mb) SIZE_MB="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
     --arms) ARMS="$2"; shift 2 ;;
+    --payload-scale) PAYLOAD_SCALE="$2"; shift 2 ;;
     --calls) CALLS="$2"; shift 2 ;;
     --repeat) REPEAT="$2"; shift 2 ;;
     --skip-peer) SKIP_PEER=1; shift ;;
@@ -53,10 +55,11 @@ BIN="$ROOT/target/release/octo-budget"
 # 2. tree (reused when complete and made by the current generator version)
 TREE="$CACHE/tree-${SIZE_MB}-${SEED}"
 [[ "$ARMS" != 40 ]] && TREE="${TREE}-a${ARMS}"
+[[ "$PAYLOAD_SCALE" != 1 ]] && TREE="${TREE}-p${PAYLOAD_SCALE}"
 if ! "$PY" "$BENCH/gen_tree.py" --is-current "$TREE"; then
   echo "== generating $TREE (${SIZE_MB} MiB, seed $SEED)"
   rm -rf "$TREE"
-  "$PY" "$BENCH/gen_tree.py" --out "$TREE" --size-mb "$SIZE_MB" --seed "$SEED" --arms "$ARMS"
+  "$PY" "$BENCH/gen_tree.py" --out "$TREE" --size-mb "$SIZE_MB" --seed "$SEED" --arms "$ARMS" --payload-scale "$PAYLOAD_SCALE"
 else
   echo "== reusing $TREE"
 fi
