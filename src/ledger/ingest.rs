@@ -436,6 +436,8 @@ fn merge(into: &mut Response, dup: &Response) {
 /// A row of `responses` (a response, or one advisor iteration of it).
 #[derive(Debug, Clone)]
 struct Row {
+    /// `responses.id` (0 until inserted).
+    id: i64,
     message_id: String,
     request_id: String,
     session_id: String,
@@ -588,6 +590,7 @@ impl<'a> Writer<'a> {
         for resp in responses {
             let place_id = self.place(resp.cwd.as_deref().unwrap_or(""), &r.project)?;
             let base = Row {
+                id: 0,
                 message_id: resp.message_id,
                 request_id: resp.request_id,
                 session_id: resp.session_id.unwrap_or_default(),
@@ -752,26 +755,27 @@ impl<'a> Writer<'a> {
             .ledger
             .conn
             .prepare_cached(
-                "SELECT request_id, session_id, place_id, model, ts_ms, sidechain, counted, fast, us_geo, advisor,
-                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+                "SELECT id, request_id, session_id, place_id, model, ts_ms, sidechain, counted, fast, us_geo,
+                        advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search
                  FROM responses WHERE message_id = ?1",
             )
             .map_err(|e| self.ledger.err(e))?;
         let rows = st
             .query_map([message_id], |r| {
                 Ok(Row {
+                    id: r.get(0)?,
                     message_id: message_id.to_owned(),
-                    request_id: r.get(0)?,
-                    session_id: r.get(1)?,
-                    place_id: r.get(2)?,
-                    model: r.get(3)?,
-                    ts_ms: r.get(4)?,
-                    sidechain: r.get(5)?,
-                    counted: r.get(6)?,
-                    fast: r.get(7)?,
-                    us_geo: r.get(8)?,
-                    advisor: r.get(9)?,
-                    usage: super::usage_at(r, 10)?,
+                    request_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    place_id: r.get(3)?,
+                    model: r.get(4)?,
+                    ts_ms: r.get(5)?,
+                    sidechain: r.get(6)?,
+                    counted: r.get(7)?,
+                    fast: r.get(8)?,
+                    us_geo: r.get(9)?,
+                    advisor: r.get(10)?,
+                    usage: super::usage_at(r, 11)?,
                 })
             })
             .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
@@ -818,14 +822,13 @@ impl<'a> Writer<'a> {
         self.ledger
             .conn
             .prepare_cached(
-                "UPDATE responses SET sidechain = ?3, counted = ?4, input = ?5, output = ?6, cache_write_5m = ?7,
-                    cache_write_1h = ?8, cache_read = ?9, web_search = ?10
-                 WHERE message_id = ?1 AND request_id = ?2",
+                "UPDATE responses SET sidechain = ?2, counted = ?3, input = ?4, output = ?5, cache_write_5m = ?6,
+                    cache_write_1h = ?7, cache_read = ?8, web_search = ?9
+                 WHERE id = ?1",
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    r.message_id,
-                    r.request_id,
+                    r.id,
                     r.sidechain,
                     r.counted,
                     u.input as i64,

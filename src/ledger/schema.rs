@@ -6,7 +6,9 @@
 //! - `places`: each distinct (cwd, transcript folder) a response ran in;
 //! - `sessions`: the first cwd seen per session (for records without one);
 //! - `responses`: one row per de-duplicated response (or advisor
-//!   iteration), keyed by (`message_id`, `request_id`);
+//!   iteration), unique by (`message_id`, `request_id`); rows are appended
+//!   in arrival order (an integer key) and found through narrow indexes,
+//!   which keeps a large first load from reshuffling wide rows;
 //! - `rollup`: the same tokens summed per 15-minute UTC bucket, place,
 //!   session, model and pricing flags, kept in step with `responses` in the
 //!   same transactions so that a month is a few hundred rows to read;
@@ -51,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
         cwd TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE responses (
+        id INTEGER PRIMARY KEY,
         message_id TEXT NOT NULL,
         request_id TEXT NOT NULL,
         session_id TEXT NOT NULL,
@@ -67,9 +70,9 @@ const MIGRATIONS: &[&str] = &[
         cache_write_5m INTEGER NOT NULL,
         cache_write_1h INTEGER NOT NULL,
         cache_read INTEGER NOT NULL,
-        web_search INTEGER NOT NULL,
-        PRIMARY KEY (message_id, request_id)
-    ) WITHOUT ROWID;
+        web_search INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
     CREATE INDEX responses_ts ON responses (ts_ms);
     CREATE TABLE rollup (
         bucket INTEGER NOT NULL,
