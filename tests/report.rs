@@ -139,6 +139,35 @@ fn november_per_arm_matches_the_hand_worked_table() {
     assert_eq!(names, ["acme", "acme-web", "beta", "gamma"]);
 }
 
+/// The same hand-worked figures when the fixtures are read as part of a
+/// large first load (over 4 MiB: parsed in parallel into an empty ledger,
+/// which takes the bulk path with its own lookups and index rebuild). The
+/// padding is a transcript of user lines only, which costs nothing.
+#[test]
+fn a_large_first_load_gives_the_same_figures() {
+    let env = Env::with_fixtures();
+    let filler: Vec<String> = (0..5_000)
+        .map(|i| {
+            user(
+                "pad",
+                "/work/clients/acme",
+                "2026-11-03T10:00:00.000Z",
+                &format!("{i} {}", "x".repeat(1_000)),
+            )
+        })
+        .collect();
+    env.append("-work-clients-acme/padding.jsonl", &filler);
+    let doc = env.report_json(&[]);
+    for want in [&ACME, &ACME_WEB, &BETA, &GAMMA] {
+        check(arm(&doc, want.name), want);
+    }
+    check(&doc["unattributed"], &UNATTRIBUTED);
+    check(&doc["totals"], &TOTAL);
+    // A second run on the loaded ledger (the normal path) agrees.
+    let again = env.report_json(&[]);
+    assert_eq!(again["totals"], doc["totals"]);
+}
+
 /// Spend in a folder no arm owns is unattributed; the totals are the sum of
 /// every row (sessions counted once even when a session spans two arms).
 #[test]

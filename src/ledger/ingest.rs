@@ -15,7 +15,7 @@
 //! result is applied only if nobody else advanced that file meanwhile, so
 //! many processes may ingest at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -287,7 +287,6 @@ fn path_key(p: &Path) -> String {
 
 /// A HashMap with a fast, non-cryptographic hasher (keys are our own data).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 fn key_hash(message_id: &str, request_id: &str) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -502,11 +501,18 @@ struct Writer<'a> {
     names: Names,
     /// Place ids by transcript folder, then cwd.
     places: HashMap<String, HashMap<String, i64>>,
-    /// Set when the ledger held no responses as this run's (single)
-    /// transaction began: hashes of the message ids this run has written.
-    /// An id not in it exists nowhere, so its lookup can be skipped (a
-    /// colliding hash only costs a lookup).
-    fresh: Option<FastSet<u64>>,
+    /// Set during a first load: the ledger held no responses when this
+    /// run's (single) transaction began, so every row is this run's own.
+    fresh: Option<FreshLoad>,
+}
+
+/// A first load into an empty ledger. Its rows are found through this map
+/// (a hash of the message id -> row ids) instead of the ledger's indexes,
+/// which are dropped for the load and rebuilt once, sorted, before it
+/// commits: far cheaper than growing them row by row in random order.
+#[derive(Debug, Default)]
+struct FreshLoad {
+    rows: FastMap<u64, Vec<i64>>,
 }
 
 impl<'a> Writer<'a> {
@@ -535,7 +541,9 @@ impl<'a> Writer<'a> {
                     })
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
-                    self.fresh = Some(FastSet::default());
+                    conn.execute_batch("DROP INDEX responses_key; DROP INDEX responses_ts")
+                        .map_err(|e| self.ledger.err(e))?;
+                    self.fresh = Some(FreshLoad::default());
                 }
             }
         }
@@ -690,14 +698,13 @@ impl<'a> Writer<'a> {
     /// a message already seen outside a sidechain (with another request id)
     /// is kept but not counted.
     fn apply_row(&mut self, row: Row) -> Result<()> {
-        let first_of_fresh_load = self
-            .fresh
-            .as_mut()
-            .is_some_and(|seen| seen.insert(xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes())));
-        let existing = if first_of_fresh_load {
-            Vec::new()
-        } else {
-            self.rows_of(&row.message_id)?
+        let message_hash = xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes());
+        let existing = match &self.fresh {
+            Some(load) => match load.rows.get(&message_hash) {
+                Some(ids) => self.rows_by_id(ids, &row.message_id)?,
+                None => Vec::new(),
+            },
+            None => self.rows_of(&row.message_id)?,
         };
         let same = existing.iter().find(|e| e.request_id == row.request_id);
         let other_main = existing
@@ -750,32 +757,54 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Every row of a message (through the `responses_key` index).
     fn rows_of(&self, message_id: &str) -> Result<Vec<Row>> {
+        self.select_rows(
+            "WHERE message_id = ?1",
+            rusqlite::types::Value::from(message_id.to_owned()),
+        )
+    }
+
+    /// The rows among `ids` that belong to `message_id` (a first load's own
+    /// rows; another message may share the hash).
+    fn rows_by_id(&self, ids: &[i64], message_id: &str) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(
+                self.select_rows("WHERE id = ?1", rusqlite::types::Value::from(*id))?
+                    .into_iter()
+                    .filter(|r| r.message_id == message_id),
+            );
+        }
+        Ok(out)
+    }
+
+    fn select_rows(&self, filter: &str, arg: rusqlite::types::Value) -> Result<Vec<Row>> {
         let mut st = self
             .ledger
             .conn
-            .prepare_cached(
-                "SELECT id, request_id, session_id, place_id, model, ts_ms, sidechain, counted, fast, us_geo,
-                        advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search
-                 FROM responses WHERE message_id = ?1",
-            )
+            .prepare_cached(&format!(
+                "SELECT id, message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted, fast,
+                        us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+                 FROM responses {filter}"
+            ))
             .map_err(|e| self.ledger.err(e))?;
         let rows = st
-            .query_map([message_id], |r| {
+            .query_map([arg], |r| {
                 Ok(Row {
                     id: r.get(0)?,
-                    message_id: message_id.to_owned(),
-                    request_id: r.get(1)?,
-                    session_id: r.get(2)?,
-                    place_id: r.get(3)?,
-                    model: r.get(4)?,
-                    ts_ms: r.get(5)?,
-                    sidechain: r.get(6)?,
-                    counted: r.get(7)?,
-                    fast: r.get(8)?,
-                    us_geo: r.get(9)?,
-                    advisor: r.get(10)?,
-                    usage: super::usage_at(r, 11)?,
+                    message_id: r.get(1)?,
+                    request_id: r.get(2)?,
+                    session_id: r.get(3)?,
+                    place_id: r.get(4)?,
+                    model: r.get(5)?,
+                    ts_ms: r.get(6)?,
+                    sidechain: r.get(7)?,
+                    counted: r.get(8)?,
+                    fast: r.get(9)?,
+                    us_geo: r.get(10)?,
+                    advisor: r.get(11)?,
+                    usage: super::usage_at(r, 12)?,
                 })
             })
             .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
@@ -814,6 +843,11 @@ impl<'a> Writer<'a> {
                 ])
             })
             .map_err(|e| self.ledger.err(e))?;
+        if let Some(load) = &mut self.fresh {
+            let id = self.ledger.conn.last_insert_rowid();
+            let hash = xxhash_rust::xxh3::xxh3_64(r.message_id.as_bytes());
+            load.rows.entry(hash).or_default().push(id);
+        }
         Ok(())
     }
 
@@ -914,7 +948,7 @@ impl<'a> Writer<'a> {
         if !self.tx_open {
             return Ok(());
         }
-        if let Err(e) = self.flush_rollup() {
+        if let Err(e) = self.flush_rollup().and_then(|()| self.rebuild_indexes()) {
             self.rollback();
             return Err(e);
         }
@@ -937,6 +971,23 @@ impl<'a> Writer<'a> {
         self.places.clear();
         self.pending = 0;
         self.fresh = None;
+    }
+
+    /// After a first load: the indexes dropped for it, each built in one
+    /// sorted pass. The unique index also re-checks that no response was
+    /// written twice.
+    fn rebuild_indexes(&mut self) -> Result<()> {
+        if self.fresh.is_some() {
+            self.ledger
+                .conn
+                .execute_batch(&format!(
+                    "{}; {}",
+                    super::schema::RESPONSES_KEY_INDEX,
+                    super::schema::RESPONSES_TS_INDEX
+                ))
+                .map_err(|e| self.ledger.err(e))?;
+        }
+        Ok(())
     }
 
     fn finish(mut self) -> Result<()> {

@@ -23,6 +23,12 @@ use super::{Ledger, LedgerError, Result};
 /// The newest schema this binary writes and understands.
 pub const VERSION: i64 = 3;
 
+/// The indexes of `responses`, as migration 1 creates them (a first load
+/// drops them and builds them again at its end).
+pub const RESPONSES_KEY_INDEX: &str =
+    "CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id)";
+pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX responses_ts ON responses (ts_ms)";
+
 /// Rollup bucket width: 15 minutes, so every zone's midnight (all offsets
 /// are multiples of 15 minutes) falls on a bucket boundary.
 pub const BUCKET_MS: i64 = 15 * 60 * 1000;
