@@ -93,6 +93,13 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         Ok(v) => v,
         Err(e) => return Ok(refuse(&path, &e)),
     };
+    // Read existing history before the hook exists: its first calls then
+    // find a warm ledger instead of waiting on (or doing) a first load, and
+    // a ledger that cannot be written stops the install here rather than
+    // refusing every gated call later.
+    if !target.dry_run {
+        warm_ledger(ctx, &loaded)?;
+    }
     let verb = match &before {
         Some(b) if render(b) == render(&after) => {
             finish(
@@ -111,9 +118,6 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         path.display()
     );
     finish(&path, Some(&after), target.dry_run, &summary)?;
-    if !target.dry_run {
-        warm_ledger(ctx, &loaded)?;
-    }
     Ok(exit::OK)
 }
 
