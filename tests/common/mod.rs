@@ -63,16 +63,12 @@ impl Env {
 
     /// Appends complete lines (each followed by a newline).
     pub fn append(&self, rel: &str, lines: &[String]) -> PathBuf {
-        let p = self.transcript(rel);
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .unwrap();
+        let mut bytes = Vec::new();
         for l in lines {
-            writeln!(f, "{l}").unwrap();
+            bytes.extend_from_slice(l.as_bytes());
+            bytes.push(b'\n');
         }
-        p
+        self.append_raw(rel, &bytes)
     }
 
     /// Appends raw bytes (no newline added).
