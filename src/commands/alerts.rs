@@ -300,7 +300,7 @@ fn spend_by_owner(
         places: &places,
         session_cwds: &session_cwds,
     };
-    let mut pricer = Pricer::new(&loaded.prices);
+    let mut pricer = Pricer::new(loaded.prices());
     let mut per_arm = vec![Picos(0); loaded.config.arms.len()];
     let mut unattributed = Picos(0);
     for g in &groups {

@@ -238,7 +238,7 @@ impl Evaluator<'_> {
             session,
         };
         let groups = self.ledger.groups(window.start, window.end, &filter)?;
-        let mut pricer = Pricer::new(&self.loaded.prices);
+        let mut pricer = Pricer::new(self.loaded.prices());
         let Some((i, _)) = arm else {
             return Ok(groups
                 .iter()

@@ -36,7 +36,17 @@ pub struct Context {
 pub struct Loaded {
     pub config: Config,
     pub attributor: Attributor,
-    pub prices: PriceTable,
+    /// Built on first use: the hook's calls for tools it does not gate
+    /// never price anything.
+    prices: std::sync::OnceLock<PriceTable>,
+}
+
+impl Loaded {
+    /// The embedded price table with the config's `prices:` overrides.
+    pub fn prices(&self) -> &PriceTable {
+        self.prices
+            .get_or_init(|| PriceTable::new(&self.config.prices))
+    }
 }
 
 impl Context {
@@ -106,11 +116,10 @@ impl Context {
         let path = self.config_path()?;
         let config = Config::load(&path, &self.path_context())?;
         let attributor = Attributor::new(&config.arms);
-        let prices = PriceTable::new(&config.prices);
         Ok(Loaded {
             config,
             attributor,
-            prices,
+            prices: std::sync::OnceLock::new(),
         })
     }
 

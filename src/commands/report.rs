@@ -109,7 +109,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         places: &places,
         session_cwds: &session_cwds,
     };
-    let mut pricer = Pricer::new(&loaded.prices);
+    let mut pricer = Pricer::new(loaded.prices());
 
     let wanted = |o: Owner| match &args.arm {
         None => true,
@@ -151,7 +151,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             &window,
             tz,
             &resolver,
-            &loaded.prices,
+            loaded.prices(),
             &wanted,
         )?),
         ByArg::Model | ByArg::Session => Some(
@@ -217,7 +217,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         breakdown: breakdown.map(|rows| (args.by, rows)),
         unpriced: pricer.unpriced,
         skipped_lines: ledger.skipped_lines()?,
-        prices_effective_from: loaded.prices.effective_from,
+        prices_effective_from: loaded.prices().effective_from,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
