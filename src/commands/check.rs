@@ -108,7 +108,7 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned())
     });
-    let config_path = absolute(&ctx.config_path()?, ctx);
+    let config_path = absolute(&cfg.path, ctx);
     let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
     if !is_prompt {
         if let Some(reason) = self_protection(

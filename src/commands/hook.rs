@@ -62,7 +62,7 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     // The hook must point at a config that loads: a broken one would block
     // every gated call.
     let loaded = ctx.load()?;
-    let config_path = absolute(&ctx.config_path()?, ctx);
+    let config_path = absolute(&loaded.config.path, ctx);
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the path of the octo-budget binary")?;
