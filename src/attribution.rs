@@ -6,36 +6,60 @@
 //! folder name, which is the launch directory with every character that is
 //! not a letter or digit replaced by `-`.
 
+use std::collections::HashMap;
+
 use crate::config::Arm;
 
 /// Maps directories to arm indexes (into `Config::arms`).
 #[derive(Debug, Clone)]
 pub struct Attributor {
-    /// (path, arm index), longest path first.
-    paths: Vec<(String, usize)>,
+    /// Path -> arm index (the first arm to list a path keeps it).
+    paths: HashMap<String, usize>,
     /// (encoded path, arm index), longest first.
     encoded: Vec<(String, usize)>,
 }
 
 impl Attributor {
+    /// O(n log n) in the number of paths.
     pub fn new(arms: &[Arm]) -> Attributor {
-        let mut paths: Vec<(String, usize)> = arms
+        let mut sorted: Vec<(String, usize)> = arms
             .iter()
             .enumerate()
             .flat_map(|(i, a)| a.paths.iter().map(move |p| (p.clone(), i)))
             .collect();
-        paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        let encoded = paths.iter().map(|(p, i)| (encode_project(p), *i)).collect();
+        sorted.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        let encoded = sorted
+            .iter()
+            .map(|(p, i)| (encode_project(p), *i))
+            .collect();
+        let mut paths = HashMap::with_capacity(sorted.len());
+        for (p, i) in arms
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| a.paths.iter().map(move |p| (p, i)))
+        {
+            paths.entry(p.clone()).or_insert(i);
+        }
         Attributor { paths, encoded }
     }
 
-    /// The arm that owns `cwd`, if any.
+    /// The arm that owns `cwd`, if any: `cwd` itself and then each folder
+    /// above it is looked up, so the longest arm path wins in O(depth).
     pub fn by_cwd(&self, cwd: &str) -> Option<usize> {
-        let cwd = cwd.trim_end_matches('/');
-        self.paths
-            .iter()
-            .find(|(p, _)| is_within(cwd, p))
-            .map(|(_, i)| *i)
+        let mut dir = cwd.trim_end_matches('/');
+        loop {
+            if let Some(&i) = self.paths.get(dir) {
+                return Some(i);
+            }
+            let Some(at) = dir.rfind('/') else {
+                return None;
+            };
+            dir = dir[..at].trim_end_matches('/');
+            if dir.is_empty() {
+                // Above the top folder: the root owns every absolute path.
+                return self.paths.get("/").copied();
+            }
+        }
     }
 
     /// The arm for a transcript folder name (`-home-u-acme-api`), used only
@@ -53,17 +77,6 @@ impl Attributor {
             })
             .map(|(_, i)| *i)
     }
-}
-
-/// True when `path` is `root` or lies below it.
-pub fn is_within(path: &str, root: &str) -> bool {
-    if root == "/" {
-        return path.starts_with('/');
-    }
-    path == root
-        || path
-            .strip_prefix(root)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Claude Code's folder name for a directory: every character that is not
@@ -110,6 +123,14 @@ mod tests {
         assert_eq!(a.by_cwd("/x/acme/legacy/app"), Some(2));
         assert_eq!(a.by_cwd("/x/acmeish"), None);
         assert_eq!(a.by_cwd("/x"), None);
+        assert_eq!(a.by_cwd("/x//acme/api"), None); // not normalised here
+        assert_eq!(a.by_cwd("x/acme"), None);
+        assert_eq!(a.by_cwd(""), None);
+        let root = Attributor::new(&arms(&[&["/"], &["/x/acme"]]));
+        assert_eq!(root.by_cwd("/x/acme/api"), Some(1));
+        assert_eq!(root.by_cwd("/y"), Some(0));
+        assert_eq!(root.by_cwd("//y"), Some(0));
+        assert_eq!(root.by_cwd("y"), None);
     }
 
     #[test]

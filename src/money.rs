@@ -75,9 +75,12 @@ impl Micros {
         Some(tenths as f64 / 10.0)
     }
 
-    /// `self * pct / 100`, exact to the micro-dollar (rounded down).
+    /// `self * pct / 100`, exact to the micro-dollar (rounded down), in
+    /// `i128`; a result beyond `i64` saturates (never wraps to a negative
+    /// amount). Config validation keeps caps far below that.
     pub fn scale_pct(self, pct: u32) -> Micros {
-        Micros(((self.0 as i128 * pct as i128) / 100) as i64)
+        let v = (self.0 as i128 * pct as i128) / 100;
+        Micros(i64::try_from(v).unwrap_or(if v > 0 { i64::MAX } else { i64::MIN }))
     }
 
     pub fn saturating_sub(self, o: Micros) -> Micros {
@@ -246,5 +249,20 @@ mod tests {
         );
         assert_eq!(Micros::percent_of(Micros(1), Micros(0)), None);
         assert_eq!(Micros(1_000_000_000).scale_pct(110), Micros(1_100_000_000));
+    }
+
+    #[test]
+    fn scale_pct_does_not_wrap() {
+        // $1e12 at 1000 %: 1e19 micro-dollars does not fit in i64; it used
+        // to wrap to a negative hard-stop amount.
+        let cap = Micros(1_000_000_000_000 * Micros::PER_DOLLAR);
+        assert_eq!(cap.scale_pct(1000), Micros(i64::MAX));
+        assert_eq!(Micros(i64::MAX).scale_pct(u32::MAX), Micros(i64::MAX));
+        // The largest cap config accepts ($1e9) at the largest grace: exact.
+        let cap = Micros(1_000_000_000 * Micros::PER_DOLLAR);
+        assert_eq!(
+            cap.scale_pct(1000),
+            Micros(10_000_000_000 * Micros::PER_DOLLAR)
+        );
     }
 }

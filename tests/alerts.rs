@@ -502,7 +502,7 @@ fn cannot_run_means_a_documented_code_and_one_line() {
     );
 
     let mut env = Env::new();
-    env.write_config("budgets: []\n");
+    env.write_config("budgets:\n  - arm: a\n");
     std::fs::write(
         &env.ledger,
         b"this is not a database, it is a text file of some length....",
