@@ -22,19 +22,26 @@ const SID: &str = "11111111-aaaa-bbbb-cccc-000000000001";
 /// run here takes well under a second when it works).
 const GUARD: Duration = Duration::from_secs(60);
 
+/// Spends `micros` in responses of at most $10 (10M tokens, the most one
+/// usage field may hold).
 fn spend(env: &Env, cwd: &str, id: &str, micros: u64) {
-    env.append(
-        &format!("-x-acme/{SID}.jsonl"),
-        &[assistant(
+    let mut lines = Vec::new();
+    let mut left = micros;
+    while left > 0 {
+        let part = left.min(10_000_000);
+        let id = format!("{id}-{}", lines.len());
+        lines.push(assistant(
             SID,
             cwd,
-            id,
+            &id,
             &format!("req_{id}"),
             "2026-11-20T10:00:00.000Z",
             MODEL,
-            json!({"input_tokens": micros, "output_tokens": 0}),
-        )],
-    );
+            json!({"input_tokens": part, "output_tokens": 0}),
+        ));
+        left -= part;
+    }
+    env.append(&format!("-x-acme/{SID}.jsonl"), &lines);
 }
 
 fn agent(env: &Env, cwd: &str) -> String {
