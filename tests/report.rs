@@ -566,7 +566,7 @@ fn by_session() {
 }
 
 /// `--arm NAME` shows that arm only; `--arm unattributed` only the
-/// remainder; an unknown arm is a config error (exit 3).
+/// remainder; an unknown arm is a usage error (exit 2) with a suggestion.
 #[test]
 fn arm_filter() {
     let env = Env::with_fixtures();
@@ -582,8 +582,19 @@ fn arm_filter() {
     assert_eq!(micros(&doc["totals"]["cost_usd"]), UNATTRIBUTED.micros);
 
     let out = env.run(&["report", "--arm", "acme-api"]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(one_stderr_line(&out).contains("acme-api"));
+    assert_eq!(out.status.code(), Some(2));
+    let e = one_stderr_line(&out);
+    assert!(
+        e.contains("--arm \"acme-api\"") && e.contains("has no such arm (did you mean"),
+        "{e}"
+    );
+    let out = env.run(&["status", "--arm", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = one_stderr_line(&out);
+    assert!(
+        e.contains("--arm \"nobody\"") && e.contains("has no such arm"),
+        "{e}"
+    );
 }
 
 // ---- Periods --------------------------------------------------------------------------
@@ -660,6 +671,18 @@ fn since_until() {
     assert_eq!(micros(&arm(&doc, "acme")["cost_usd"]), 514_533);
     assert_eq!(micros(&arm(&doc, "beta")["cost_usd"]), 18_000);
     assert_eq!(micros(&doc["totals"]["cost_usd"]), 532_533);
+
+    // --since after --until is a usage error (exit 2, not a config error),
+    // said before the ledger is opened: nothing is created or read.
+    let fresh = Env::with_fixtures();
+    let out = fresh.run(&["report", "--since", "2026-11-05", "--until", "2026-11-04"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        one_stderr_line(&out),
+        "octo-budget: --since 2026-11-05 is after --until 2026-11-04"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!fresh.ledger.exists(), "the ledger was created");
 
     // --since alone runs to today (--now).
     let doc = env.report_json(&["--since", "2026-11-20"]);

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate};
 
 use super::{print_notices, Context};
 use crate::budget::{tier, Period, PeriodKind, Tier};
-use crate::cli::{ByArg, PeriodArg, ReportArgs};
+use crate::cli::{ByArg, PeriodArg, ReportArgs, UsageError};
 use crate::exit;
 use crate::ledger::query::Filter;
 use crate::money::Micros;
@@ -60,22 +60,10 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let tz = cfg.timezone;
     if let Some(a) = &args.arm {
         if a != "unattributed" && cfg.arm(a).is_none() {
-            bail!(crate::config::ConfigError::Syntax {
-                path: cfg.path.clone(),
-                message: format!(
-                    "no arm named {a:?} (arms: {})",
-                    cfg.arms
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
+            bail!(super::unknown_arm(cfg, a));
         }
     }
-    let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
-
+    // Usage mistakes are said before the ledger is opened or read.
     let period = match (args.since, args.until) {
         (None, None) => {
             let kind = match args.period {
@@ -91,14 +79,15 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             let until = until.unwrap_or(today);
             let since = since.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"));
             if since > until {
-                bail!(crate::config::ConfigError::Syntax {
-                    path: "--since/--until".into(),
-                    message: format!("--since {since} is after --until {until}"),
-                });
+                bail!(UsageError(format!(
+                    "--since {since} is after --until {until}"
+                )));
             }
             Period::dates(since, until, tz)
         }
     };
+    let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
+    ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
     // Spend up to now: a report "as of --now" ignores later records.
     let window = period.until(ctx.now + Duration::milliseconds(1));
     let groups = ledger.groups(window.start, window.end, &Filter::default())?;
