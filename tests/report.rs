@@ -943,3 +943,88 @@ fn a_line_without_cwd_takes_the_cwd_of_its_sessions_earliest_record() {
     assert_eq!(exact_micros(&arm(&doc, "acme")["cost_usd"]), 1_000_000);
     assert_eq!(exact_micros(&arm(&doc, "beta")["cost_usd"]), 0);
 }
+
+// ---- Breakdown rows add up to the total ---------------------------------------------------
+
+/// Three responses whose costs are not whole micro-dollars or cents (cache
+/// reads at 0.08, 0.1 and 0.3 micro-dollars per token), one per model,
+/// session and day:
+///
+/// | row | model | tokens | cost (micro-dollars) |
+/// |---|---|---|---|
+/// | 1 | claude-3-5-haiku, s-a, Nov 10 | 50,005 | 4,000.4 |
+/// | 2 | claude-haiku-4-5, s-b, Nov 11 | 40,004 | 4,000.4 |
+/// | 3 | claude-sonnet-4-5, s-c, Nov 12 | 13,338 | 4,001.4 |
+///
+/// The total is 12,002.2, shown as 12,002 micro-dollars and $0.01. Rounded
+/// one by one the rows were 4,000 + 4,000 + 4,001 = 12,001 and $0.00 three
+/// times. Apportioned by largest remainder: in micro-dollars the one missing
+/// unit goes to the first of the equal remainders (row 1: 4,001, 4,000,
+/// 4,001); in cents the cent goes to row 3 (0.40014 of a cent).
+fn fractional_rows() -> Env {
+    let env = Env::new();
+    env.write_config("timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n");
+    for (session, model, day, tokens) in [
+        ("s-a", "claude-3-5-haiku", "10", 50_005u64),
+        ("s-b", "claude-haiku-4-5", "11", 40_004),
+        ("s-c", "claude-sonnet-4-5", "12", 13_338),
+    ] {
+        env.append(
+            &format!("-x-acme/{session}.jsonl"),
+            &[assistant(
+                session,
+                "/x/acme",
+                &format!("msg_{session}"),
+                &format!("req_{session}"),
+                &format!("2026-11-{day}T10:00:00.000Z"),
+                model,
+                serde_json::json!({"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": tokens}),
+            )],
+        );
+    }
+    env
+}
+
+#[test]
+fn breakdown_rows_add_up_to_the_total_in_json_csv_and_table() {
+    let env = fractional_rows();
+    for by in ["model", "session", "day"] {
+        let doc = env.report_json(&["--by", by]);
+        assert_eq!(micros(&doc["totals"]["cost_usd"]), 12_002, "{by}");
+        let rows: Vec<i64> = doc["breakdown"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| micros(&r["cost_usd"]))
+            .collect();
+        assert_eq!(rows, [4_001, 4_000, 4_001], "--by {by} --json");
+
+        let out = env.run(&["report", "--by", by, "--csv"]);
+        assert!(out.status.success());
+        let csv = String::from_utf8(out.stdout).unwrap();
+        let costs: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap())
+            .collect();
+        assert_eq!(
+            costs,
+            ["0.004001", "0.004000", "0.004001", "0.012002"],
+            "--by {by} --csv: {csv}"
+        );
+
+        let out = env.run(&["report", "--by", by]);
+        assert!(out.status.success());
+        let table = String::from_utf8(out.stdout).unwrap();
+        let spent: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with('│') && !l.contains(" spent "))
+            .map(|l| l.split('┆').nth(1).unwrap().trim())
+            .collect();
+        assert_eq!(
+            spent,
+            ["$0.00", "$0.00", "$0.01", "$0.01"],
+            "--by {by} table:\n{table}"
+        );
+    }
+}

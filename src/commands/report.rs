@@ -53,6 +53,28 @@ pub struct Report {
     pub prices_effective_from: NaiveDate,
 }
 
+impl Report {
+    fn breakdown_costs(&self) -> Vec<crate::money::Picos> {
+        self.breakdown
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().map(|r| r.tally.cost))
+            .collect()
+    }
+
+    /// The breakdown rows' spend in micro-dollars, apportioned (largest
+    /// remainder) so that the rows add up exactly to their total rounded
+    /// once, as `totals.cost_usd` is: `--json` and `--csv`.
+    pub fn breakdown_micros(&self) -> Vec<Micros> {
+        crate::money::apportion_micros(&self.breakdown_costs())
+    }
+
+    /// The same in whole cents, adding up to the total as the table shows
+    /// it.
+    pub fn breakdown_cents(&self) -> Vec<Micros> {
+        crate::money::apportion_cents(&self.breakdown_costs())
+    }
+}
+
 pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let loaded = ctx.load()?;
     print_notices(&loaded.config);
