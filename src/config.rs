@@ -160,7 +160,7 @@ pub enum ConfigError {
 struct RawFile {
     // Every key may be left out, but a key that is present must have a
     // value: `budgets:` or `monthly_usd_cap:` left empty (null) is an
-    // error, never "no budgets" or "no cap" (see `present`).
+    // error, never "no budgets" or "no cap" (see `nonnull`).
     #[serde(default, deserialize_with = "nonnull::budgets")]
     budgets: Option<Vec<RawArm>>,
     #[serde(default, deserialize_with = "nonnull::default")]
@@ -749,10 +749,13 @@ fn check_flow_depth(text: &str) -> Result<(), String> {
                 _ => {}
             },
         }
-        if bytes[i] == b'\n' {
-            line += 1;
+        // (An escape may have stepped past the end.)
+        if let Some(&c) = bytes.get(i) {
+            if c == b'\n' {
+                line += 1;
+            }
+            prev = c;
         }
-        prev = bytes[i];
         i += 1;
     }
     Ok(())
@@ -1405,6 +1408,9 @@ budgets:
         .unwrap();
         assert_eq!(c.arms[0].name, many);
         assert_eq!(c.arms[0].paths, vec![format!("/x/{many}'s")]);
+        // An escape as the last byte (an unfinished string) is a YAML error,
+        // not a crash of the scan.
+        assert!(err("budgets: \"abc\\").starts_with("/etc/ob/budgets.yaml"));
     }
 
     #[test]
