@@ -1,4 +1,7 @@
-//! Tables and migrations. The schema version is SQLite's `user_version`.
+//! Tables and migrations. The schema version is SQLite's `user_version`;
+//! `application_id` marks the file as an octo-budget ledger (4), so that a
+//! database of another program given as `--ledger` is refused, never
+//! changed (a ledger written before 4 is recognised by its tables).
 //!
 //! - `files`: per transcript, its identity, size, mtime, the offset after
 //!   the last complete line read, a hash of its first bytes and how many
@@ -16,12 +19,25 @@
 //! - `alert_outbox` (2): `alerts --command` events found but not yet
 //!   delivered, with the run that is delivering them (a lease).
 
-use rusqlite::TransactionBehavior;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
+
+/// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
+pub const APPLICATION_ID: i64 = 0x4F43_5442;
+
+/// Tables every octo-budget ledger has had since schema 1.
+const OWN_TABLES: [&str; 6] = [
+    "files",
+    "places",
+    "sessions",
+    "responses",
+    "rollup",
+    "notices",
+];
 
 /// The indexes of `responses`, as migration 1 creates them (a first load
 /// drops them and builds them again at its end).
@@ -132,11 +148,70 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE sessions ADD COLUMN first_ts INTEGER NOT NULL DEFAULT 9223372036854775807;
     ",
+    // 4: mark the file as octo-budget's (see `identify`).
+    "
+    PRAGMA application_id = 1329812546;
+    ",
 ];
+
+/// What a file opened as the ledger is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// An empty database (a new file): becomes a ledger.
+    New,
+    /// An octo-budget ledger at this schema version.
+    Ours(i64),
+    /// Another program's database, or one that is not empty yet has
+    /// neither our application id nor our tables.
+    Foreign,
+}
+
+fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
+    let (version, app): (i64, i64) = conn.query_row(
+        "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if app == APPLICATION_ID {
+        return Ok(Identity::Ours(version));
+    }
+    if app != 0 {
+        return Ok(Identity::Foreign);
+    }
+    let (objects, own): (i64, i64) = conn.query_row(
+        &format!(
+            "SELECT count(*), count(CASE WHEN type = 'table' AND name IN ('{}') THEN 1 END) FROM sqlite_master",
+            OWN_TABLES.join("', '")
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match (version, objects, own) {
+        (0, 0, _) => Identity::New,
+        // Written before schema 4 set the application id.
+        (v, _, n) if v >= 1 && n == OWN_TABLES.len() as i64 => Identity::Ours(v),
+        _ => Identity::Foreign,
+    })
+}
+
+/// The schema version of the ledger `conn` holds (0 for a new file), or
+/// None for another program's database.
+fn version_of(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    Ok(match identify(conn)? {
+        Identity::New => Some(0),
+        Identity::Ours(v) => Some(v),
+        Identity::Foreign => None,
+    })
+}
 
 /// Brings the ledger to [`VERSION`], or refuses a newer one.
 pub fn migrate(ledger: &mut Ledger) -> Result<()> {
-    let version = user_version(ledger)?;
+    // Before anything else (WAL mode included) touches the file.
+    let Some(version) = version_of(&ledger.conn).map_err(|e| ledger.err(e))? else {
+        return Err(LedgerError::Foreign {
+            path: ledger.path.clone(),
+        });
+    };
     if version > VERSION {
         return Err(LedgerError::TooNew {
             path: ledger.path.clone(),
@@ -162,9 +237,9 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| super::classify(&path, busy, e))?;
     // Another process may have migrated while we waited for the lock.
-    let current: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| super::classify(&path, busy, e))?;
+    let current = version_of(&tx)
+        .map_err(|e| super::classify(&path, busy, e))?
+        .ok_or_else(|| LedgerError::Foreign { path: path.clone() })?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 1;
         if current < target {
@@ -215,9 +290,3 @@ fn use_wal(ledger: &Ledger) -> Result<()> {
     }
 }
 
-fn user_version(ledger: &Ledger) -> Result<i64> {
-    ledger
-        .conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| ledger.err(e))
-}
