@@ -289,4 +289,3 @@ fn use_wal(ledger: &Ledger) -> Result<()> {
         }
     }
 }
-
