@@ -31,7 +31,7 @@ pub enum LedgerError {
         found: i64,
         supported: i64,
     },
-    #[error("ledger {path}: not an octo-budget ledger (a SQLite database of another program); it was left unchanged: pass another --ledger")]
+    #[error("ledger {path}: not an octo-budget ledger (a SQLite database of another program); left unchanged; point --ledger (or `ledger:`) at another file")]
     Foreign { path: PathBuf },
     #[error("ledger {path}: busy (another process held its lock for longer than {waited_ms} ms)")]
     Busy { path: PathBuf, waited_ms: u64 },
