@@ -687,7 +687,7 @@ fn foreign_sqlite_database_is_refused_untouched() {
     let hook = hook_input("s1", &t, "/x/acme");
     let foreign = [
         "CREATE TABLE customer_secrets (name TEXT, card TEXT); INSERT INTO customer_secrets VALUES ('ann', '4111');",
-        "PRAGMA application_id = 1234; PRAGMA user_version = 4; CREATE TABLE files (a);",
+        "PRAGMA application_id = 1234; PRAGMA user_version = 3; CREATE TABLE files (a);",
         "PRAGMA user_version = 3; CREATE TABLE files (a); CREATE TABLE responses (b);",
     ];
     for (i, sql) in foreign.iter().enumerate() {
@@ -719,10 +719,11 @@ fn foreign_sqlite_database_is_refused_untouched() {
     assert_report_is(&report_on(&env, &empty, &[]), &expect);
 }
 
-/// Fault: a ledger written before schema 4 (no application id) is still
-/// recognised by its tables, migrated, and marked as octo-budget's.
+/// Fault: a ledger written before ledgers were marked (no application id)
+/// is still recognised by its tables, and marked as octo-budget's when it
+/// is next opened; its schema version does not change.
 #[test]
-fn ledger_from_before_the_application_id_is_migrated() {
+fn ledger_from_before_the_mark_is_recognised_and_marked() {
     let env = Env::new();
     env.write_config(CONFIG);
     let mut expect = Expect::default();
@@ -742,14 +743,15 @@ fn ledger_from_before_the_application_id_is_migrated() {
             )
             .unwrap()
     };
-    assert_eq!(ids(&env.ledger), (4, 0x4F43_5442));
-    // As schema 3 left it.
+    let (version, app) = ids(&env.ledger);
+    assert_eq!(app, 0x4F43_5442, "a new ledger is marked");
+    // As a ledger from before the mark is.
     rusqlite::Connection::open(&env.ledger)
         .unwrap()
-        .execute_batch("PRAGMA application_id = 0; PRAGMA user_version = 3")
+        .execute_batch("PRAGMA application_id = 0")
         .unwrap();
     assert_report_is(&env.report_json(&["--period", "all"]), &expect);
-    assert_eq!(ids(&env.ledger), (4, 0x4F43_5442));
+    assert_eq!(ids(&env.ledger), (version, 0x4F43_5442));
 }
 
 /// Fault: another program (here a plain SQLite connection, not an

@@ -1,7 +1,9 @@
 //! Tables and migrations. The schema version is SQLite's `user_version`;
-//! `application_id` marks the file as an octo-budget ledger (4), so that a
+//! `application_id` marks the file as an octo-budget ledger, so that a
 //! database of another program given as `--ledger` is refused, never
-//! changed (a ledger written before 4 is recognised by its tables).
+//! changed. A ledger written before the mark existed is recognised by its
+//! tables and marked by the next process that opens it (not a schema
+//! version: the tables do not change).
 //!
 //! - `files`: per transcript, its identity, size, mtime, the offset after
 //!   the last complete line read, a hash of its first bytes and how many
@@ -24,7 +26,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -148,10 +150,6 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE sessions ADD COLUMN first_ts INTEGER NOT NULL DEFAULT 9223372036854775807;
     ",
-    // 4: mark the file as octo-budget's (see `identify`).
-    "
-    PRAGMA application_id = 1329812546;
-    ",
 ];
 
 /// What a file opened as the ledger is.
@@ -159,8 +157,9 @@ const MIGRATIONS: &[&str] = &[
 enum Identity {
     /// An empty database (a new file): becomes a ledger.
     New,
-    /// An octo-budget ledger at this schema version.
-    Ours(i64),
+    /// An octo-budget ledger at this schema version; `marked` when it has
+    /// our application id (older ledgers are known by their tables).
+    Ours { version: i64, marked: bool },
     /// Another program's database, or one that is not empty yet has
     /// neither our application id nor our tables.
     Foreign,
@@ -173,7 +172,10 @@ fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     if app == APPLICATION_ID {
-        return Ok(Identity::Ours(version));
+        return Ok(Identity::Ours {
+            version,
+            marked: true,
+        });
     }
     if app != 0 {
         return Ok(Identity::Foreign);
@@ -188,18 +190,21 @@ fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
     )?;
     Ok(match (version, objects, own) {
         (0, 0, _) => Identity::New,
-        // Written before schema 4 set the application id.
-        (v, _, n) if v >= 1 && n == OWN_TABLES.len() as i64 => Identity::Ours(v),
+        // Written before ledgers were marked.
+        (version, _, n) if version >= 1 && n == OWN_TABLES.len() as i64 => Identity::Ours {
+            version,
+            marked: false,
+        },
         _ => Identity::Foreign,
     })
 }
 
-/// The schema version of the ledger `conn` holds (0 for a new file), or
-/// None for another program's database.
-fn version_of(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+/// The schema version of the ledger `conn` holds (0 for a new file) and
+/// whether it is marked, or None for another program's database.
+fn version_of(conn: &Connection) -> rusqlite::Result<Option<(i64, bool)>> {
     Ok(match identify(conn)? {
-        Identity::New => Some(0),
-        Identity::Ours(v) => Some(v),
+        Identity::New => Some((0, false)),
+        Identity::Ours { version, marked } => Some((version, marked)),
         Identity::Foreign => None,
     })
 }
@@ -207,7 +212,7 @@ fn version_of(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 /// Brings the ledger to [`VERSION`], or refuses a newer one.
 pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     // Before anything else (WAL mode included) touches the file.
-    let Some(version) = version_of(&ledger.conn).map_err(|e| ledger.err(e))? else {
+    let Some((version, marked)) = version_of(&ledger.conn).map_err(|e| ledger.err(e))? else {
         return Err(LedgerError::Foreign {
             path: ledger.path.clone(),
         });
@@ -227,7 +232,7 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         // to about a megabyte between checkpoints.
         .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 256")
         .map_err(|e| ledger.err(e))?;
-    if version == VERSION {
+    if version == VERSION && marked {
         return Ok(());
     }
     let path = ledger.path.clone();
@@ -237,9 +242,16 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| super::classify(&path, busy, e))?;
     // Another process may have migrated while we waited for the lock.
-    let current = version_of(&tx)
+    let (current, marked) = version_of(&tx)
         .map_err(|e| super::classify(&path, busy, e))?
         .ok_or_else(|| LedgerError::Foreign { path: path.clone() })?;
+    if current > VERSION {
+        return Err(LedgerError::TooNew {
+            path,
+            found: current,
+            supported: VERSION,
+        });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 1;
         if current < target {
@@ -248,6 +260,10 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
             tx.execute_batch(&format!("PRAGMA user_version = {target}"))
                 .map_err(|e| super::classify(&path, busy, e))?;
         }
+    }
+    if !marked {
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+            .map_err(|e| super::classify(&path, busy, e))?;
     }
     tx.commit().map_err(|e| super::classify(&path, busy, e))
 }
