@@ -138,8 +138,22 @@ pub struct AlertsArgs {
     pub quiet: bool,
     /// Pipe each new event line to this shell command; the event counts as
     /// sent only when the command exits 0
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", value_parser = parse_command)]
     pub command: Option<String>,
+    /// Seconds --command may run for one event before it, and every
+    /// process it started, is killed (the event is kept for the next run)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "command",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub command_timeout: u64,
+}
+
+/// `--command` must say something: an empty one (an unset variable in a
+/// crontab) would "send" every event to nothing.
+fn parse_command(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the command is empty (an unset variable?); nothing was sent or recorded, the events wait for the next run".into());
+    }
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Subcommand)]

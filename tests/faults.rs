@@ -668,6 +668,146 @@ fn ledger_with_a_newer_schema_is_refused() {
     assert_eq!(count(&env.ledger), (99, 5));
 }
 
+/// Fault: `--ledger` names another program's SQLite database (issue 15,
+/// item 20). It is refused (exit 4, check blocks) without a table being
+/// added or a byte changed, and the message does not repeat its schema.
+/// Databases that say they are someone else's (their own application id,
+/// or our schema number over other tables) are refused too; an empty file
+/// becomes a ledger.
+#[test]
+fn foreign_sqlite_database_is_refused_untouched() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &t,
+        &session_lines(&mut Lcg::new(6), &mut expect, "s1", "/x/acme", 0..3, 40),
+    );
+    let hook = hook_input("s1", &t, "/x/acme");
+    let foreign = [
+        "CREATE TABLE customer_secrets (name TEXT, card TEXT); INSERT INTO customer_secrets VALUES ('ann', '4111');",
+        "PRAGMA application_id = 1234; PRAGMA user_version = 3; CREATE TABLE files (a);",
+        "PRAGMA user_version = 3; CREATE TABLE files (a); CREATE TABLE responses (b);",
+    ];
+    for (i, sql) in foreign.iter().enumerate() {
+        let db = env.path().join(format!("app{i}.db"));
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let before = fs::read(&db).unwrap();
+        assert_ledger_refused(&env, &db, &hook, "not an octo-budget ledger");
+        let out = env.cmd_with_ledger(&db).arg("report").output().unwrap();
+        let err = stderr_of(&out);
+        assert!(err.contains(&db.display().to_string()), "{err}");
+        for word in ["customer_secrets", "card", "CREATE"] {
+            assert!(!err.contains(word), "schema in the message: {err}");
+        }
+        assert_eq!(fs::read(&db).unwrap(), before, "{sql}: the file changed");
+        let mut names: Vec<String> = fs::read_dir(env.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("app{i}.db")))
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("app{i}.db")], "no -wal/-shm/-journal left");
+    }
+    // An empty file (say, made by `touch`) is a new ledger.
+    let empty = env.path().join("empty.sqlite");
+    fs::write(&empty, "").unwrap();
+    assert_report_is(&report_on(&env, &empty, &[]), &expect);
+}
+
+/// Fault: a ledger written before ledgers were marked (no application id)
+/// is still recognised by its tables, and marked as octo-budget's when it
+/// is next opened; its schema version does not change.
+#[test]
+fn ledger_from_before_the_mark_is_recognised_and_marked() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &t,
+        &session_lines(&mut Lcg::new(7), &mut expect, "s1", "/x/acme", 0..4, 40),
+    );
+    assert_report_is(&env.report_json(&["--period", "all"]), &expect);
+    let ids = |p: &Path| -> (i64, i64) {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row(
+                "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    let (version, app) = ids(&env.ledger);
+    assert_eq!(app, 0x4F43_5442, "a new ledger is marked");
+    // As a ledger from before the mark is.
+    rusqlite::Connection::open(&env.ledger)
+        .unwrap()
+        .execute_batch("PRAGMA application_id = 0")
+        .unwrap();
+    assert_report_is(&env.report_json(&["--period", "all"]), &expect);
+    assert_eq!(ids(&env.ledger), (version, 0x4F43_5442));
+}
+
+/// Fault: another program (here a plain SQLite connection, not an
+/// octo-budget) holds the ledger's write lock past check's wait (issue 15,
+/// item 25). The refusal names the ledger and blames no one in particular.
+#[test]
+fn busy_ledger_message_is_neutral_and_names_the_ledger() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &t,
+        &session_lines(
+            &mut Lcg::new(8),
+            &mut Expect::default(),
+            "s1",
+            "/x/acme",
+            0..2,
+            40,
+        ),
+    );
+    env.cmd().args(["ingest", "--quiet"]).assert().success();
+    write_lines(
+        &t,
+        &session_lines(
+            &mut Lcg::new(8),
+            &mut Expect::default(),
+            "s1",
+            "/x/acme",
+            0..3,
+            40,
+        ),
+    );
+    let holder = rusqlite::Connection::open(&env.ledger).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; DELETE FROM notices;")
+        .unwrap();
+    let out = env
+        .cmd()
+        .arg("check")
+        .write_stdin(hook_input("s1", &t, "/x/acme"))
+        .output()
+        .unwrap();
+    holder.execute_batch("ROLLBACK").unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ledger {}: busy (another process held its lock for longer than",
+            env.ledger.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("another octo-budget"), "{err}");
+}
+
 /// Fault: the ledger's folder cannot be created because its parent is a
 /// regular file (a typo in `ledger:`, or a file where a folder should be).
 /// Root cannot get around this one.
