@@ -105,6 +105,8 @@ pub struct Protected {
     inodes: Vec<(u64, u64)>,
     /// The folders holding them, and ancestors that would take them along.
     folders: Vec<String>,
+    /// Only the folders holding them.
+    own_folders: Vec<String>,
     /// Each Claude dir's `projects/` (absolute, and canonical).
     transcripts: Vec<String>,
     /// Ancestors of the transcript trees (a Claude dir itself).
@@ -163,6 +165,7 @@ impl Protected {
             names: Vec::new(),
             inodes: Vec::new(),
             folders: Vec::new(),
+            own_folders: Vec::new(),
             transcripts: Vec::new(),
             transcript_ancestors: Vec::new(),
             home: home.clone(),
@@ -171,8 +174,10 @@ impl Protected {
             for form in forms(f) {
                 if let Some(dir) = Path::new(&form).parent() {
                     let dir = dir.to_string_lossy().into_owned();
-                    p.folders
-                        .extend(ancestors_that_count(&dir, home.as_deref()));
+                    for a in ancestors_that_count(&dir, home.as_deref()) {
+                        push_new(&mut p.folders, a);
+                    }
+                    push_new(&mut p.own_folders, dir.clone());
                     push_new(&mut p.folders, dir);
                 }
                 push_new(&mut p.files, form);
@@ -278,21 +283,49 @@ impl Protected {
                 .find(|p| cmd.contains(p.as_str()))
                 .map(|p| Hit::File(p.clone()));
         };
+        // Where the commands run: the call's cwd, then wherever `cd` went.
+        let mut here = cwd.map(normalise_path);
+        let mut moved = false;
         for c in &commands {
-            if let Some(hit) = c.outputs.iter().find_map(|w| self.word_hit(w, cwd)) {
+            let at = Where {
+                cwd: here.as_deref(),
+                moved,
+            };
+            if let Some(hit) = c.outputs.iter().find_map(|w| self.word_hit(w, at)) {
                 return Some(hit);
             }
-            if let Some(hit) = c.words.iter().find_map(|w| self.word_hit(w, cwd)) {
-                if !only_reads(&c.words) {
+            let reads = only_reads(&c.words);
+            if let Some(hit) = c.words.iter().find_map(|w| self.word_hit(w, at)) {
+                if !reads {
                     return Some(hit);
                 }
+            }
+            // After a `cd` into a protected folder, whatever does not only
+            // read works on it (`cd ~/.config/octo-budget && tar -xf x.tar`).
+            if moved && !reads {
+                if let Some(h) = here.as_deref() {
+                    if self.own_folders.iter().any(|f| f == h) {
+                        return Some(Hit::Folder(h.to_owned()));
+                    }
+                    if self.in_transcripts(h) {
+                        return Some(Hit::Transcripts(h.to_owned()));
+                    }
+                }
+            }
+            if let Some(target) = cd_target(&c.words) {
+                here = match target {
+                    Some(t) => resolve(t, here.as_deref(), self.home.as_deref()),
+                    None => self.home.clone(),
+                };
+                moved = true;
             }
         }
         None
     }
 
     /// What a shell word names, if protected.
-    fn word_hit(&self, word: &str, cwd: Option<&str>) -> Option<Hit> {
+    fn word_hit(&self, word: &str, at: Where<'_>) -> Option<Hit> {
+        let cwd = at.cwd;
         // `--option=PATH`: the path.
         let word = match word.split_once('=') {
             Some((opt, v)) if opt.starts_with('-') => v,
@@ -320,10 +353,11 @@ impl Protected {
         // Relative words from inside a protected folder (budgets.yaml kept in
         // the repository the agent works in) are that folder's ordinary work.
         let relative = !(word.starts_with('/') || word.starts_with('~') || word.starts_with('$'));
-        let inside_folder = cwd.is_some_and(|c| {
-            let c = normalise_path(c);
-            self.folders.iter().any(|f| under_or_equal(&c, f))
-        });
+        let inside_folder = !at.moved
+            && cwd.is_some_and(|c| {
+                let c = normalise_path(c);
+                self.own_folders.iter().any(|f| under_or_equal(&c, f))
+            });
         if !(relative && inside_folder) && self.folders.iter().any(|f| f == path) {
             return Some(Hit::Folder(abs));
         }
@@ -368,6 +402,28 @@ impl Protected {
                     .any(|component| component == "memory")
         })
     }
+}
+
+/// Where a simple command runs.
+#[derive(Debug, Clone, Copy)]
+struct Where<'a> {
+    cwd: Option<&'a str>,
+    /// Whether an earlier `cd` of the same line moved there.
+    moved: bool,
+}
+
+/// For `cd`/`pushd`: Some(target), or Some(None) for HOME.
+fn cd_target(words: &[String]) -> Option<Option<&str>> {
+    let program = words.first()?;
+    if program != "cd" && program != "pushd" {
+        return None;
+    }
+    Some(
+        words[1..]
+            .iter()
+            .map(String::as_str)
+            .find(|w| !w.starts_with('-')),
+    )
 }
 
 /// A path's absolute form and, when different, its canonical form.
@@ -710,6 +766,9 @@ mod tests {
             "git diff budgets.yaml",
             "cargo test",
             "cp x ~/",
+            "cd ~/.config/octo-budget && cat budgets.yaml | grep cap",
+            "cd /home/u/other && make",
+            "cd && ls",
         ] {
             assert!(bash(c).is_none(), "{c}");
         }
@@ -732,6 +791,10 @@ mod tests {
             "mv ~/.claude /tmp/c",
             "cp /tmp/fake.jsonl /home/u/.claude/projects/-home-u-proj/",
             "tar -C /home/u/.claude -xf t.tar",
+            "cd ~/.config/octo-budget && cp /tmp/x *.yaml",
+            "cd /home/u/.local/share/octo-budget; tar -xf /tmp/x.tar",
+            "cd ~/.claude/projects/-home-u-proj && rm -f *",
+            "cd ~/.config && rm -rf octo-budget",
         ] {
             assert!(bash(c).is_some(), "{c}");
         }
