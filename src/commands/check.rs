@@ -51,7 +51,7 @@ pub struct HookInput {
 /// The decision, before it is turned into output and an exit code.
 pub enum Decision {
     Allow,
-    Warn(Warning),
+    Warn(Box<Warning>),
     Block(String),
 }
 
@@ -304,7 +304,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             continue;
         }
         let message = hook_reply::warning(c, session);
-        return Ok(Decision::Warn(Warning {
+        return Ok(Decision::Warn(Box::new(Warning {
             message,
             ledger,
             cap: c.kind.as_str(),
@@ -312,7 +312,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             scope,
             period_start,
             now_ms: ctx.now.timestamp_millis(),
-        }));
+        })));
     }
     Ok(Decision::Allow)
 }

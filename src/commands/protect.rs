@@ -341,10 +341,9 @@ impl Protected {
         }
         let abs = resolve(word, cwd, self.home.as_deref())?;
         // A glob names what its folder holds.
-        let globbed = match abs.find(['*', '?', '[']) {
-            Some(i) => Some(abs[..i].rsplit_once('/').map_or("/", |(d, _)| d).to_owned()),
-            None => None,
-        };
+        let globbed = abs
+            .find(['*', '?', '['])
+            .map(|i| abs[..i].rsplit_once('/').map_or("/", |(d, _)| d).to_owned());
         let path = globbed.as_deref().unwrap_or(&abs);
         let path = if path.is_empty() { "/" } else { path };
         if self.in_transcripts(path) || self.transcript_ancestors.iter().any(|a| a == path) {
@@ -372,7 +371,7 @@ impl Protected {
                 if self.in_transcripts(&c) {
                     return Some(Hit::Transcripts(abs));
                 }
-                if !(relative && inside_folder) && self.folders.iter().any(|f| *f == c) {
+                if !(relative && inside_folder) && self.folders.contains(&c) {
                     return Some(Hit::Folder(abs));
                 }
             }
