@@ -325,8 +325,8 @@ fn user_prompt_is_refused_at_hard_stop_and_other_events_are_not_decided() {
 }
 
 // Proves (issue 15, item 2): hook JSON without hook_event_name, with an
-// unknown spelling of one, or a PreToolUse without a tool name or with a
-// tool_input that is not an object, is refused with its reason on an arm
+// unknown spelling of one, or a PreToolUse without a tool name or without
+// a tool_input object, is refused with its reason on an arm
 // that would allow a well-formed call; `on_error: allow` lets it through,
 // saying so.
 #[test]
@@ -374,7 +374,13 @@ fn hook_input_without_a_known_event_or_shape_is_refused() {
             with(&|m| {
                 m.insert("tool_input".into(), json!("rm -rf /"));
             }),
-            "tool_input is not an object",
+            "tool_input is missing or not an object",
+        ),
+        (
+            with(&|m| {
+                m.remove("tool_input");
+            }),
+            "tool_input is missing or not an object",
         ),
         (
             with(&|m| {

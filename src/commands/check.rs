@@ -144,8 +144,8 @@ pub fn fail(e: &anyhow::Error) -> u8 {
 }
 
 /// The hook input, checked: a known event with the fields it needs
-/// (PreToolUse: a non-empty `tool_name` and, when present, an object as
-/// `tool_input`; UserPromptSubmit: `prompt`, when present, a string). The
+/// (PreToolUse: a non-empty `tool_name` and an object as `tool_input`;
+/// UserPromptSubmit: `prompt`, when present, a string). The
 /// other fields `check` reads must have their types, or the input is
 /// refused as not being hook JSON.
 fn validate(raw: &serde_json::Value) -> Result<()> {
@@ -160,8 +160,8 @@ fn validate(raw: &serde_json::Value) -> Result<()> {
             if tool.is_none_or(|t| t.trim().is_empty()) {
                 bail!("PreToolUse hook input has no tool_name (a non-empty string)");
             }
-            if raw.get("tool_input").is_some_and(|i| !i.is_object()) {
-                bail!("PreToolUse hook input's tool_input is not an object");
+            if !raw.get("tool_input").is_some_and(|i| i.is_object()) {
+                bail!("PreToolUse hook input's tool_input is missing or not an object");
             }
         }
         "UserPromptSubmit" => {

@@ -246,6 +246,11 @@ fn parallel(
         }
         drop(tx);
         for r in rx {
+            if stop.before_file() {
+                // Past the deadline: what is still queued is read again by
+                // the next run (its offsets were not advanced).
+                break;
+            }
             progress.advance(r.bytes);
             writer.apply(r, stats, expect_many)?;
         }

@@ -141,6 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn a_bounded_read_stops_after_a_chunk_at_a_line_boundary() {
+        // Three chunks of 100-byte lines: stopping after the first chunk
+        // ends on a line boundary, and resuming there reads the rest.
+        let line = format!("{}\n", "z".repeat(99));
+        let content = line.repeat(3 * CHUNK / 100);
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(content.as_bytes()).unwrap();
+        let mut first = 0u64;
+        let (end, stopped) = for_each_line_until(&mut tmp, 0, || true, |_, _| first += 1).unwrap();
+        assert!(stopped);
+        assert!(end > 0 && end < content.len() as u64);
+        assert_eq!(end % 100, 0);
+        assert_eq!(first, end / 100);
+        let mut rest = 0u64;
+        let (end2, stopped2) =
+            for_each_line_until(&mut tmp, end, || false, |_, _| rest += 1).unwrap();
+        assert!(!stopped2);
+        assert_eq!(end2, content.len() as u64);
+        assert_eq!(first + rest, (3 * CHUNK / 100) as u64);
+    }
+
+    #[test]
     fn assembles_lines_longer_than_a_chunk() {
         let mut content = vec![b'x'; CHUNK * 3 + 17];
         content.push(b'\n');
