@@ -136,7 +136,8 @@ pub fn transcript_trees(ctx: &Context, cfg: &Config, transcript: Option<&Path>) 
     if let Some(x) = &ctx.env.xdg_config_home {
         dirs.push(x.join("claude"));
     }
-    let mut trees: Vec<PathBuf> = dirs.iter().map(|d| d.join("projects")).collect();
+    let cwd = ctx.env.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let mut trees: Vec<PathBuf> = dirs.iter().map(|d| cwd.join(d).join("projects")).collect();
     if let Some(p) = transcript
         .into_iter()
         .flat_map(Path::ancestors)
@@ -286,10 +287,17 @@ impl Protected {
         // Where the commands run: the call's cwd, then wherever `cd` went.
         let mut here = cwd.map(normalise_path);
         let mut moved = false;
+        // The agent works inside the config's or ledger's folder (a
+        // budgets.yaml kept in the repository): that folder's ordinary work
+        // is not refused, only the files themselves.
+        let works_inside = |dir: Option<&str>| {
+            dir.is_some_and(|d| self.own_folders.iter().any(|f| under_or_equal(d, f)))
+        };
+        let origin_inside = works_inside(here.as_deref());
         for c in &commands {
             let at = Where {
                 cwd: here.as_deref(),
-                moved,
+                exempt_relative: origin_inside && works_inside(here.as_deref()),
             };
             if let Some(hit) = c.outputs.iter().find_map(|w| self.word_hit(w, at)) {
                 return Some(hit);
@@ -304,7 +312,7 @@ impl Protected {
             // read works on it (`cd ~/.config/octo-budget && tar -xf x.tar`).
             if moved && !reads {
                 if let Some(h) = here.as_deref() {
-                    if self.own_folders.iter().any(|f| f == h) {
+                    if !origin_inside && self.own_folders.iter().any(|f| f == h) {
                         return Some(Hit::Folder(h.to_owned()));
                     }
                     if self.in_transcripts(h) {
@@ -349,14 +357,8 @@ impl Protected {
         if self.in_transcripts(path) || self.transcript_ancestors.iter().any(|a| a == path) {
             return Some(Hit::Transcripts(abs));
         }
-        // Relative words from inside a protected folder (budgets.yaml kept in
-        // the repository the agent works in) are that folder's ordinary work.
         let relative = !(word.starts_with('/') || word.starts_with('~') || word.starts_with('$'));
-        let inside_folder = !at.moved
-            && cwd.is_some_and(|c| {
-                let c = normalise_path(c);
-                self.own_folders.iter().any(|f| under_or_equal(&c, f))
-            });
+        let inside_folder = at.exempt_relative;
         if !(relative && inside_folder) && self.folders.iter().any(|f| f == path) {
             return Some(Hit::Folder(abs));
         }
@@ -407,8 +409,9 @@ impl Protected {
 #[derive(Debug, Clone, Copy)]
 struct Where<'a> {
     cwd: Option<&'a str>,
-    /// Whether an earlier `cd` of the same line moved there.
-    moved: bool,
+    /// Relative words are not matched against the protected folders: the
+    /// call started inside one (see `bash_hit`).
+    exempt_relative: bool,
 }
 
 /// For `cd`/`pushd`: Some(target), or Some(None) for HOME.
@@ -794,6 +797,32 @@ mod tests {
             "cd /home/u/.local/share/octo-budget; tar -xf /tmp/x.tar",
             "cd ~/.claude/projects/-home-u-proj && rm -f *",
             "cd ~/.config && rm -rf octo-budget",
+        ] {
+            assert!(bash(c).is_some(), "{c}");
+        }
+    }
+
+    #[test]
+    fn a_config_kept_in_the_working_folder_protects_only_its_files() {
+        let p = Protected::new(
+            Path::new("/x/acme/budgets.yaml"),
+            Path::new(LED),
+            &[PathBuf::from(PROJECTS)],
+            Some(Path::new("/home/u")),
+        );
+        let bash = |c: &str| p.check("Bash", Some(&json!({ "command": c })), Some("/x/acme"));
+        for c in [
+            "git add . && git commit -m wip",
+            "cd /x/acme && cargo test",
+            "cp -r src/. .",
+            "rm -rf target",
+        ] {
+            assert!(bash(c).is_none(), "{c}");
+        }
+        for c in [
+            "rm budgets.yaml",
+            "cd /x/acme && sed -i s/1/2/ budgets.yaml",
+            "mv /x/acme /tmp/a",
         ] {
             assert!(bash(c).is_some(), "{c}");
         }
