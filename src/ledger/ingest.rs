@@ -245,14 +245,17 @@ fn parallel(
                 })?;
         }
         drop(tx);
+        let mut applied = false;
         for r in rx {
-            if stop.before_file() {
-                // Past the deadline: what is still queued is read again by
-                // the next run (its offsets were not advanced).
+            if applied && stop.before_file() {
+                // Past the deadline (and one file applied, so that every
+                // run makes progress): what is still queued is read again
+                // by the next run (its offsets were not advanced).
                 break;
             }
             progress.advance(r.bytes);
             writer.apply(r, stats, expect_many)?;
+            applied = true;
         }
         Ok(())
     })
