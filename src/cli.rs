@@ -39,6 +39,12 @@ pub struct Global {
     /// Evaluate as if it were this instant (RFC 3339) [default: the clock]
     #[arg(long, global = true, env = "OCTO_BUDGET_NOW", value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+
+    /// `check` only: the most milliseconds one call spends reading history
+    /// into a ledger that has not read it all yet [default and maximum:
+    /// 3000] (for tests)
+    #[arg(long, global = true, hide = true, value_name = "MS")]
+    pub history_budget_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,14 +19,16 @@
 //!   same transactions so that a month is a few hundred rows to read;
 //! - `notices`: alerts and hook warnings already given;
 //! - `alert_outbox` (2): `alerts --command` events found but not yet
-//!   delivered, with the run that is delivering them (a lease).
+//!   delivered, with the run that is delivering them (a lease);
+//! - `meta` (4): facts about the ledger (`history_read`: all transcripts
+//!   found were read through once, so `check` reads only its session).
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -149,6 +151,13 @@ const MIGRATIONS: &[&str] = &[
     // whatever order files are read in).
     "
     ALTER TABLE sessions ADD COLUMN first_ts INTEGER NOT NULL DEFAULT 9223372036854775807;
+    ",
+    // 4: facts about the ledger itself; `history_read` once every
+    // transcript found has been read through (a ledger that had read files
+    // before this version had done so in one transaction).
+    "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (key, value) SELECT 'history_read', '1' WHERE EXISTS (SELECT 1 FROM files);
     ",
 ];
 
