@@ -39,6 +39,12 @@ pub struct Global {
     /// Evaluate as if it were this instant (RFC 3339) [default: the clock]
     #[arg(long, global = true, env = "OCTO_BUDGET_NOW", value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+
+    /// `check` only: the most milliseconds one call spends reading history
+    /// into a ledger that has not read it all yet [default and maximum:
+    /// 3000] (for tests)
+    #[arg(long, global = true, hide = true, value_name = "MS")]
+    pub history_budget_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,8 +144,22 @@ pub struct AlertsArgs {
     pub quiet: bool,
     /// Pipe each new event line to this shell command; the event counts as
     /// sent only when the command exits 0
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", value_parser = parse_command)]
     pub command: Option<String>,
+    /// Seconds --command may run for one event before it, and every
+    /// process it started, is killed (the event is kept for the next run)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "command",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub command_timeout: u64,
+}
+
+/// `--command` must say something: an empty one (an unset variable in a
+/// crontab) would "send" every event to nothing.
+fn parse_command(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the command is empty (an unset variable?); nothing was sent or recorded, the events wait for the next run".into());
+    }
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,6 +27,9 @@ use cli::{Cli, Command, Environment};
 use commands::Context;
 
 fn main() -> ExitCode {
+    // A file-size limit fails writes with EFBIG (reported like any other
+    // write error) instead of killing the process with no reason.
+    commands::guard::ignore_sigxfsz();
     let cli = Cli::parse();
     let ctx = Context {
         env: Environment::from_process(),
@@ -63,16 +66,9 @@ fn main() -> ExitCode {
 /// `on_error: allow`), and never exits 1 or 101.
 fn run_check(ctx: &Context) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
-    let watchdog_ctx = Context {
-        env: ctx.env.clone(),
-        now: ctx.now,
-        global: ctx.global.clone(),
-    };
-    std::thread::spawn(move || {
-        std::thread::sleep(commands::check::DEADLINE);
-        let e = anyhow::anyhow!("no answer within {} s", commands::check::DEADLINE.as_secs());
-        std::process::exit(commands::check::fail(&watchdog_ctx, &e) as i32);
-    });
+    // The watchdog and the signal handlers answer from what is already
+    // known (see commands::guard), with no I/O that could hang.
+    commands::guard::start(commands::check::DEADLINE);
     match std::panic::catch_unwind(|| commands::check::run(ctx)) {
         Ok(code) => code,
         Err(p) => {
@@ -81,7 +77,7 @@ fn run_check(ctx: &Context) -> u8 {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            commands::check::fail(ctx, &anyhow::anyhow!("internal error: {msg}"))
+            commands::check::fail(&anyhow::anyhow!("internal error: {msg}"))
         }
     }
 }

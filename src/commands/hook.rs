@@ -58,7 +58,40 @@ fn warm_ledger(ctx: &Context, loaded: &super::Loaded) -> Result<()> {
     Ok(())
 }
 
+/// Refuses (exit 2) a budgets.yaml that was found in the current folder
+/// rather than named by `--config` (or `OCTO_BUDGET_CONFIG`): anyone who
+/// can commit to a repository can put one there, and the hook would then
+/// enforce it in every session. The user's own config
+/// (`$XDG_CONFIG_HOME/octo-budget/budgets.yaml`) is accepted from its own
+/// folder too.
+fn refuse_config_from_cwd(ctx: &Context) -> Option<u8> {
+    if ctx.global.config.is_some() {
+        return None;
+    }
+    let found = ctx.config_path().ok()?;
+    let cwd = ctx.env.cwd.as_ref()?;
+    if found != cwd.join("budgets.yaml") {
+        return None;
+    }
+    let own = ctx
+        .xdg_config()
+        .map(|x| x.join("octo-budget").join("budgets.yaml"));
+    let same = |a: &Path, b: &Path| matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
+    if own.as_deref().is_some_and(|own| same(&found, own)) {
+        return None;
+    }
+    let quoted = shell_quote(&found.to_string_lossy());
+    eprintln!(
+        "octo-budget: hook install: not using {} found in the current folder (a repository's budgets.yaml may have been put there by anyone who can commit to it); if it is the config you mean, name it: octo-budget --config {quoted} hook install ...; nothing was changed",
+        found.display()
+    );
+    Some(exit::BLOCK)
+}
+
 fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
+    if let Some(code) = refuse_config_from_cwd(ctx) {
+        return Ok(code);
+    }
     // The hook must point at a config that loads: a broken one would block
     // every gated call.
     let loaded = ctx.load()?;
@@ -100,13 +133,27 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     if !target.dry_run {
         warm_ledger(ctx, &loaded)?;
     }
+    // Claude Code runs no hook at all while `disableAllHooks` is true:
+    // install anyway (removing the key then suffices), but never say
+    // "installed" alone.
+    let disabled = if after.get("disableAllHooks") == Some(&Value::Bool(true)) {
+        format!(
+            "; it will NOT run: {} has \"disableAllHooks\": true, so Claude Code runs no hooks until that key is removed",
+            path.display()
+        )
+    } else {
+        String::new()
+    };
     let verb = match &before {
         Some(b) if render(b) == render(&after) => {
             finish(
                 &path,
                 None,
                 target.dry_run,
-                &format!("already installed in {}; nothing changed", path.display()),
+                &format!(
+                    "already installed in {}; nothing changed{disabled}",
+                    path.display()
+                ),
             )?;
             return Ok(exit::OK);
         }
@@ -114,7 +161,7 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         _ => "installed",
     };
     let summary = format!(
-        "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit) running: {command}",
+        "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit) running: {command}{disabled}",
         path.display()
     );
     finish(&path, Some(&after), target.dry_run, &summary)?;
@@ -180,10 +227,47 @@ fn refuse(path: &Path, why: &str) -> u8 {
     exit::IO
 }
 
+/// The settings file the flags name, its symlinks followed (see
+/// [`follow_links`]).
+fn settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
+    let named = named_settings_path(ctx, t)?;
+    follow_links(&named).with_context(|| format!("cannot resolve {}", named.display()))
+}
+
+/// `path` with its symlinks followed to the file they name, also when that
+/// file does not exist yet: a dangling link (a dotfiles link whose target
+/// is not there yet) names where the settings are to be created, so the
+/// link is kept and its target written.
+fn follow_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(_) => return fs::canonicalize(&p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Its folder may exist (through links of its own) or not.
+                let canonical = match (p.parent(), p.file_name()) {
+                    (Some(d), Some(n)) => fs::canonicalize(d).ok().map(|d| d.join(n)),
+                    _ => None,
+                };
+                return Ok(canonical.unwrap_or(p));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ELOOP))
+}
+
 /// The settings file the flags name: `--settings PATH`, `--project DIR`
 /// (DIR/.claude/settings.json) or the user's (the default):
 /// `$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json`.
-fn settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
+fn named_settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
     if let Some(p) = &t.settings {
         return Ok(absolute(p, ctx));
     }
@@ -221,14 +305,69 @@ fn absolute(p: &Path, ctx: &Context) -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(crate::config::normalise_path(&abs.to_string_lossy())))
 }
 
+/// What a file that is not a regular file is, for a refusal.
+fn kind_of(t: fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a folder")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else {
+        Some("something else")
+    }
+}
+
 /// The settings as they are: `Ok(Some(None))` when the file does not exist,
-/// `Ok(None)` when it is not a JSON object (already reported on stderr).
+/// `Ok(None)` when it is not a regular file holding a JSON object (already
+/// reported on stderr). A FIFO, device, socket or folder is refused before
+/// it is opened (reading a FIFO would wait for a writer forever), and the
+/// file is opened without blocking and checked again, in case it was
+/// swapped in between.
 fn read_settings(path: &Path) -> Result<Option<Option<Value>>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let not_regular = |kind: &str| {
+        refuse(
+            path,
+            &format!(
+                "{kind}, not a regular file; settings.json must be a file (or a symlink to one)"
+            ),
+        );
+        Ok(None)
+    };
+    match fs::metadata(path) {
+        Ok(m) => {
+            if let Some(kind) = kind_of(m.file_type()) {
+                return not_regular(kind);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(None)),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let mut file = match opened {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(None)),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(kind) = kind_of(meta.file_type()) {
+        return not_regular(kind);
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if text.trim().is_empty() {
         return Ok(Some(Some(json!({}))));
     }
@@ -253,41 +392,40 @@ fn render(v: &Value) -> String {
 
 /// Replaces `path` with `bytes` atomically: a temporary file in the same
 /// folder (so the rename cannot cross file systems), flushed to disk, with
-/// the old file's permissions, renamed over it. A symlink is followed: its
-/// target is replaced, the link stays.
+/// the old file's permissions (a new file: 0666 less the umask), renamed
+/// over it. `path` is the file itself, its symlinks already followed
+/// ([`follow_links`]): the target is replaced and the links stay.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let dir = real
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = real
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "settings.json".into());
-    let tmp = dir.join(format!(".{name}.octo-budget-{}.tmp", std::process::id()));
+    let old = fs::metadata(path).ok();
     let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if let Ok(meta) = fs::metadata(&real) {
-            f.set_permissions(meta.permissions())?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".octo-budget.tmp")
+            .permissions(fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        if let Some(meta) = &old {
+            tmp.as_file().set_permissions(meta.permissions())?;
         }
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &real)?;
+        tmp.as_file().sync_all()?;
+        // On failure the temporary file is removed when dropped.
+        tmp.persist(path).map_err(|e| e.error)?;
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", real.display()))
+    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 // ---- Pure parts ---------------------------------------------------------------

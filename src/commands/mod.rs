@@ -4,8 +4,10 @@
 pub mod alerts;
 pub mod check;
 pub mod evaluate;
+pub mod guard;
 pub mod hook;
 pub mod ingest;
+pub mod protect;
 pub mod report;
 pub mod status;
 
@@ -187,11 +189,38 @@ impl Context {
     ) -> Result<IngestStats> {
         let files = discover(&self.claude_dirs(&loaded.config));
         let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
-        let stats = crate::ledger::ingest::ingest(ledger, &files, &mut bar)?;
+        let (stats, _) = crate::ledger::ingest::ingest_until(ledger, &files, &mut bar, None)?;
         if stats.files_read > 0 {
             ledger.checkpoint();
         }
+        if !ledger.history_read()? {
+            ledger.mark_history_read()?;
+        }
         Ok(stats)
+    }
+
+    /// The same, stopping at `until` with what was read so far committed;
+    /// true when everything was read (and the ledger records that).
+    pub fn ingest_all_until(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        until: Option<Instant>,
+    ) -> Result<(IngestStats, bool)> {
+        let files = discover(&self.claude_dirs(&loaded.config));
+        let (stats, complete) = crate::ledger::ingest::ingest_until(
+            ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+            until,
+        )?;
+        if complete {
+            if stats.files_read > 0 {
+                ledger.checkpoint();
+            }
+            ledger.mark_history_read()?;
+        }
+        Ok((stats, complete))
     }
 
     /// Ingests only the given transcript and its session's subagents.
