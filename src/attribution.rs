@@ -51,9 +51,7 @@ impl Attributor {
             if let Some(&i) = self.paths.get(dir) {
                 return Some(i);
             }
-            let Some(at) = dir.rfind('/') else {
-                return None;
-            };
+            let at = dir.rfind('/')?;
             dir = dir[..at].trim_end_matches('/');
             if dir.is_empty() {
                 // Above the top folder: the root owns every absolute path.
