@@ -341,10 +341,14 @@ pub fn propose_arms(roots: &BTreeMap<String, bool>) -> Vec<ProposedArm> {
         arm.paths.push(p.clone());
         arm.git |= git;
     }
-    let mut arms: Vec<ProposedArm> = by_dir.into_values().collect();
-    for a in &mut arms {
-        a.paths.sort();
-    }
+    // The directory's own path first (it names the arm), then the others.
+    let mut arms: Vec<ProposedArm> = by_dir
+        .into_iter()
+        .map(|(dir, mut a)| {
+            a.paths.sort_by_key(|p| (*p != dir, p.clone()));
+            a
+        })
+        .collect();
     arms.sort_by(|a, b| a.paths.cmp(&b.paths));
     name_arms(&mut arms);
     arms
