@@ -50,9 +50,21 @@ fn render_sub(buf: &mut Vec<u8>, title: &str, sub: &clap::Command) -> Result<()>
     }
     writeln!(buf, ".SH \"{}\"", title.to_uppercase())?;
     for line in String::from_utf8_lossy(&part).lines() {
+        // The page's preamble (`.ie`/`.el`) is already at its top.
+        if line.starts_with(".ie ") || line.starts_with(".el ") {
+            continue;
+        }
         match line.strip_prefix(".SH ") {
             Some("SYNOPSIS") => {}
-            Some(h) => writeln!(buf, ".SS {}", h.trim_matches('"').to_lowercase())?,
+            Some(h) => {
+                let h = h.trim_matches('"').to_lowercase();
+                let mut c = h.chars();
+                let h: String = c
+                    .next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default();
+                writeln!(buf, ".SS {h}")?
+            }
             None => writeln!(buf, "{line}")?,
         }
     }
