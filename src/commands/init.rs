@@ -561,7 +561,8 @@ mod tests {
         assert_eq!(suggested_cap(m(40)), m(60));
         assert_eq!(suggested_cap(m(812)), m(1500)); // 1218
         assert_eq!(suggested_cap(m(1000)), m(1500));
-        assert_eq!(suggested_cap(Micros(1_000_000_001)), m(1500));
+        assert_eq!(suggested_cap(Micros(1_000_000_001)), m(2000)); // a micro-dollar over 1500
+        assert_eq!(suggested_cap(Micros(999_999_999)), m(1500));
         assert_eq!(suggested_cap(m(5400)), m(10000)); // 8100
         assert_eq!(suggested_cap(Micros(5_333_333_333)), m(8000)); // 7999.99
     }
