@@ -150,6 +150,32 @@ mod tests {
     }
 
     #[test]
+    fn team_caps_and_no_arm() {
+        let mut c = cap(CapKind::Weekly, 4_100_000_000, 5_000_000_000, Tier::Alert);
+        c.scope = Scope::Total;
+        let line = StatusLine {
+            arm: Some("acme"),
+            tightest: Some(&c),
+            session: None,
+            burn: None,
+        };
+        assert_eq!(
+            line.render(false),
+            "acme team $4,100.00/$5,000 weekly (82% alert)"
+        );
+        let none = StatusLine {
+            arm: None,
+            tightest: None,
+            session: Some(Micros(10_000)),
+            burn: None,
+        };
+        assert_eq!(
+            none.render(true),
+            "\x1b[32mno arm owns this folder\x1b[0m | session $0.01"
+        );
+    }
+
+    #[test]
     fn tightest_is_worst_tier_then_largest_share() {
         let caps = [
             cap(CapKind::Monthly, 90, 100, Tier::Alert),
