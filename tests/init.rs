@@ -354,3 +354,22 @@ fn writes_the_default_path_once_and_never_overwrites() {
     let out = env.run(&["init"]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+// Proves: a folder whose name ends in white space (budgets.yaml trims
+// paths) is still proposed under a valid, unique name, and init says its
+// spend cannot be attributed instead of failing.
+#[test]
+fn a_path_budgets_yaml_cannot_hold_is_named() {
+    let env = Env::new();
+    let mut n = 0;
+    spend(&env, "a", Path::new("/nonexistent-ob/x"), 100, &mut n);
+    spend(&env, "b", Path::new("/nonexistent-ob/y/x "), 100, &mut n);
+    let out = env.run(&["init", "--print"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        arms_of(&text).into_keys().collect::<Vec<_>>(),
+        ["nonexistent-ob-x", "y-x"]
+    );
+    assert!(common::one_stderr_line(&out).contains("cannot be written exactly"));
+}

@@ -177,9 +177,17 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
             .map(|d| absolute(d, ctx))
             .collect(),
     });
-    // The proposal must load as it is.
-    Config::parse(&text, &target, &ctx.path_context())
+    // The proposal must load as it is, with the paths as recorded.
+    let check = Config::parse(&text, &target, &ctx.path_context())
         .map_err(|e| anyhow!("internal error: the proposed budgets.yaml does not load ({e})"))?;
+    for (a, loaded) in arms.iter().zip(&check.arms) {
+        for p in a.paths.iter().filter(|p| !loaded.paths.contains(p)) {
+            eprintln!(
+                "octo-budget: note: the path {p:?} of arm {:?} cannot be written exactly in budgets.yaml (it begins or ends with white space); its spend stays unattributed",
+                a.name
+            );
+        }
+    }
     if args.print {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
@@ -358,12 +366,18 @@ pub fn propose_arms(roots: &BTreeMap<String, bool>) -> Vec<ProposedArm> {
 /// name joined with `-`; then `-2`, `-3`, ... until unique.
 fn name_arms(arms: &mut [ProposedArm]) {
     let base = |p: &str, depth: usize| -> String {
-        let comps: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+        let comps: Vec<&str> = p.split('/').filter(|c| !c.trim().is_empty()).collect();
         if comps.is_empty() {
             return "root".into();
         }
         let from = comps.len().saturating_sub(depth);
-        comps[from..].join("-")
+        // budgets.yaml trims names: so do we, before making them unique.
+        let n = comps[from..].join("-").trim().to_owned();
+        if n.is_empty() {
+            "arm".into()
+        } else {
+            n
+        }
     };
     let reserved = |n: &str| n == "unattributed" || n == "total";
     let mut names: Vec<String> = arms.iter().map(|a| base(&a.paths[0], 1)).collect();
@@ -619,6 +633,16 @@ mod tests {
                 ("y-total", "/y/total"),
             ]
         );
+    }
+
+    #[test]
+    fn names_are_trimmed_before_they_are_made_unique() {
+        let mut roots = BTreeMap::new();
+        roots.insert("/n/a/x".to_owned(), false);
+        roots.insert("/n/b/x ".to_owned(), false);
+        roots.insert("/n/c/ ".to_owned(), false);
+        let names: Vec<String> = propose_arms(&roots).into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["a-x", "b-x", "c"]);
     }
 
     #[test]
