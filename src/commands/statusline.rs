@@ -80,7 +80,10 @@ pub fn run(ctx: &Context) -> u8 {
             std::thread::sleep(DEADLINE);
             emit(
                 &printed,
-                &format!("octo-budget: no answer within {} s", DEADLINE.as_secs()),
+                &format!(
+                    "octo-budget: no answer within {} s (is `octo-budget ingest` needed?)",
+                    DEADLINE.as_secs()
+                ),
             );
             std::process::exit(exit::OK as i32);
         });
