@@ -77,6 +77,17 @@ impl Attributor {
     }
 }
 
+/// True when `path` is `root` or lies below it.
+pub fn is_within(path: &str, root: &str) -> bool {
+    if root == "/" {
+        return path.starts_with('/');
+    }
+    path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Claude Code's folder name for a directory: every character that is not
 /// an ASCII letter or digit becomes `-` (no collapsing, case kept).
 pub fn encode_project(path: &str) -> String {

@@ -45,6 +45,23 @@ pub struct Global {
     /// 3000] (for tests)
     #[arg(long, global = true, hide = true, value_name = "MS")]
     pub history_budget_ms: Option<u64>,
+    /// Colours in report tables and the status line: auto (on a terminal),
+    /// always or never; NO_COLOR (set and non-empty) turns them off
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +81,32 @@ pub enum Command {
         #[command(subcommand)]
         action: HookAction,
     },
+    /// Propose a budgets.yaml from the last 90 days of transcripts
+    Init(InitArgs),
+    /// Claude Code's statusLine command: status JSON on stdin, one line out
+    Statusline,
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Propose arms for repositories that spent from this local date on
+    /// (YYYY-MM-DD) [default: 90 days before --now]
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// The IANA time zone to write [default: $TZ, then the system's zone]
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Print the proposal on stdout instead of writing it
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,6 +227,13 @@ pub struct HookTarget {
     /// Show the change without writing it
     #[arg(long)]
     pub dry_run: bool,
+    /// install: also set Claude Code's statusLine to `octo-budget
+    /// statusline`; uninstall: remove only octo-budget's statusLine
+    #[arg(long)]
+    pub statusline: bool,
+    /// install --statusline: replace a statusLine that is not octo-budget's
+    #[arg(long, requires = "statusline")]
+    pub force: bool,
 }
 
 /// A usage mistake clap cannot see (`--since` after `--until`, an unknown

@@ -617,6 +617,27 @@ impl Config {
         })
     }
 
+    /// No arms and every default: for reading the ledger before any
+    /// budgets.yaml exists (`init`). Loading a file never gives this: a
+    /// file with nothing to enforce is refused.
+    pub fn unconfigured(path: &Path, ctx: &PathContext) -> Config {
+        Config {
+            path: path.to_path_buf(),
+            timezone: ctx.local_zone.unwrap_or(Tz::UTC),
+            arms: Vec::new(),
+            total: None,
+            gate: Gate {
+                tools: DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect(),
+                on_error: OnError::Deny,
+            },
+            alerts: AlertSettings::default(),
+            prices: Vec::new(),
+            claude_dirs: Vec::new(),
+            ledger: None,
+            notices: Vec::new(),
+        }
+    }
+
     pub fn arm(&self, name: &str) -> Option<&Arm> {
         self.arms.iter().find(|a| a.name == name)
     }

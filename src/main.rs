@@ -39,9 +39,15 @@ fn main() -> ExitCode {
     if let Command::Check = cli.command {
         return exit::code(run_check(&ctx));
     }
-    // One line on stderr for a panic elsewhere too: no backtrace noise.
+    if let Command::Statusline = cli.command {
+        return exit::code(commands::statusline::run(&ctx));
+    }
+    // One line on stderr for a panic elsewhere too: no backtrace noise. A
+    // reader that went away (`report | head`) is not an error.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("octo-budget: internal error: {info}; please report this");
+        if !is_broken_stdout_panic(info.payload()) {
+            eprintln!("octo-budget: internal error: {info}; please report this");
+        }
     }));
     let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Report(a) => commands::report::run(&ctx, a),
@@ -49,16 +55,41 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(&ctx, a),
         Command::Alerts(a) => commands::alerts::run(&ctx, a),
         Command::Hook { action } => commands::hook::run(&ctx, action),
-        Command::Check => unreachable!("handled above"),
+        Command::Init(a) => commands::init::run(&ctx, a),
+        Command::Completions { shell } => commands::docs::completions(*shell),
+        Command::Man => commands::docs::man(),
+        Command::Check | Command::Statusline => unreachable!("handled above"),
     });
     match result {
         Ok(Ok(code)) => exit::code(code),
+        Ok(Err(e)) if is_broken_pipe(&e) => exit::code(exit::OK),
         Ok(Err(e)) => {
             eprintln!("octo-budget: {}", one_line(&e));
             exit::code(exit_code_of(&e))
         }
+        Err(p) if is_broken_stdout_panic(p.as_ref()) => exit::code(exit::OK),
         Err(_) => exit::code(exit::INTERNAL),
     }
+}
+
+/// True when writing stdout failed because its reader went away (`report
+/// | head`): exit quietly with 0, as ripgrep does.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `println!` panics when stdout is a closed pipe; its message is
+/// "failed printing to stdout: Broken pipe (os error 32)".
+fn is_broken_stdout_panic(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    msg.starts_with("failed printing to stdout") && msg.to_ascii_lowercase().contains("broken pipe")
 }
 
 /// `check` must answer 0 or 2, within its deadline, whatever happens: a

@@ -126,6 +126,22 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         Ok(v) => v,
         Err(e) => return Ok(refuse(&path, &e)),
     };
+    // `--statusline`: the same binary and flags, running `statusline`.
+    let status_command = command_line(
+        &exe.to_string_lossy(),
+        &[
+            vec!["statusline".into(), "--color".into(), "always".into()],
+            args[1..].to_vec(),
+        ]
+        .concat(),
+    );
+    let after = match target.statusline {
+        true => match merge_statusline(after, &status_command, target.force) {
+            Ok(v) => v,
+            Err(e) => return Ok(refuse(&path, &e)),
+        },
+        false => after,
+    };
     // Read existing history before the hook exists: its first calls then
     // find a warm ledger instead of waiting on (or doing) a first load, and
     // a ledger that cannot be written stops the install here rather than
@@ -160,10 +176,13 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         Some(b) if !find_own(b).is_empty() => "updated",
         _ => "installed",
     };
-    let summary = format!(
+    let mut summary = format!(
         "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit) running: {command}{disabled}",
         path.display()
     );
+    if target.statusline {
+        summary.push_str(&format!("; statusLine: {status_command}"));
+    }
     finish(&path, Some(&after), target.dry_run, &summary)?;
     Ok(exit::OK)
 }
@@ -177,10 +196,16 @@ fn uninstall(ctx: &Context, target: &HookTarget) -> Result<u8> {
         println!("{} does not exist; nothing to remove", path.display());
         return Ok(exit::OK);
     };
-    let (after, removed) = match remove(before) {
-        Ok(r) => r,
-        Err(e) => return Ok(refuse(&path, &e)),
+    // `--statusline` removes only the status line; otherwise both go.
+    let (after, mut removed) = match target.statusline {
+        true => (before, 0),
+        false => match remove(before) {
+            Ok(r) => r,
+            Err(e) => return Ok(refuse(&path, &e)),
+        },
     };
+    let (after, status_removed) = remove_statusline(after);
+    removed += usize::from(status_removed);
     if removed == 0 {
         finish(
             &path,
@@ -754,9 +779,99 @@ pub fn remove(mut settings: Value) -> std::result::Result<(Value, usize), String
     Ok((settings, removed))
 }
 
+/// True when a `statusLine` setting is octo-budget's: a command whose
+/// program is a file named `octo-budget` running `statusline`.
+pub fn is_own_statusline(setting: &Value) -> bool {
+    let Some(cmd) = setting.get("command").and_then(Value::as_str) else {
+        return false;
+    };
+    let words = shell_words(cmd);
+    let mut it = words
+        .iter()
+        .skip_while(|w| w.contains('=') && !w.starts_with('/'));
+    let is_ours = it
+        .next()
+        .is_some_and(|p| Path::new(p).file_name().is_some_and(|n| n == "octo-budget"));
+    is_ours && it.any(|w| w == "statusline")
+}
+
+/// `settings` with `statusLine` running `command`: set where there is
+/// none, replaced where it is octo-budget's (in place), and replaced where
+/// it is another program's only with `force`.
+pub fn merge_statusline(
+    mut settings: Value,
+    command: &str,
+    force: bool,
+) -> std::result::Result<Value, String> {
+    let obj = settings.as_object_mut().ok_or("not a JSON object")?;
+    if let Some(existing) = obj.get("statusLine") {
+        if !force && !is_own_statusline(existing) {
+            return Err(format!(
+                "a statusLine is already set ({}); pass --force to replace it, or leave out --statusline",
+                serde_json::to_string(existing).unwrap_or_default()
+            ));
+        }
+    }
+    obj.insert(
+        "statusLine".into(),
+        json!({"type": "command", "command": command}),
+    );
+    Ok(settings)
+}
+
+/// `settings` without octo-budget's `statusLine` (another program's is
+/// kept), and whether one was removed.
+pub fn remove_statusline(mut settings: Value) -> (Value, bool) {
+    let removed = match settings.as_object_mut() {
+        Some(obj) if obj.get("statusLine").is_some_and(is_own_statusline) => {
+            obj.shift_remove("statusLine");
+            true
+        }
+        _ => false,
+    };
+    (settings, removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statusline_is_set_only_where_free_or_ours_or_forced() {
+        let ours = "/opt/bin/octo-budget statusline --color always --config /c.yaml";
+        let other =
+            json!({"theme": "dark", "statusLine": {"type": "command", "command": "~/bin/ccline"}});
+        // Free: added; again: unchanged (idempotent).
+        let once = merge_statusline(json!({"theme": "dark"}), ours, false).unwrap();
+        assert_eq!(once["statusLine"]["command"], ours);
+        assert_eq!(merge_statusline(once.clone(), ours, false).unwrap(), once);
+        // Another program's: refused without --force, replaced with it.
+        assert!(merge_statusline(other.clone(), ours, false).is_err());
+        let forced = merge_statusline(other.clone(), ours, true).unwrap();
+        assert_eq!(forced["statusLine"]["command"], ours);
+        // Ours with another config: replaced in place, key order kept.
+        let moved = merge_statusline(
+            json!({"statusLine": {"type": "command", "command": "/old/octo-budget statusline"}, "z": 1}),
+            ours,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&moved).unwrap(),
+            format!("{{\"statusLine\":{{\"type\":\"command\",\"command\":\"{ours}\"}},\"z\":1}}")
+        );
+        // Removal takes only ours.
+        assert_eq!(remove_statusline(other.clone()), (other, false));
+        let (left, removed) = remove_statusline(once);
+        assert!(removed);
+        assert_eq!(left, json!({"theme": "dark"}));
+        assert!(!is_own_statusline(
+            &json!({"command": "/opt/bin/octo-budget check"})
+        ));
+        assert!(is_own_statusline(
+            &json!({"command": "'/my dir/octo-budget' statusline"})
+        ));
+    }
 
     const CMD: &str = "/opt/bin/octo-budget check --config /etc/ob/budgets.yaml";
 

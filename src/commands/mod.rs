@@ -3,13 +3,16 @@
 
 pub mod alerts;
 pub mod check;
+pub mod docs;
 pub mod evaluate;
 pub mod guard;
 pub mod hook;
 pub mod ingest;
+pub mod init;
 pub mod protect;
 pub mod report;
 pub mod status;
+pub mod statusline;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,19 @@ impl Loaded {
 }
 
 impl Context {
+    /// Whether to colour output that goes to a terminal (`is_terminal`):
+    /// `--color`, and never with NO_COLOR.
+    pub fn color(&self, is_terminal: bool) -> bool {
+        if self.env.no_color {
+            return false;
+        }
+        match self.global.color {
+            crate::cli::ColorArg::Always => true,
+            crate::cli::ColorArg::Never => false,
+            crate::cli::ColorArg::Auto => is_terminal,
+        }
+    }
+
     pub fn path_context(&self) -> PathContext {
         PathContext {
             home: self.env.home.clone(),

@@ -241,6 +241,31 @@ impl Ledger {
         Ok(out)
     }
 
+    /// The cwd of each of `sessions` (that of its earliest record), for
+    /// those the ledger knows one of.
+    pub fn first_cwds<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<HashMap<String, String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for s in sessions {
+            if out.contains_key(s) {
+                continue;
+            }
+            let cwd: Option<String> =
+                rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0)))
+                    .map_err(|e| self.err(e))?;
+            if let Some(c) = cwd.filter(|c| !c.is_empty()) {
+                out.insert(s.to_owned(), c);
+            }
+        }
+        Ok(out)
+    }
+
     /// True once every transcript found has been read through at least once
     /// (a full ingest finished).
     pub fn history_read(&self) -> Result<bool> {
