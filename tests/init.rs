@@ -384,7 +384,7 @@ fn no_spend_writes_a_template_that_is_refused_until_filled_in() {
     let target = env.path().join("new.yaml");
     let cfg = ["--config", target.to_str().unwrap()];
     let out = env
-        .sealed(&assert_cmd::cargo::cargo_bin("octo-budget"))
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
         .args(cfg)
         .args(["--ledger", env.ledger.to_str().unwrap(), "--now", &env.now])
         .arg("init")
@@ -400,7 +400,7 @@ fn no_spend_writes_a_template_that_is_refused_until_filled_in() {
     let text = fs::read_to_string(&target).unwrap();
     assert!(text.contains("budgets: []"), "{text}");
     let rep = env
-        .sealed(&assert_cmd::cargo::cargo_bin("octo-budget"))
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
         .args(cfg)
         .args(["--ledger", env.ledger.to_str().unwrap(), "--now", &env.now])
         .arg("report")
