@@ -121,14 +121,14 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
             return Ok(Decision::Block(reason));
         }
     }
-    if !is_prompt && !gated(tool, &cfg.gate.tools) {
+    let arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
+    if (!is_prompt && !gated(tool, &cfg.gate.tools)) || (arm.is_none() && cfg.total.is_none()) {
+        // Nothing to enforce (a tool the gate lets through, or no arm and
+        // no team cap), but the session's new bytes are read all the same:
+        // a response once in the ledger cannot be lowered by rewriting the
+        // transcript later (copies merge by maximum).
+        read_session(ctx, &ledger_path, &hook);
         return Ok(Decision::Allow);
-    }
-    let arm = cwd
-        .as_deref()
-        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
-    if arm.is_none() && cfg.total.is_none() {
-        return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
     if !ledger.has_read_any_file()? {
@@ -195,6 +195,30 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         }
     }
     Ok(Decision::Allow)
+}
+
+/// How long a call that enforces nothing waits for the ledger's lock.
+const READ_ONLY_WAIT: Duration = Duration::from_millis(250);
+
+/// Reads the session's new transcript bytes on a call that enforces
+/// nothing. Best effort: the call is allowed whatever happens here (the
+/// tool is not gated), and what is not read now is read on the next call.
+/// A ledger that has never read anything is left to the first gated call,
+/// which reads all history.
+fn read_session(ctx: &Context, ledger_path: &Path, hook: &HookInput) {
+    let Some(t) = hook
+        .transcript_path
+        .as_deref()
+        .filter(|t| !t.as_os_str().is_empty())
+    else {
+        return;
+    };
+    let Ok(mut ledger) = crate::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+        return;
+    };
+    if ledger.has_read_any_file().unwrap_or(false) {
+        let _ = ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref());
+    }
 }
 
 fn absolute(p: &Path, ctx: &Context) -> PathBuf {

@@ -11,7 +11,6 @@ use super::evaluate::{CapState, Evaluator};
 use super::{print_notices, Context};
 use crate::budget::Tier;
 use crate::cli::StatusArgs;
-use crate::config::normalise_path;
 use crate::exit;
 use crate::output::hook_reply;
 use crate::output::json::usd;
@@ -34,15 +33,11 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             } else {
                 ctx.env.cwd.clone().unwrap_or_default().join(dir)
             };
-            loaded
-                .attributor
-                .by_cwd(&normalise_path(&abs.to_string_lossy()))
+            loaded.arm_of_dir(&abs.to_string_lossy())
         }
         (None, None) => {
             let here = ctx.env.cwd.clone().unwrap_or_default();
-            loaded
-                .attributor
-                .by_cwd(&normalise_path(&here.to_string_lossy()))
+            loaded.arm_of_dir(&here.to_string_lossy())
         }
     };
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;

@@ -1,11 +1,15 @@
 //! Incremental ingest: transcripts -> de-duplicated responses in the ledger.
 //!
-//! Per file the ledger keeps (device, inode), size, mtime, the offset after
-//! the last complete line and a hash of its first bytes and of the bytes
-//! just before that offset. An unchanged file costs one `stat`; an
-//! appended file is read from its offset; a truncated,
-//! rewritten or replaced file is read again from the start, which
-//! de-duplication makes safe.
+//! Per file the ledger keeps (device, inode), size, mtime, ctime, the offset
+//! after the last complete line and a hash of its first bytes and of the
+//! bytes just before that offset. A file is one file whatever path reaches
+//! it: it is found in the ledger by (device, inode) first, by path second,
+//! and read once per run. An unchanged file costs one `stat`; an appended
+//! file is read from its offset; a truncated, rewritten or replaced file is
+//! read again from the start, which de-duplication makes safe. A file whose
+//! ctime moved while its size and mtime did not (a rewrite that restored
+//! the mtime, or a chmod) is read again from the start too: its bytes may
+//! have changed anywhere, not only in the head and tail the hash covers.
 //!
 //! Files are parsed in parallel; one writer applies the results in
 //! transactions that each carry the responses, the rollup and the file
@@ -27,8 +31,8 @@ use rusqlite::{params, OptionalExtension};
 use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
-use crate::transcript::discover::TranscriptFile;
-use crate::transcript::parse::{envelope_cwd, parse_line, Line, LineOrigin, SessionCwd};
+use crate::transcript::discover::{TranscriptFile, Unreadable};
+use crate::transcript::parse::{envelope_cwd, parse_line, Line, SessionCwd};
 use crate::transcript::reader::{for_each_line, read_head};
 use crate::transcript::{Response, Usage};
 
@@ -38,13 +42,16 @@ const HEAD_LEN: u64 = 4096;
 const ROWS_PER_TX: usize = 25_000;
 
 /// What one ingest did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IngestStats {
     pub files_seen: usize,
     pub files_read: usize,
     pub bytes_read: u64,
     pub responses: usize,
     pub skipped_lines: u64,
+    /// Files that could not be stat'ed, opened or read (vanished,
+    /// permissions, ...), with the reason; read again on the next run.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Progress of a running ingest, for a progress bar.
@@ -70,6 +77,8 @@ struct Meta {
     ino: i64,
     size: i64,
     mtime_ns: i64,
+    /// -1 when unknown (a row written before the ledger kept ctimes).
+    ctime_ns: i64,
 }
 
 /// What the ledger knew of a file when we planned.
@@ -113,11 +122,8 @@ pub fn ingest(
     files: &[TranscriptFile],
     progress: &mut dyn Progress,
 ) -> Result<IngestStats> {
-    let mut stats = IngestStats {
-        files_seen: files.len(),
-        ..Default::default()
-    };
-    let work = plan(ledger, files)?;
+    let mut stats = IngestStats::default();
+    let work = plan(ledger, files, &mut stats)?;
     if work.is_empty() {
         return Ok(stats);
     }
@@ -139,7 +145,8 @@ pub fn ingest(
                         break;
                     }
                 }
-                Err(_) => continue, // vanished or unreadable: next run
+                // Vanished or unreadable: said, and tried again next run.
+                Err(e) => stats.unreadable.push(unreadable(&w.file.path, &e)),
             }
         }
         out
@@ -163,7 +170,7 @@ fn parallel(
         .clamp(1, 8)
         .min(work.len());
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<FileResult>(256);
+    let (tx, rx) = mpsc::sync_channel::<std::result::Result<FileResult, Unreadable>>(256);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
@@ -171,10 +178,9 @@ fn parallel(
             let parser = move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(w) = work.get(i) else { break };
-                if let Ok(r) = read_file(w) {
-                    if tx.send(r).is_err() {
-                        break; // the writer stopped
-                    }
+                let r = read_file(w).map_err(|e| unreadable(&w.file.path, &e));
+                if tx.send(r).is_err() {
+                    break; // the writer stopped
                 }
             };
             std::thread::Builder::new()
@@ -187,22 +193,46 @@ fn parallel(
         }
         drop(tx);
         for r in rx {
-            progress.advance(r.bytes);
-            writer.apply(r, stats, true)?;
+            match r {
+                Ok(r) => {
+                    progress.advance(r.bytes);
+                    writer.apply(r, stats, true)?;
+                }
+                Err(u) => stats.unreadable.push(u),
+            }
         }
         Ok(())
     })
 }
 
-/// Decides which files need reading (one `stat` each), largest first.
-fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
-    let known_files = known_files(ledger, files)?;
-    let mut work = Vec::new();
+fn unreadable(path: &Path, e: &std::io::Error) -> Unreadable {
+    Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Decides which files need reading (one `stat` each), largest first. The
+/// same file under several paths (a symlinked Claude dir, a hardlink, the
+/// hook's `transcript_path` spelled another way) is planned once, under
+/// the path the ledger already knows it by.
+fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> Result<Vec<Work>> {
+    let mut found: Vec<(&TranscriptFile, Meta)> = Vec::with_capacity(files.len());
+    let mut seen: std::collections::HashSet<(i64, i64), foldhash::fast::RandomState> =
+        Default::default();
     for f in files {
-        let Ok(md) = std::fs::metadata(&f.path) else {
-            continue;
+        let md = match std::fs::metadata(&f.path) {
+            Ok(md) => md,
+            Err(e) => {
+                stats.unreadable.push(unreadable(&f.path, &e));
+                continue;
+            }
         };
         if !md.is_file() {
+            stats.unreadable.push(Unreadable {
+                path: f.path.clone(),
+                reason: "not a regular file".into(),
+            });
             continue;
         }
         let meta = Meta {
@@ -213,9 +243,20 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
                 .mtime()
                 .saturating_mul(1_000_000_000)
                 .saturating_add(md.mtime_nsec()),
+            ctime_ns: md
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(md.ctime_nsec()),
         };
-        let key = path_key(&f.path);
-        let known = known_files.get(&key).copied();
+        if seen.insert((meta.dev, meta.ino)) {
+            found.push((f, meta));
+        }
+    }
+    stats.files_seen = found.len();
+    let known_files = KnownFiles::load(ledger, &found)?;
+    let mut work = Vec::new();
+    for (f, meta) in found {
+        let (key, known) = known_files.find(&f.path, &meta);
         if known.is_some_and(|k| k.meta == meta) {
             continue; // unchanged
         }
@@ -230,55 +271,105 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
     Ok(work)
 }
 
-/// What the ledger knows of `files`: one query per file for a few (the
-/// hook's), one query for all when there are many (a full scan).
-fn known_files(ledger: &Ledger, files: &[TranscriptFile]) -> Result<FastMap<String, Known>> {
-    const COLUMNS: &str =
-        "path, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines";
-    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Known)> {
-        Ok((
-            r.get(0)?,
-            Known {
-                meta: Meta {
-                    dev: r.get(1)?,
-                    ino: r.get(2)?,
-                    size: r.get(3)?,
-                    mtime_ns: r.get(4)?,
+/// What the ledger knows of some files, by path and by (device, inode).
+struct KnownFiles {
+    by_path: FastMap<String, Known>,
+    by_inode: FastMap<(i64, i64), (String, Known)>,
+}
+
+impl KnownFiles {
+    /// One query per file for a few (the hook's), one query for all when
+    /// there are many (a full scan).
+    fn load(ledger: &Ledger, files: &[(&TranscriptFile, Meta)]) -> Result<KnownFiles> {
+        const COLUMNS: &str =
+            "path, dev, ino, size, mtime_ns, ctime_ns, offset, head_len, head_hash, skipped_lines";
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Known)> {
+            Ok((
+                r.get(0)?,
+                Known {
+                    meta: Meta {
+                        dev: r.get(1)?,
+                        ino: r.get(2)?,
+                        size: r.get(3)?,
+                        mtime_ns: r.get(4)?,
+                        ctime_ns: r.get(5)?,
+                    },
+                    offset: r.get(6)?,
+                    head_len: r.get(7)?,
+                    head_hash: r.get(8)?,
+                    skipped: r.get(9)?,
                 },
-                offset: r.get(5)?,
-                head_len: r.get(6)?,
-                head_hash: r.get(7)?,
-                skipped: r.get(8)?,
-            },
-        ))
-    };
-    let mut out = FastMap::default();
-    if files.len() > 64 {
-        let mut st = ledger
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
-            .map_err(|e| ledger.err(e))?;
-        let rows = st.query_map([], row).map_err(|e| ledger.err(e))?;
-        for r in rows {
-            let (path, k) = r.map_err(|e| ledger.err(e))?;
-            out.insert(path, k);
-        }
-    } else {
-        let mut st = ledger
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
-            .map_err(|e| ledger.err(e))?;
-        for f in files {
-            if let Some((path, k)) = st
-                .query_row([path_key(&f.path)], row)
-                .optional()
-                .map_err(|e| ledger.err(e))?
-            {
-                out.insert(path, k);
+            ))
+        };
+        let mut out = KnownFiles {
+            by_path: FastMap::default(),
+            by_inode: FastMap::default(),
+        };
+        let mut add = |path: String, k: Known| {
+            out.by_inode
+                .entry((k.meta.dev, k.meta.ino))
+                .or_insert_with(|| (path.clone(), k));
+            out.by_path.insert(path, k);
+        };
+        if files.len() > 64 {
+            let mut st = ledger
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
+                .map_err(|e| ledger.err(e))?;
+            let rows = st.query_map([], row).map_err(|e| ledger.err(e))?;
+            for r in rows {
+                let (path, k) = r.map_err(|e| ledger.err(e))?;
+                add(path, k);
+            }
+        } else {
+            let mut by_path = ledger
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
+                .map_err(|e| ledger.err(e))?;
+            let mut by_inode = ledger
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM files WHERE dev = ?1 AND ino = ?2 ORDER BY path"
+                ))
+                .map_err(|e| ledger.err(e))?;
+            for (f, meta) in files {
+                let rows = by_inode
+                    .query_map([meta.dev, meta.ino], row)
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| ledger.err(e))?;
+                for (path, k) in rows {
+                    add(path, k);
+                }
+                if let Some((path, k)) = by_path
+                    .query_row([path_key(&f.path)], row)
+                    .optional()
+                    .map_err(|e| ledger.err(e))?
+                {
+                    add(path, k);
+                }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+
+    /// The ledger's key and knowledge of a file: the row of the same
+    /// (device, inode) under whatever path it was read (this path's own
+    /// row first), else the row of this path (a file replaced there).
+    fn find(&self, path: &Path, meta: &Meta) -> (String, Option<Known>) {
+        let key = path_key(path);
+        if let Some(k) = self
+            .by_path
+            .get(&key)
+            .filter(|k| (k.meta.dev, k.meta.ino) == (meta.dev, meta.ino))
+        {
+            return (key, Some(*k));
+        }
+        if let Some((p, k)) = self.by_inode.get(&(meta.dev, meta.ino)) {
+            return (p.clone(), Some(*k));
+        }
+        let known = self.by_path.get(&key).copied();
+        (key, known)
+    }
 }
 
 fn path_key(p: &Path) -> String {
@@ -320,7 +411,15 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     let mut start = 0i64;
     if let Some(k) = w.known {
         let same_file = k.meta.dev == w.meta.dev && k.meta.ino == w.meta.ino;
-        if same_file && w.meta.size >= k.offset {
+        // Size and mtime as they were but the ctime moved: rewritten in
+        // place with its mtime put back (or only chmod'ed). The head and
+        // tail hashes cover 8 KiB; the change may be anywhere else, so
+        // read it all again (de-duplication keeps that exact).
+        let rewritten_in_place = k.meta.ctime_ns >= 0
+            && k.meta.ctime_ns != w.meta.ctime_ns
+            && k.meta.size == w.meta.size
+            && k.meta.mtime_ns == w.meta.mtime_ns;
+        if same_file && !rewritten_in_place && w.meta.size >= k.offset {
             let head = read_head(&mut f, k.head_len as usize)?;
             if head.len() as i64 == k.head_len
                 && identity(&mut f, &head, k.offset as u64)? == k.head_hash
@@ -353,15 +452,8 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
         }),
     };
     let mut skipped = 0u64;
-    let file_key = path_key(&w.file.path);
-    let end = for_each_line(&mut f, start as u64, |line, offset| {
-        match parse_line(
-            line,
-            LineOrigin {
-                file_key: &file_key,
-                offset,
-            },
-        ) {
+    let end = for_each_line(&mut f, start as u64, |line, _offset| {
+        match parse_line(line) {
             Line::Response(r) => {
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
@@ -649,11 +741,12 @@ impl<'a> Writer<'a> {
             r.known.map_or(0, |k| k.skipped)
         } + r.skipped as i64;
         conn.prepare_cached(
-            "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines, ctime_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (path) DO UPDATE SET project = excluded.project, dev = excluded.dev, ino = excluded.ino,
                size = excluded.size, mtime_ns = excluded.mtime_ns, offset = excluded.offset,
-               head_len = excluded.head_len, head_hash = excluded.head_hash, skipped_lines = excluded.skipped_lines",
+               head_len = excluded.head_len, head_hash = excluded.head_hash, skipped_lines = excluded.skipped_lines,
+               ctime_ns = excluded.ctime_ns",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -666,7 +759,8 @@ impl<'a> Writer<'a> {
                 r.end,
                 r.head_len,
                 r.head_hash,
-                skipped
+                skipped,
+                r.meta.ctime_ns
             ])
         })
         .map_err(|e| self.ledger.err(e))?;
@@ -679,8 +773,15 @@ impl<'a> Writer<'a> {
             return Ok(*id);
         }
         let conn = &self.ledger.conn;
-        conn.prepare_cached("INSERT OR IGNORE INTO places (cwd, project) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![cwd, project]))
+        // The cwd's real path, resolved once per place and run ('' when it
+        // is its own real path or does not exist here).
+        let real = super::query::real_path(cwd).unwrap_or_default();
+        conn.prepare_cached(
+            "INSERT INTO places (cwd, project, real_cwd) VALUES (?1, ?2, ?3)
+             ON CONFLICT (cwd, project) DO UPDATE SET real_cwd = excluded.real_cwd
+             WHERE places.real_cwd IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![cwd, project, real]))
             .map_err(|e| self.ledger.err(e))?;
         let id: i64 = conn
             .prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
