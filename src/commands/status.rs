@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         }
     };
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
+    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
     let eval = Evaluator {
         loaded: &loaded,
         ledger: &ledger,
@@ -82,6 +82,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             "tier": worst.as_str(),
             "reason": reason,
             "caps": caps_json,
+            "unreadable_files": ingested.unreadable.len(),
         });
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
@@ -133,6 +134,15 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         writeln!(out, "decision: {decision}")?;
         if let Some(r) = reason {
             writeln!(out, "{r}")?;
+        }
+        if let Some(first) = ingested.unreadable.first() {
+            writeln!(
+                out,
+                "unreadable: {} transcript file(s) or folder(s) could not be read, their spend is missing (first: {}: {})",
+                ingested.unreadable.len(),
+                first.path.display(),
+                first.reason
+            )?;
         }
     }
     Ok(exit::OK)

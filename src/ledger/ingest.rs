@@ -782,7 +782,7 @@ impl<'a> Writer<'a> {
              WHERE places.real_cwd IS NULL",
         )
         .and_then(|mut s| s.execute(params![cwd, project, real]))
-            .map_err(|e| self.ledger.err(e))?;
+        .map_err(|e| self.ledger.err(e))?;
         let id: i64 = conn
             .prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
             .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)))

@@ -352,7 +352,11 @@ fn override_matches(key: &str, id: &str) -> bool {
         return rest.is_empty();
     };
     let ends_in_version = key.chars().last().is_some_and(|c| c.is_ascii_digit());
-    !ends_in_version || after.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+    !ends_in_version
+        || after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 #[cfg(test)]

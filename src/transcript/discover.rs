@@ -75,7 +75,9 @@ pub fn discover(roots: &[PathBuf]) -> Discovery {
                 Ok(e) => e,
                 Err(e) => {
                     out.unreadable.push(Unreadable {
-                        path: e.path().map_or_else(|| canonical.clone(), Path::to_path_buf),
+                        path: e
+                            .path()
+                            .map_or_else(|| canonical.clone(), Path::to_path_buf),
                         reason: e
                             .io_error()
                             .map_or_else(|| e.to_string(), |io| io.to_string()),

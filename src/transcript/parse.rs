@@ -180,12 +180,7 @@ fn from_raw(raw: RawLine<'_>, origin: &[u8]) -> Line {
 
 /// Builds a response from `rec`, falling back to the `outer` envelope for
 /// fields a nested (progress) record leaves out.
-fn record(
-    rec: &RawLine<'_>,
-    outer: Option<&RawLine<'_>>,
-    origin: &[u8],
-    nested: bool,
-) -> Line {
+fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: &[u8], nested: bool) -> Line {
     let Some(msg) = rec.message.as_ref() else {
         return Line::NoCost;
     };
@@ -533,10 +528,7 @@ mod tests {
         let costed = format!(
             r#"{{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{{"id":"m","model":"x","usage":{{"input_tokens":{deep}}}}}}}"#
         );
-        assert!(matches!(
-            parse_line(costed.as_bytes()),
-            Line::Malformed(_)
-        ));
+        assert!(matches!(parse_line(costed.as_bytes()), Line::Malformed(_)));
         // Deep nesting elsewhere in a valid record that carries no cost.
         let other = format!(r#"{{"type":"user","usage":{deep}}}"#);
         assert_eq!(parse_line(other.as_bytes()), Line::NoCost);
