@@ -464,3 +464,36 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
         "{out}"
     );
 }
+
+/// A call that enforces nothing reads at most 16 MiB of new bytes (smallest
+/// files first), so it stays quick whatever a session wrote; the rest is
+/// read by the next gated call.
+#[test]
+fn an_ungated_call_reads_a_bounded_amount() {
+    let env = layouts_env();
+    ok(&env.run(&["ingest"]));
+    let cwd = "/work/clients/acme";
+    let big = env.transcript("-work-clients-acme/s-big.jsonl");
+    let pad = json!({"type": "user", "sessionId": "s-big", "cwd": cwd,
+                     "message": {"content": "x".repeat(1 << 20)}})
+    .to_string();
+    let mut lines: Vec<String> = vec![pad; 17];
+    lines.push(haiku("s-big", cwd, "msg_big", 7_000));
+    env.append("-work-clients-acme/s-big.jsonl", &lines);
+    let sub = "-work-clients-acme/s-big/subagents/agent-small.jsonl";
+    env.append(sub, &[haiku("s-big", cwd, "msg_small", 3_000)]);
+    let counted = |id: &str| -> i64 {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.query_row(
+            "SELECT COUNT(*) FROM responses WHERE message_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let out = check(&env, &hook("s-big", &big, cwd, "Read"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!((counted("msg_small"), counted("msg_big")), (1, 0));
+    ok(&check(&env, &hook("s-big", &big, cwd, "Agent")));
+    assert_eq!(counted("msg_big"), 1);
+}

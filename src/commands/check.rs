@@ -127,7 +127,7 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         // no team cap), but the session's new bytes are read all the same:
         // a response once in the ledger cannot be lowered by rewriting the
         // transcript later (copies merge by maximum).
-        read_session(ctx, &ledger_path, &hook);
+        read_session(&ledger_path, &hook);
         return Ok(Decision::Allow);
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
@@ -199,13 +199,17 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
 
 /// How long a call that enforces nothing waits for the ledger's lock.
 const READ_ONLY_WAIT: Duration = Duration::from_millis(250);
+/// The most new transcript bytes such a call reads (well inside the
+/// deadline); a session that wrote more is read by the next gated call.
+const READ_ONLY_MAX_BYTES: u64 = 16 << 20;
 
 /// Reads the session's new transcript bytes on a call that enforces
 /// nothing. Best effort: the call is allowed whatever happens here (the
-/// tool is not gated), and what is not read now is read on the next call.
+/// tool is not gated), and what is not read now (busy ledger, more than
+/// [`READ_ONLY_MAX_BYTES`] of new bytes) is read on a later call.
 /// A ledger that has never read anything is left to the first gated call,
 /// which reads all history.
-fn read_session(ctx: &Context, ledger_path: &Path, hook: &HookInput) {
+fn read_session(ledger_path: &Path, hook: &HookInput) {
     let Some(t) = hook
         .transcript_path
         .as_deref()
@@ -217,7 +221,13 @@ fn read_session(ctx: &Context, ledger_path: &Path, hook: &HookInput) {
         return;
     };
     if ledger.has_read_any_file().unwrap_or(false) {
-        let _ = ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref());
+        let files = super::session_files(t, hook.session_id.as_deref());
+        let _ = crate::ledger::ingest::ingest_within(
+            &mut ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+            READ_ONLY_MAX_BYTES,
+        );
     }
 }
 

@@ -122,8 +122,36 @@ pub fn ingest(
     files: &[TranscriptFile],
     progress: &mut dyn Progress,
 ) -> Result<IngestStats> {
+    ingest_within(ledger, files, progress, u64::MAX)
+}
+
+/// Like [`ingest`], reading only files whose new bytes fit in
+/// `max_new_bytes` together (smallest first); the others wait for the next
+/// run. For calls that must stay quick whatever a session has written.
+pub fn ingest_within(
+    ledger: &mut Ledger,
+    files: &[TranscriptFile],
+    progress: &mut dyn Progress,
+    max_new_bytes: u64,
+) -> Result<IngestStats> {
     let mut stats = IngestStats::default();
-    let work = plan(ledger, files, &mut stats)?;
+    let mut work = plan(ledger, files, &mut stats)?;
+    if max_new_bytes < u64::MAX {
+        let new_bytes = |w: &Work| match w.known {
+            Some(k) if w.meta.size >= k.offset => (w.meta.size - k.offset) as u64,
+            _ => w.meta.size.max(0) as u64,
+        };
+        work.sort_by_key(new_bytes);
+        let mut budget = max_new_bytes;
+        work.retain(|w| {
+            let n = new_bytes(w);
+            let fits = n <= budget;
+            if fits {
+                budget -= n;
+            }
+            fits
+        });
+    }
     if work.is_empty() {
         return Ok(stats);
     }
