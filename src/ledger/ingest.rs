@@ -1127,3 +1127,61 @@ impl<'a> Writer<'a> {
 fn classify_err(path: &Path, busy: std::time::Duration, e: rusqlite::Error) -> LedgerError {
     super::classify(path, busy, e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that vanished between the scan and the read, and one that
+    /// is a folder named like a transcript, are reported, not skipped
+    /// silently; the readable file beside them is read.
+    #[test]
+    fn vanished_and_odd_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(
+            &dir.path().join("l.sqlite"),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let ok = dir.path().join("ok.jsonl");
+        std::fs::write(
+            &ok,
+            "{\"type\":\"assistant\",\"timestamp\":\"2026-11-02T10:00:00Z\",\"message\":{\"id\":\"m\",\"model\":\"x\",\"usage\":{\"input_tokens\":1}}}\n",
+        )
+        .unwrap();
+        let folder = dir.path().join("folder.jsonl");
+        std::fs::create_dir(&folder).unwrap();
+        let file = |path: std::path::PathBuf| TranscriptFile {
+            path,
+            project: "-p".into(),
+        };
+        let files = [
+            file(ok),
+            file(dir.path().join("vanished.jsonl")),
+            file(folder),
+        ];
+        let stats = ingest(&mut ledger, &files, &mut NoProgress).unwrap();
+        assert_eq!((stats.files_read, stats.responses), (1, 1));
+        let mut why: Vec<String> = stats
+            .unreadable
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}: {}",
+                    u.path.file_name().unwrap().to_string_lossy(),
+                    u.reason
+                )
+            })
+            .collect();
+        why.sort();
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(
+            why[0].starts_with("folder.jsonl: not a regular file"),
+            "{why:?}"
+        );
+        assert!(
+            why[1].starts_with("vanished.jsonl: No such file"),
+            "{why:?}"
+        );
+    }
+}
