@@ -214,14 +214,16 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             return Ok(Decision::Block(reason));
         }
     }
-    if !is_prompt && !gated(tool, &cfg.gate.tools) {
+    let mut arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
+    if (!is_prompt && !gated(tool, &cfg.gate.tools))
+        || (cwd.is_some() && arm.is_none() && cfg.total.is_none())
+    {
+        // Nothing to enforce (a tool the gate lets through, or no arm and
+        // no team cap), but the session's new bytes are read all the same:
+        // a response once in the ledger cannot be lowered by rewriting the
+        // transcript later (copies merge by maximum).
+        read_session(&ledger_path, &hook);
         return Ok(Decision::Allow);
-    }
-    let mut arm = cwd
-        .as_deref()
-        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
-    if cwd.is_some() && arm.is_none() && cfg.total.is_none() {
-        return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
     if !ledger.history_read()? {
@@ -248,9 +250,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             Some(s) => ledger.session_cwd(s)?,
             None => None,
         };
-        arm = cwd
-            .as_deref()
-            .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
+        arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
         if cwd.is_none() && cfg.total.is_none() {
             bail!("cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder");
         }
@@ -315,6 +315,40 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         })));
     }
     Ok(Decision::Allow)
+}
+
+/// How long a call that enforces nothing waits for the ledger's lock.
+const READ_ONLY_WAIT: Duration = Duration::from_millis(250);
+/// The most new transcript bytes such a call reads (well inside the
+/// deadline); a session that wrote more is read by the next gated call.
+const READ_ONLY_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads the session's new transcript bytes on a call that enforces
+/// nothing. Best effort: the call is allowed whatever happens here (the
+/// tool is not gated), and what is not read now (busy ledger, more than
+/// [`READ_ONLY_MAX_BYTES`] of new bytes) is read on a later call.
+/// A ledger that has never read anything is left to the first gated call,
+/// which reads all history.
+fn read_session(ledger_path: &Path, hook: &HookInput) {
+    let Some(t) = hook
+        .transcript_path
+        .as_deref()
+        .filter(|t| !t.as_os_str().is_empty())
+    else {
+        return;
+    };
+    let Ok(mut ledger) = crate::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+        return;
+    };
+    if ledger.history_read().unwrap_or(false) {
+        let files = super::session_files(t, hook.session_id.as_deref());
+        let _ = crate::ledger::ingest::ingest_within(
+            &mut ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+            READ_ONLY_MAX_BYTES,
+        );
+    }
 }
 
 fn absolute(p: &Path, ctx: &Context) -> PathBuf {

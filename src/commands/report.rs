@@ -50,6 +50,8 @@ pub struct Report {
     pub breakdown: Option<(ByArg, Vec<Row>)>,
     pub unpriced: BTreeMap<String, Tally>,
     pub skipped_lines: u64,
+    /// Transcript files and folders this run could not read.
+    pub unreadable: Vec<crate::transcript::discover::Unreadable>,
     pub prices_effective_from: NaiveDate,
 }
 
@@ -109,7 +111,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         }
     };
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
+    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
     // Spend up to now: a report "as of --now" ignores later records.
     let window = period.until(ctx.now + Duration::milliseconds(1));
     let groups = ledger.groups(window.start, window.end, &Filter::default())?;
@@ -228,6 +230,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         breakdown: breakdown.map(|rows| (args.by, rows)),
         unpriced: pricer.unpriced,
         skipped_lines: ledger.skipped_lines()?,
+        unreadable: ingested.unreadable,
         prices_effective_from: loaded.prices().effective_from,
     };
     let mut out = std::io::stdout().lock();
