@@ -1534,3 +1534,41 @@ fn concurrent_calls_all_halt_and_record_one_halt() {
         .collect();
     assert_eq!(rows, [SID]);
 }
+
+/// PostToolUse input (the tool has run).
+fn post_tool(env: &Env, session: &str, tool: &str) -> String {
+    let mut v: Value =
+        serde_json::from_str(&pre_tool(env, session, ACME, tool, json!({}))).unwrap();
+    v["hook_event_name"] = json!("PostToolUse");
+    v["tool_response"] = json!({"result": "done"});
+    v.to_string()
+}
+
+// Proves: PostToolUse (installed when an arm can halt) ends a halted
+// session with exactly `{"continue": false, "stopReason": ...}` and exit 0
+// (a halt inside a subagent ends only the subagent; this ends the session
+// when its Agent call returns); it says nothing for a session that is not
+// halted, even on an arm past its hard stop (PreToolUse decides that).
+#[test]
+fn post_tool_use_ends_a_halted_session() {
+    let env = acme("stop", dollars(1_200));
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
+    // A subagent's call halts the session...
+    assert_halted(&check(&env, &sub_tool(&env, "Bash")));
+    // ...and the parent's Agent call, when it returns, ends the session.
+    let o = check(&env, &post_tool(&env, SID, "Agent"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    let v: Value = serde_json::from_str(stdout(&o).trim_end()).unwrap();
+    assert_eq!(
+        v,
+        json!({"continue": false, "stopReason":
+            "octo-budget: arm \"acme\" has spent $1,200.00 of its $1,000.00 monthly cap (hard stop at 110%, $1,100.00); \
+             the agent is halted until 2026-12-01 or until the cap is raised in budgets.yaml"})
+    );
+    assert_allowed_silently(&check(&env, &post_tool(&env, other, "Agent")));
+    // A config that cannot halt never answers PostToolUse.
+    let env = acme("hard_stop", dollars(1_200));
+    assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
+}

@@ -450,9 +450,10 @@ fn install_warms_the_ledger_with_existing_history() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
 }
 
-// Proves: the PreToolUse matcher is every tool (`*`) while some arm or the
-// total can halt the agent (stop; a hard_stop arm with max_usd_per_hour or
-// session_usd_cap; total with stop), and the gated tools otherwise;
+// Proves: the PreToolUse matcher is every tool (`*`), with a PostToolUse
+// entry for every tool, while some arm or the total can halt the agent
+// (stop; a hard_stop arm with max_usd_per_hour or session_usd_cap; total
+// with stop), and the gated tools (no PostToolUse) otherwise;
 // re-running install after each config change switches it both ways,
 // replacing octo-budget's own entries (never a second copy) and keeping
 // the user's hook; --dry-run shows the new matcher and writes nothing.
@@ -478,7 +479,19 @@ fn matcher_follows_whether_some_arm_can_halt() {
         assert_eq!(pre[0]["matcher"], "Bash");
         assert_eq!(pre[1]["hooks"], json!([own(&expected_command(&env))]));
         assert_eq!(v["hooks"]["UserPromptSubmit"].as_array().unwrap().len(), 1);
-        pre[1]["matcher"].as_str().unwrap().to_owned()
+        let m = pre[1]["matcher"].as_str().unwrap().to_owned();
+        // The PostToolUse entry (ending a session halted inside a subagent)
+        // comes and goes with the `*` matcher.
+        let post = &v["hooks"]["PostToolUse"];
+        if m == "*" {
+            assert_eq!(
+                post,
+                &json!([{"matcher": "*", "hooks": [own(&expected_command(&env))]}])
+            );
+        } else {
+            assert!(post.is_null(), "{v}");
+        }
+        m
     };
     let arm = "budgets:\n  - arm: acme\n    path: /x/acme\n    monthly_usd_cap: 100\n";
     assert_eq!(

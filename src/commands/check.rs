@@ -58,6 +58,8 @@ pub enum Decision {
     Block(String),
     /// Refuse the tool call and halt the agent (PreToolUse only).
     Halt(String),
+    /// End a halted session after a tool ran (PostToolUse only).
+    Stop(String),
 }
 
 /// Runs the hook: reads stdin, decides, prints, returns the exit code.
@@ -79,6 +81,10 @@ pub fn run(ctx: &Context) -> u8 {
         }
         Ok(Decision::Halt(reason)) => {
             println!("{}", hook_reply::halt(&reason));
+            exit::OK
+        }
+        Ok(Decision::Stop(reason)) => {
+            println!("{}", hook_reply::stop(&reason));
             exit::OK
         }
         Err(e) => fail(ctx, &e),
@@ -112,6 +118,7 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
     let (is_prompt, what) = match event {
         "PreToolUse" => (false, tool.to_owned()),
         "UserPromptSubmit" => (true, "this prompt".to_owned()),
+        "PostToolUse" => return Ok(after_tool(ctx, &loaded, &hook)),
         _ => return Ok(Decision::Allow),
     };
     let cwd = hook.cwd.clone().filter(|c| !c.is_empty()).or_else(|| {
@@ -243,6 +250,33 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         }
     }
     Ok(Decision::Allow)
+}
+
+/// PostToolUse (installed when some arm can be halted): ends a session the
+/// kill switch has halted, whose tool has just run. Measured on Claude Code
+/// 2.1.328, a halt answered inside a subagent ends only the subagent; this
+/// answer after the parent's Agent call ends the whole session before its
+/// next request. It only looks the halt up (no ingest, no caps: PreToolUse
+/// decides), and any failure allows: the tool has run already, and the
+/// next PreToolUse still halts.
+fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decision {
+    let cfg = &loaded.config;
+    let Some(session) = hook.session_id.as_deref().filter(|s| !s.is_empty()) else {
+        return Decision::Allow;
+    };
+    if !cfg.can_halt() {
+        return Decision::Allow;
+    }
+    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    if !ledger_path.exists() {
+        return Decision::Allow;
+    }
+    let halt = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
+        .and_then(|ledger| ledger.halt(session));
+    match halt {
+        Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
+        _ => Decision::Allow,
+    }
 }
 
 /// A halt: a tool call is denied with `continue: false`; a prompt is
