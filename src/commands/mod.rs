@@ -3,11 +3,16 @@
 
 pub mod alerts;
 pub mod check;
+pub mod docs;
 pub mod evaluate;
+pub mod guard;
 pub mod hook;
 pub mod ingest;
+pub mod init;
+pub mod protect;
 pub mod report;
 pub mod status;
+pub mod statusline;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -50,6 +55,19 @@ impl Loaded {
 }
 
 impl Context {
+    /// Whether to colour output that goes to a terminal (`is_terminal`):
+    /// `--color`, and never with NO_COLOR.
+    pub fn color(&self, is_terminal: bool) -> bool {
+        if self.env.no_color {
+            return false;
+        }
+        match self.global.color {
+            crate::cli::ColorArg::Always => true,
+            crate::cli::ColorArg::Never => false,
+            crate::cli::ColorArg::Auto => is_terminal,
+        }
+    }
+
     pub fn path_context(&self) -> PathContext {
         PathContext {
             home: self.env.home.clone(),
@@ -187,11 +205,38 @@ impl Context {
     ) -> Result<IngestStats> {
         let files = discover(&self.claude_dirs(&loaded.config));
         let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
-        let stats = crate::ledger::ingest::ingest(ledger, &files, &mut bar)?;
+        let (stats, _) = crate::ledger::ingest::ingest_until(ledger, &files, &mut bar, None)?;
         if stats.files_read > 0 {
             ledger.checkpoint();
         }
+        if !ledger.history_read()? {
+            ledger.mark_history_read()?;
+        }
         Ok(stats)
+    }
+
+    /// The same, stopping at `until` with what was read so far committed;
+    /// true when everything was read (and the ledger records that).
+    pub fn ingest_all_until(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        until: Option<Instant>,
+    ) -> Result<(IngestStats, bool)> {
+        let files = discover(&self.claude_dirs(&loaded.config));
+        let (stats, complete) = crate::ledger::ingest::ingest_until(
+            ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+            until,
+        )?;
+        if complete {
+            if stats.files_read > 0 {
+                ledger.checkpoint();
+            }
+            ledger.mark_history_read()?;
+        }
+        Ok((stats, complete))
     }
 
     /// Ingests only the given transcript and its session's subagents.

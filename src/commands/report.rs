@@ -225,7 +225,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     } else if args.csv {
         output::csv::report(&mut out, &report)?;
     } else {
-        let color = !ctx.env.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let color = ctx.color(std::io::IsTerminal::is_terminal(&std::io::stdout()));
         output::table::report(&mut out, &report, color)?;
     }
     out.flush()?;

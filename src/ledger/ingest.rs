@@ -19,8 +19,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::time::Instant;
 
 use rusqlite::{params, OptionalExtension};
 
@@ -29,7 +30,7 @@ use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::discover::TranscriptFile;
 use crate::transcript::parse::{envelope_cwd, parse_line, Line, LineOrigin, SessionCwd};
-use crate::transcript::reader::{for_each_line, read_head};
+use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{Response, Usage};
 
 /// How many leading bytes identify a file's content.
@@ -113,13 +114,60 @@ pub fn ingest(
     files: &[TranscriptFile],
     progress: &mut dyn Progress,
 ) -> Result<IngestStats> {
+    ingest_until(ledger, files, progress, None).map(|(stats, _)| stats)
+}
+
+/// When a bounded ingest stops reading: at `until`, but only once some
+/// bytes were read in this run, so that every run makes progress.
+struct Stop {
+    until: Option<Instant>,
+    progressed: AtomicBool,
+    stopped: AtomicBool,
+}
+
+impl Stop {
+    /// Before a file is started.
+    fn before_file(&self) -> bool {
+        self.past(self.progressed.load(Ordering::Relaxed))
+    }
+
+    /// After a chunk of a file was handed out (which counts as progress).
+    fn after_chunk(&self) -> bool {
+        self.past(self.progressed.swap(true, Ordering::Relaxed))
+    }
+
+    fn past(&self, progressed: bool) -> bool {
+        let past = progressed && self.until.is_some_and(|u| Instant::now() >= u);
+        if past {
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+        past
+    }
+}
+
+/// Brings the ledger up to date with `files`, stopping at `until` (when
+/// given) with what was read so far committed: a bounded run commits in
+/// chunks of rows (never as one large transaction), and files it did not
+/// finish are continued from their offsets by the next run. Returns true
+/// when everything was read.
+pub fn ingest_until(
+    ledger: &mut Ledger,
+    files: &[TranscriptFile],
+    progress: &mut dyn Progress,
+    until: Option<Instant>,
+) -> Result<(IngestStats, bool)> {
     let mut stats = IngestStats {
         files_seen: files.len(),
         ..Default::default()
     };
+    let stop = Stop {
+        until,
+        progressed: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
+    };
     let work = plan(ledger, files)?;
     if work.is_empty() {
-        return Ok(stats);
+        return Ok((stats, true));
     }
     let total_bytes: u64 = work
         .iter()
@@ -127,11 +175,17 @@ pub fn ingest(
         .sum();
     progress.start(work.len(), total_bytes);
     let mut writer = Writer::new(ledger);
+    // A first load in one transaction is fastest, but only a run that may
+    // take as long as it needs can afford it.
+    let expect_many = until.is_none();
     let result = if work.len() == 1 || total_bytes < (4 << 20) {
         // Small jobs (the hook's): no threads.
         let mut out = Ok(());
         for w in &work {
-            match read_file(w) {
+            if stop.before_file() {
+                break;
+            }
+            match read_file(w, &stop) {
                 Ok(r) => {
                     progress.advance(r.bytes);
                     if let Err(e) = writer.apply(r, &mut stats, false) {
@@ -144,12 +198,12 @@ pub fn ingest(
         }
         out
     } else {
-        parallel(&work, &mut writer, &mut stats, progress)
+        parallel(&work, &mut writer, &mut stats, progress, &stop, expect_many)
     };
     let finished = result.and_then(|()| writer.finish());
     progress.finish();
     finished?;
-    Ok(stats)
+    Ok((stats, !stop.stopped.load(Ordering::Relaxed)))
 }
 
 fn parallel(
@@ -157,6 +211,8 @@ fn parallel(
     writer: &mut Writer<'_>,
     stats: &mut IngestStats,
     progress: &mut dyn Progress,
+    stop: &Stop,
+    expect_many: bool,
 ) -> Result<()> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -169,9 +225,12 @@ fn parallel(
             let tx = tx.clone();
             let next = &next;
             let parser = move || loop {
+                if stop.before_file() {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(w) = work.get(i) else { break };
-                if let Ok(r) = read_file(w) {
+                if let Ok(r) = read_file(w, stop) {
                     if tx.send(r).is_err() {
                         break; // the writer stopped
                     }
@@ -186,9 +245,17 @@ fn parallel(
                 })?;
         }
         drop(tx);
+        let mut applied = false;
         for r in rx {
+            if applied && stop.before_file() {
+                // Past the deadline (and one file applied, so that every
+                // run makes progress): what is still queued is read again
+                // by the next run (its offsets were not advanced).
+                break;
+            }
             progress.advance(r.bytes);
-            writer.apply(r, stats, true)?;
+            writer.apply(r, stats, expect_many)?;
+            applied = true;
         }
         Ok(())
     })
@@ -314,8 +381,8 @@ fn identity(f: &mut File, head: &[u8], offset: u64) -> std::io::Result<i64> {
 }
 
 /// Reads a file's new complete lines (all of it when it is new or was
-/// truncated, rewritten or replaced).
-fn read_file(w: &Work) -> std::io::Result<FileResult> {
+/// truncated, rewritten or replaced), or as many as `stop` allows.
+fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     let mut f = File::open(&w.file.path)?;
     let mut start = 0i64;
     if let Some(k) = w.known {
@@ -354,8 +421,11 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     };
     let mut skipped = 0u64;
     let file_key = path_key(&w.file.path);
-    let end = for_each_line(&mut f, start as u64, |line, offset| {
-        match parse_line(
+    let (end, stopped) = for_each_line_until(
+        &mut f,
+        start as u64,
+        || stop.after_chunk(),
+        |line, offset| match parse_line(
             line,
             LineOrigin {
                 file_key: &file_key,
@@ -391,8 +461,15 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
                 }
             }
             Line::Malformed(_) => skipped += 1,
-        }
-    })? as i64;
+        },
+    )?;
+    let end = end as i64;
+    let mut meta = w.meta;
+    if stopped {
+        // Read only up to `end`: recorded as the file's size, so the next
+        // run sees a change and continues from there.
+        meta.size = end;
+    }
     let (head_len, head_hash) = {
         let head = read_head(&mut f, HEAD_LEN.min(end as u64) as usize)?;
         (head.len() as i64, identity(&mut f, &head, end as u64)?)
@@ -400,7 +477,7 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     Ok(FileResult {
         key: w.key.clone(),
         project: w.file.project.clone(),
-        meta: w.meta,
+        meta,
         known: w.known,
         reset,
         end,

@@ -241,11 +241,63 @@ impl Ledger {
         Ok(out)
     }
 
-    /// True once the ledger has read at least one transcript.
-    pub fn has_read_any_file(&self) -> Result<bool> {
+    /// The cwd of each of `sessions` (that of its earliest record), for
+    /// those the ledger knows one of.
+    pub fn first_cwds<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<HashMap<String, String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for s in sessions {
+            if out.contains_key(s) {
+                continue;
+            }
+            let cwd: Option<String> =
+                rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0)))
+                    .map_err(|e| self.err(e))?;
+            if let Some(c) = cwd.filter(|c| !c.is_empty()) {
+                out.insert(s.to_owned(), c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True once every transcript found has been read through at least once
+    /// (a full ingest finished).
+    pub fn history_read(&self) -> Result<bool> {
         self.conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM files)", [], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'history_read')",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
+    }
+
+    /// Records that a full ingest finished.
+    pub fn mark_history_read(&self) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('history_read', '1')",
+                [],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The cwd of a session's earliest record, if the ledger has seen it.
+    pub fn session_cwd(&self, session_id: &str) -> Result<Option<String>> {
+        rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT cwd FROM sessions WHERE session_id = ?1",
+            [session_id],
+            |r| r.get::<_, String>(0),
+        ))
+        .map(|c| c.filter(|c| !c.is_empty()))
+        .map_err(|e| self.err(e))
     }
 
     /// The first and last timestamps of counted responses, if any.

@@ -12,11 +12,20 @@ const CHUNK: usize = 1 << 20;
 /// line from `start` to the end of the file and returns the offset just
 /// past the last complete line. Lines longer than a chunk are assembled
 /// whole, however long.
-pub fn for_each_line(
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn for_each_line(file: &mut File, start: u64, f: impl FnMut(&[u8], u64)) -> io::Result<u64> {
+    for_each_line_until(file, start, || false, f).map(|(end, _)| end)
+}
+
+/// [`for_each_line`], asking `stop` after each chunk whose lines were
+/// handed out whether to stop there (before the end of the file). Returns
+/// the offset just past the last line handed out, and whether it stopped.
+pub fn for_each_line_until(
     file: &mut File,
     start: u64,
+    mut stop: impl FnMut() -> bool,
     mut f: impl FnMut(&[u8], u64),
-) -> io::Result<u64> {
+) -> io::Result<(u64, bool)> {
     let remaining = file.metadata()?.len().saturating_sub(start);
     file.seek(SeekFrom::Start(start))?;
     // One buffer per thread, reused from file to file (a cold scan reads
@@ -27,7 +36,7 @@ pub fn for_each_line(
         if buf.len() < want {
             buf.resize(want, 0);
         }
-        let result = lines(file, start, &mut buf, &mut f);
+        let result = lines(file, start, &mut buf, &mut stop, &mut f);
         if buf.len() <= CHUNK {
             cell.replace(buf);
         }
@@ -43,8 +52,9 @@ fn lines(
     file: &mut File,
     start: u64,
     buf: &mut Vec<u8>,
+    stop: &mut impl FnMut() -> bool,
     f: &mut impl FnMut(&[u8], u64),
-) -> io::Result<u64> {
+) -> io::Result<(u64, bool)> {
     // `buf[begin..end]` is read but not yet handed out (the start of an
     // unterminated line); `base` is the file offset of `buf[0]`. The buffer
     // grows only for a line longer than itself.
@@ -67,13 +77,19 @@ fn lines(
         }
         let scan_from = end;
         end += n;
+        let mut handed_out = false;
         for nl in memchr::memchr_iter(b'\n', &buf[scan_from..end]) {
             let line_end = scan_from + nl;
             f(&buf[begin..line_end], base + begin as u64);
             begin = line_end + 1;
+            handed_out = true;
+        }
+        // After lines were handed out: a place where a bounded read may stop.
+        if handed_out && stop() {
+            return Ok((base + begin as u64, true));
         }
     }
-    Ok(base + begin as u64)
+    Ok((base + begin as u64, false))
 }
 
 fn read_some(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
@@ -122,6 +138,28 @@ mod tests {
         let (got, end) = lines_of(b"a\nbb\nccc\n", 2);
         assert_eq!(got, vec![("bb".into(), 2), ("ccc".into(), 5)]);
         assert_eq!(end, 9);
+    }
+
+    #[test]
+    fn a_bounded_read_stops_after_a_chunk_at_a_line_boundary() {
+        // Three chunks of 100-byte lines: stopping after the first chunk
+        // ends on a line boundary, and resuming there reads the rest.
+        let line = format!("{}\n", "z".repeat(99));
+        let content = line.repeat(3 * CHUNK / 100);
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(content.as_bytes()).unwrap();
+        let mut first = 0u64;
+        let (end, stopped) = for_each_line_until(&mut tmp, 0, || true, |_, _| first += 1).unwrap();
+        assert!(stopped);
+        assert!(end > 0 && end < content.len() as u64);
+        assert_eq!(end % 100, 0);
+        assert_eq!(first, end / 100);
+        let mut rest = 0u64;
+        let (end2, stopped2) =
+            for_each_line_until(&mut tmp, end, || false, |_, _| rest += 1).unwrap();
+        assert!(!stopped2);
+        assert_eq!(end2, content.len() as u64);
+        assert_eq!(first + rest, (3 * CHUNK / 100) as u64);
     }
 
     #[test]
