@@ -242,17 +242,16 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     }
     let is_gated = is_prompt || gated(tool, &cfg.gate.tools);
     // Once some arm or the total can halt the agent, every call of every
-    // session is looked at (a halted session must stop whatever it runs);
-    // otherwise a tool the gate does not list needs nothing more.
+    // session is decided (a halted session must stop whatever it runs).
     let halting_config = cfg.can_halt();
-    if !is_gated && !halting_config {
+    let mut arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
+    if !halting_config && (!is_gated || (cwd.is_some() && arm.is_none() && cfg.total.is_none())) {
+        // Nothing to enforce (a tool the gate lets through, or no arm and
+        // no team cap), but the session's new bytes are read all the same:
+        // a response once in the ledger cannot be lowered by rewriting the
+        // transcript later (copies merge by maximum).
+        read_session(&ledger_path, &hook);
         return Ok(Decision::Allow);
-    }
-    let mut arm = cwd
-        .as_deref()
-        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
-    if cwd.is_some() && arm.is_none() && cfg.total.is_none() && !halting_config {
-        return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
     if !ledger.history_read()? {
@@ -294,9 +293,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             Some(s) => ledger.session_cwd(s)?,
             None => None,
         };
-        arm = cwd
-            .as_deref()
-            .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
+        arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
         if cwd.is_none() && cfg.total.is_none() {
             if !is_gated {
                 return Ok(Decision::Allow); // only the kill switch looks at it
@@ -416,6 +413,40 @@ fn halt_decision(is_prompt: bool, reason: String) -> Decision {
         Decision::Block(reason)
     } else {
         Decision::Halt(reason)
+    }
+}
+
+/// How long a call that enforces nothing waits for the ledger's lock.
+const READ_ONLY_WAIT: Duration = Duration::from_millis(250);
+/// The most new transcript bytes such a call reads (well inside the
+/// deadline); a session that wrote more is read by the next gated call.
+const READ_ONLY_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads the session's new transcript bytes on a call that enforces
+/// nothing. Best effort: the call is allowed whatever happens here (the
+/// tool is not gated), and what is not read now (busy ledger, more than
+/// [`READ_ONLY_MAX_BYTES`] of new bytes) is read on a later call.
+/// A ledger that has never read anything is left to the first gated call,
+/// which reads all history.
+fn read_session(ledger_path: &Path, hook: &HookInput) {
+    let Some(t) = hook
+        .transcript_path
+        .as_deref()
+        .filter(|t| !t.as_os_str().is_empty())
+    else {
+        return;
+    };
+    let Ok(mut ledger) = crate::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+        return;
+    };
+    if ledger.history_read().unwrap_or(false) {
+        let files = super::session_files(t, hook.session_id.as_deref());
+        let _ = crate::ledger::ingest::ingest_within(
+            &mut ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+            READ_ONLY_MAX_BYTES,
+        );
     }
 }
 

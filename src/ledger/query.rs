@@ -35,6 +35,9 @@ pub struct Group {
 pub struct Place {
     pub cwd: String,
     pub project: String,
+    /// The cwd's real path on this machine when it differs (a symlink),
+    /// resolved when the place was first read.
+    pub real_cwd: Option<String>,
 }
 
 /// Which groups to read.
@@ -193,15 +196,22 @@ impl Ledger {
     pub fn places(&self) -> Result<HashMap<i64, Place>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, cwd, project FROM places")
+            .prepare_cached("SELECT id, cwd, project, real_cwd FROM places")
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| {
+                let cwd: String = r.get(1)?;
+                // NULL: a place from before real paths were kept.
+                let real_cwd = match r.get::<_, Option<String>>(3)? {
+                    Some(real) => Some(real).filter(|s| !s.is_empty()),
+                    None => real_path(&cwd),
+                };
                 Ok((
                     r.get(0)?,
                     Place {
-                        cwd: r.get(1)?,
+                        cwd,
                         project: r.get(2)?,
+                        real_cwd,
                     },
                 ))
             })
@@ -350,4 +360,15 @@ fn day_of(days_since_epoch: i64) -> NaiveDate {
     DateTime::from_timestamp(days_since_epoch * 86_400, 0)
         .map(|d| d.date_naive())
         .unwrap_or(NaiveDate::MIN)
+}
+
+/// The real path of a directory when it exists on this machine and its
+/// spelling differs (a symlink on the way); `None` otherwise.
+pub(crate) fn real_path(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    let real = real.to_string_lossy();
+    (real != path.trim_end_matches('/')).then(|| real.into_owned())
 }

@@ -5,10 +5,12 @@
 //! tables and marked by the next process that opens it (not a schema
 //! version: the tables do not change).
 //!
-//! - `files`: per transcript, its identity, size, mtime, the offset after
-//!   the last complete line read, a hash of its first bytes and how many
-//!   lines were skipped as malformed;
-//! - `places`: each distinct (cwd, transcript folder) a response ran in;
+//! - `files`: per transcript, its identity (device, inode), size, mtime,
+//!   ctime (5), the offset after the last complete line read, a hash of its
+//!   first bytes and of those before the offset, and how many lines were
+//!   skipped as malformed; one row per file, whatever paths reach it (5);
+//! - `places`: each distinct (cwd, transcript folder) a response ran in,
+//!   with the cwd's real path on this machine when it differs (5);
 //! - `sessions`: the first cwd seen per session (for records without one);
 //! - `responses`: one row per de-duplicated response (or advisor
 //!   iteration), unique by (`message_id`, `request_id`); rows are appended
@@ -22,7 +24,7 @@
 //!   delivered, with the run that is delivering them (a lease);
 //! - `meta` (4): facts about the ledger (`history_read`: all transcripts
 //!   found were read through once, so `check` reads only its session);
-//! - `halts` (5): sessions the kill switch has halted, with the reason, so
+//! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
 //!   new prompt passes the check.
 
@@ -31,7 +33,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -162,7 +164,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (key, value) SELECT 'history_read', '1' WHERE EXISTS (SELECT 1 FROM files);
     ",
-    // 5: sessions halted by the kill switch (`action_on_breach: stop`, a
+    // 5: files are one row per (device, inode): the same file read under
+    // two paths (a symlinked Claude dir and the hook's transcript_path)
+    // kept two rows and counted its skipped lines twice; the row that read
+    // furthest stays. ctime catches a rewrite that keeps size and mtime
+    // (-1: not known yet; such a row is not re-read for it, so upgrading
+    // re-counts nothing). A place's real path, for arms reached through a
+    // symlink (NULL: not resolved yet).
+    "
+    ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1;
+    DELETE FROM files WHERE EXISTS (
+        SELECT 1 FROM files AS o
+        WHERE o.dev = files.dev AND o.ino = files.ino
+          AND (o.offset > files.offset OR (o.offset = files.offset AND o.path < files.path))
+    );
+    CREATE INDEX files_inode ON files (dev, ino);
+    ALTER TABLE places ADD COLUMN real_cwd TEXT;
+    ",
+    // 6: sessions halted by the kill switch (`action_on_breach: stop`, a
     // burn-rate or session-cap breach on a hard_stop arm).
     "
     CREATE TABLE halts (

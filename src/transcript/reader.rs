@@ -2,15 +2,20 @@
 //!
 //! A file being written can end in a partial line; it is never handed out
 //! and the returned offset stops before it, so the next read starts there.
+//! A final line without a newline that parses as one complete JSON object
+//! is complete (files copied or written without the last newline): it is
+//! handed out and the offset moves past it, so the newline that may arrive
+//! later only ends an empty line and the line is never counted twice.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 const CHUNK: usize = 1 << 20;
 
-/// Calls `f(line, offset_of_line)` for every complete (newline-terminated)
-/// line from `start` to the end of the file and returns the offset just
-/// past the last complete line. Lines longer than a chunk are assembled
+/// Calls `f(line, offset_of_line)` for every complete line (newline-
+/// terminated, or a final line that is one whole JSON object) from `start`
+/// to the end of the file and returns the offset just past the last
+/// complete line. Lines longer than a chunk are assembled
 /// whole, however long.
 #[cfg_attr(not(test), allow(dead_code))]
 pub fn for_each_line(file: &mut File, start: u64, f: impl FnMut(&[u8], u64)) -> io::Result<u64> {
@@ -89,7 +94,21 @@ fn lines(
             return Ok((base + begin as u64, true));
         }
     }
+    if begin < end && is_whole_object(&buf[begin..end]) {
+        f(&buf[begin..end], base + begin as u64);
+        begin = end;
+    }
     Ok((base + begin as u64, false))
+}
+
+/// True when `bytes` is one complete JSON object (and nothing else but
+/// whitespace): no more bytes could belong to the same line without making
+/// it invalid, so the line is whole even before its newline.
+pub fn is_whole_object(bytes: &[u8]) -> bool {
+    let t = bytes.trim_ascii();
+    t.first() == Some(&b'{')
+        && t.last() == Some(&b'}')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok()
 }
 
 fn read_some(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
@@ -131,6 +150,23 @@ mod tests {
         let (got, end) = lines_of(b"a\nbb\nccc", 0);
         assert_eq!(got, vec![("a".into(), 0), ("bb".into(), 2)]);
         assert_eq!(end, 5);
+        let (got, end) = lines_of(b"{\"a\":1}\n{\"b\":", 0);
+        assert_eq!(got, vec![("{\"a\":1}".into(), 0)]);
+        assert_eq!(end, 8);
+    }
+
+    #[test]
+    fn a_whole_final_object_counts_once() {
+        let (got, end) = lines_of(b"{\"a\":1}\n{\"b\":2}", 0);
+        assert_eq!(got, vec![("{\"a\":1}".into(), 0), ("{\"b\":2}".into(), 8)]);
+        assert_eq!(end, 15);
+        // The newline arriving later ends an empty line, nothing else.
+        let (got, end) = lines_of(b"{\"a\":1}\n{\"b\":2}\n", 15);
+        assert_eq!(got, vec![("".into(), 15)]);
+        assert_eq!(end, 16);
+        // Valid JSON that is not an object is not a whole record yet.
+        let (got, _) = lines_of(b"123", 0);
+        assert!(got.is_empty());
     }
 
     #[test]
