@@ -25,6 +25,9 @@ pub enum Action {
     #[default]
     Warn,
     HardStop,
+    /// Like `hard_stop` below the hard stop; at it, the agent is halted
+    /// (every tool call and prompt), not only refused gated tools.
+    Stop,
 }
 
 impl Action {
@@ -33,7 +36,13 @@ impl Action {
             Action::Alert => "alert",
             Action::Warn => "warn",
             Action::HardStop => "hard_stop",
+            Action::Stop => "stop",
         }
+    }
+
+    /// True for the actions that stop work at cap x grace_pct/100.
+    pub fn has_hard_stop(self) -> bool {
+        matches!(self, Action::HardStop | Action::Stop)
     }
 }
 
@@ -63,6 +72,17 @@ pub struct Policy {
     pub grace_pct: u32,
     pub action: Action,
     pub alert_at_pct: u32,
+}
+
+/// True when some cap of `caps` can halt the agent under `policy`: any cap
+/// of a `stop` arm (or total) at its hard stop, and the session cap and
+/// burn rate of a `hard_stop` arm.
+pub fn can_halt(caps: &Caps, policy: &Policy) -> bool {
+    match policy.action {
+        Action::Stop => *caps != Caps::default(),
+        Action::HardStop => caps.session.is_some() || caps.per_hour.is_some(),
+        Action::Alert | Action::Warn => false,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -640,6 +660,16 @@ impl Config {
 
     pub fn arm(&self, name: &str) -> Option<&Arm> {
         self.arms.iter().find(|a| a.name == name)
+    }
+
+    /// True when some arm or the total can halt the agent (see
+    /// [`can_halt`]): `check` must then see every tool call.
+    pub fn can_halt(&self) -> bool {
+        self.arms.iter().any(|a| can_halt(&a.caps, &a.policy))
+            || self
+                .total
+                .as_ref()
+                .is_some_and(|t| can_halt(&t.caps, &t.policy))
     }
 }
 
@@ -1280,8 +1310,29 @@ budgets:
     }
 
     #[test]
+    fn stop_is_an_action_and_says_who_can_halt() {
+        let c = parse(
+            "default:\n  action_on_breach: stop\nbudgets:\n  - arm: a\n    monthly_usd_cap: 1\n  - arm: b\n    daily_usd_cap: 1\n    action_on_breach: hard_stop\n  - arm: c\n    max_usd_per_hour: 1\n    action_on_breach: hard_stop\n  - arm: d\n    session_usd_cap: 1\n    action_on_breach: warn\ntotal:\n  daily_usd_cap: 9\n  action_on_breach: stop\n",
+        )
+        .unwrap();
+        let halts: Vec<bool> = c
+            .arms
+            .iter()
+            .map(|a| can_halt(&a.caps, &a.policy))
+            .collect();
+        assert_eq!(c.arms[0].policy.action, Action::Stop);
+        assert_eq!(halts, [true, false, true, false]);
+        let t = c.total.as_ref().unwrap();
+        assert!(t.policy.action == Action::Stop && can_halt(&t.caps, &t.policy));
+        assert!(c.can_halt());
+        // A stop arm without caps has nothing to halt at.
+        let none = parse("budgets:\n  - arm: a\n    action_on_breach: stop\n").unwrap();
+        assert!(!none.can_halt());
+    }
+
+    #[test]
     fn bad_action_and_grace_are_errors() {
-        assert!(err("budgets:\n  - arm: a\n    action_on_breach: stop\n").contains(":3:"));
+        assert!(err("budgets:\n  - arm: a\n    action_on_breach: halt\n").contains(":3:"));
         assert!(err("default:\n  grace_pct: 50\n").contains("default.grace_pct"));
     }
 

@@ -132,6 +132,55 @@ fn assert_blocked(o: &Output) -> String {
     e.trim_end().to_owned()
 }
 
+/// The kill switch's answer: exit 0, nothing on stderr, and on stdout one
+/// line of exactly this hook JSON (the tool refused and the agent halted)
+/// with `reason` in both places.
+#[track_caller]
+fn assert_halted_with(o: &Output, reason: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert_eq!(stderr(o), "");
+    let out = stdout(o);
+    assert!(
+        out.ends_with('\n') && out.trim_end().lines().count() == 1,
+        "one line: {out}"
+    );
+    let v: Value = serde_json::from_str(out.trim_end()).expect("hook JSON on stdout");
+    assert_eq!(
+        v,
+        json!({
+            "continue": false,
+            "stopReason": reason,
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        })
+    );
+}
+
+/// The same, whatever the reason; returns it.
+#[track_caller]
+fn assert_halted(o: &Output) -> String {
+    let v: Value = serde_json::from_str(stdout(o).trim_end()).unwrap_or_else(|_| {
+        panic!(
+            "exit {:?}, stdout {:?}, stderr {:?}",
+            o.status.code(),
+            stdout(o),
+            stderr(o)
+        )
+    });
+    let reason = v["stopReason"].as_str().expect("a stopReason").to_owned();
+    assert_halted_with(o, &reason);
+    reason
+}
+
 /// The systemMessage of an allowed call with a warning.
 #[track_caller]
 fn warning_of(o: &Output) -> String {
@@ -315,8 +364,11 @@ fn gated_tools_are_configurable() {
 
 // Proves: a UserPromptSubmit at hard stop is refused (exit 2, the prompt
 // named in the reason); Stop and SubagentStop (where exit 2 would keep
-// Claude working) are allowed; any other event is refused, even on an arm
-// with nothing spent, because check decides only the two events it knows.
+// Claude working) are allowed, and so is PostToolUse (the kill switch's
+// entry: silent unless a session is halted, see
+// post_tool_use_ends_a_halted_session); any other event is refused, even
+// on an arm with nothing spent, because check decides only the events it
+// knows.
 #[test]
 fn user_prompt_is_refused_at_hard_stop_and_other_events_are_not_decided() {
     let env = acme("hard_stop", dollars(1_200));
@@ -326,8 +378,10 @@ fn user_prompt_is_refused_at_hard_stop_and_other_events_are_not_decided() {
         let stdin = json!({"session_id": SID, "cwd": ACME, "hook_event_name": event}).to_string();
         assert_allowed_silently(&check(&env, &stdin));
     }
+    let post = json!({"session_id": SID, "cwd": ACME, "hook_event_name": "PostToolUse", "tool_name": "Agent"});
+    assert_allowed_silently(&check(&env, &post.to_string()));
     let idle = acme("hard_stop", 0);
-    for event in ["PostToolUse", "SessionStart", "Notification"] {
+    for event in ["SessionStart", "Notification", "PreCompact"] {
         let stdin =
             json!({"session_id": SID, "cwd": ACME, "hook_event_name": event, "tool_name": "Agent"})
                 .to_string();
@@ -567,10 +621,13 @@ fn total_cap_gates_every_arm_and_unattributed_work() {
     }
 }
 
-// Proves: spend in the trailing 60 minutes above max_usd_per_hour blocks
-// gated tools, and the same spend falling out of the window unblocks them.
+// Proves: spend in the trailing 60 minutes above max_usd_per_hour on a
+// hard_stop arm halts the agent (the exact halt JSON, exit 0), for gated
+// and ungated tools alike; the halt stays on that session after the spend
+// leaves the window, until a prompt of the session passes the check; a new
+// session runs as soon as the hourly spend has fallen.
 #[test]
-fn burn_rate_blocks_until_the_hourly_spend_falls() {
+fn burn_rate_on_a_hard_stop_arm_halts_until_the_hourly_spend_falls() {
     let mut env = Env::new();
     env.write_config(&format!(
         "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10000\n    max_usd_per_hour: 5\n    action_on_breach: hard_stop\n"
@@ -582,21 +639,28 @@ fn burn_rate_blocks_until_the_hourly_spend_falls() {
             spend(SID, ACME, "m2", "2026-11-20T11:50:00.000Z", 2_000_001),
         ],
     );
-    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert!(
-        e.contains("has spent $5.00 in the last hour, over its $5.00 per hour limit"),
-        "{e}"
-    );
-    assert!(
-        e.contains("Agent refused until the last hour's spend falls below the limit"),
-        "{e}"
-    );
+    let reason = |what: &str| {
+        format!(
+            "octo-budget: arm \"acme\" has spent $5.00 in the last hour, over its $5.00 per hour limit; \
+             the agent is halted ({what} refused) until the last hour's spend falls below the limit \
+             or until the cap is raised in budgets.yaml"
+        )
+    };
+    assert_halted_with(&check(&env, &agent(&env, ACME)), &reason("Agent"));
+    let read = pre_tool(&env, SID, ACME, "Read", json!({"file_path": "/x/acme/a"}));
+    assert_halted_with(&check(&env, &read), &reason("Read"));
+    // At 12:10:00.001 the 11:10 response is more than an hour old: a new
+    // session runs, but the halted one stays halted...
+    env.now = "2026-11-20T12:10:00.001Z".into();
+    let other = "33333333-aaaa-bbbb-cccc-000000000003";
     assert_allowed_silently(&check(
         &env,
-        &pre_tool(&env, SID, ACME, "Read", json!({"file_path": "/x/acme/a"})),
+        &pre_tool(&env, other, ACME, "Agent", json!({})),
     ));
-    // At 12:10:00.001 the 11:10 response is more than an hour old.
-    env.now = "2026-11-20T12:10:00.001Z".into();
+    assert_halted_with(&check(&env, &read), &reason("Read"));
+    // ...until a prompt of its own passes the check.
+    assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    assert_allowed_silently(&check(&env, &read));
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 }
 
@@ -624,12 +688,13 @@ fn burn_rate_at_exactly_the_limit_is_allowed() {
         &session_rel(SID),
         &[spend(SID, ACME, "m2", "2026-11-20T11:31:00.000Z", 1)],
     );
-    assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(assert_halted(&check(&env, &agent(&env, ACME))).contains("has spent $5.00"));
 }
 
 // Proves: session_usd_cap counts the session's subagents (their own files
-// under <session>/subagents/ carry the parent's sessionId) and blocks only
-// that session; another session of the same arm still runs.
+// under <session>/subagents/ carry the parent's sessionId) and, on a
+// hard_stop arm, halts only that session (Bash too); another session of
+// the same arm still runs.
 #[test]
 fn session_cap_counts_subagents_and_only_blocks_that_session() {
     let env = Env::new();
@@ -669,11 +734,11 @@ fn session_cap_counts_subagents_and_only_blocks_that_session() {
             dollars(4),
         )],
     );
-    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert!(
-        e.contains("session 11111111 of arm \"acme\" has spent $10.00 of its $10.00 session cap")
-            && e.contains("for the rest of this session"),
-        "{e}"
+    assert_halted_with(
+        &check(&env, &pre_tool(&env, SID, ACME, "Bash", json!({"command": "make"}))),
+        "octo-budget: session 11111111 of arm \"acme\" has spent $10.00 of its $10.00 session cap \
+         (hard stop at 100%, $10.00); the agent is halted (Bash refused) for the rest of this session \
+         or until the cap is raised in budgets.yaml",
     );
     assert_allowed_silently(&check(
         &env,
@@ -1327,4 +1392,478 @@ fn first_check_on_an_empty_ledger_reads_all_history() {
         e.contains("has spent $12.00 of its $10.00 monthly cap"),
         "{e}"
     );
+}
+
+// ---- The kill switch --------------------------------------------------------------------------
+
+/// The halt reason of arm acme's monthly cap ($1,000, grace 110%) at
+/// `spent`, refusing `what`.
+fn acme_monthly_halt(spent: &str, what: &str) -> String {
+    format!(
+        "octo-budget: arm \"acme\" has spent {spent} of its $1,000.00 monthly cap (hard stop at 110%, $1,100.00); \
+         the agent is halted ({what} refused) until 2026-12-01 or until the cap is raised in budgets.yaml"
+    )
+}
+
+// Proves: at cap x grace a stop arm halts every PreToolUse call, gated or
+// not (Agent, WebSearch, an MCP tool, Bash, Read, Edit, Grep), with exit 0
+// and exactly the halt JSON, and refuses a prompt with exit 2 and the same
+// reason naming the prompt.
+#[test]
+fn stop_arm_halts_every_tool_and_refuses_prompts_at_the_hard_stop() {
+    let env = acme("stop", 1_123_400_000);
+    for (tool, input) in [
+        ("Agent", json!({"prompt": "look"})),
+        ("WebSearch", json!({"query": "x"})),
+        ("mcp__github__create_issue", json!({})),
+        ("Bash", json!({"command": "cargo test"})),
+        ("Read", json!({"file_path": "/x/acme/src/main.rs"})),
+        (
+            "Edit",
+            json!({"file_path": "/x/acme/src/main.rs", "old_string": "a", "new_string": "b"}),
+        ),
+        ("Grep", json!({"pattern": "budget"})),
+    ] {
+        assert_halted_with(
+            &check(&env, &pre_tool(&env, SID, "/x/acme/api", tool, input)),
+            &acme_monthly_halt("$1,123.40", tool),
+        );
+    }
+    assert_eq!(
+        assert_blocked(&check(&env, &prompt(&env, SID, ACME))),
+        acme_monthly_halt("$1,123.40", "this prompt")
+    );
+    // Another session of the arm is halted too (a calendar cap is the arm's).
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    assert_halted(&check(
+        &env,
+        &pre_tool(&env, other, ACME, "Read", json!({})),
+    ));
+}
+
+// Proves: below its hard stop a stop arm behaves like a hard_stop arm: the
+// same warning once per tier on gated calls, ungated tools run silently,
+// and one micro-dollar more (exactly cap x grace) halts.
+#[test]
+fn stop_arm_below_the_hard_stop_warns_like_hard_stop() {
+    for action in ["hard_stop", "stop"] {
+        let env = acme(action, 1_099_999_999);
+        let msg = warning_of(&check(&env, &agent(&env, ACME)));
+        let next = if action == "stop" {
+            "the agent is halted at $1,100.00"
+        } else {
+            "hard stop at $1,100.00"
+        };
+        assert_eq!(
+            msg,
+            format!(
+                "octo-budget: arm \"acme\" is at 109.9% of its $1,000.00 monthly cap ($1,100.00 spent; {next})"
+            ),
+            "{action}"
+        );
+        assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+        assert_allowed_silently(&check(
+            &env,
+            &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+        ));
+        assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    }
+    let env = acme("stop", 1_099_999_999);
+    env.append(
+        &session_rel(SID),
+        &[spend(SID, ACME, "msg_2", "2026-11-20T10:01:00.000Z", 1)],
+    );
+    assert_halted_with(
+        &check(
+            &env,
+            &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+        ),
+        &acme_monthly_halt("$1,100.00", "Bash"),
+    );
+}
+
+// Proves: on a hard_stop arm that can halt (it has a burn rate), the
+// monthly hard stop still only refuses gated tools with exit 2; ungated
+// tools run, because the burn rate is under its limit.
+#[test]
+fn hard_stop_calendar_cap_still_refuses_only_gated_tools() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 1000\n    max_usd_per_hour: 5000\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(1_200),
+        )],
+    );
+    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(e.contains("; Agent refused until 2026-12-01"), "{e}");
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "Bash", json!({"command": "git status"})),
+    ));
+}
+
+// Proves: a burn-rate breach on a stop arm halts with the burn-rate reason.
+#[test]
+fn burn_rate_on_a_stop_arm_halts() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10000\n    max_usd_per_hour: 5\n    action_on_breach: stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:59:00.000Z",
+            5_000_001,
+        )],
+    );
+    assert_halted_with(
+        &check(&env, &pre_tool(&env, SID, ACME, "Grep", json!({"pattern": "x"}))),
+        "octo-budget: arm \"acme\" has spent $5.00 in the last hour, over its $5.00 per hour limit; \
+         the agent is halted (Grep refused) until the last hour's spend falls below the limit \
+         or until the cap is raised in budgets.yaml",
+    );
+}
+
+// Proves: a `total:` cap with stop halts the sessions of every arm, warn
+// and alert arms included, and of work no arm owns, with the team's reason.
+#[test]
+fn total_with_stop_halts_every_arm() {
+    let env = Env::new();
+    env.write_config(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n    action_on_breach: warn\n  - arm: beta\n    path: /x/beta\n    action_on_breach: alert\n\
+         total:\n  daily_usd_cap: 100\n  grace_pct: 100\n  action_on_breach: stop\n",
+    );
+    env.append(
+        "-x-acme/s1.jsonl",
+        &[spend(
+            "s1",
+            "/x/acme",
+            "m1",
+            "2026-11-20T08:00:00.000Z",
+            dollars(99),
+        )],
+    );
+    // $99 of $100: gated calls warn, ungated ones run.
+    assert!(warning_of(&check(&env, &agent(&env, "/x/beta"))).contains("the team"));
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, "/x/beta", "Bash", json!({"command": "ls"})),
+    ));
+    env.append(
+        "-tmp/s3.jsonl",
+        &[spend(
+            "s3",
+            "/tmp",
+            "m3",
+            "2026-11-20T10:00:00.000Z",
+            dollars(1),
+        )],
+    );
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    for (i, cwd) in ["/x/acme", "/x/beta", "/tmp"].iter().enumerate() {
+        let sid = format!("session-{i}");
+        assert_halted_with(
+            &check(
+                &env,
+                &pre_tool(&env, &sid, cwd, "Bash", json!({"command": "ls"})),
+            ),
+            "octo-budget: the team (all arms together) has spent $100.00 of its $100.00 daily cap \
+             (hard stop at 100%, $100.00); the agent is halted (Bash refused) until 2026-11-21 \
+             or until the cap is raised in budgets.yaml",
+        );
+    }
+}
+
+// Proves: warn and alert arms are never halted, whatever their session cap
+// and burn rate: ungated tools run silently, gated ones warn.
+#[test]
+fn warn_and_alert_arms_are_never_halted() {
+    for action in ["warn", "alert"] {
+        let env = Env::new();
+        env.write_config(&format!(
+            "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10\n    session_usd_cap: 1\n    max_usd_per_hour: 1\n    action_on_breach: {action}\n"
+        ));
+        env.append(
+            &session_rel(SID),
+            &[spend(
+                SID,
+                ACME,
+                "m1",
+                "2026-11-20T11:59:00.000Z",
+                dollars(50),
+            )],
+        );
+        assert_allowed_silently(&check(
+            &env,
+            &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+        ));
+        let msg = warning_of(&check(&env, &agent(&env, ACME)));
+        assert!(
+            msg.contains(&format!("{action} arms are not blocked")),
+            "{msg}"
+        );
+        assert_eq!(check(&env, &prompt(&env, SID, ACME)).status.code(), Some(0));
+    }
+}
+
+// Proves: self-protection refusals stay exit-2 refusals on a halted arm
+// (never the halt JSON), for Bash and Edit alike.
+#[test]
+fn self_protection_stays_a_refusal_on_a_halted_arm() {
+    let env = acme("stop", dollars(1_200));
+    let cfg = env.config.to_str().unwrap().to_owned();
+    for (tool, input) in [
+        (
+            "Edit",
+            json!({"file_path": cfg, "old_string": "1000", "new_string": "9"}),
+        ),
+        ("Bash", json!({"command": "sed -i s/1000/9/ budgets.yaml"})),
+    ] {
+        let o = check(&env, &pre_tool(&env, SID, ACME, tool, input));
+        let e = assert_blocked(&o);
+        assert!(e.contains(&format!("octo-budget: {tool} of ")), "{e}");
+        assert_eq!(stdout(&o), "");
+    }
+}
+
+/// PreToolUse input from inside a subagent: `agent_id`/`agent_type`, the
+/// PARENT's session id and transcript path (as Claude Code 2.1.328 sends).
+fn sub_tool(env: &Env, tool: &str) -> String {
+    let mut v: Value = serde_json::from_str(&pre_tool(env, SID, ACME, tool, json!({}))).unwrap();
+    v["agent_id"] = json!("a1b2c3");
+    v["agent_type"] = json!("Explore");
+    v.to_string()
+}
+
+// Proves: once a session is halted, calls from its subagents are halted
+// too, also after the spend that caused it left the burn-rate window; a
+// subagent's prompt does not lift the halt; the parent's own prompt that
+// passes the check does.
+#[test]
+fn a_halt_covers_the_sessions_subagents_until_its_own_prompt_passes() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(6),
+        )],
+    );
+    let reason = |what: &str| {
+        format!(
+            "octo-budget: arm \"acme\" has spent $6.00 in the last hour, over its $5.00 per hour limit; \
+             the agent is halted ({what} refused) until the last hour's spend falls below the limit \
+             or until the cap is raised in budgets.yaml"
+        )
+    };
+    // The breach is first seen inside a subagent: it halts there.
+    assert_halted_with(&check(&env, &sub_tool(&env, "Read")), &reason("Read"));
+    // An hour later the spend is out of the window, but the session stays halted.
+    env.now = "2026-11-20T12:31:00Z".into();
+    assert_halted_with(&check(&env, &sub_tool(&env, "Bash")), &reason("Bash"));
+    assert_halted_with(&check(&env, &agent(&env, ACME)), &reason("Agent"));
+    let mut sub_prompt: Value = serde_json::from_str(&prompt(&env, SID, ACME)).unwrap();
+    sub_prompt["agent_id"] = json!("a1b2c3");
+    assert_eq!(
+        assert_blocked(&check(&env, &sub_prompt.to_string())),
+        reason("this prompt")
+    );
+    assert_halted(&check(&env, &sub_tool(&env, "Read")));
+    // The parent's prompt passes (the hour has gone by) and lifts the halt.
+    assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    assert_allowed_silently(&check(&env, &sub_tool(&env, "Read")));
+}
+
+/// `status --arm acme --json [--exit-code]` parsed, with its exit code.
+fn status_json(env: &Env, extra: &[&str]) -> (Value, Option<i32>) {
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("status --json: {} {}", stdout(&o), stderr(&o)));
+    (v, o.status.code())
+}
+
+// Proves: status says `stop` (decision, tier, the cap's tier) where the
+// next call would halt, `block` at a hard_stop arm's hard stop, and
+// `--exit-code` exits 8, 7 or 0 accordingly (0 without the flag).
+#[test]
+fn status_says_stop_and_exit_code_tells_scripts() {
+    let env = acme("stop", 1_123_400_000);
+    let (v, code) = status_json(&env, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["decision"], "stop");
+    assert_eq!(v["tier"], "stop");
+    assert_eq!(v["over_budget"], true);
+    assert_eq!(v["session_halted"], false);
+    assert_eq!(
+        v["reason"],
+        acme_monthly_halt("$1,123.40", "tool calls and prompts")
+    );
+    let m = &v["caps"][0];
+    assert_eq!(
+        (m["cap"].as_str(), m["tier"].as_str()),
+        (Some("monthly"), Some("stop"))
+    );
+    assert_eq!(m["action"], "stop");
+    assert_eq!(common::micros(&m["hard_stop_at_usd"]), 1_100_000_000);
+    assert_eq!(status_json(&env, &["--exit-code"]).1, Some(8));
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("decision: stop\n"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("┆ stop ┆"), "{}", stdout(&o));
+
+    let env = acme("hard_stop", 1_123_400_000);
+    let (v, code) = status_json(&env, &["--exit-code"]);
+    assert_eq!((v["decision"].as_str(), code), (Some("block"), Some(7)));
+    let env = acme("stop", 1_099_999_999);
+    let (v, code) = status_json(&env, &["--exit-code"]);
+    assert_eq!((v["decision"].as_str(), code), (Some("warn"), Some(0)));
+    assert_eq!(v["tier"], "warn");
+    let env = acme("warn", 5_000_000_000);
+    assert_eq!(status_json(&env, &["--exit-code"]).1, Some(0));
+}
+
+// Proves: `status --session ID` says when that session is halted by the
+// kill switch (a recorded halt), also after the cause has gone.
+#[test]
+fn status_shows_a_halted_session() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(6),
+        )],
+    );
+    assert_eq!(
+        status_json(&env, &["--session", SID]).0["session_halted"],
+        false
+    );
+    assert_halted(&check(&env, &agent(&env, ACME)));
+    env.now = "2026-11-20T13:00:00Z".into();
+    let (v, code) = status_json(&env, &["--session", SID, "--exit-code"]);
+    assert_eq!(v["session_halted"], true);
+    assert_eq!((v["decision"].as_str(), code), (Some("allow"), Some(0)));
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme", "--session", SID])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains(&format!(
+            "session {SID} is halted (arm \"acme\" has spent $6.00 in the last hour, over its $5.00 per hour limit); \
+             its tool calls stay halted until a prompt of it passes the check"
+        )),
+        "{}",
+        stdout(&o)
+    );
+}
+
+// Proves: a batch of tool calls checked at once (Claude Code runs matching
+// hooks in parallel) on a halted arm all answer the halt, each naming its
+// own tool, and the ledger records the session's halt exactly once.
+#[test]
+fn concurrent_calls_all_halt_and_record_one_halt() {
+    let env = acme("stop", dollars(1_200));
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    let tools = ["Bash", "Read", "Grep", "Edit", "Agent", "Glob"];
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let mut c = env.std_cmd();
+            c.arg("check")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            let stdin = pre_tool(&env, SID, ACME, tools[i % tools.len()], json!({}));
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            (i, child)
+        })
+        .collect();
+    for (i, child) in children {
+        let o = child.wait_with_output().unwrap();
+        assert_halted_with(&o, &acme_monthly_halt("$1,200.00", tools[i % tools.len()]));
+    }
+    let conn = rusqlite::Connection::open(&env.ledger).unwrap();
+    let rows: Vec<String> = conn
+        .prepare("SELECT session_id FROM halts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows, [SID]);
+}
+
+/// PostToolUse input (the tool has run).
+fn post_tool(env: &Env, session: &str, tool: &str) -> String {
+    let mut v: Value =
+        serde_json::from_str(&pre_tool(env, session, ACME, tool, json!({}))).unwrap();
+    v["hook_event_name"] = json!("PostToolUse");
+    v["tool_response"] = json!({"result": "done"});
+    v.to_string()
+}
+
+// Proves: PostToolUse (installed when an arm can halt) ends a halted
+// session with exactly `{"continue": false, "stopReason": ...}` and exit 0
+// (a halt inside a subagent ends only the subagent; this ends the session
+// when its Agent call returns); it says nothing for a session that is not
+// halted, even on an arm past its hard stop (PreToolUse decides that).
+#[test]
+fn post_tool_use_ends_a_halted_session() {
+    let env = acme("stop", dollars(1_200));
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
+    // A subagent's call halts the session...
+    assert_halted(&check(&env, &sub_tool(&env, "Bash")));
+    // ...and the parent's Agent call, when it returns, ends the session.
+    let o = check(&env, &post_tool(&env, SID, "Agent"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    let v: Value = serde_json::from_str(stdout(&o).trim_end()).unwrap();
+    assert_eq!(
+        v,
+        json!({"continue": false, "stopReason":
+            "octo-budget: arm \"acme\" has spent $1,200.00 of its $1,000.00 monthly cap (hard stop at 110%, $1,100.00); \
+             the agent is halted until 2026-12-01 or until the cap is raised in budgets.yaml"})
+    );
+    assert_allowed_silently(&check(&env, &post_tool(&env, other, "Agent")));
+    // A config that cannot halt never answers PostToolUse.
+    let env = acme("hard_stop", dollars(1_200));
+    assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
 }

@@ -254,10 +254,13 @@ budgets:
     flat["isSidechain"] = json!(true);
     flat["agentId"] = json!("flat1");
     env.append("-work-clients-acme/agent-flat1.jsonl", &[flat.to_string()]);
+    // A session cap on a hard_stop arm halts the session (the kill switch).
     let out = check(&env, &input);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("session s-main"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let halt: Value = serde_json::from_slice(&out.stdout).expect("hook JSON");
+    assert_eq!(halt["continue"], json!(false), "{halt}");
+    let reason = halt["stopReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("session s-main"), "{reason}");
 }
 
 /// A call for a tool the gate lets through (Read) still reads the
@@ -438,6 +441,7 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
         c.execute_batch(
             "DROP INDEX files_inode;
+             DROP TABLE halts;
              DROP TABLE meta;
              ALTER TABLE files DROP COLUMN ctime_ns;
              ALTER TABLE places DROP COLUMN real_cwd;

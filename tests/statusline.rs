@@ -107,7 +107,8 @@ fn every_tier() {
         "acme $1.20/$1 monthly (120% hard stop) | session $0.30 | $0.30/h"
     );
     // The burn rate is the tightest when it is the worst tier: $6 in the
-    // last hour over a $5 limit on a hard_stop arm (the month: $6.15).
+    // last hour over a $5 limit on a hard_stop arm (the month: $6.15),
+    // which halts the agent (the kill switch).
     let env = Env::new();
     env.write_config(&config("hard_stop").replace("monthly_usd_cap: 1", "monthly_usd_cap: 100"));
     env.append(
@@ -116,7 +117,12 @@ fn every_tier() {
     );
     assert_eq!(
         one_line(&run(&env, &input(&env, "s1"), &[])),
-        "acme $6.00/$5 per hour (120% hard stop) | session $6.00 | $6.00/h"
+        "acme $6.00/$5 per hour (120% halted) | session $6.00 | $6.00/h"
+    );
+    // A stop arm at its hard stop: halted.
+    assert_eq!(
+        tier_line("stop", 60_000, 20_000),
+        "acme $1.20/$1 monthly (120% halted) | session $0.30 | $0.30/h"
     );
 }
 

@@ -1,8 +1,10 @@
 //! `octo-budget check`: the PreToolUse / UserPromptSubmit hook.
 //!
 //! Exit 0 allows (possibly with a one-time warning in hook JSON on stdout);
-//! exit 2 blocks with a one-line reason on stderr. Every failure blocks
-//! too, unless `gate: {on_error: allow}`; `check` never exits 1.
+//! exit 2 blocks with a one-line reason on stderr; exit 0 with hook JSON
+//! that denies the call and says `continue: false` halts the agent (the
+//! kill switch). Every failure blocks too, unless `gate: {on_error:
+//! allow}`; `check` never exits 1.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
-use super::evaluate::Evaluator;
+use super::evaluate::{Evaluator, Which};
 use super::{guard, protect, Context, Loaded};
 use crate::budget::Tier;
 use crate::config::{normalise_path, OnError};
@@ -46,6 +48,10 @@ pub struct HookInput {
     pub tool_name: Option<String>,
     #[serde(default)]
     pub tool_input: Option<serde_json::Value>,
+    /// Set when the call comes from inside a subagent (whose
+    /// `session_id` and `transcript_path` are its parent's).
+    #[serde(default)]
+    pub agent_id: Option<String>,
 }
 
 /// The decision, before it is turned into output and an exit code.
@@ -53,6 +59,10 @@ pub enum Decision {
     Allow,
     Warn(Box<Warning>),
     Block(String),
+    /// Refuse the tool call and halt the agent (PreToolUse only).
+    Halt(String),
+    /// End a halted session after a tool ran (PostToolUse only).
+    Stop(String),
 }
 
 /// A warning to show once: recorded as given only after it was written.
@@ -81,8 +91,9 @@ impl Warning {
     }
 }
 
-/// The hook events `check` decides. Everything else is refused, except
-/// `Stop` and `SubagentStop`, where a refusal (exit 2) would make Claude
+/// The hook events `check` decides (PreToolUse, UserPromptSubmit, and
+/// PostToolUse when some arm can be halted). Everything else is refused,
+/// except `Stop` and `SubagentStop`, where a refusal (exit 2) would make Claude
 /// Code keep working instead of stopping (see README, "Hook input").
 const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
 
@@ -123,8 +134,20 @@ pub fn run(ctx: &Context) -> u8 {
             }
             code
         }
+        Ok(Decision::Halt(reason)) => answer_json(&hook_reply::halt(&reason)),
+        Ok(Decision::Stop(reason)) => answer_json(&hook_reply::stop(&reason)),
         Err(e) => fail(&e),
     }
+}
+
+/// Exit 0 with hook JSON on stdout (a halt), if this is the first answer.
+fn answer_json(json: &str) -> u8 {
+    let code = guard::claim(exit::OK);
+    if code == exit::OK {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{json}").and_then(|()| out.flush());
+    }
+    code
 }
 
 /// What a failure does: refuse (the default) or allow when the loaded
@@ -169,6 +192,8 @@ fn validate(raw: &serde_json::Value) -> Result<()> {
                 bail!("UserPromptSubmit hook input's prompt is not a string");
             }
         }
+        // Installed when some arm can be halted: ends a halted session.
+        "PostToolUse" => {}
         e if STOP_EVENTS.contains(&e) => {}
         other => bail!(
             "octo-budget check decides only PreToolUse and UserPromptSubmit hook events, not {:?}; wire it to those (octo-budget hook install)",
@@ -193,6 +218,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     let (is_prompt, what) = match event {
         "PreToolUse" => (false, tool.to_owned()),
         "UserPromptSubmit" => (true, "this prompt".to_owned()),
+        "PostToolUse" => return Ok(after_tool(ctx, loaded, &hook)),
         _ => return Ok(Decision::Allow), // Stop, SubagentStop: never held
     };
     let mut cwd = hook.cwd.clone().filter(|c| !c.is_empty()).or_else(|| {
@@ -214,10 +240,12 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             return Ok(Decision::Block(reason));
         }
     }
+    let is_gated = is_prompt || gated(tool, &cfg.gate.tools);
+    // Once some arm or the total can halt the agent, every call of every
+    // session is decided (a halted session must stop whatever it runs).
+    let halting_config = cfg.can_halt();
     let mut arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
-    if (!is_prompt && !gated(tool, &cfg.gate.tools))
-        || (cwd.is_some() && arm.is_none() && cfg.total.is_none())
-    {
+    if !halting_config && (!is_gated || (cwd.is_some() && arm.is_none() && cfg.total.is_none())) {
         // Nothing to enforce (a tool the gate lets through, or no arm and
         // no team cap), but the session's new bytes are read all the same:
         // a response once in the ledger cannot be lowered by rewriting the
@@ -243,6 +271,21 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     {
         ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref())?;
     }
+    let session = hook.session_id.as_deref();
+    // A halted session stays halted, subagents included (they carry the
+    // parent's session id), until a prompt of its own passes the check.
+    let halt_key = session.filter(|s| !s.is_empty() && halting_config);
+    let halted = match halt_key {
+        Some(s) => ledger.halt(s)?,
+        None => None,
+    };
+    let own_prompt = is_prompt && hook.agent_id.is_none();
+    if let Some(h) = halted.as_ref().filter(|_| !own_prompt) {
+        return Ok(halt_decision(
+            is_prompt,
+            hook_reply::halt_reason(&h.head, &what, &h.tail),
+        ));
+    }
     if cwd.is_none() {
         // No cwd and no CLAUDE_PROJECT_DIR: the session's own cwd, as the
         // ledger knows it; else only the team total can be enforced.
@@ -252,9 +295,12 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         };
         arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
         if cwd.is_none() && cfg.total.is_none() {
+            if !is_gated {
+                return Ok(Decision::Allow); // only the kill switch looks at it
+            }
             bail!("cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder");
         }
-        if arm.is_none() && cfg.total.is_none() {
+        if arm.is_none() && cfg.total.is_none() && halted.is_none() {
             return Ok(Decision::Allow);
         }
     }
@@ -263,8 +309,24 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         ledger: &ledger,
         now: ctx.now,
     };
-    let caps = eval.caps(arm, hook.session_id.as_deref())?;
-    let session = hook.session_id.as_deref();
+    let which = if is_gated { Which::All } else { Which::Halting };
+    let caps = eval.caps_of(arm, session, which)?;
+    if let Some(c) = super::evaluate::halting(&caps) {
+        let (head, tail) = hook_reply::halt_parts(c, cfg.timezone, session);
+        if let Some(s) = halt_key {
+            ledger.record_halt(s, &head, &tail, ctx.now.timestamp_millis())?;
+        }
+        return Ok(halt_decision(
+            is_prompt,
+            hook_reply::halt_reason(&head, &what, &tail),
+        ));
+    }
+    if let (Some(_), Some(s)) = (&halted, halt_key) {
+        ledger.clear_halt(s)?; // the session's own prompt passed
+    }
+    if !is_gated {
+        return Ok(Decision::Allow);
+    }
     if let Some(c) = super::evaluate::blocking(&caps) {
         return Ok(Decision::Block(hook_reply::block_reason(
             c,
@@ -315,6 +377,43 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         })));
     }
     Ok(Decision::Allow)
+}
+
+/// PostToolUse (installed when some arm can be halted): ends a session the
+/// kill switch has halted, whose tool has just run. Measured on Claude Code
+/// 2.1.328, a halt answered inside a subagent ends only the subagent; this
+/// answer after the parent's Agent call ends the whole session before its
+/// next request. It only looks the halt up (no ingest, no caps: PreToolUse
+/// decides), and any failure allows: the tool has run already, and the
+/// next PreToolUse still halts.
+fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decision {
+    let cfg = &loaded.config;
+    let Some(session) = hook.session_id.as_deref().filter(|s| !s.is_empty()) else {
+        return Decision::Allow;
+    };
+    if !cfg.can_halt() {
+        return Decision::Allow;
+    }
+    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    if !ledger_path.exists() {
+        return Decision::Allow;
+    }
+    let halt = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
+        .and_then(|ledger| ledger.halt(session));
+    match halt {
+        Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
+        _ => Decision::Allow,
+    }
+}
+
+/// A halt: a tool call is denied with `continue: false`; a prompt is
+/// refused with exit 2 (Claude Code then makes no request at all).
+fn halt_decision(is_prompt: bool, reason: String) -> Decision {
+    if is_prompt {
+        Decision::Block(reason)
+    } else {
+        Decision::Halt(reason)
+    }
 }
 
 /// How long a call that enforces nothing waits for the ledger's lock.

@@ -2,9 +2,11 @@
 //! Code settings.json.
 //!
 //! Install merges two entries, a PreToolUse group (matcher built from the
-//! gated tools plus the file and shell tools self-protection needs) and a
-//! UserPromptSubmit group, each running `<abs binary> check --config <abs
-//! config>` with a short timeout and `"onFailure": "block"`. Every other key
+//! gated tools plus the file and shell tools self-protection needs, or
+//! every tool when some arm can be halted) and a UserPromptSubmit group
+//! (and, when some arm can be halted, a PostToolUse group that ends a
+//! halted session after a subagent returns), each running `<abs binary>
+//! check --config <abs config>` with a short timeout and `"onFailure": "block"`. Every other key
 //! and hook is kept as it was, in its order. Installing twice changes
 //! nothing; installing with another config replaces octo-budget's entries in
 //! place. Uninstall removes octo-budget's own entries and nothing else. The
@@ -36,6 +38,12 @@ pub const PROTECT_TOOLS: [&str; 5] = ["Edit", "Write", "MultiEdit", "NotebookEdi
 
 /// The events octo-budget installs entries for.
 const EVENTS: [&str; 2] = ["PreToolUse", "UserPromptSubmit"];
+
+/// The event added when some arm can be halted: measured on Claude Code
+/// 2.1.328, a halt answered inside a subagent ends only the subagent; a
+/// PostToolUse answer `{"continue": false}` after its Agent call ends the
+/// whole session before the parent's next request.
+const HALT_EVENT: &str = "PostToolUse";
 
 pub fn run(ctx: &Context, action: &HookAction) -> Result<u8> {
     match action {
@@ -113,15 +121,17 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         args.push(absolute(d, ctx).to_string_lossy().into_owned());
     }
     let command = command_line(&exe.to_string_lossy(), &args);
-    let matcher = matcher(&loaded.config.gate.tools);
+    let matcher = matcher_for(&loaded.config);
     let path = settings_path(ctx, target)?;
     let Some(before) = read_settings(&path)? else {
         return Ok(exit::IO);
     };
+    let halting = loaded.config.can_halt();
     let after = match merge(
         before.clone().unwrap_or_else(|| json!({})),
         &command,
         &matcher,
+        halting,
     ) {
         Ok(v) => v,
         Err(e) => return Ok(refuse(&path, &e)),
@@ -177,8 +187,9 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         _ => "installed",
     };
     let mut summary = format!(
-        "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit) running: {command}{disabled}",
-        path.display()
+        "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit{}) running: {command}{disabled}",
+        path.display(),
+        if halting { ", PostToolUse matcher \"*\"" } else { "" }
     );
     if target.statusline {
         summary.push_str(&format!("; statusLine: {status_command}"));
@@ -554,6 +565,17 @@ pub fn is_own_handler(handler: &Value) -> bool {
     is_ours && it.any(|w| w == "check")
 }
 
+/// The PreToolUse matcher for `config`: every tool (`*`) when some arm or
+/// the total can halt the agent (the kill switch must see cheap tools
+/// too), else [`matcher`] of the gated tools.
+pub fn matcher_for(config: &crate::config::Config) -> String {
+    if config.can_halt() {
+        "*".to_owned()
+    } else {
+        matcher(&config.gate.tools)
+    }
+}
+
 /// The PreToolUse matcher: the gated tools and the self-protection tools,
 /// joined with `|`. Exact names stay a plain list; when a `*`, `?` or `[`
 /// pattern is among them, the whole matcher becomes an anchored regex
@@ -620,6 +642,8 @@ fn handler(command: &str) -> Value {
 fn own_group(event: &str, command: &str, matcher: &str) -> Value {
     if event == "PreToolUse" {
         json!({"matcher": matcher, "hooks": [handler(command)]})
+    } else if event == HALT_EVENT {
+        json!({"matcher": "*", "hooks": [handler(command)]})
     } else {
         json!({"hooks": [handler(command)]})
     }
@@ -713,11 +737,21 @@ fn strip_event(groups: &mut Vec<Value>) -> (usize, Option<usize>) {
 /// `settings` with octo-budget's entries installed: each event's own
 /// handlers are replaced by one group at the place the first of them stood
 /// (appended when there was none). Every other key, hook and order is kept.
+///
+/// With `halting` (some arm can be halted) a PostToolUse entry for every
+/// tool is installed too (see [`HALT_EVENT`]); without it an own
+/// PostToolUse entry is removed.
 pub fn merge(
     mut settings: Value,
     command: &str,
     matcher: &str,
+    halting: bool,
 ) -> std::result::Result<Value, String> {
+    let events: Vec<&str> = EVENTS
+        .iter()
+        .copied()
+        .chain(halting.then_some(HALT_EVENT))
+        .collect();
     check_shape(&settings)?;
     let obj = settings.as_object_mut().ok_or("not a JSON object")?;
     let hooks = obj
@@ -727,13 +761,13 @@ pub fn merge(
     // Own handlers under other events (none are installed there) go too.
     let others: Vec<String> = hooks
         .keys()
-        .filter(|k| !EVENTS.contains(&k.as_str()))
+        .filter(|k| !events.contains(&k.as_str()))
         .cloned()
         .collect();
     for event in others {
         strip_and_drop_empty(hooks, &event);
     }
-    for event in EVENTS {
+    for event in events {
         let groups = hooks
             .entry(event)
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -944,7 +978,7 @@ mod tests {
     #[test]
     fn install_into_empty_settings_adds_both_events() {
         let m = default_matcher();
-        let v = merge(json!({}), CMD, &m).unwrap();
+        let v = merge(json!({}), CMD, &m, false).unwrap();
         assert_eq!(
             v,
             json!({"hooks": {
@@ -964,8 +998,8 @@ mod tests {
             },
             "permissions": {"allow": ["Bash(npm test)"]}
         });
-        let once = merge(before.clone(), CMD, "Agent").unwrap();
-        let twice = merge(once.clone(), CMD, "Agent").unwrap();
+        let once = merge(before.clone(), CMD, "Agent", false).unwrap();
+        let twice = merge(once.clone(), CMD, "Agent", false).unwrap();
         assert_eq!(render(&once), render(&twice));
         let keys: Vec<&String> = once.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "hooks", "permissions"]);
@@ -990,13 +1024,36 @@ mod tests {
             {"matcher": "Agent", "hooks": [{"type": "command", "command": old}]},
             {"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}
         ]}});
-        let after = merge(before, CMD, "Agent|Task").unwrap();
+        let after = merge(before, CMD, "Agent|Task", false).unwrap();
         let pre = after["hooks"]["PreToolUse"].as_array().unwrap();
         assert_eq!(pre.len(), 2);
         assert_eq!(pre[0]["hooks"][0]["command"], CMD);
         assert_eq!(pre[0]["matcher"], "Agent|Task");
         assert_eq!(pre[1]["hooks"][0]["command"], "guard.sh");
         assert_eq!(find_own(&after).len(), 2);
+    }
+
+    #[test]
+    fn halting_adds_a_post_tool_use_entry_and_removes_it_again() {
+        let before = json!({"hooks": {"PostToolUse": [
+            {"matcher": "Write", "hooks": [{"type": "command", "command": "prettier -w"}]}
+        ]}});
+        let on = merge(before.clone(), CMD, "*", true).unwrap();
+        assert_eq!(
+            on["hooks"]["PostToolUse"],
+            json!([
+                {"matcher": "Write", "hooks": [{"type": "command", "command": "prettier -w"}]},
+                {"matcher": "*", "hooks": [{"type": "command", "command": CMD, "timeout": 10, "onFailure": "block"}]}
+            ])
+        );
+        assert_eq!(find_own(&on).len(), 3);
+        assert_eq!(
+            render(&merge(on.clone(), CMD, "*", true).unwrap()),
+            render(&on)
+        );
+        let off = merge(on, CMD, "Agent", false).unwrap();
+        assert_eq!(off["hooks"]["PostToolUse"], before["hooks"]["PostToolUse"]);
+        assert_eq!(find_own(&off).len(), 2);
     }
 
     #[test]
@@ -1025,9 +1082,9 @@ mod tests {
 
     #[test]
     fn malformed_hooks_are_refused() {
-        assert!(merge(json!({"hooks": []}), CMD, "Agent").is_err());
-        assert!(merge(json!({"hooks": {"PreToolUse": {}}}), CMD, "Agent").is_err());
+        assert!(merge(json!({"hooks": []}), CMD, "Agent", false).is_err());
+        assert!(merge(json!({"hooks": {"PreToolUse": {}}}), CMD, "Agent", false).is_err());
         assert!(remove(json!({"hooks": {"PreToolUse": [{"hooks": "x"}]}})).is_err());
-        assert!(merge(json!([1]), CMD, "Agent").is_err());
+        assert!(merge(json!([1]), CMD, "Agent", false).is_err());
     }
 }

@@ -23,14 +23,17 @@
 //! - `alert_outbox` (2): `alerts --command` events found but not yet
 //!   delivered, with the run that is delivering them (a lease);
 //! - `meta` (4): facts about the ledger (`history_read`: all transcripts
-//!   found were read through once, so `check` reads only its session).
+//!   found were read through once, so `check` reads only its session);
+//! - `halts` (6): sessions the kill switch has halted, with the reason, so
+//!   every later call of the session (its subagents too) is halted until a
+//!   new prompt passes the check.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -177,6 +180,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX files_inode ON files (dev, ino);
     ALTER TABLE places ADD COLUMN real_cwd TEXT;
+    ",
+    // 6: sessions halted by the kill switch (`action_on_breach: stop`, a
+    // burn-rate or session-cap breach on a hard_stop arm).
+    "
+    CREATE TABLE halts (
+        session_id TEXT PRIMARY KEY,
+        head TEXT NOT NULL,
+        tail TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
     ",
 ];
 

@@ -43,6 +43,7 @@ fn tier_word(t: Tier) -> &'static str {
         Tier::Alert => " alert",
         Tier::Warn => " warn",
         Tier::HardStop => " hard stop",
+        Tier::Stop => " halted",
     }
 }
 
@@ -52,7 +53,7 @@ fn tier_colour(t: Tier) -> &'static str {
         Tier::Ok => "\x1b[32m",
         Tier::Alert => "\x1b[93m",
         Tier::Warn => "\x1b[33m",
-        Tier::HardStop => "\x1b[1;31m",
+        Tier::HardStop | Tier::Stop => "\x1b[1;31m",
     }
 }
 

@@ -133,7 +133,7 @@ fn cells(row: &Row, spent: Micros, color: bool) -> Vec<Cell> {
                     Tier::Ok => Color::Green,
                     Tier::Alert => Color::Yellow,
                     Tier::Warn => Color::DarkYellow,
-                    Tier::HardStop => Color::Red,
+                    Tier::HardStop | Tier::Stop => Color::Red,
                 })
             } else {
                 c
