@@ -5,19 +5,10 @@
 //! `ledger` -> `output`, with exit codes in `exit`. See README,
 //! "Architecture".
 
-mod alerts;
-mod attribution;
-mod budget;
 mod cli;
 mod commands;
-mod config;
 mod exit;
-mod ledger;
-mod money;
 mod output;
-mod pricing;
-mod spend;
-mod transcript;
 
 use std::process::ExitCode;
 
@@ -135,10 +126,16 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<cli::UsageError>().is_some() {
             return exit::USAGE;
         }
-        if cause.downcast_ref::<config::ConfigError>().is_some() {
+        if cause
+            .downcast_ref::<octo_budget::config::ConfigError>()
+            .is_some()
+        {
             return exit::CONFIG;
         }
-        if cause.downcast_ref::<ledger::LedgerError>().is_some() {
+        if cause
+            .downcast_ref::<octo_budget::ledger::LedgerError>()
+            .is_some()
+        {
             return exit::LEDGER;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {

@@ -2,7 +2,7 @@
 //! monthly, weekly and daily caps (and the team total's) for the periods
 //! containing `--now`, spikes and unattributed spend, and says each new
 //! event once (see `ledger::outbox` for how "once" holds under
-//! concurrency). Rules are in `crate::alerts`, lines in
+//! concurrency). Rules are in `octo_budget::alerts`, lines in
 //! `output::alert_line`; docs/alerts.md is the user's guide.
 
 use std::collections::HashMap;
@@ -17,16 +17,16 @@ use wait_timeout::ChildExt as _;
 
 use super::evaluate::{CapKind, CapState, Evaluator, Scope as CapScope};
 use super::{print_notices, Context, Loaded};
-use crate::alerts::{self, Event, Level, Scope};
-use crate::budget::{forecast, Period, PeriodKind};
 use crate::cli::AlertsArgs;
 use crate::exit;
-use crate::ledger::outbox::{AlertWrites, Queued};
-use crate::ledger::query::Filter;
-use crate::ledger::Ledger;
-use crate::money::{Micros, Picos};
 use crate::output::alert_line;
-use crate::spend::{Owner, Pricer, Resolver};
+use octo_budget::alerts::{self, Event, Level, Scope};
+use octo_budget::budget::{forecast, Period, PeriodKind};
+use octo_budget::ledger::outbox::{AlertWrites, Queued};
+use octo_budget::ledger::query::Filter;
+use octo_budget::ledger::Ledger;
+use octo_budget::money::{Micros, Picos};
+use octo_budget::spend::{Owner, Pricer, Resolver};
 
 /// How long `alerts` waits for other processes' ledger locks.
 const LOCK_WAIT: Duration = Duration::from_secs(60);

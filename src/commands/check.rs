@@ -14,12 +14,14 @@ use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
 use super::evaluate::{Evaluator, Which};
-use super::{guard, protect, Context, Loaded};
-use crate::budget::Tier;
-use crate::config::{normalise_path, OnError};
+use super::{guard, Context, Loaded};
 use crate::exit;
-use crate::ledger::notices::NoticeKey;
 use crate::output::hook_reply;
+use octo_budget::budget::Tier;
+use octo_budget::config::Config;
+use octo_budget::config::{normalise_path, OnError};
+use octo_budget::ledger::notices::NoticeKey;
+use octo_budget::protect;
 
 /// How long `check` waits for another process's ledger lock.
 pub const LOCK_WAIT: Duration = Duration::from_millis(2_500);
@@ -68,7 +70,7 @@ pub enum Decision {
 /// A warning to show once: recorded as given only after it was written.
 pub struct Warning {
     message: String,
-    ledger: crate::ledger::Ledger,
+    ledger: octo_budget::ledger::Ledger,
     scope: String,
     cap: &'static str,
     period_start: String,
@@ -233,7 +235,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         let protected = protect::Protected::new(
             &config_path,
             &ledger_path,
-            &protect::transcript_trees(ctx, cfg, hook.transcript_path.as_deref()),
+            &transcript_trees(ctx, cfg, hook.transcript_path.as_deref()),
             ctx.env.home.as_deref(),
         );
         if let Some(reason) = protected.check(tool, hook.tool_input.as_ref(), cwd.as_deref()) {
@@ -253,7 +255,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         read_session(&ledger_path, &hook);
         return Ok(Decision::Allow);
     }
-    let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
+    let mut ledger = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
     if !ledger.history_read()? {
         // A ledger that has not read all history yet (the hook was wired
         // by hand, without `hook install` or `ingest`): read it, committing
@@ -398,7 +400,7 @@ fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decisi
     if !ledger_path.exists() {
         return Decision::Allow;
     }
-    let halt = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
+    let halt = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
         .and_then(|ledger| ledger.halt(session));
     match halt {
         Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
@@ -436,15 +438,15 @@ fn read_session(ledger_path: &Path, hook: &HookInput) {
     else {
         return;
     };
-    let Ok(mut ledger) = crate::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+    let Ok(mut ledger) = octo_budget::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
         return;
     };
     if ledger.history_read().unwrap_or(false) {
         let files = super::session_files(t, hook.session_id.as_deref());
-        let _ = crate::ledger::ingest::ingest_within(
+        let _ = octo_budget::ledger::ingest::ingest_within(
             &mut ledger,
             &files,
-            &mut crate::ledger::ingest::NoProgress,
+            &mut octo_budget::ledger::ingest::NoProgress,
             READ_ONLY_MAX_BYTES,
         );
     }
@@ -470,6 +472,41 @@ pub fn gated(tool: &str, patterns: &[String]) -> bool {
     patterns
         .iter()
         .any(|p| p == tool || glob::Pattern::new(p).is_ok_and(|g| g.matches(tool)))
+}
+
+/// The `projects/` trees of every Claude dir octo-budget may read from:
+/// the ones in use, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, `~/.claude` and
+/// `~/.config/claude`, and the one holding the hook's own transcript.
+pub fn transcript_trees(ctx: &Context, cfg: &Config, transcript: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = ctx.claude_dirs(cfg);
+    dirs.extend(cfg.claude_dirs.iter().cloned());
+    if let Some(d) = ctx
+        .env
+        .claude_config_dir
+        .as_deref()
+        .and_then(|d| d.to_str())
+    {
+        dirs.extend(d.split(',').filter(|s| !s.is_empty()).map(PathBuf::from));
+    }
+    if let Some(h) = &ctx.env.home {
+        dirs.push(h.join(".claude"));
+        dirs.push(h.join(".config").join("claude"));
+    }
+    if let Some(x) = &ctx.env.xdg_config_home {
+        dirs.push(x.join("claude"));
+    }
+    let cwd = ctx.env.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let mut trees: Vec<PathBuf> = dirs.iter().map(|d| cwd.join(d).join("projects")).collect();
+    if let Some(p) = transcript
+        .into_iter()
+        .flat_map(Path::ancestors)
+        .find(|a| a.file_name().is_some_and(|n| n == "projects"))
+    {
+        trees.push(p.to_path_buf());
+    }
+    trees.sort();
+    trees.dedup();
+    trees
 }
 
 #[cfg(test)]

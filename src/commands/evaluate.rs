@@ -7,12 +7,12 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
 use super::Loaded;
-use crate::budget::{hard_stop_at, tier, Period, PeriodKind, Tier};
-use crate::config::{Caps, Policy};
-use crate::ledger::query::Filter;
-use crate::ledger::Ledger;
-use crate::money::Micros;
-use crate::spend::{Owner, Pricer, Resolver};
+use octo_budget::budget::{hard_stop_at, tier, Period, PeriodKind, Tier};
+use octo_budget::config::{Caps, Policy};
+use octo_budget::ledger::query::Filter;
+use octo_budget::ledger::Ledger;
+use octo_budget::money::Micros;
+use octo_budget::spend::{Owner, Pricer, Resolver};
 
 /// Which cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,8 +87,8 @@ impl CapState {
     /// burn rate of a `hard_stop` arm.
     pub fn halts(&self) -> bool {
         match self.policy.action {
-            crate::config::Action::Stop => true,
-            crate::config::Action::HardStop => {
+            octo_budget::config::Action::Stop => true,
+            octo_budget::config::Action::HardStop => {
                 matches!(self.kind, CapKind::Session | CapKind::Hourly)
             }
             _ => false,
@@ -159,8 +159,8 @@ impl Evaluator<'_> {
         which: Which,
     ) -> Result<Vec<CapState>> {
         let cfg = &self.loaded.config;
-        let wanted = |caps: &crate::config::Caps, policy: &Policy| {
-            which == Which::All || crate::config::can_halt(caps, policy)
+        let wanted = |caps: &octo_budget::config::Caps, policy: &Policy| {
+            which == Which::All || octo_budget::config::can_halt(caps, policy)
         };
         let arm = arm.filter(|&i| wanted(&cfg.arms[i].caps, &cfg.arms[i].policy));
         let total = cfg.total.as_ref().filter(|t| wanted(&t.caps, &t.policy));
@@ -180,7 +180,8 @@ impl Evaluator<'_> {
             let candidates = resolver.candidate_places(i);
             let scope = Scope::Arm(a.name.clone());
             // A hard_stop arm halts only at its session cap and burn rate.
-            let calendar = which == Which::All || a.policy.action == crate::config::Action::Stop;
+            let calendar =
+                which == Which::All || a.policy.action == octo_budget::config::Action::Stop;
             if calendar {
                 self.calendar_caps(
                     &mut out,
@@ -226,7 +227,7 @@ impl Evaluator<'_> {
         caps: &Caps,
         policy: &Policy,
         arm: Option<(usize, &[i64])>,
-        places: &HashMap<i64, crate::ledger::query::Place>,
+        places: &HashMap<i64, octo_budget::ledger::query::Place>,
     ) -> Result<()> {
         let tz = self.loaded.config.timezone;
         for (kind, pk, limit) in [
@@ -291,7 +292,7 @@ impl Evaluator<'_> {
         period: &Period,
         arm: Option<(usize, &[i64])>,
         session: Option<&str>,
-        places: &HashMap<i64, crate::ledger::query::Place>,
+        places: &HashMap<i64, octo_budget::ledger::query::Place>,
     ) -> Result<Micros> {
         let window = period.until(self.now + Duration::milliseconds(1));
         let filter = Filter {
@@ -304,7 +305,7 @@ impl Evaluator<'_> {
             return Ok(groups
                 .iter()
                 .map(|g| pricer.cost(g))
-                .sum::<crate::money::Picos>()
+                .sum::<octo_budget::money::Picos>()
                 .to_micros());
         };
         // Places without a cwd are the arm's only if their session's cwd
@@ -319,7 +320,7 @@ impl Evaluator<'_> {
             .iter()
             .filter(|g| resolver.owner(g.place_id, &g.session_id) == Owner::Arm(i))
             .map(|g| pricer.cost(g))
-            .sum::<crate::money::Picos>()
+            .sum::<octo_budget::money::Picos>()
             .to_micros())
     }
 }

@@ -33,14 +33,14 @@ use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 
 use super::{Context, Loaded};
-use crate::attribution::{is_within, Attributor};
-use crate::budget::local_midnight;
 use crate::cli::InitArgs;
-use crate::config::{normalise_path, Action, Arm, Caps, Config, ConfigError, Policy};
 use crate::exit;
-use crate::ledger::query::Filter;
-use crate::money::{Micros, Picos};
-use crate::spend::{Owner, Pricer, Resolver};
+use octo_budget::attribution::{is_within, Attributor};
+use octo_budget::budget::local_midnight;
+use octo_budget::config::{normalise_path, Action, Arm, Caps, Config, ConfigError, Policy};
+use octo_budget::ledger::query::Filter;
+use octo_budget::money::{Micros, Picos};
+use octo_budget::spend::{Owner, Pricer, Resolver};
 
 /// The window when `--since` is not given.
 pub const DEFAULT_DAYS: i64 = 90;

@@ -9,7 +9,6 @@ pub mod guard;
 pub mod hook;
 pub mod ingest;
 pub mod init;
-pub mod protect;
 pub mod report;
 pub mod status;
 pub mod statusline;
@@ -22,14 +21,14 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::attribution::Attributor;
 use crate::cli::{Environment, Global};
-use crate::config::{Config, ConfigError, PathContext};
-use crate::ledger::ingest::{IngestStats, Progress};
-use crate::ledger::query::real_path;
-use crate::ledger::Ledger;
-use crate::pricing::PriceTable;
-use crate::transcript::discover::{discover, transcript_project, TranscriptFile};
+use octo_budget::attribution::Attributor;
+use octo_budget::config::{Config, ConfigError, PathContext};
+use octo_budget::ledger::ingest::{IngestStats, Progress};
+use octo_budget::ledger::query::real_path;
+use octo_budget::ledger::Ledger;
+use octo_budget::pricing::PriceTable;
+use octo_budget::transcript::discover::{discover, transcript_project, TranscriptFile};
 
 /// Everything a command knows about its invocation.
 pub struct Context {
@@ -222,7 +221,7 @@ impl Context {
         self.ingest_discovered(
             loaded,
             ledger,
-            &mut crate::ledger::ingest::NoProgress,
+            &mut octo_budget::ledger::ingest::NoProgress,
             until,
         )
     }
@@ -231,12 +230,12 @@ impl Context {
         &self,
         loaded: &Loaded,
         ledger: &mut Ledger,
-        progress: &mut dyn crate::ledger::ingest::Progress,
+        progress: &mut dyn octo_budget::ledger::ingest::Progress,
         until: Option<Instant>,
     ) -> Result<(IngestStats, bool)> {
         let found = discover(&self.claude_dirs(&loaded.config));
         let (mut stats, complete) =
-            crate::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
+            octo_budget::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
         let mut unreadable = found.unreadable;
         unreadable.append(&mut stats.unreadable);
         stats.unreadable = unreadable;
@@ -259,10 +258,10 @@ impl Context {
         session_id: Option<&str>,
     ) -> Result<IngestStats> {
         let files = session_files(transcript, session_id);
-        Ok(crate::ledger::ingest::ingest(
+        Ok(octo_budget::ledger::ingest::ingest(
             ledger,
             &files,
-            &mut crate::ledger::ingest::NoProgress,
+            &mut octo_budget::ledger::ingest::NoProgress,
         )?)
     }
 }
@@ -271,7 +270,7 @@ impl Loaded {
     /// The arm that owns a directory of this machine: by its spelling,
     /// else by its real path (a symlinked checkout).
     pub fn arm_of_dir(&self, dir: &str) -> Option<usize> {
-        let dir = crate::config::normalise_path(dir);
+        let dir = octo_budget::config::normalise_path(dir);
         self.attributor
             .by_cwd(&dir)
             .or_else(|| real_path(&dir).and_then(|r| self.attributor.by_cwd(&r)))

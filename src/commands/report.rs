@@ -7,13 +7,13 @@ use anyhow::{bail, Result};
 use chrono::{Duration, NaiveDate};
 
 use super::{print_notices, Context};
-use crate::budget::{tier, Period, PeriodKind, Tier};
 use crate::cli::{ByArg, PeriodArg, ReportArgs, UsageError};
 use crate::exit;
-use crate::ledger::query::Filter;
-use crate::money::Micros;
 use crate::output;
-use crate::spend::{Owner, Pricer, Resolver, Tally};
+use octo_budget::budget::{tier, Period, PeriodKind, Tier};
+use octo_budget::ledger::query::Filter;
+use octo_budget::money::Micros;
+use octo_budget::spend::{Owner, Pricer, Resolver, Tally};
 
 /// A row of the report: an arm, unattributed spend, or the total.
 #[derive(Debug, Clone)]
@@ -51,12 +51,12 @@ pub struct Report {
     pub unpriced: BTreeMap<String, Tally>,
     pub skipped_lines: u64,
     /// Transcript files and folders this run could not read.
-    pub unreadable: Vec<crate::transcript::discover::Unreadable>,
+    pub unreadable: Vec<octo_budget::transcript::discover::Unreadable>,
     pub prices_effective_from: NaiveDate,
 }
 
 impl Report {
-    fn breakdown_costs(&self) -> Vec<crate::money::Picos> {
+    fn breakdown_costs(&self) -> Vec<octo_budget::money::Picos> {
         self.breakdown
             .iter()
             .flat_map(|(_, rows)| rows.iter().map(|r| r.tally.cost))
@@ -67,13 +67,13 @@ impl Report {
     /// remainder) so that the rows add up exactly to their total rounded
     /// once, as `totals.cost_usd` is: `--json` and `--csv`.
     pub fn breakdown_micros(&self) -> Vec<Micros> {
-        crate::money::apportion_micros(&self.breakdown_costs())
+        octo_budget::money::apportion_micros(&self.breakdown_costs())
     }
 
     /// The same in whole cents, adding up to the total as the table shows
     /// it.
     pub fn breakdown_cents(&self) -> Vec<Micros> {
-        crate::money::apportion_cents(&self.breakdown_costs())
+        octo_budget::money::apportion_cents(&self.breakdown_costs())
     }
 }
 
@@ -180,7 +180,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
                 .collect(),
         ),
     };
-    let cap_of = |a: &crate::config::Arm| match period.kind {
+    let cap_of = |a: &octo_budget::config::Arm| match period.kind {
         PeriodKind::Month => a.caps.monthly,
         PeriodKind::Week => a.caps.weekly,
         PeriodKind::Day => a.caps.daily,
@@ -248,11 +248,11 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
 
 /// Spend per local calendar day of `window`, one ledger read per day.
 fn by_local_day(
-    ledger: &crate::ledger::Ledger,
+    ledger: &octo_budget::ledger::Ledger,
     window: &Period,
     tz: chrono_tz::Tz,
     resolver: &Resolver<'_>,
-    prices: &crate::pricing::PriceTable,
+    prices: &octo_budget::pricing::PriceTable,
     wanted: &dyn Fn(Owner) -> bool,
 ) -> Result<Vec<Row>> {
     let mut rows = Vec::new();

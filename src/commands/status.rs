@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::evaluate::{CapState, Evaluator};
 use super::{print_notices, Context};
-use crate::budget::Tier;
 use crate::cli::StatusArgs;
 use crate::exit;
 use crate::output::hook_reply;
 use crate::output::json::usd;
+use octo_budget::budget::Tier;
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let loaded = ctx.load()?;
@@ -132,7 +132,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 c.limit.to_string(),
                 c.spent.to_string(),
                 c.remaining().to_string(),
-                crate::money::Micros::percent_of(c.spent, c.limit)
+                octo_budget::money::Micros::percent_of(c.spent, c.limit)
                     .map(|p| format!("{p:.1}"))
                     .unwrap_or_default(),
                 c.tier.as_str().to_owned(),
@@ -184,7 +184,7 @@ fn cap_json(c: &CapState, tz: chrono_tz::Tz) -> serde_json::Value {
         "limit_usd": usd(c.limit),
         "spent_usd": usd(c.spent),
         "remaining_usd": usd(c.remaining()),
-        "spent_pct": crate::money::Micros::percent_of(c.spent, c.limit),
+        "spent_pct": octo_budget::money::Micros::percent_of(c.spent, c.limit),
         "tier": c.tier.as_str(),
         "action": c.policy.action.as_str(),
         "hard_stop_at_usd": c.hard_stop_at().map(usd),

@@ -18,10 +18,10 @@ use serde_json::Value;
 
 use super::evaluate::{CapKind, Evaluator};
 use super::Context;
-use crate::budget::{Period, PeriodKind};
-use crate::config::normalise_path;
 use crate::exit;
 use crate::output::status_line::{tightest, StatusLine};
+use octo_budget::budget::{Period, PeriodKind};
+use octo_budget::config::normalise_path;
 
 /// How long a refresh may take before it prints what it knows (nothing)
 /// and exits.
@@ -145,7 +145,7 @@ fn line(ctx: &Context) -> Result<String> {
         .as_deref()
         .filter(|c| c.starts_with('/'))
         .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
-    let mut ledger = crate::ledger::Ledger::open(&ctx.ledger_path(cfg), LOCK_WAIT)?;
+    let mut ledger = octo_budget::ledger::Ledger::open(&ctx.ledger_path(cfg), LOCK_WAIT)?;
     // As `check` does: history first on a ledger that has not read it all
     // (committed as it goes, so the next refresh continues), else only the
     // session's new bytes.

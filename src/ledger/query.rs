@@ -364,7 +364,7 @@ fn day_of(days_since_epoch: i64) -> NaiveDate {
 
 /// The real path of a directory when it exists on this machine and its
 /// spelling differs (a symlink on the way); `None` otherwise.
-pub(crate) fn real_path(path: &str) -> Option<String> {
+pub fn real_path(path: &str) -> Option<String> {
     if path.is_empty() {
         return None;
     }

@@ -5,8 +5,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::alerts::Event;
 use crate::output::json::usd;
+use octo_budget::alerts::Event;
 
 /// `--now` in the config's zone, to the second.
 pub fn timestamp(now: DateTime<Utc>, tz: Tz) -> String {
@@ -77,9 +77,9 @@ pub fn json(ts: &str, e: &Event) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{Level, Scope};
-    use crate::config::Action;
-    use crate::money::Micros;
+    use octo_budget::alerts::{Level, Scope};
+    use octo_budget::config::Action;
+    use octo_budget::money::Micros;
 
     #[test]
     fn text_line_matches_the_documented_shape() {

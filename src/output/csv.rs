@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::commands::report::{Report, Row, RowKind};
-use crate::money::Micros;
+use octo_budget::money::Micros;
 
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);

@@ -130,7 +130,7 @@ pub fn halt(reason: &str) -> String {
 
 /// A one-line warning for a cap at alert or warn.
 pub fn warning(c: &CapState, session: Option<&str>) -> String {
-    let pct = crate::money::Micros::percent_of(c.spent, c.limit).unwrap_or(100.0);
+    let pct = octo_budget::money::Micros::percent_of(c.spent, c.limit).unwrap_or(100.0);
     let next = match c.hard_stop_at() {
         Some(h) if c.halts() => format!("the agent is halted at {h}"),
         Some(h) => format!("hard stop at {h}"),

@@ -4,10 +4,10 @@ use std::io::{self, Write};
 
 use serde_json::{json, Map, Value};
 
-use crate::budget::PeriodKind;
 use crate::commands::report::{Report, Row};
-use crate::money::Micros;
-use crate::spend::Tally;
+use octo_budget::budget::PeriodKind;
+use octo_budget::money::Micros;
+use octo_budget::spend::Tally;
 
 /// Dollars as a JSON number with micro-dollar precision.
 pub fn usd(m: Micros) -> Value {

@@ -10,7 +10,7 @@ pub mod table;
 
 /// `12345678` -> `12,345,678`.
 pub fn thousands(n: u64) -> String {
-    crate::money::group_thousands(n)
+    octo_budget::money::group_thousands(n)
 }
 
 #[cfg(test)]

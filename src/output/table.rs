@@ -5,9 +5,9 @@ use std::io::{self, Write};
 use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
 use super::thousands;
-use crate::budget::{PeriodKind, Tier};
 use crate::commands::report::{Report, Row, RowKind};
-use crate::money::Micros;
+use octo_budget::budget::{PeriodKind, Tier};
+use octo_budget::money::Micros;
 
 pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let mut t = Table::new();
