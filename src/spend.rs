@@ -1,10 +1,16 @@
-//! Spend: ledger groups attributed to arms and priced. Pure: groups,
-//! places and config in, numbers out.
+//! Spend: the one engine that turns ledger groups into priced spend per
+//! owner ([`Engine`]), with the rules it applies: who owns a group
+//! ([`Resolver`]) and what it costs ([`Pricer`]). `check`, `status`,
+//! `statusline`, `report`, `alerts` and `init` all read spend through it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, Duration, Utc};
+
 use crate::attribution::Attributor;
-use crate::ledger::query::{Group, Place};
+use crate::budget::Period;
+use crate::ledger::query::{Filter, Group, Place};
+use crate::ledger::{Result, Store};
 use crate::money::{Micros, Picos};
 use crate::pricing::{cost, PriceTable};
 use crate::transcript::Usage;
@@ -120,6 +126,177 @@ impl<'a> Pricer<'a> {
             self.unpriced.entry(g.model.clone()).or_default().add(g, c);
         }
         c
+    }
+}
+
+/// Spend of a window per owner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ByOwner {
+    /// Per arm, in config order.
+    pub arms: Vec<Tally>,
+    pub unattributed: Tally,
+}
+
+impl ByOwner {
+    /// Every owner's spend together.
+    pub fn all(&self) -> Micros {
+        self.arms
+            .iter()
+            .fold(self.unattributed.cost, |a, t| a + t.cost)
+            .to_micros()
+    }
+}
+
+/// The spend engine: reads a window's groups from a ledger, resolves each
+/// group's owner and prices it. Windows are cut at `now` (a figure "as of
+/// --now" ignores later records). Places are read once per engine.
+pub struct Engine<'a> {
+    ledger: &'a dyn Store,
+    attributor: &'a Attributor,
+    pricer: Pricer<'a>,
+    now: DateTime<Utc>,
+    places: Option<HashMap<i64, Place>>,
+    /// The last arm's candidate places.
+    candidates: Option<(usize, Vec<i64>)>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        ledger: &'a dyn Store,
+        attributor: &'a Attributor,
+        prices: &'a PriceTable,
+        now: DateTime<Utc>,
+    ) -> Engine<'a> {
+        Engine {
+            ledger,
+            attributor,
+            pricer: Pricer::new(prices),
+            now,
+            places: None,
+            candidates: None,
+        }
+    }
+
+    /// The part of `period` up to and including `now`.
+    pub fn window(&self, period: &Period) -> Period {
+        period.until(self.now + Duration::milliseconds(1))
+    }
+
+    /// Every place, read once.
+    pub fn places(&mut self) -> Result<&HashMap<i64, Place>> {
+        if self.places.is_none() {
+            self.places = Some(self.ledger.places()?);
+        }
+        Ok(self.places.as_ref().expect("just read"))
+    }
+
+    /// Calls `f` with each group of `[from, to)` that `filter` selects and
+    /// whose owner is `wanted`, its owner and its cost (only those groups
+    /// are priced, and listed in [`Engine::unpriced`]).
+    pub fn each(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filter: &Filter<'_>,
+        wanted: &dyn Fn(Owner) -> bool,
+        mut f: impl FnMut(&Group, Owner, Picos),
+    ) -> Result<()> {
+        let groups = self.ledger.groups(from, to, filter)?;
+        self.places()?;
+        let places = self.places.as_ref().expect("read above");
+        // Places without a cwd are owned by their session's cwd (or,
+        // failing that, their folder).
+        let session_cwds = self.ledger.session_cwds(&groups, places)?;
+        let resolver = Resolver {
+            attributor: self.attributor,
+            places,
+            session_cwds: &session_cwds,
+        };
+        for g in &groups {
+            let owner = resolver.owner(g.place_id, &g.session_id);
+            if !wanted(owner) {
+                continue;
+            }
+            let c = self.pricer.cost(g);
+            f(g, owner, c);
+        }
+        Ok(())
+    }
+
+    /// Spend of `period` (up to now) per owner.
+    pub fn by_owner(&mut self, period: &Period, arms: usize) -> Result<ByOwner> {
+        let w = self.window(period);
+        let mut out = ByOwner {
+            arms: vec![Tally::default(); arms],
+            unattributed: Tally::default(),
+        };
+        self.each(
+            w.start,
+            w.end,
+            &Filter::default(),
+            &|_| true,
+            |g, owner, c| match owner {
+                Owner::Arm(i) if i < out.arms.len() => out.arms[i].add(g, c),
+                _ => out.unattributed.add(g, c),
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Spend of one arm in `period` (up to now): only the arm's candidate
+    /// places are read, each group's owner resolved exactly.
+    pub fn of_arm(&mut self, period: &Period, arm: usize) -> Result<Micros> {
+        let w = self.window(period);
+        self.places()?;
+        let candidates = match self.candidates.take() {
+            Some((a, c)) if a == arm => c,
+            _ => self.candidate_places(arm),
+        };
+        let filter = Filter {
+            places: Some(&candidates),
+            session: None,
+        };
+        let mut sum = Picos(0);
+        let mine = |o: Owner| o == Owner::Arm(arm);
+        let read = self.each(w.start, w.end, &filter, &mine, |_, _, c| sum += c);
+        self.candidates = Some((arm, candidates));
+        read?;
+        Ok(sum.to_micros())
+    }
+
+    /// Spend of everything in `period` (up to now), or of one session:
+    /// nothing is attributed.
+    pub fn of_all(&mut self, period: &Period, session: Option<&str>) -> Result<Micros> {
+        let w = self.window(period);
+        let filter = Filter {
+            places: None,
+            session,
+        };
+        let groups = self.ledger.groups(w.start, w.end, &filter)?;
+        Ok(groups
+            .iter()
+            .map(|g| self.pricer.cost(g))
+            .sum::<Picos>()
+            .to_micros())
+    }
+
+    /// Place ids whose spend may belong to `arm` (see
+    /// [`Resolver::candidate_places`]).
+    fn candidate_places(&self, arm: usize) -> Vec<i64> {
+        let empty = HashMap::new();
+        let places = self.places.as_ref().expect("read by the caller");
+        Resolver {
+            attributor: self.attributor,
+            places,
+            session_cwds: &empty,
+        }
+        .candidate_places(arm)
+    }
+
+    /// The models the price table did not know, with what they were
+    /// priced as.
+    pub fn unpriced(self) -> BTreeMap<String, Tally> {
+        self.pricer.unpriced
     }
 }
 

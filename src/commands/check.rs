@@ -13,11 +13,12 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
-use super::evaluate::{Evaluator, Which};
 use super::{guard, Context, Loaded};
 use crate::exit;
 use crate::output::hook_reply;
+use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
+use octo_budget::budget::{Evaluator, Which};
 use octo_budget::config::Config;
 use octo_budget::config::{normalise_path, OnError};
 use octo_budget::ledger::notices::NoticeKey;
@@ -313,7 +314,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     };
     let which = if is_gated { Which::All } else { Which::Halting };
     let caps = eval.caps_of(arm, session, which)?;
-    if let Some(c) = super::evaluate::halting(&caps) {
+    if let Some(c) = halting(&caps) {
         let (head, tail) = hook_reply::halt_parts(c, cfg.timezone, session);
         if let Some(s) = halt_key {
             ledger.record_halt(s, &head, &tail, ctx.now.timestamp_millis())?;
@@ -329,7 +330,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     if !is_gated {
         return Ok(Decision::Allow);
     }
-    if let Some(c) = super::evaluate::blocking(&caps) {
+    if let Some(c) = blocking(&caps) {
         return Ok(Decision::Block(hook_reply::block_reason(
             c,
             &what,
@@ -339,24 +340,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     }
     // A warning once per arm, cap, period and tier.
     for c in caps.iter().filter(|c| c.tier >= Tier::Alert) {
-        // The burn rate's window moves with every call: key it by the clock
-        // hour instead, or its warning would repeat on every call.
-        let key_start = match c.kind {
-            crate::commands::evaluate::CapKind::Hourly => {
-                ctx.now
-                    - chrono::Duration::milliseconds(
-                        ctx.now.timestamp_millis().rem_euclid(3_600_000),
-                    )
-            }
-            _ => c.period.start,
-        };
-        let period_start = key_start.with_timezone(&cfg.timezone).to_rfc3339();
-        let scope = match (c.kind, session) {
-            (crate::commands::evaluate::CapKind::Session, Some(s)) => {
-                format!("{}/{s}", c.scope.name())
-            }
-            _ => c.scope.name().to_owned(),
-        };
+        let (scope, period_start) = c.notice_scope_and_start(ctx.now, cfg.timezone, session);
         let key = NoticeKey {
             channel: "hook",
             scope: &scope,

@@ -39,8 +39,9 @@ use octo_budget::attribution::{is_within, Attributor};
 use octo_budget::budget::local_midnight;
 use octo_budget::config::{normalise_path, Action, Arm, Caps, Config, ConfigError, Policy};
 use octo_budget::ledger::query::Filter;
+use octo_budget::ledger::query::Group;
 use octo_budget::money::{Micros, Picos};
-use octo_budget::spend::{Owner, Pricer, Resolver};
+use octo_budget::spend::{Engine, Owner};
 
 /// The window when `--since` is not given.
 pub const DEFAULT_DAYS: i64 = 90;
@@ -78,11 +79,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
     }
     // The ledger with no config: no arms, the default transcript folders.
     let empty = Config::unconfigured(&target, &ctx.path_context());
-    let loaded = Loaded {
-        attributor: Attributor::new(&[]),
-        config: empty,
-        prices: std::sync::OnceLock::new(),
-    };
+    let loaded = Loaded::with_attributor(empty, Attributor::new(&[]));
     let mut ledger = ctx.open_ledger(&loaded.config, std::time::Duration::from_secs(60))?;
     ctx.ingest_all(&loaded, &mut ledger, true)?;
 
@@ -96,31 +93,25 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         .home
         .as_ref()
         .map(|h| normalise_path(&h.to_string_lossy()));
-
-    // Where each group ran, and the folder proposed for it.
-    let mut roots: BTreeMap<String, bool> = BTreeMap::new(); // folder -> is a git top level
-    let mut no_cwd: BTreeMap<String, Picos> = BTreeMap::new(); // transcript folder -> spend
-    let mut pricer = Pricer::new(loaded.prices());
-    for g in &groups {
-        let Some(place) = places.get(&g.place_id) else {
-            continue;
-        };
+    // Where a group ran: its record's cwd, else its session's first one.
+    let cwd_of = |g: &Group| {
+        let place = places.get(&g.place_id)?;
         let start_cwd = first.get(&g.session_id).map(String::as_str);
         let cwd = if place.cwd.is_empty() {
             start_cwd
         } else {
             Some(place.cwd.as_str())
         };
-        match cwd.filter(|c| c.starts_with('/')) {
-            Some(c) => {
-                let (root, git) = repository(&normalise_path(c), start_cwd, home.as_deref());
-                let e = roots.entry(root).or_insert(false);
-                *e |= git;
-            }
-            None => {
-                let c = pricer.cost(g);
-                *no_cwd.entry(place.project.clone()).or_default() += c;
-            }
+        Some((cwd.filter(|c| c.starts_with('/')), start_cwd, place))
+    };
+
+    // The folder proposed for each group.
+    let mut roots: BTreeMap<String, bool> = BTreeMap::new(); // folder -> is a git top level
+    for g in &groups {
+        if let Some((Some(c), start_cwd, _)) = cwd_of(g) {
+            let (root, git) = repository(&normalise_path(c), start_cwd, home.as_deref());
+            let e = roots.entry(root).or_insert(false);
+            *e |= git;
         }
     }
     let arms = propose_arms(&roots);
@@ -140,17 +131,15 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         })
         .collect();
     let attributor = Attributor::new(&config_arms);
-    let session_cwds = ledger.session_cwds(&groups, &places)?;
-    let resolver = Resolver {
-        attributor: &attributor,
-        places: &places,
-        session_cwds: &session_cwds,
-    };
+    let mut engine = Engine::new(&ledger, &attributor, loaded.prices(), ctx.now);
     let mut spend: Vec<ArmSpend> = vec![ArmSpend::default(); arms.len()];
     let mut unattributed = Picos::default();
-    for g in &groups {
-        let c = pricer.cost(g);
-        match resolver.owner(g.place_id, &g.session_id) {
+    let mut no_cwd: BTreeMap<String, Picos> = BTreeMap::new(); // transcript folder -> spend
+    engine.each(start, end, &Filter::default(), &|_| true, |g, owner, c| {
+        if let Some((None, _, place)) = cwd_of(g) {
+            *no_cwd.entry(place.project.clone()).or_default() += c;
+        }
+        match owner {
             Owner::Arm(i) => {
                 let s = &mut spend[i];
                 s.total += c;
@@ -159,7 +148,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
             }
             Owner::Unattributed => unattributed += c,
         }
-    }
+    })?;
 
     let text = render(&Proposal {
         zone,

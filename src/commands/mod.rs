@@ -4,7 +4,6 @@
 pub mod alerts;
 pub mod check;
 pub mod docs;
-pub mod evaluate;
 pub mod guard;
 pub mod hook;
 pub mod ingest;
@@ -22,36 +21,17 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::cli::{Environment, Global};
-use octo_budget::attribution::Attributor;
 use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
-use octo_budget::ledger::query::real_path;
 use octo_budget::ledger::Ledger;
-use octo_budget::pricing::PriceTable;
 use octo_budget::transcript::discover::{discover, transcript_project, TranscriptFile};
+pub use octo_budget::Loaded;
 
 /// Everything a command knows about its invocation.
 pub struct Context {
     pub global: Global,
     pub env: Environment,
     pub now: DateTime<Utc>,
-}
-
-/// A loaded configuration with what is derived from it.
-pub struct Loaded {
-    pub config: Config,
-    pub attributor: Attributor,
-    /// Built on first use: the hook's calls for tools it does not gate
-    /// never price anything.
-    prices: std::sync::OnceLock<PriceTable>,
-}
-
-impl Loaded {
-    /// The embedded price table with the config's `prices:` overrides.
-    pub fn prices(&self) -> &PriceTable {
-        self.prices
-            .get_or_init(|| PriceTable::new(&self.config.prices))
-    }
 }
 
 impl Context {
@@ -132,15 +112,7 @@ impl Context {
 
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
         let path = self.config_path()?;
-        let config = Config::load(&path, &self.path_context())?;
-        // An arm path reached through a symlink on this machine also owns
-        // the real folder (paths that do not exist here stay text).
-        let attributor = Attributor::with_real_paths(&config.arms, real_path);
-        Ok(Loaded {
-            config,
-            attributor,
-            prices: std::sync::OnceLock::new(),
-        })
+        Ok(Loaded::new(Config::load(&path, &self.path_context())?))
     }
 
     /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
@@ -263,17 +235,6 @@ impl Context {
             &files,
             &mut octo_budget::ledger::ingest::NoProgress,
         )?)
-    }
-}
-
-impl Loaded {
-    /// The arm that owns a directory of this machine: by its spelling,
-    /// else by its real path (a symlinked checkout).
-    pub fn arm_of_dir(&self, dir: &str) -> Option<usize> {
-        let dir = octo_budget::config::normalise_path(dir);
-        self.attributor
-            .by_cwd(&dir)
-            .or_else(|| real_path(&dir).and_then(|r| self.attributor.by_cwd(&r)))
     }
 }
 

@@ -9,13 +9,14 @@ use anyhow::{bail, Result};
 use comfy_table::{presets, Table};
 use serde_json::json;
 
-use super::evaluate::{CapState, Evaluator};
 use super::{print_notices, Context};
 use crate::cli::StatusArgs;
 use crate::exit;
 use crate::output::hook_reply;
 use crate::output::json::usd;
+use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
+use octo_budget::budget::{CapState, Evaluator};
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let loaded = ctx.load()?;
@@ -48,8 +49,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     };
     let caps = eval.caps(arm, args.session.as_deref())?;
     let worst = caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok);
-    let blocking = super::evaluate::blocking(&caps);
-    let halting = super::evaluate::halting(&caps);
+    let blocking = blocking(&caps);
+    let halting = halting(&caps);
     // A session the kill switch halted: its tool calls stay halted until a
     // prompt of its own passes the check.
     let halted = match args.session.as_deref() {

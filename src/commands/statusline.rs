@@ -16,11 +16,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 use serde_json::Value;
 
-use super::evaluate::{CapKind, Evaluator};
 use super::Context;
 use crate::exit;
 use crate::output::status_line::{tightest, StatusLine};
-use octo_budget::budget::{Period, PeriodKind};
+use octo_budget::budget::Period;
+use octo_budget::budget::{CapKind, Evaluator};
 use octo_budget::config::normalise_path;
 
 /// How long a refresh may take before it prints what it knows (nothing)
@@ -169,14 +169,7 @@ fn line(ctx: &Context) -> Result<String> {
     let caps = eval.caps(arm, session)?;
     let session_spend = match (session, caps.iter().find(|c| c.kind == CapKind::Session)) {
         (_, Some(c)) => Some(c.spent),
-        (Some(s), None) => {
-            let whole = Period {
-                kind: PeriodKind::All,
-                start: chrono::DateTime::<chrono::Utc>::MIN_UTC,
-                end: chrono::DateTime::<chrono::Utc>::MAX_UTC,
-            };
-            Some(eval.spend(&whole, None, Some(s), &ledger.places()?)?)
-        }
+        (Some(s), None) => Some(eval.engine().of_all(&Period::whole(), Some(s))?),
         (None, None) => None,
     };
     let burn = caps

@@ -6,7 +6,7 @@
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::commands::evaluate::{CapKind, CapState, Scope};
+use octo_budget::budget::{CapKind, CapState, Scope};
 
 const MAX_LEN: usize = 9_000;
 
@@ -31,6 +31,7 @@ fn who(c: &CapState, session: Option<&str>) -> String {
         }
         (Scope::Arm(a), _) => format!("arm {a:?}"),
         (Scope::Total, _) => "the team (all arms together)".into(),
+        (Scope::Unattributed, _) => "spend no arm owns".into(),
     }
 }
 

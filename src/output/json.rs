@@ -4,9 +4,9 @@ use std::io::{self, Write};
 
 use serde_json::{json, Map, Value};
 
-use crate::commands::report::{Report, Row};
 use octo_budget::budget::PeriodKind;
 use octo_budget::money::Micros;
+use octo_budget::report::{Report, Row};
 use octo_budget::spend::Tally;
 
 /// Dollars as a JSON number with micro-dollar precision.
@@ -93,7 +93,7 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
             .collect();
         doc.insert(
             "breakdown".into(),
-            json!({"by": format!("{by:?}").to_lowercase(), "rows": rows}),
+            json!({"by": by.as_str().to_owned(), "rows": rows}),
         );
     }
     doc.insert(

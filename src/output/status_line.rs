@@ -1,8 +1,8 @@
 //! The one line `octo-budget statusline` prints under Claude Code's prompt:
 //! `acme $812.40/$1,000 monthly (81% alert) | session $3.12 | $4.10/h`.
 
-use crate::commands::evaluate::{CapKind, CapState, Scope};
 use octo_budget::budget::Tier;
+use octo_budget::budget::{CapKind, CapState, Scope};
 use octo_budget::money::Micros;
 
 /// What the line shows.
@@ -69,7 +69,7 @@ impl StatusLine<'_> {
             Some(c) => {
                 let whose = match &c.scope {
                     Scope::Total => "team ",
-                    Scope::Arm(_) => "",
+                    Scope::Arm(_) | Scope::Unattributed => "",
                 };
                 let pct = (c.spent.0 as i128 * 100) / c.limit.0.max(1) as i128;
                 let kind = match c.kind {

@@ -1,18 +1,15 @@
 //! Every cap that applies to an arm (and the team total) at `now`, with
 //! its spend and tier: what `check`, `status` and `alerts` decide from.
 
-use std::collections::HashMap;
-
-use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 
-use super::Loaded;
-use octo_budget::budget::{hard_stop_at, tier, Period, PeriodKind, Tier};
-use octo_budget::config::{Caps, Policy};
-use octo_budget::ledger::query::Filter;
-use octo_budget::ledger::Ledger;
-use octo_budget::money::Micros;
-use octo_budget::spend::{Owner, Pricer, Resolver};
+use super::{hard_stop_at, tier, Period, PeriodKind, Scope, Tier};
+use crate::config::{Caps, Policy};
+use crate::ledger::{Result, Store};
+use crate::money::Micros;
+use crate::spend::Engine;
+use crate::Loaded;
 
 /// Which cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,22 +29,6 @@ impl CapKind {
             CapKind::Daily => "daily",
             CapKind::Session => "session",
             CapKind::Hourly => "hourly",
-        }
-    }
-}
-
-/// Whose cap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    Arm(String),
-    Total,
-}
-
-impl Scope {
-    pub fn name(&self) -> &str {
-        match self {
-            Scope::Arm(a) => a,
-            Scope::Total => "total",
         }
     }
 }
@@ -87,8 +68,8 @@ impl CapState {
     /// burn rate of a `hard_stop` arm.
     pub fn halts(&self) -> bool {
         match self.policy.action {
-            octo_budget::config::Action::Stop => true,
-            octo_budget::config::Action::HardStop => {
+            crate::config::Action::Stop => true,
+            crate::config::Action::HardStop => {
                 matches!(self.kind, CapKind::Session | CapKind::Hourly)
             }
             _ => false,
@@ -106,6 +87,30 @@ impl CapState {
             CapKind::Session => None,
             _ => Some(self.period.end),
         }
+    }
+
+    /// What a warning about this cap is remembered by, so that it is said
+    /// once per scope, cap, period and tier: the scope (a session cap's
+    /// names its session) and the period's first instant in `tz`. The burn
+    /// rate's window moves with every call, so it is keyed by the clock
+    /// hour of `now` instead.
+    pub fn notice_scope_and_start(
+        &self,
+        now: DateTime<Utc>,
+        tz: Tz,
+        session: Option<&str>,
+    ) -> (String, String) {
+        let key_start = match self.kind {
+            CapKind::Hourly => {
+                now - Duration::milliseconds(now.timestamp_millis().rem_euclid(3_600_000))
+            }
+            _ => self.period.start,
+        };
+        let scope = match (self.kind, session) {
+            (CapKind::Session, Some(s)) => format!("{}/{s}", self.scope.name()),
+            _ => self.scope.name().to_owned(),
+        };
+        (scope, key_start.with_timezone(&tz).to_rfc3339())
     }
 }
 
@@ -140,15 +145,25 @@ pub enum Which {
 /// Evaluates caps. `arm` is an index into the config's arms.
 pub struct Evaluator<'a> {
     pub loaded: &'a Loaded,
-    pub ledger: &'a Ledger,
+    pub ledger: &'a dyn Store,
     pub now: DateTime<Utc>,
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     /// Every cap of `arm` (if any), the session cap for `session` (if the
     /// arm has one) and the team total's caps.
     pub fn caps(&self, arm: Option<usize>, session: Option<&str>) -> Result<Vec<CapState>> {
         self.caps_of(arm, session, Which::All)
+    }
+
+    /// The spend engine this evaluator reads through.
+    pub fn engine(&self) -> Engine<'a> {
+        Engine::new(
+            self.ledger,
+            &self.loaded.attributor,
+            self.loaded.prices(),
+            self.now,
+        )
     }
 
     /// The caps `which` asks for (see [`Which`]).
@@ -159,47 +174,28 @@ impl Evaluator<'_> {
         which: Which,
     ) -> Result<Vec<CapState>> {
         let cfg = &self.loaded.config;
-        let wanted = |caps: &octo_budget::config::Caps, policy: &Policy| {
-            which == Which::All || octo_budget::config::can_halt(caps, policy)
+        let wanted = |caps: &Caps, policy: &Policy| {
+            which == Which::All || crate::config::can_halt(caps, policy)
         };
         let arm = arm.filter(|&i| wanted(&cfg.arms[i].caps, &cfg.arms[i].policy));
         let total = cfg.total.as_ref().filter(|t| wanted(&t.caps, &t.policy));
         if arm.is_none() && total.is_none() {
             return Ok(Vec::new());
         }
-        let places = self.ledger.places()?;
+        let mut engine = self.engine();
         let mut out = Vec::new();
         if let Some(i) = arm {
             let a = &cfg.arms[i];
-            let empty = HashMap::new();
-            let resolver = Resolver {
-                attributor: &self.loaded.attributor,
-                places: &places,
-                session_cwds: &empty,
-            };
-            let candidates = resolver.candidate_places(i);
             let scope = Scope::Arm(a.name.clone());
             // A hard_stop arm halts only at its session cap and burn rate.
-            let calendar =
-                which == Which::All || a.policy.action == octo_budget::config::Action::Stop;
+            let calendar = which == Which::All || a.policy.action == crate::config::Action::Stop;
             if calendar {
-                self.calendar_caps(
-                    &mut out,
-                    &scope,
-                    &a.caps,
-                    &a.policy,
-                    Some((i, &candidates)),
-                    &places,
-                )?;
+                self.calendar_caps(&mut engine, &mut out, &scope, &a.caps, &a.policy, Some(i))?;
             }
             if let (Some(limit), Some(s)) = (a.caps.session, session) {
-                let whole = Period {
-                    kind: PeriodKind::All,
-                    start: DateTime::<Utc>::MIN_UTC,
-                    end: DateTime::<Utc>::MAX_UTC,
-                };
-                let spent = self.spend(&whole, None, Some(s), &places)?;
-                out.push(self.state(
+                let whole = Period::whole();
+                let spent = engine.of_all(&whole, Some(s))?;
+                out.push(state(
                     scope.clone(),
                     CapKind::Session,
                     limit,
@@ -210,24 +206,38 @@ impl Evaluator<'_> {
             }
             if let Some(limit) = a.caps.per_hour {
                 let hour = Period::trailing_hour(self.now);
-                let spent = self.spend(&hour, Some((i, &candidates)), None, &places)?;
-                out.push(self.state(scope.clone(), CapKind::Hourly, limit, spent, a.policy, hour));
+                let spent = engine.of_arm(&hour, i)?;
+                out.push(state(
+                    scope.clone(),
+                    CapKind::Hourly,
+                    limit,
+                    spent,
+                    a.policy,
+                    hour,
+                ));
             }
         }
         if let Some(t) = total {
-            self.calendar_caps(&mut out, &Scope::Total, &t.caps, &t.policy, None, &places)?;
+            self.calendar_caps(
+                &mut engine,
+                &mut out,
+                &Scope::Total,
+                &t.caps,
+                &t.policy,
+                None,
+            )?;
         }
         Ok(out)
     }
 
     fn calendar_caps(
         &self,
+        engine: &mut Engine<'_>,
         out: &mut Vec<CapState>,
         scope: &Scope,
         caps: &Caps,
         policy: &Policy,
-        arm: Option<(usize, &[i64])>,
-        places: &HashMap<i64, octo_budget::ledger::query::Place>,
+        arm: Option<usize>,
     ) -> Result<()> {
         let tz = self.loaded.config.timezone;
         for (kind, pk, limit) in [
@@ -237,90 +247,53 @@ impl Evaluator<'_> {
         ] {
             let Some(limit) = limit else { continue };
             let period = Period::containing(pk, self.now, tz);
-            let spent = self.spend(&period, arm, None, places)?;
-            out.push(self.state(scope.clone(), kind, limit, spent, *policy, period));
+            let spent = match arm {
+                Some(i) => engine.of_arm(&period, i)?,
+                None => engine.of_all(&period, None)?,
+            };
+            out.push(state(scope.clone(), kind, limit, spent, *policy, period));
         }
         Ok(())
     }
+}
 
-    fn state(
-        &self,
-        scope: Scope,
-        kind: CapKind,
-        limit: Micros,
-        spent: Micros,
-        policy: Policy,
-        period: Period,
-    ) -> CapState {
-        let t = if kind == CapKind::Hourly {
-            // The burn rate has no grace and no early alert: spend above it
-            // (not at it) is a breach, which halts hard_stop and stop arms.
-            let p = Policy {
-                grace_pct: 100,
-                alert_at_pct: 0,
-                ..policy
-            };
-            if spent > limit {
-                tier(spent, limit, &p)
-            } else {
-                Tier::Ok
-            }
+/// A cap's state from its spend. The burn rate has no grace and no early
+/// alert: spend above it (not at it) is a breach. The burn rate and the
+/// session cap exist to stop runaway work: where a hard_stop arm would
+/// refuse gated tools, they halt.
+fn state(
+    scope: Scope,
+    kind: CapKind,
+    limit: Micros,
+    spent: Micros,
+    policy: Policy,
+    period: Period,
+) -> CapState {
+    let t = if kind == CapKind::Hourly {
+        let p = Policy {
+            grace_pct: 100,
+            alert_at_pct: 0,
+            ..policy
+        };
+        if spent > limit {
+            tier(spent, limit, &p)
         } else {
-            tier(spent, limit, &policy)
-        };
-        // The burn rate and the session cap exist to stop runaway work:
-        // where a hard_stop arm would refuse gated tools, they halt.
-        let t = match (kind, t) {
-            (CapKind::Hourly | CapKind::Session, Tier::HardStop) => Tier::Stop,
-            (_, t) => t,
-        };
-        CapState {
-            scope,
-            kind,
-            limit,
-            spent,
-            policy,
-            tier: t,
-            period,
+            Tier::Ok
         }
-    }
-
-    /// Spend in `period` up to now: of one arm (its candidate places,
-    /// resolved exactly), of one session, or of everything.
-    pub fn spend(
-        &self,
-        period: &Period,
-        arm: Option<(usize, &[i64])>,
-        session: Option<&str>,
-        places: &HashMap<i64, octo_budget::ledger::query::Place>,
-    ) -> Result<Micros> {
-        let window = period.until(self.now + Duration::milliseconds(1));
-        let filter = Filter {
-            places: arm.map(|(_, c)| c),
-            session,
-        };
-        let groups = self.ledger.groups(window.start, window.end, &filter)?;
-        let mut pricer = Pricer::new(self.loaded.prices());
-        let Some((i, _)) = arm else {
-            return Ok(groups
-                .iter()
-                .map(|g| pricer.cost(g))
-                .sum::<octo_budget::money::Picos>()
-                .to_micros());
-        };
-        // Places without a cwd are the arm's only if their session's cwd
-        // (or, failing that, their folder) says so.
-        let session_cwds = self.ledger.session_cwds(&groups, places)?;
-        let resolver = Resolver {
-            attributor: &self.loaded.attributor,
-            places,
-            session_cwds: &session_cwds,
-        };
-        Ok(groups
-            .iter()
-            .filter(|g| resolver.owner(g.place_id, &g.session_id) == Owner::Arm(i))
-            .map(|g| pricer.cost(g))
-            .sum::<octo_budget::money::Picos>()
-            .to_micros())
+    } else {
+        tier(spent, limit, &policy)
+    };
+    let t = match (kind, t) {
+        (CapKind::Hourly | CapKind::Session, Tier::HardStop) => Tier::Stop,
+        (_, t) => t,
+    };
+    CapState {
+        scope,
+        kind,
+        limit,
+        spent,
+        policy,
+        tier: t,
+        period,
     }
 }

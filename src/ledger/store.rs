@@ -1,0 +1,116 @@
+//! The seam between the core and a ledger backend: what `check`, `status`,
+//! `statusline`, `report`, `alerts` and `init` ask a ledger for. The
+//! SQLite [`Ledger`] implements it; a team backend (PostgreSQL) implements
+//! the same.
+//!
+//! The figures `check` needs cost the same whatever the history: spend is
+//! asked for as [`Group`]s of one window (per day, place, session, model
+//! and price flags, summed by the backend: the SQLite ledger reads them
+//! from its 15-minute rollup plus the window's ragged edges), optionally
+//! only for an arm's candidate places or one session ([`Filter`]); a
+//! session's cwd, its halt and a warning already given are single-key
+//! lookups. Attribution and prices are applied by the core, so a config
+//! change re-prices all history.
+//!
+//! Reading transcripts into the ledger (`ingest`) and the alert outbox are
+//! the SQLite ledger's own methods for now.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::halts::Halt;
+use super::notices::NoticeKey;
+use super::query::{Filter, Group, Place};
+use super::{Ledger, Result};
+
+/// What the core reads from (and records in) a ledger.
+pub trait Store {
+    /// Token groups of responses with `from <= timestamp < to`.
+    fn groups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>>;
+    /// Every place (cwd and transcript folder), by id.
+    fn places(&self) -> Result<HashMap<i64, Place>>;
+    /// The cwd of each session among `groups` that ran in a place without
+    /// one (its earliest record's), for attribution.
+    fn session_cwds(
+        &self,
+        groups: &[Group],
+        places: &HashMap<i64, Place>,
+    ) -> Result<HashMap<String, String>>;
+    /// The cwd of each of `sessions` the ledger knows one of.
+    fn first_cwds(&self, sessions: &[&str]) -> Result<HashMap<String, String>>;
+    /// The cwd of a session's earliest record, if the ledger has seen it.
+    fn session_cwd(&self, session_id: &str) -> Result<Option<String>>;
+    /// The first and last timestamps of counted responses, if any.
+    fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>>;
+    /// Transcript lines skipped as malformed.
+    fn skipped_lines(&self) -> Result<u64>;
+    /// True once all transcript history has been read.
+    fn history_read(&self) -> Result<bool>;
+    /// The kill switch's halt of a session, if it is halted.
+    fn halt(&self, session: &str) -> Result<Option<Halt>>;
+    /// Halts a session (the first reason is kept).
+    fn record_halt(&self, session: &str, head: &str, tail: &str, now_ms: i64) -> Result<()>;
+    /// Lifts a session's halt.
+    fn clear_halt(&self, session: &str) -> Result<()>;
+    /// True when this warning was given already.
+    fn notice_given(&self, key: &NoticeKey<'_>) -> Result<bool>;
+    /// Records a warning as given; false when another process did first.
+    fn record_notice(&self, key: &NoticeKey<'_>, now_ms: i64) -> Result<bool>;
+}
+
+impl Store for Ledger {
+    fn groups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
+        Ledger::groups(self, from, to, filter)
+    }
+    fn places(&self) -> Result<HashMap<i64, Place>> {
+        Ledger::places(self)
+    }
+    fn session_cwds(
+        &self,
+        groups: &[Group],
+        places: &HashMap<i64, Place>,
+    ) -> Result<HashMap<String, String>> {
+        Ledger::session_cwds(self, groups, places)
+    }
+    fn first_cwds(&self, sessions: &[&str]) -> Result<HashMap<String, String>> {
+        Ledger::first_cwds(self, sessions.iter().copied())
+    }
+    fn session_cwd(&self, session_id: &str) -> Result<Option<String>> {
+        Ledger::session_cwd(self, session_id)
+    }
+    fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+        Ledger::time_span(self)
+    }
+    fn skipped_lines(&self) -> Result<u64> {
+        Ledger::skipped_lines(self)
+    }
+    fn history_read(&self) -> Result<bool> {
+        Ledger::history_read(self)
+    }
+    fn halt(&self, session: &str) -> Result<Option<Halt>> {
+        Ledger::halt(self, session)
+    }
+    fn record_halt(&self, session: &str, head: &str, tail: &str, now_ms: i64) -> Result<()> {
+        Ledger::record_halt(self, session, head, tail, now_ms)
+    }
+    fn clear_halt(&self, session: &str) -> Result<()> {
+        Ledger::clear_halt(self, session)
+    }
+    fn notice_given(&self, key: &NoticeKey<'_>) -> Result<bool> {
+        Ledger::notice_given(self, key)
+    }
+    fn record_notice(&self, key: &NoticeKey<'_>, now_ms: i64) -> Result<bool> {
+        Ledger::record_notice(self, key, now_ms)
+    }
+}
