@@ -12,7 +12,8 @@
 
 use std::path::Path;
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The hook's timeout in settings.json, in seconds (`check` answers within
 /// its own 5 s deadline).
@@ -206,19 +207,53 @@ pub fn glob_to_regex(glob: &str) -> String {
     out
 }
 
-fn handler(command: &str) -> Value {
-    json!({"type": "command", "command": command, "timeout": TIMEOUT_S, "onFailure": "block"})
+/// A command hook handler as octo-budget writes it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handler<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub command: &'a str,
+    pub timeout: u64,
+    pub on_failure: &'static str,
+}
+
+/// A group of handlers for one event (`matcher` only for tool events).
+#[derive(Debug, Serialize)]
+pub struct Group<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<&'a str>,
+    pub hooks: Vec<Handler<'a>>,
+}
+
+/// `statusLine` as octo-budget writes it.
+#[derive(Debug, Serialize)]
+pub struct StatusLine<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub command: &'a str,
+}
+
+fn to_value(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).expect("plain structs serialize")
 }
 
 /// The group octo-budget installs for `event`.
 fn own_group(event: &str, command: &str, matcher: &str) -> Value {
-    if event == "PreToolUse" {
-        json!({"matcher": matcher, "hooks": [handler(command)]})
-    } else if event == HALT_EVENT {
-        json!({"matcher": "*", "hooks": [handler(command)]})
-    } else {
-        json!({"hooks": [handler(command)]})
-    }
+    let matcher = match event {
+        "PreToolUse" => Some(matcher),
+        HALT_EVENT => Some("*"),
+        _ => None,
+    };
+    to_value(&Group {
+        matcher,
+        hooks: vec![Handler {
+            kind: "command",
+            command,
+            timeout: TIMEOUT_S,
+            on_failure: "block",
+        }],
+    })
 }
 
 /// Where octo-budget's handlers are: (event, group index, handler index).
@@ -420,7 +455,10 @@ pub fn merge_statusline(
     }
     obj.insert(
         "statusLine".into(),
-        json!({"type": "command", "command": command}),
+        to_value(&StatusLine {
+            kind: "command",
+            command,
+        }),
     );
     Ok(settings)
 }
@@ -441,6 +479,7 @@ pub fn remove_statusline(mut settings: Value) -> (Value, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn statusline_is_set_only_where_free_or_ours_or_forced() {

@@ -126,6 +126,49 @@ pub fn halting(caps: &[CapState]) -> Option<&CapState> {
     worst_at(caps, Tier::Stop)
 }
 
+/// What a set of caps decides for a gated tool or a prompt.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    /// The agent is halted (the kill switch): this cap.
+    Stop(&'a CapState),
+    /// Gated tools and prompts are refused: this cap.
+    Block(&'a CapState),
+    /// Allowed, with a warning about the first cap at the worst tier.
+    Warn(&'a CapState),
+    Allow,
+}
+
+impl Verdict<'_> {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Stop(_) => "stop",
+            Verdict::Block(_) => "block",
+            Verdict::Warn(_) => "warn",
+            Verdict::Allow => "allow",
+        }
+    }
+}
+
+/// The verdict of `caps`: a halt before a block before a warning.
+pub fn verdict(caps: &[CapState]) -> Verdict<'_> {
+    if let Some(c) = halting(caps) {
+        return Verdict::Stop(c);
+    }
+    if let Some(c) = blocking(caps) {
+        return Verdict::Block(c);
+    }
+    let worst = worst_tier(caps);
+    match caps.iter().find(|c| c.tier == worst) {
+        Some(c) if worst >= Tier::Alert => Verdict::Warn(c),
+        _ => Verdict::Allow,
+    }
+}
+
+/// The worst tier among `caps` (ok when there are none).
+pub fn worst_tier(caps: &[CapState]) -> Tier {
+    caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok)
+}
+
 fn worst_at(caps: &[CapState], tier: Tier) -> Option<&CapState> {
     caps.iter()
         .filter(|c| c.tier == tier)

@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
     let ts = alert_line::timestamp(ctx.now, tz);
     let render = |e: &Event| {
         if args.json {
-            alert_line::json(&ts, e).to_string()
+            alert_line::json(&ts, e)
         } else {
             alert_line::text(&ts, e)
         }
@@ -90,7 +90,7 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
             .map(|&i| Queued {
                 key: new[i].key(),
                 text: alert_line::text(&ts, &new[i]),
-                json: alert_line::json(&ts, &new[i]).to_string(),
+                json: alert_line::json(&ts, &new[i]),
             })
             .collect();
         (

@@ -13,14 +13,14 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
-use super::{guard, Context, Loaded};
+use super::{absolute, guard, Context, Loaded};
 use crate::exit;
 use crate::output::hook_reply;
 use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
 use octo_budget::budget::{Evaluator, Which};
 use octo_budget::config::Config;
-use octo_budget::config::{normalise_path, OnError};
+use octo_budget::config::OnError;
 use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
 
@@ -434,15 +434,6 @@ fn read_session(ledger_path: &Path, hook: &HookInput) {
             READ_ONLY_MAX_BYTES,
         );
     }
-}
-
-fn absolute(p: &Path, ctx: &Context) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        ctx.env.cwd.clone().unwrap_or_default().join(p)
-    };
-    PathBuf::from(normalise_path(&abs.to_string_lossy()))
 }
 
 fn history_budget(ctx: &Context) -> Duration {

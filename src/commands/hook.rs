@@ -77,7 +77,7 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     // The hook must point at a config that loads: a broken one would block
     // every gated call.
     let loaded = ctx.load()?;
-    let config_path = absolute(&loaded.config.path, ctx);
+    let config_path = canonical(&loaded.config.path, ctx);
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context("cannot find the path of the octo-budget binary")?;
@@ -88,11 +88,11 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     ];
     if let Some(l) = &ctx.global.ledger {
         args.push("--ledger".into());
-        args.push(absolute(l, ctx).to_string_lossy().into_owned());
+        args.push(canonical(l, ctx).to_string_lossy().into_owned());
     }
     for d in &ctx.global.claude_dirs {
         args.push("--claude-dir".into());
-        args.push(absolute(d, ctx).to_string_lossy().into_owned());
+        args.push(canonical(d, ctx).to_string_lossy().into_owned());
     }
     let command = command_line(&exe.to_string_lossy(), &args);
     let matcher = matcher_for(&loaded.config);
@@ -279,10 +279,10 @@ fn follow_links(path: &Path) -> std::io::Result<PathBuf> {
 /// `$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json`.
 fn named_settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
     if let Some(p) = &t.settings {
-        return Ok(absolute(p, ctx));
+        return Ok(canonical(p, ctx));
     }
     if let Some(d) = &t.project {
-        return Ok(absolute(&d.join(".claude").join("settings.json"), ctx));
+        return Ok(canonical(&d.join(".claude").join("settings.json"), ctx));
     }
     if let Some(d) = &ctx.env.claude_config_dir {
         // Several directories may be listed (comma-separated); the first
@@ -293,7 +293,7 @@ fn named_settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
             .find(|s| !s.is_empty())
             .map(PathBuf::from);
         if let Some(first) = first {
-            return Ok(absolute(&first.join("settings.json"), ctx));
+            return Ok(canonical(&first.join("settings.json"), ctx));
         }
     }
     let home = ctx
@@ -304,16 +304,10 @@ fn named_settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
     Ok(home.join(".claude").join("settings.json"))
 }
 
-fn absolute(p: &Path, ctx: &Context) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        ctx.env.cwd.clone().unwrap_or_default().join(p)
-    };
-    // The canonical path when it exists (symlinks resolved), else lexical.
-    fs::canonicalize(&abs).unwrap_or_else(|_| {
-        PathBuf::from(octo_budget::config::normalise_path(&abs.to_string_lossy()))
-    })
+/// `p` absolute, and canonical (symlinks resolved) when it exists.
+fn canonical(p: &Path, ctx: &Context) -> PathBuf {
+    let joined = ctx.env.cwd.clone().unwrap_or_default().join(p);
+    fs::canonicalize(joined).unwrap_or_else(|_| super::absolute(p, ctx))
 }
 
 /// What a file that is not a regular file is, for a refusal.

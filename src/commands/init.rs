@@ -32,7 +32,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 
-use super::{Context, Loaded};
+use super::{absolute, Context, Loaded};
 use crate::cli::InitArgs;
 use crate::exit;
 use octo_budget::attribution::{is_within, Attributor};
@@ -239,14 +239,6 @@ fn target_path(ctx: &Context) -> Result<PathBuf> {
     ctx.xdg_config()
         .map(|x| x.join("octo-budget").join("budgets.yaml"))
         .ok_or_else(|| anyhow!("neither HOME nor XDG_CONFIG_HOME is set; pass --config PATH"))
-}
-
-fn absolute(p: &Path, ctx: &Context) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        ctx.env.cwd.clone().unwrap_or_default().join(p)
-    }
 }
 
 /// Writes `bytes` to a new file at `path` (its folder created), atomically

@@ -238,6 +238,17 @@ impl Context {
     }
 }
 
+/// `p` made absolute against the working folder, `.` and `..` folded
+/// (lexically: symlinks stay as they are).
+pub fn absolute(p: &Path, ctx: &Context) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        ctx.env.cwd.clone().unwrap_or_default().join(p)
+    };
+    PathBuf::from(octo_budget::config::normalise_path(&abs.to_string_lossy()))
+}
+
 /// A session's transcripts, in every layout: the session file itself,
 /// everything under its folder (`<project>/<session>/**`: subagents,
 /// workflows, later layouts) and the project's flat `agent-*.jsonl`
