@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod error;
 mod exit;
 mod output;
 
@@ -53,23 +54,14 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(Ok(code)) => exit::code(code),
-        Ok(Err(e)) if is_broken_pipe(&e) => exit::code(exit::OK),
+        Ok(Err(e)) if e.is_broken_pipe() => exit::code(exit::OK),
         Ok(Err(e)) => {
-            eprintln!("octo-budget: {}", one_line(&e));
-            exit::code(exit_code_of(&e))
+            eprintln!("octo-budget: {}", e.to_string().replace('\n', " "));
+            exit::code(e.exit_code())
         }
         Err(p) if is_broken_stdout_panic(p.as_ref()) => exit::code(exit::OK),
         Err(_) => exit::code(exit::INTERNAL),
     }
-}
-
-/// True when writing stdout failed because its reader went away (`report
-/// | head`): exit quietly with 0, as ripgrep does.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// `println!` panics when stdout is a closed pipe; its message is
@@ -102,45 +94,4 @@ fn run_check(ctx: &Context) -> u8 {
             commands::check::fail(&anyhow::anyhow!("internal error: {msg}"))
         }
     }
-}
-
-fn one_line(e: &anyhow::Error) -> String {
-    // The chain, ": "-joined, skipping a cause its parent already printed
-    // (errors like `ConfigError::Read` show their source in their message).
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if out.ends_with(&s) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s);
-    }
-    out.replace('\n', " ")
-}
-
-fn exit_code_of(e: &anyhow::Error) -> u8 {
-    for cause in e.chain() {
-        if cause.downcast_ref::<cli::UsageError>().is_some() {
-            return exit::USAGE;
-        }
-        if cause
-            .downcast_ref::<octo_budget::config::ConfigError>()
-            .is_some()
-        {
-            return exit::CONFIG;
-        }
-        if cause
-            .downcast_ref::<octo_budget::ledger::LedgerError>()
-            .is_some()
-        {
-            return exit::LEDGER;
-        }
-        if cause.downcast_ref::<std::io::Error>().is_some() {
-            return exit::IO;
-        }
-    }
-    exit::INTERNAL
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use crate::error::Result;
 use clap::CommandFactory;
 
 use crate::cli::Cli;

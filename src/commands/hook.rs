@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context as _, Result};
+use crate::error::{Error, IoContext as _, Result};
 use serde_json::{json, Value};
 
 use super::Context;
@@ -80,7 +80,7 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     let config_path = canonical(&loaded.config.path, ctx);
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
-        .context("cannot find the path of the octo-budget binary")?;
+        .context(|| "cannot find the path of the octo-budget binary".into())?;
     let mut args: Vec<String> = vec![
         "check".into(),
         "--config".into(),
@@ -241,7 +241,7 @@ fn refuse(path: &Path, why: &str) -> u8 {
 /// [`follow_links`]).
 fn settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
     let named = named_settings_path(ctx, t)?;
-    follow_links(&named).with_context(|| format!("cannot resolve {}", named.display()))
+    follow_links(&named).context(|| format!("cannot resolve {}", named.display()))
 }
 
 /// `path` with its symlinks followed to the file they name, also when that
@@ -296,11 +296,9 @@ fn named_settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
             return Ok(canonical(&first.join("settings.json"), ctx));
         }
     }
-    let home = ctx
-        .env
-        .home
-        .as_ref()
-        .ok_or_else(|| anyhow!("HOME is not set; pass --settings PATH or --project DIR"))?;
+    let home = ctx.env.home.as_ref().ok_or_else(|| {
+        Error::Usage("HOME is not set; pass --settings PATH or --project DIR".into())
+    })?;
     Ok(home.join(".claude").join("settings.json"))
 }
 
@@ -353,7 +351,7 @@ fn read_settings(path: &Path) -> Result<Option<Option<Value>>> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(None)),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => return Err(e).context(|| format!("cannot read {}", path.display())),
     }
     let opened = fs::OpenOptions::new()
         .read(true)
@@ -362,17 +360,17 @@ fn read_settings(path: &Path) -> Result<Option<Option<Value>>> {
     let mut file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(None)),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => return Err(e).context(|| format!("cannot read {}", path.display())),
     };
     let meta = file
         .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .context(|| format!("cannot read {}", path.display()))?;
     if let Some(kind) = kind_of(meta.file_type()) {
         return not_regular(kind);
     }
     let mut text = String::new();
     file.read_to_string(&mut text)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .context(|| format!("cannot read {}", path.display()))?;
     if text.trim().is_empty() {
         return Ok(Some(Some(json!({}))));
     }
@@ -400,7 +398,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -424,5 +422,5 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         Ok(())
     })();
-    result.with_context(|| format!("cannot write {}", path.display()))
+    result.context(|| format!("cannot write {}", path.display()))
 }

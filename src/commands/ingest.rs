@@ -1,6 +1,6 @@
 //! `octo-budget ingest`: bring the ledger up to date (cron, warm-up).
 
-use anyhow::Result;
+use crate::error::Result;
 
 use super::{print_notices, Context};
 use crate::cli::IngestArgs;

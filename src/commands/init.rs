@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use crate::error::{Error, IoContext as _, Result};
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 
@@ -37,7 +37,7 @@ use crate::cli::InitArgs;
 use crate::exit;
 use octo_budget::attribution::{is_within, Attributor};
 use octo_budget::budget::local_midnight;
-use octo_budget::config::{normalise_path, Action, Arm, Caps, Config, ConfigError, Policy};
+use octo_budget::config::{normalise_path, Action, Arm, Caps, Config, Policy};
 use octo_budget::ledger::query::Filter;
 use octo_budget::ledger::query::Group;
 use octo_budget::money::{Micros, Picos};
@@ -53,9 +53,10 @@ const NICE_TENTHS: [i64; 9] = [10, 15, 20, 25, 30, 40, 50, 60, 80];
 
 pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
     let zone = match &args.timezone {
-        Some(z) => z.parse::<Tz>().map_err(|_| ConfigError::Syntax {
-            path: "--timezone".into(),
-            message: format!("{z:?} is not an IANA time zone (e.g. Europe/Paris)"),
+        Some(z) => z.parse::<Tz>().map_err(|_| {
+            Error::Usage(format!(
+                "--timezone: {z:?} is not an IANA time zone (e.g. Europe/Paris)"
+            ))
         })?,
         None => ctx.local_zone().unwrap_or(Tz::UTC),
     };
@@ -72,10 +73,9 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         .since
         .unwrap_or_else(|| today - Duration::days(DEFAULT_DAYS));
     if since > today {
-        bail!(ConfigError::Syntax {
-            path: "--since".into(),
-            message: format!("--since {since} is after today ({today})"),
-        });
+        return Err(Error::Usage(format!(
+            "--since: --since {since} is after today ({today})"
+        )));
     }
     // The ledger with no config: no arms, the default transcript folders.
     let empty = Config::unconfigured(&target, &ctx.path_context());
@@ -177,7 +177,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
     } else {
         Some(
             Config::parse(&text, &target, &ctx.path_context()).map_err(|e| {
-                anyhow!("internal error: the proposed budgets.yaml does not load ({e})")
+                Error::Internal(format!("the proposed budgets.yaml does not load ({e})"))
             })?,
         )
     };
@@ -238,7 +238,9 @@ fn target_path(ctx: &Context) -> Result<PathBuf> {
     }
     ctx.xdg_config()
         .map(|x| x.join("octo-budget").join("budgets.yaml"))
-        .ok_or_else(|| anyhow!("neither HOME nor XDG_CONFIG_HOME is set; pass --config PATH"))
+        .ok_or_else(|| {
+            Error::Usage("neither HOME nor XDG_CONFIG_HOME is set; pass --config PATH".into())
+        })
 }
 
 /// Writes `bytes` to a new file at `path` (its folder created), atomically
@@ -248,16 +250,16 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<bool> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
+        .context(|| format!("cannot write in {}", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .context(|| format!("cannot write {}", path.display()))?;
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(true),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e.error).with_context(|| format!("cannot write {}", path.display())),
+        Err(e) => Err(e.error).context(|| format!("cannot write {}", path.display())),
     }
 }
 

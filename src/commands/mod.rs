@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use crate::error::Result;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
@@ -390,7 +390,7 @@ impl Progress for ProgressBar {
 
 /// `--arm NAME` names no arm of the config: a usage error (exit 2) that
 /// names the config and suggests the nearest arm (or lists a few).
-pub fn unknown_arm(config: &Config, name: &str) -> crate::cli::UsageError {
+pub fn unknown_arm(config: &Config, name: &str) -> crate::error::Error {
     let names: Vec<&str> = config.arms.iter().map(|a| a.name.as_str()).collect();
     let hint = match strsim_nearest(name, &names) {
         Some(best) => format!("did you mean {best:?}?"),
@@ -398,7 +398,7 @@ pub fn unknown_arm(config: &Config, name: &str) -> crate::cli::UsageError {
         None if names.len() <= 10 => format!("arms: {}", names.join(", ")),
         None => format!("{} arms, e.g. {}", names.len(), names[..10].join(", ")),
     };
-    crate::cli::UsageError(format!(
+    crate::error::Error::Usage(format!(
         "--arm {name:?}: {} has no such arm ({hint})",
         config.path.display()
     ))

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
 use chrono::NaiveDate;
 
 use super::{print_notices, Context};
-use crate::cli::{ByArg, PeriodArg, ReportArgs, UsageError};
+use crate::cli::{ByArg, PeriodArg, ReportArgs};
 use crate::exit;
 use crate::output;
 use octo_budget::budget::{Period, PeriodKind};
@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         Some("unattributed") => Some(Owner::Unattributed),
         Some(a) => match cfg.arms.iter().position(|x| x.name == a) {
             Some(i) => Some(Owner::Arm(i)),
-            None => bail!(super::unknown_arm(cfg, a)),
+            None => return Err(super::unknown_arm(cfg, a)),
         },
     };
     // Usage mistakes are said before the ledger is opened or read.
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             let until = until.unwrap_or(today);
             let since = since.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"));
             if since > until {
-                bail!(UsageError(format!(
+                return Err(Error::Usage(format!(
                     "--since {since} is after --until {until}"
                 )));
             }

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Result};
+use crate::error::Result;
 
 use super::{absolute, print_notices, Context};
 use crate::cli::StatusArgs;
@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let arm = match (&args.arm, &args.cwd) {
         (Some(name), _) => match cfg.arms.iter().position(|a| a.name == *name) {
             Some(i) => Some(i),
-            None => bail!(super::unknown_arm(cfg, name)),
+            None => return Err(super::unknown_arm(cfg, name)),
         },
         (None, Some(dir)) => loaded.arm_of_dir(&absolute(dir, ctx).to_string_lossy()),
         (None, None) => {
