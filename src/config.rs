@@ -107,6 +107,27 @@ pub struct Gate {
     pub on_error: OnError,
 }
 
+impl Gate {
+    /// True when the gate holds `tool`: one of its names, or a `*` pattern
+    /// that matches it.
+    pub fn gates(&self, tool: &str) -> bool {
+        self.tools
+            .iter()
+            .any(|p| p == tool || tool_pattern(p).is_some_and(|g| g.is_match(tool)))
+    }
+}
+
+/// A tool-name pattern (`globset`): `*` and `?` match any characters
+/// (tool names hold no path separators), `[...]` a class. `None` when it
+/// is not a valid pattern.
+pub fn tool_pattern(p: &str) -> Option<globset::GlobMatcher> {
+    globset::GlobBuilder::new(p)
+        .literal_separator(false)
+        .build()
+        .ok()
+        .map(|g| g.compile_matcher())
+}
+
 pub const DEFAULT_GATED_TOOLS: [&str; 5] = ["Agent", "Task", "WebSearch", "WebFetch", "mcp__*"];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,7 +253,7 @@ mod nonnull {
     ) -> Result<Option<T>, D::Error> {
         match Option::<T>::deserialize(d)? {
             Some(v) => Ok(Some(v)),
-            // Parsed back into key and message by `serde_error`.
+            // `serde_error` says which key (its path) was left empty.
             None => Err(serde::de::Error::custom(format!("empty key `{key}`"))),
         }
     }
@@ -421,9 +442,11 @@ impl Config {
         let raw: RawFile = if text.trim().is_empty() {
             RawFile::default()
         } else {
-            serde_yaml_ng::from_str::<Option<RawFile>>(text)
-                .map_err(|e| serde_error(path, text, e))?
-                .unwrap_or_default()
+            serde_path_to_error::deserialize::<_, Option<RawFile>>(
+                serde_yaml_ng::Deserializer::from_str(text),
+            )
+            .map_err(|e| serde_error(path, text, e))?
+            .unwrap_or_default()
         };
         if raw.is_empty() {
             return Err(syntax(
@@ -560,7 +583,7 @@ impl Config {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect());
                 for (i, t) in tools.iter().enumerate() {
-                    if t.trim().is_empty() || glob::Pattern::new(t).is_err() {
+                    if t.trim().is_empty() || tool_pattern(t).is_none() {
                         return Err(v.error(
                             &[Seg::Key("gate"), Seg::Key("tools"), Seg::Index(i)],
                             format!("{t:?} is not a tool name or a * pattern"),
@@ -1044,30 +1067,39 @@ fn locate(text: &str, at: &[Seg<'_>]) -> (usize, usize) {
     found
 }
 
-/// Turns a serde error into one that names file, line, key and a suggestion.
-fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError {
-    let msg = e.to_string();
+/// Turns a serde error into one that names file, line, key and a
+/// suggestion: the key from the error's path (`serde_path_to_error`), the
+/// line and column from the YAML parser's [`serde_yaml_ng::Location`]
+/// (or, where the parser points at the enclosing mapping, the key's own
+/// line).
+fn serde_error(
+    path: &Path,
+    text: &str,
+    e: serde_path_to_error::Error<serde_yaml_ng::Error>,
+) -> ConfigError {
+    let at = e.path().to_string();
+    let e = e.into_inner();
     let Some(loc) = e.location() else {
         return ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: msg,
+            message: e.to_string(),
         };
     };
-    // serde_yaml_ng: "<key path>: <message> at line L column C".
-    let body = msg.rsplit_once(" at line ").map(|(b, _)| b).unwrap_or(&msg);
-    let (key, detail) = match body.split_once(": ") {
-        Some((k, d)) if !k.contains(' ') => (k.to_owned(), d.to_owned()),
-        _ => (String::from("(document)"), body.to_owned()),
+    let key = if at == "." || at.is_empty() {
+        String::from("(document)")
+    } else {
+        at
     };
-    if let Some(field) = detail
-        .strip_prefix("empty key `")
-        .and_then(|r| r.strip_suffix('`'))
-    {
-        let key = if key == "(document)" {
-            field.to_owned()
-        } else {
-            format!("{key}.{field}")
-        };
+    // The parser's message, without the place it appends and the key path
+    // it puts first (both known here).
+    let msg = e.to_string();
+    let place = format!(" at line {} column {}", loc.line(), loc.column());
+    let msg = msg.strip_suffix(&place).unwrap_or(&msg);
+    let detail = match msg.split_once(": ") {
+        Some((k, d)) if !k.contains(' ') => d.to_owned(),
+        _ => msg.to_owned(),
+    };
+    if detail.starts_with("empty key `") {
         let (line, column) = match locate(text, &parse_key_path(&key)) {
             (1, 1) => (loc.line(), loc.column()),
             found => found,
@@ -1089,11 +1121,7 @@ fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError 
                 &expected.iter().map(String::as_str).collect::<Vec<_>>(),
             );
             let best = best.or_else(|| nearest(&field, ARM_KEYS));
-            let key = if key == "(document)" {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
+            // The error's path ends with the unknown key itself.
             (key, format!("unknown key {field:?}{}", did_you_mean(best)))
         }
         None => (key, detail),
@@ -1205,6 +1233,18 @@ budgets:
     grace_pct: 120
     action_on_breach: alert
 ";
+
+    #[test]
+    fn gate_patterns_match_names_and_globs() {
+        let gate = Gate {
+            tools: ["Agent", "Task", "mcp__*"].map(String::from).to_vec(),
+            on_error: OnError::Deny,
+        };
+        assert!(gate.gates("Agent"));
+        assert!(gate.gates("mcp__playwright__click"));
+        assert!(!gate.gates("TaskCreate"));
+        assert!(!gate.gates("Bash"));
+    }
 
     #[test]
     fn loads_octorato_file_unchanged() {

@@ -48,74 +48,21 @@ pub fn command_line(exe: &str, args: &[String]) -> String {
         .join(" ")
 }
 
-/// `s` as one word for a POSIX shell: unchanged when it holds only safe
-/// characters, else in single quotes (a `'` inside becomes `'\''`).
+/// `s` as one word for a POSIX shell (`shlex`): unchanged when it holds
+/// only safe characters, else quoted. A NUL, which no path or argument can
+/// hold, is dropped.
 pub fn shell_quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./,:@%+=".contains(c);
-    if !s.is_empty() && s.chars().all(safe) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    let s = s.replace('\0', "");
+    shlex::try_quote(&s)
+        .map(|q| q.into_owned())
+        .unwrap_or_default()
 }
 
 /// Splits a command line into words the way a POSIX shell would for plain
-/// words, quotes and backslashes (enough to recognise our own commands).
+/// words, quotes and backslashes (`shlex`); a line with an unterminated
+/// quote has no words.
 pub fn shell_words(s: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    cur.push(q);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(q) = chars.next() {
-                    match q {
-                        '"' => break,
-                        '\\' => {
-                            if let Some(n) = chars.next() {
-                                if !"\"\\$`".contains(n) {
-                                    cur.push('\\');
-                                }
-                                cur.push(n);
-                            }
-                        }
-                        _ => cur.push(q),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
+    shlex::split(s).unwrap_or_default()
 }
 
 /// True when a hook handler is octo-budget's: a command whose program
@@ -555,7 +502,10 @@ mod tests {
     #[test]
     fn quoting_round_trips_through_shell_words() {
         assert_eq!(shell_quote("/usr/bin/octo-budget"), "/usr/bin/octo-budget");
-        assert_eq!(shell_quote("/my dir/it's.yaml"), "'/my dir/it'\\''s.yaml'");
+        assert_eq!(
+            shell_words(&shell_quote("/my dir/it's.yaml")),
+            vec!["/my dir/it's.yaml"]
+        );
         let line = command_line(
             "/my dir/octo-budget",
             &["check".into(), "--config".into(), "/a b/'q'.yaml".into()],

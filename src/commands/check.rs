@@ -243,7 +243,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             return Ok(Decision::Block(reason));
         }
     }
-    let is_gated = is_prompt || gated(tool, &cfg.gate.tools);
+    let is_gated = is_prompt || cfg.gate.gates(tool);
     // Once some arm or the total can halt the agent, every call of every
     // session is decided (a halted session must stop whatever it runs).
     let halting_config = cfg.can_halt();
@@ -442,13 +442,6 @@ fn history_budget(ctx: &Context) -> Duration {
     })
 }
 
-/// True when `tool` matches one of the gate's names or `*` patterns.
-pub fn gated(tool: &str, patterns: &[String]) -> bool {
-    patterns
-        .iter()
-        .any(|p| p == tool || glob::Pattern::new(p).is_ok_and(|g| g.matches(tool)))
-}
-
 /// The `projects/` trees of every Claude dir octo-budget may read from:
 /// the ones in use, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, `~/.claude` and
 /// `~/.config/claude`, and the one holding the hook's own transcript.
@@ -482,21 +475,4 @@ pub fn transcript_trees(ctx: &Context, cfg: &Config, transcript: Option<&Path>) 
     trees.sort();
     trees.dedup();
     trees
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gate_patterns_match_names_and_globs() {
-        let pats: Vec<String> = ["Agent", "Task", "mcp__*"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert!(gated("Agent", &pats));
-        assert!(gated("mcp__playwright__click", &pats));
-        assert!(!gated("TaskCreate", &pats));
-        assert!(!gated("Bash", &pats));
-    }
 }
