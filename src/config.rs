@@ -1469,6 +1469,59 @@ budgets:
     }
 
     #[test]
+    fn branch_caps_trunk_and_globs() {
+        let c = parse(
+            "default:\n  branch_usd_cap: 3\n  branch_caps:\n    \"fix/*\": 0.5\nbudgets:\n  - arm: a\n  - arm: b\n    branch_usd_cap: 1\n    branch_caps:\n      main: 9\n      \"feat/*\": 2\n      \"*\": 0.25\n",
+        )
+        .unwrap();
+        let trunk = &c.trunk_branches;
+        assert_eq!(trunk, &DEFAULT_TRUNK_BRANCHES.to_vec());
+        let usd = |d: f64| Micros::from_f64_dollars(d);
+        let (a, b) = (&c.arms[0], &c.arms[1]);
+        // a inherits both keys from default:.
+        assert_eq!(
+            a.branch_cap("fix/typo", trunk),
+            Some((usd(0.5), Some("fix/*")))
+        );
+        assert_eq!(a.branch_cap("feat/x", trunk), Some((usd(3.0), None)));
+        assert_eq!(a.branch_cap("develop", trunk), None);
+        assert_eq!(a.branch_cap("", trunk), None);
+        // b's own branch_caps replace default's, first match in file order;
+        // a glob names a trunk branch too.
+        assert_eq!(b.branch_cap("main", trunk), Some((usd(9.0), Some("main"))));
+        assert_eq!(
+            b.branch_cap("feat/x/y", trunk),
+            Some((usd(2.0), Some("feat/*")))
+        );
+        assert_eq!(
+            b.branch_cap("fix/typo", trunk),
+            Some((usd(0.25), Some("*")))
+        );
+        assert_eq!(b.caps.branch, Some(usd(1.0)));
+        // A stop arm with only branch_caps can halt.
+        let s =
+            parse("budgets:\n  - arm: a\n    action_on_breach: stop\n    branch_caps: {x: 1}\n")
+                .unwrap();
+        assert!(s.arms[0].can_halt() && s.can_halt());
+        let t = parse("trunk_branches: [release]\nbudgets:\n  - arm: a\n    branch_usd_cap: 1\n")
+            .unwrap();
+        assert_eq!(
+            t.arms[0].branch_cap("main", &t.trunk_branches),
+            Some((usd(1.0), None))
+        );
+        assert_eq!(t.arms[0].branch_cap("release", &t.trunk_branches), None);
+        let e = err("budgets:\n  - arm: a\n    branch_caps: [1]\n");
+        assert!(e.contains("budgets[0].branch_caps"), "{e}");
+        let e = err("budgets:\n  - arm: a\n    branch_caps: {\"fix/[\": 1}\n");
+        assert!(e.contains("not a branch glob"), "{e}");
+        let e = err("budgets:\n  - arm: a\n    branch_caps:\n      x: -1\n");
+        assert!(
+            e.contains("budgets[0].branch_caps.x") && e.contains(":4:"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_action_and_grace_are_errors() {
         assert!(err("budgets:\n  - arm: a\n    action_on_breach: halt\n").contains(":3:"));
         assert!(err("default:\n  grace_pct: 50\n").contains("default.grace_pct"));
