@@ -23,6 +23,9 @@ pub const MAX_TOKENS_PER_FIELD: u64 = 10_000_000;
 pub const MAX_WEB_SEARCHES: u64 = 1_000;
 
 /// The outcome of parsing one complete line.
+// A `Line` lives only until the caller matches it, one per line read:
+// boxing the response would cost an allocation per response for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// A costed response.
