@@ -188,6 +188,13 @@ SCRIPTS = {
         {"blocks": [mark("i-sub4")]},
         {"blocks": [("text", "Subagent never halted.")]},
     ],
+    # Auto-compaction: the first response reports a prompt near the context
+    # window, so Claude Code compacts before its next request.
+    "compact": [
+        {"blocks": [mark("c0")], "prompt": 190_000},
+        {"blocks": [websearch()]},
+        {"blocks": [("text", "Compacted and searched.")]},
+    ],
     # A plain conversation: one Bash call, then text (cost-state probes).
     "plain": [
         {"blocks": [mark("p0")]},
@@ -219,7 +226,7 @@ def _marker(text, prefix):
     rest = text[i + len(prefix):]
     name = ""
     for ch in rest:
-        if ch.isalnum() or ch in "-_":
+        if ch.isalnum() or ch in "-_@":
             name += ch
         else:
             break
@@ -243,14 +250,20 @@ class MockApi:
 
     # ---- classification -------------------------------------------------
     def classify(self, body):
+        """(role, script, step) of a /v1/messages request."""
         tools = body.get("tools") or []
         tool_types = [t.get("type", "") for t in tools if isinstance(t, dict)]
         msgs = body.get("messages") or []
-        system = body.get("system")
-        sys_text = system if isinstance(system, str) else _text_of(system)
         if any(t.startswith("web_search") for t in tool_types):
             return "websearch", None, 0
-        first = _text_of(msgs[0].get("content")) if msgs else ""
+        # The markers are looked for in the user's own text (not in tool results).
+        user_text = "\n".join(
+            b.get("text", "") if isinstance(b, dict) else ""
+            for m in msgs
+            if m.get("role") == "user"
+            for b in (m.get("content") if isinstance(m.get("content"), list) else [{"type": "text", "text": m.get("content") or ""}])
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
         last = _text_of(msgs[-1].get("content")) if msgs else ""
         results = sum(
             1
@@ -259,24 +272,25 @@ class MockApi:
             for b in m["content"]
             if isinstance(b, dict) and b.get("type") == "tool_result"
         )
-        if "summary of the conversation" in last.lower() or "summarize the conversation" in last.lower() or (
-            "compact" in sys_text.lower() and "summar" in sys_text.lower()
-        ):
-            return "compact", None, results
+        role, script = "aux", None
+        for prefix, r in (("E2E-SUB:", "subagent"), ("E2E:", "main")):
+            name = _marker(user_text, prefix)
+            if name:
+                role, script = r, name
+                break
+        if script and "@" in script:  # after a compaction: `E2E:<script>@<steps already done>`
+            script, done = script.split("@", 1)
+            results += int(done)
+        if "summary of the conversation so far" in last.lower():
+            return "compact", script, results
         if not tools:
             return "aux", None, results
-        sub = _marker(first, "E2E-SUB:")
-        if sub:
-            return "subagent", sub, results
-        main = _marker(first, "E2E:")
-        if main:
-            return "main", main, results
-        return "aux", None, results
+        return role, script, results
 
     # ---- responses ------------------------------------------------------
     def plan(self, body, path):
         role, script, step = self.classify(body)
-        blocks, scale, web = [], 1, 0
+        blocks, scale, web, prompt = [], 1, 0, None
         steps = SCRIPTS.get(script) if script else None
         if role == "websearch":
             q = _text_of((body.get("messages") or [{}])[-1].get("content"))
@@ -287,11 +301,14 @@ class MockApi:
                 ("text", "Search results: nothing relevant (e2e mock)."),
             ]
         elif role == "compact":
-            blocks = [("text", "<summary>The e2e conversation so far (mock summary).</summary>")]
-        elif steps is not None:
+            tag = "E2E-SUB" if script and script.endswith("-sub") else "E2E"
+            cont = f"{tag}:{script}@{step}" if script else "nothing scripted"
+            blocks = [("text", f"<analysis>mock</analysis>\n<summary>The e2e conversation so far; continue with {cont} .</summary>")]
+        elif steps is not None and role in ("main", "subagent"):
             if step < len(steps):
                 blocks = steps[step]["blocks"]
                 scale = steps[step].get("scale", 1)
+                prompt = steps[step].get("prompt")
             else:
                 blocks = [("text", f"{script}: past the end of the script.")]
         elif role == "aux":
@@ -303,6 +320,9 @@ class MockApi:
             nth = self.repeats.get(key, 0)
             self.repeats[key] = nth + 1
         usage = usage_for(script or role, role, step, scale, web, nth)
+        if prompt:  # a prompt this big in all: the rest are cache reads (a multiple of 10)
+            rest = prompt - usage["input_tokens"] - usage["cache_creation_input_tokens"]
+            usage["cache_read_input_tokens"] = rest - rest % 10
         return role, script, step, blocks, usage
 
     def record(self, entry, body):

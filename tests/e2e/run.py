@@ -569,6 +569,40 @@ def case_i(c):
     return {"after_breach": len(later), "info": f"halted in the subagent at step {last['step']}; whole session ended (terminal_reason {run['result'].get('terminal_reason')})"}
 
 
+def case_j(c):
+    """Untranscribed spend (issue #10): WebSearch's own request and the
+    auto-compaction request are billed but never written as responses;
+    Claude Code's `cost-state` counts every request."""
+    c.install("")
+    run = c.run_claude("E2E:compact Run the compact script.")
+    reqs = c.requests()
+    roles = [r["role"] for r in reqs]
+    expect(roles.count("compact") == 1 and roles.count("websearch") == 1, f"the mock served {roles}")
+    expect("c0" in c.marked(), "the Bash call before the compaction did not run")
+    transcribed = c.requests("main", "subagent")
+    expect(c.transcribed_ids() == {r["id"] for r in transcribed}, "transcribed responses are not exactly the main ones")
+    kinds = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+    billed = {k: sum(tokens_of(r["usage"])[k] for r in reqs) for k in kinds}
+    states = []
+    for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", "*.jsonl")):
+        states += [json.loads(line) for line in open(f) if '"cost-state"' in line]
+    expect(len(states) == 1, f"{len(states)} cost-state records")
+    mu = states[0]["modelUsage"][MODEL]
+    got = {
+        "input": mu["inputTokens"],
+        "output": mu["outputTokens"],
+        "cache_write_5m": mu["cacheCreationEphemeral5mInputTokens"],
+        "cache_write_1h": mu["cacheCreationEphemeral1hInputTokens"],
+        "cache_read": mu["cacheReadInputTokens"],
+    }
+    expect(got == billed and mu["webSearchRequests"] == 1, f"cost-state {got} != billed {billed}")
+    all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 10_000  # + one search at $10 per 1000
+    expect(round(run["result"]["total_cost_usd"] * 1e6) == all_micros, f"total_cost_usd {run['result']['total_cost_usd']} != ${all_micros / 1e6}")
+    rep = c.report()
+    gap = all_micros - round(rep["totals"]["cost_usd"] * 1e6)
+    return {"info": f"cost-state = all {len(reqs)} requests = total_cost_usd ${all_micros / 1e6:.6f}; report ${rep['totals']['cost_usd']:.6f} (transcribed only: ${gap / 1e6:.6f} unwritten, issue #10)"}
+
+
 CASES = [
     ("a", "report equals the usage served", case_a),
     ("b", "hard_stop refuses Agent/WebSearch, Bash runs", case_b),
@@ -579,6 +613,7 @@ CASES = [
     ("g", "a warn systemMessage appears once", case_g),
     ("h", "a subagent's own spend is counted in it", case_h),
     ("i", "a halt inside a subagent ends the session", case_i),
+    ("j", "untranscribed requests: cost-state counts them", case_j),
 ]
 
 
