@@ -49,7 +49,7 @@ impl Level {
 /// line says what happened; whether anything is blocked is `check`'s
 /// business).
 pub fn cap_level(spent: Micros, limit: Micros, policy: &Policy) -> Level {
-    if policy.action == Action::HardStop && spent >= limit.scale_pct(policy.grace_pct) {
+    if policy.action.has_hard_stop() && spent >= limit.scale_pct(policy.grace_pct) {
         Level::HardStop
     } else if spent >= limit {
         Level::Warn
@@ -81,7 +81,7 @@ pub fn forecast_passes(
     policy: &Policy,
 ) -> Option<Level> {
     let f = forecast?;
-    if policy.action == Action::HardStop {
+    if policy.action.has_hard_stop() {
         let h = limit.scale_pct(policy.grace_pct);
         if spent < h && f >= h {
             return Some(Level::HardStop);
@@ -349,6 +349,10 @@ mod tests {
         assert_eq!(cap_level(usd(800), usd(1000), &hs), Level::Alert);
         assert_eq!(cap_level(usd(1000), usd(1000), &hs), Level::Warn);
         assert_eq!(cap_level(usd(1100), usd(1000), &hs), Level::HardStop);
+        // A stop arm's hard stop (where it is halted) is a HARD_STOP line.
+        let st = pol(Action::Stop);
+        assert_eq!(cap_level(usd(1099), usd(1000), &st), Level::Warn);
+        assert_eq!(cap_level(usd(1100), usd(1000), &st), Level::HardStop);
         assert_eq!(
             cap_level(usd(5000), usd(1000), &pol(Action::Warn)),
             Level::Warn

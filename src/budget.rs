@@ -16,6 +16,9 @@ pub enum Tier {
     Alert,
     Warn,
     HardStop,
+    /// At the hard stop of a `stop` arm (or a halting session cap or burn
+    /// rate): the next call halts the agent.
+    Stop,
 }
 
 impl Tier {
@@ -25,19 +28,25 @@ impl Tier {
             Tier::Alert => "alert",
             Tier::Warn => "warn",
             Tier::HardStop => "hard_stop",
+            Tier::Stop => "stop",
         }
     }
 }
 
 /// The tier of `spent` against `cap` under Octorato's rules, with
 /// `alert_at_pct` below the cap:
-/// - at or over `cap * grace_pct / 100` on a hard_stop arm: hard_stop;
+/// - at or over `cap * grace_pct / 100` on a hard_stop arm: hard_stop
+///   (on a stop arm: stop);
 /// - at or over the cap: warn (alert on alert-only arms);
 /// - at or over `alert_at_pct` percent of the cap: alert (0 turns this off);
 /// - otherwise ok.
 pub fn tier(spent: Micros, cap: Micros, policy: &Policy) -> Tier {
-    if policy.action == Action::HardStop && spent >= hard_stop_at(cap, policy) {
-        return Tier::HardStop;
+    if policy.action.has_hard_stop() && spent >= hard_stop_at(cap, policy) {
+        return if policy.action == Action::Stop {
+            Tier::Stop
+        } else {
+            Tier::HardStop
+        };
     }
     if spent >= cap {
         return if policy.action == Action::Alert {
@@ -52,7 +61,7 @@ pub fn tier(spent: Micros, cap: Micros, policy: &Policy) -> Tier {
     Tier::Ok
 }
 
-/// Where a hard_stop arm is stopped: the cap times its grace.
+/// Where a hard_stop (or stop) arm is stopped: the cap times its grace.
 pub fn hard_stop_at(cap: Micros, policy: &Policy) -> Micros {
     cap.scale_pct(policy.grace_pct)
 }
@@ -213,6 +222,12 @@ mod tests {
         assert_eq!(tier(Micros(1_000_000_000), cap, &hs), Tier::Warn);
         assert_eq!(tier(Micros(1_099_999_999), cap, &hs), Tier::Warn);
         assert_eq!(tier(Micros(1_100_000_000), cap, &hs), Tier::HardStop);
+        // stop arms: the same tiers below the hard stop, stop at it.
+        let st = pol(Action::Stop);
+        assert_eq!(tier(Micros(799_999_999), cap, &st), Tier::Ok);
+        assert_eq!(tier(Micros(800_000_000), cap, &st), Tier::Alert);
+        assert_eq!(tier(Micros(1_099_999_999), cap, &st), Tier::Warn);
+        assert_eq!(tier(Micros(1_100_000_000), cap, &st), Tier::Stop);
         // warn arms never reach hard_stop; alert arms never pass alert.
         assert_eq!(
             tier(Micros(5_000_000_000), cap, &pol(Action::Warn)),

@@ -122,6 +122,10 @@ pub struct StatusArgs {
     /// One JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// Exit 7 when gated tools and prompts would be refused, 8 when the
+    /// agent would be halted (0 otherwise)
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Args)]

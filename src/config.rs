@@ -24,6 +24,9 @@ pub enum Action {
     #[default]
     Warn,
     HardStop,
+    /// Like `hard_stop` below the hard stop; at it, the agent is halted
+    /// (every tool call and prompt), not only refused gated tools.
+    Stop,
 }
 
 impl Action {
@@ -32,7 +35,13 @@ impl Action {
             Action::Alert => "alert",
             Action::Warn => "warn",
             Action::HardStop => "hard_stop",
+            Action::Stop => "stop",
         }
+    }
+
+    /// True for the actions that stop work at cap x grace_pct/100.
+    pub fn has_hard_stop(self) -> bool {
+        matches!(self, Action::HardStop | Action::Stop)
     }
 }
 
@@ -62,6 +71,17 @@ pub struct Policy {
     pub grace_pct: u32,
     pub action: Action,
     pub alert_at_pct: u32,
+}
+
+/// True when some cap of `caps` can halt the agent under `policy`: any cap
+/// of a `stop` arm (or total) at its hard stop, and the session cap and
+/// burn rate of a `hard_stop` arm.
+pub fn can_halt(caps: &Caps, policy: &Policy) -> bool {
+    match policy.action {
+        Action::Stop => *caps != Caps::default(),
+        Action::HardStop => caps.session.is_some() || caps.per_hour.is_some(),
+        Action::Alert | Action::Warn => false,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -509,6 +529,16 @@ impl Config {
 
     pub fn arm(&self, name: &str) -> Option<&Arm> {
         self.arms.iter().find(|a| a.name == name)
+    }
+
+    /// True when some arm or the total can halt the agent (see
+    /// [`can_halt`]): `check` must then see every tool call.
+    pub fn can_halt(&self) -> bool {
+        self.arms.iter().any(|a| can_halt(&a.caps, &a.policy))
+            || self
+                .total
+                .as_ref()
+                .is_some_and(|t| can_halt(&t.caps, &t.policy))
     }
 }
 
@@ -988,7 +1018,7 @@ budgets:
 
     #[test]
     fn bad_action_and_grace_are_errors() {
-        assert!(err("budgets:\n  - arm: a\n    action_on_breach: stop\n").contains(":3:"));
+        assert!(err("budgets:\n  - arm: a\n    action_on_breach: halt\n").contains(":3:"));
         assert!(err("default:\n  grace_pct: 50\n").contains("default.grace_pct"));
     }
 

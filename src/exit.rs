@@ -16,6 +16,11 @@ pub const IO: u8 = 5;
 /// `alerts --command`: some events could not be delivered (they are kept
 /// and retried on the next run).
 pub const DELIVERY: u8 = 6;
+/// `status --exit-code`: the arm is at a hard stop (gated tools and
+/// prompts would be refused).
+pub const BLOCKED: u8 = 7;
+/// `status --exit-code`: the agent would be halted (the kill switch).
+pub const HALTED: u8 = 8;
 /// Anything else that went wrong (a bug: please report it).
 pub const INTERNAL: u8 = 70;
 

@@ -117,6 +117,55 @@ fn assert_blocked(o: &Output) -> String {
     e.trim_end().to_owned()
 }
 
+/// The kill switch's answer: exit 0, nothing on stderr, and on stdout one
+/// line of exactly this hook JSON (the tool refused and the agent halted)
+/// with `reason` in both places.
+#[track_caller]
+fn assert_halted_with(o: &Output, reason: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert_eq!(stderr(o), "");
+    let out = stdout(o);
+    assert!(
+        out.ends_with('\n') && out.trim_end().lines().count() == 1,
+        "one line: {out}"
+    );
+    let v: Value = serde_json::from_str(out.trim_end()).expect("hook JSON on stdout");
+    assert_eq!(
+        v,
+        json!({
+            "continue": false,
+            "stopReason": reason,
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        })
+    );
+}
+
+/// The same, whatever the reason; returns it.
+#[track_caller]
+fn assert_halted(o: &Output) -> String {
+    let v: Value = serde_json::from_str(stdout(o).trim_end()).unwrap_or_else(|_| {
+        panic!(
+            "exit {:?}, stdout {:?}, stderr {:?}",
+            o.status.code(),
+            stdout(o),
+            stderr(o)
+        )
+    });
+    let reason = v["stopReason"].as_str().expect("a stopReason").to_owned();
+    assert_halted_with(o, &reason);
+    reason
+}
+
 /// The systemMessage of an allowed call with a warning.
 #[track_caller]
 fn warning_of(o: &Output) -> String {
@@ -416,10 +465,13 @@ fn total_cap_gates_every_arm_and_unattributed_work() {
     }
 }
 
-// Proves: spend in the trailing 60 minutes above max_usd_per_hour blocks
-// gated tools, and the same spend falling out of the window unblocks them.
+// Proves: spend in the trailing 60 minutes above max_usd_per_hour on a
+// hard_stop arm halts the agent (the exact halt JSON, exit 0), for gated
+// and ungated tools alike; the halt stays on that session after the spend
+// leaves the window, until a prompt of the session passes the check; a new
+// session runs as soon as the hourly spend has fallen.
 #[test]
-fn burn_rate_blocks_until_the_hourly_spend_falls() {
+fn burn_rate_on_a_hard_stop_arm_halts_until_the_hourly_spend_falls() {
     let mut env = Env::new();
     env.write_config(&format!(
         "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10000\n    max_usd_per_hour: 5\n    action_on_breach: hard_stop\n"
@@ -431,21 +483,28 @@ fn burn_rate_blocks_until_the_hourly_spend_falls() {
             spend(SID, ACME, "m2", "2026-11-20T11:50:00.000Z", 2_000_001),
         ],
     );
-    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert!(
-        e.contains("has spent $5.00 in the last hour, over its $5.00 per hour limit"),
-        "{e}"
-    );
-    assert!(
-        e.contains("Agent refused until the last hour's spend falls below the limit"),
-        "{e}"
-    );
+    let reason = |what: &str| {
+        format!(
+            "octo-budget: arm \"acme\" has spent $5.00 in the last hour, over its $5.00 per hour limit; \
+             the agent is halted ({what} refused) until the last hour's spend falls below the limit \
+             or until the cap is raised in budgets.yaml"
+        )
+    };
+    assert_halted_with(&check(&env, &agent(&env, ACME)), &reason("Agent"));
+    let read = pre_tool(&env, SID, ACME, "Read", json!({"file_path": "/x/acme/a"}));
+    assert_halted_with(&check(&env, &read), &reason("Read"));
+    // At 12:10:00.001 the 11:10 response is more than an hour old: a new
+    // session runs, but the halted one stays halted...
+    env.now = "2026-11-20T12:10:00.001Z".into();
+    let other = "33333333-aaaa-bbbb-cccc-000000000003";
     assert_allowed_silently(&check(
         &env,
-        &pre_tool(&env, SID, ACME, "Read", json!({"file_path": "/x/acme/a"})),
+        &pre_tool(&env, other, ACME, "Agent", json!({})),
     ));
-    // At 12:10:00.001 the 11:10 response is more than an hour old.
-    env.now = "2026-11-20T12:10:00.001Z".into();
+    assert_halted_with(&check(&env, &read), &reason("Read"));
+    // ...until a prompt of its own passes the check.
+    assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    assert_allowed_silently(&check(&env, &read));
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 }
 
@@ -473,12 +532,13 @@ fn burn_rate_at_exactly_the_limit_is_allowed() {
         &session_rel(SID),
         &[spend(SID, ACME, "m2", "2026-11-20T11:31:00.000Z", 1)],
     );
-    assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(assert_halted(&check(&env, &agent(&env, ACME))).contains("has spent $5.00"));
 }
 
 // Proves: session_usd_cap counts the session's subagents (their own files
-// under <session>/subagents/ carry the parent's sessionId) and blocks only
-// that session; another session of the same arm still runs.
+// under <session>/subagents/ carry the parent's sessionId) and, on a
+// hard_stop arm, halts only that session (Bash too); another session of
+// the same arm still runs.
 #[test]
 fn session_cap_counts_subagents_and_only_blocks_that_session() {
     let env = Env::new();
@@ -518,11 +578,11 @@ fn session_cap_counts_subagents_and_only_blocks_that_session() {
             dollars(4),
         )],
     );
-    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert!(
-        e.contains("session 11111111 of arm \"acme\" has spent $10.00 of its $10.00 session cap")
-            && e.contains("for the rest of this session"),
-        "{e}"
+    assert_halted_with(
+        &check(&env, &pre_tool(&env, SID, ACME, "Bash", json!({"command": "make"}))),
+        "octo-budget: session 11111111 of arm \"acme\" has spent $10.00 of its $10.00 session cap \
+         (hard stop at 100%, $10.00); the agent is halted (Bash refused) for the rest of this session \
+         or until the cap is raised in budgets.yaml",
     );
     assert_allowed_silently(&check(
         &env,

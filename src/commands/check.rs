@@ -1,8 +1,10 @@
 //! `octo-budget check`: the PreToolUse / UserPromptSubmit hook.
 //!
 //! Exit 0 allows (possibly with a one-time warning in hook JSON on stdout);
-//! exit 2 blocks with a one-line reason on stderr. Every failure blocks
-//! too, unless `gate: {on_error: allow}`; `check` never exits 1.
+//! exit 2 blocks with a one-line reason on stderr; exit 0 with hook JSON
+//! that denies the call and says `continue: false` halts the agent (the
+//! kill switch). Every failure blocks too, unless `gate: {on_error:
+//! allow}`; `check` never exits 1.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
-use super::evaluate::Evaluator;
+use super::evaluate::{Evaluator, Which};
 use super::Context;
 use crate::budget::Tier;
 use crate::config::{normalise_path, OnError};
@@ -42,6 +44,10 @@ pub struct HookInput {
     pub tool_name: Option<String>,
     #[serde(default)]
     pub tool_input: Option<serde_json::Value>,
+    /// Set when the call comes from inside a subagent (whose
+    /// `session_id` and `transcript_path` are its parent's).
+    #[serde(default)]
+    pub agent_id: Option<String>,
 }
 
 /// The decision, before it is turned into output and an exit code.
@@ -50,6 +56,8 @@ pub enum Decision {
     Allow,
     Warn(String),
     Block(String),
+    /// Refuse the tool call and halt the agent (PreToolUse only).
+    Halt(String),
 }
 
 /// Runs the hook: reads stdin, decides, prints, returns the exit code.
@@ -68,6 +76,10 @@ pub fn run(ctx: &Context) -> u8 {
         Ok(Decision::Block(reason)) => {
             eprintln!("{reason}");
             exit::BLOCK
+        }
+        Ok(Decision::Halt(reason)) => {
+            println!("{}", hook_reply::halt(&reason));
+            exit::OK
         }
         Err(e) => fail(ctx, &e),
     }
@@ -121,13 +133,18 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
             return Ok(Decision::Block(reason));
         }
     }
-    if !is_prompt && !gated(tool, &cfg.gate.tools) {
+    let is_gated = is_prompt || gated(tool, &cfg.gate.tools);
+    // Once some arm or the total can halt the agent, every call of every
+    // session is looked at (a halted session must stop whatever it runs);
+    // otherwise a tool the gate does not list needs nothing more.
+    let halting_config = cfg.can_halt();
+    if !is_gated && !halting_config {
         return Ok(Decision::Allow);
     }
     let arm = cwd
         .as_deref()
         .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
-    if arm.is_none() && cfg.total.is_none() {
+    if arm.is_none() && cfg.total.is_none() && !halting_config {
         return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
     }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
@@ -143,13 +160,44 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
     {
         ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref())?;
     }
+    let session = hook.session_id.as_deref();
+    // A halted session stays halted, subagents included (they carry the
+    // parent's session id), until a prompt of its own passes the check.
+    let halt_key = session.filter(|s| !s.is_empty() && halting_config);
+    let halted = match halt_key {
+        Some(s) => ledger.halt(s)?,
+        None => None,
+    };
+    let own_prompt = is_prompt && hook.agent_id.is_none();
+    if let Some(h) = halted.as_ref().filter(|_| !own_prompt) {
+        return Ok(halt_decision(
+            is_prompt,
+            hook_reply::halt_reason(&h.head, &what, &h.tail),
+        ));
+    }
     let eval = Evaluator {
         loaded: &loaded,
         ledger: &ledger,
         now: ctx.now,
     };
-    let caps = eval.caps(arm, hook.session_id.as_deref())?;
-    let session = hook.session_id.as_deref();
+    let which = if is_gated { Which::All } else { Which::Halting };
+    let caps = eval.caps_of(arm, session, which)?;
+    if let Some(c) = super::evaluate::halting(&caps) {
+        let (head, tail) = hook_reply::halt_parts(c, cfg.timezone, session);
+        if let Some(s) = halt_key {
+            ledger.record_halt(s, &head, &tail, ctx.now.timestamp_millis())?;
+        }
+        return Ok(halt_decision(
+            is_prompt,
+            hook_reply::halt_reason(&head, &what, &tail),
+        ));
+    }
+    if let (Some(_), Some(s)) = (&halted, halt_key) {
+        ledger.clear_halt(s)?; // the session's own prompt passed
+    }
+    if !is_gated {
+        return Ok(Decision::Allow);
+    }
     if let Some(c) = super::evaluate::blocking(&caps) {
         return Ok(Decision::Block(hook_reply::block_reason(
             c,
@@ -195,6 +243,16 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         }
     }
     Ok(Decision::Allow)
+}
+
+/// A halt: a tool call is denied with `continue: false`; a prompt is
+/// refused with exit 2 (Claude Code then makes no request at all).
+fn halt_decision(is_prompt: bool, reason: String) -> Decision {
+    if is_prompt {
+        Decision::Block(reason)
+    } else {
+        Decision::Halt(reason)
+    }
 }
 
 fn absolute(p: &Path, ctx: &Context) -> PathBuf {

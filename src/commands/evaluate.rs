@@ -67,18 +67,31 @@ pub struct CapState {
 }
 
 impl CapState {
-    /// Where this cap blocks, if it can.
+    /// Where this cap blocks (or halts), if it can.
     pub fn hard_stop_at(&self) -> Option<Micros> {
-        (self.policy.action == crate::config::Action::HardStop).then(|| self.blocks_at())
+        self.policy.action.has_hard_stop().then(|| self.blocks_at())
     }
 
-    /// The spend at which the cap stops work on a hard_stop arm. The
-    /// burn-rate limit has no grace.
+    /// The spend at which the cap stops work on a hard_stop or stop arm.
+    /// The burn-rate limit has no grace.
     pub fn blocks_at(&self) -> Micros {
         if self.kind == CapKind::Hourly {
             self.limit
         } else {
             hard_stop_at(self.limit, &self.policy)
+        }
+    }
+
+    /// True when reaching the hard stop halts the agent (rather than
+    /// refusing gated tools): any cap of a `stop` arm, the session cap and
+    /// burn rate of a `hard_stop` arm.
+    pub fn halts(&self) -> bool {
+        match self.policy.action {
+            crate::config::Action::Stop => true,
+            crate::config::Action::HardStop => {
+                matches!(self.kind, CapKind::Session | CapKind::Hourly)
+            }
+            _ => false,
         }
     }
 
@@ -99,9 +112,29 @@ impl CapState {
 /// The cap that blocks, if any: of the caps at hard_stop, the one furthest
 /// over its limit (what the refusal names).
 pub fn blocking(caps: &[CapState]) -> Option<&CapState> {
+    worst_at(caps, Tier::HardStop)
+}
+
+/// The cap that halts the agent, if any: of the caps at stop, the one
+/// furthest over its limit.
+pub fn halting(caps: &[CapState]) -> Option<&CapState> {
+    worst_at(caps, Tier::Stop)
+}
+
+fn worst_at(caps: &[CapState], tier: Tier) -> Option<&CapState> {
     caps.iter()
-        .filter(|c| c.tier == Tier::HardStop)
+        .filter(|c| c.tier == tier)
         .max_by_key(|c| (c.spent.0 as i128 * 1000) / c.limit.0.max(1) as i128)
+}
+
+/// Which caps to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Every cap (gated tools, prompts, `status`).
+    All,
+    /// Only the caps that can halt the agent (see `config::can_halt`):
+    /// all that a tool the gate does not list needs, and fewer queries.
+    Halting,
 }
 
 /// Evaluates caps. `arm` is an index into the config's arms.
@@ -115,7 +148,25 @@ impl Evaluator<'_> {
     /// Every cap of `arm` (if any), the session cap for `session` (if the
     /// arm has one) and the team total's caps.
     pub fn caps(&self, arm: Option<usize>, session: Option<&str>) -> Result<Vec<CapState>> {
+        self.caps_of(arm, session, Which::All)
+    }
+
+    /// The caps `which` asks for (see [`Which`]).
+    pub fn caps_of(
+        &self,
+        arm: Option<usize>,
+        session: Option<&str>,
+        which: Which,
+    ) -> Result<Vec<CapState>> {
         let cfg = &self.loaded.config;
+        let wanted = |caps: &crate::config::Caps, policy: &Policy| {
+            which == Which::All || crate::config::can_halt(caps, policy)
+        };
+        let arm = arm.filter(|&i| wanted(&cfg.arms[i].caps, &cfg.arms[i].policy));
+        let total = cfg.total.as_ref().filter(|t| wanted(&t.caps, &t.policy));
+        if arm.is_none() && total.is_none() {
+            return Ok(Vec::new());
+        }
         let places = self.ledger.places()?;
         let mut out = Vec::new();
         if let Some(i) = arm {
@@ -128,14 +179,18 @@ impl Evaluator<'_> {
             };
             let candidates = resolver.candidate_places(i);
             let scope = Scope::Arm(a.name.clone());
-            self.calendar_caps(
-                &mut out,
-                &scope,
-                &a.caps,
-                &a.policy,
-                Some((i, &candidates)),
-                &places,
-            )?;
+            // A hard_stop arm halts only at its session cap and burn rate.
+            let calendar = which == Which::All || a.policy.action == crate::config::Action::Stop;
+            if calendar {
+                self.calendar_caps(
+                    &mut out,
+                    &scope,
+                    &a.caps,
+                    &a.policy,
+                    Some((i, &candidates)),
+                    &places,
+                )?;
+            }
             if let (Some(limit), Some(s)) = (a.caps.session, session) {
                 let whole = Period {
                     kind: PeriodKind::All,
@@ -158,7 +213,7 @@ impl Evaluator<'_> {
                 out.push(self.state(scope.clone(), CapKind::Hourly, limit, spent, a.policy, hour));
             }
         }
-        if let Some(t) = &cfg.total {
+        if let Some(t) = total {
             self.calendar_caps(&mut out, &Scope::Total, &t.caps, &t.policy, None, &places)?;
         }
         Ok(out)
@@ -198,7 +253,7 @@ impl Evaluator<'_> {
     ) -> CapState {
         let t = if kind == CapKind::Hourly {
             // The burn rate has no grace and no early alert: spend above it
-            // (not at it) is a breach, which stops work on hard_stop arms.
+            // (not at it) is a breach, which halts hard_stop and stop arms.
             let p = Policy {
                 grace_pct: 100,
                 alert_at_pct: 0,
@@ -211,6 +266,12 @@ impl Evaluator<'_> {
             }
         } else {
             tier(spent, limit, &policy)
+        };
+        // The burn rate and the session cap exist to stop runaway work:
+        // where a hard_stop arm would refuse gated tools, they halt.
+        let t = match (kind, t) {
+            (CapKind::Hourly | CapKind::Session, Tier::HardStop) => Tier::Stop,
+            (_, t) => t,
         };
         CapState {
             scope,

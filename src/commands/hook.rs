@@ -2,7 +2,8 @@
 //! Code settings.json.
 //!
 //! Install merges two entries, a PreToolUse group (matcher built from the
-//! gated tools plus the file and shell tools self-protection needs) and a
+//! gated tools plus the file and shell tools self-protection needs, or
+//! every tool when some arm can be halted) and a
 //! UserPromptSubmit group, each running `<abs binary> check --config <abs
 //! config>` with a short timeout and `"onFailure": "block"`. Every other key
 //! and hook is kept as it was, in its order. Installing twice changes
@@ -80,7 +81,7 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
         args.push(absolute(d, ctx).to_string_lossy().into_owned());
     }
     let command = command_line(&exe.to_string_lossy(), &args);
-    let matcher = matcher(&loaded.config.gate.tools);
+    let matcher = matcher_for(&loaded.config);
     let path = settings_path(ctx, target)?;
     let Some(before) = read_settings(&path)? else {
         return Ok(exit::IO);
@@ -389,6 +390,17 @@ pub fn is_own_handler(handler: &Value) -> bool {
         .file_name()
         .is_some_and(|n| n == "octo-budget");
     is_ours && it.any(|w| w == "check")
+}
+
+/// The PreToolUse matcher for `config`: every tool (`*`) when some arm or
+/// the total can halt the agent (the kill switch must see cheap tools
+/// too), else [`matcher`] of the gated tools.
+pub fn matcher_for(config: &crate::config::Config) -> String {
+    if config.can_halt() {
+        "*".to_owned()
+    } else {
+        matcher(&config.gate.tools)
+    }
 }
 
 /// The PreToolUse matcher: the gated tools and the self-protection tools,

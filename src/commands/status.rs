@@ -1,5 +1,7 @@
 //! `octo-budget status`: every cap of an arm, its spend and the decision
-//! `check` would make for a gated tool, without hook input.
+//! `check` would make for a gated tool or a prompt, without hook input
+//! (`stop` where the agent would be halted); `--exit-code` says it in the
+//! exit status, for scripts that start agents.
 
 use std::io::Write;
 
@@ -55,8 +57,26 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let caps = eval.caps(arm, args.session.as_deref())?;
     let worst = caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok);
     let blocking = super::evaluate::blocking(&caps);
-    let (decision, reason) = match blocking {
-        Some(c) => (
+    let halting = super::evaluate::halting(&caps);
+    // A session the kill switch halted: its tool calls stay halted until a
+    // prompt of its own passes the check.
+    let halted = match args.session.as_deref() {
+        Some(s) if cfg.can_halt() => ledger.halt(s)?,
+        _ => None,
+    };
+    let (decision, reason) = match (halting, blocking) {
+        (Some(c), _) => {
+            let (head, tail) = hook_reply::halt_parts(c, cfg.timezone, args.session.as_deref());
+            (
+                "stop",
+                Some(hook_reply::halt_reason(
+                    &head,
+                    "tool calls and prompts",
+                    &tail,
+                )),
+            )
+        }
+        (None, Some(c)) => (
             "block",
             Some(hook_reply::block_reason(
                 c,
@@ -65,13 +85,13 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 args.session.as_deref(),
             )),
         ),
-        None if worst >= Tier::Alert => (
+        (None, None) if worst >= Tier::Alert => (
             "warn",
             caps.iter()
                 .find(|c| c.tier == worst)
                 .map(|c| hook_reply::warning(c, args.session.as_deref())),
         ),
-        None => ("allow", None),
+        (None, None) => ("allow", None),
     };
     let arm_name = arm.map(|i| cfg.arms[i].name.clone());
     let tz = cfg.timezone;
@@ -83,7 +103,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             "now": ctx.now.with_timezone(&tz).to_rfc3339(),
             "timezone": tz.name(),
             "decision": decision,
-            "over_budget": decision == "block",
+            "over_budget": decision == "block" || decision == "stop",
+            "session_halted": halted.is_some(),
             "tier": worst.as_str(),
             "reason": reason,
             "caps": caps_json,
@@ -136,11 +157,22 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             writeln!(out, "{t}")?;
         }
         writeln!(out, "decision: {decision}")?;
-        if let Some(r) = reason {
+        if let Some(r) = &reason {
             writeln!(out, "{r}")?;
         }
+        if let (Some(h), Some(s)) = (&halted, &args.session) {
+            writeln!(
+                out,
+                "session {s} is halted ({}); its tool calls stay halted until a prompt of it passes the check",
+                h.head.trim_start_matches("octo-budget: ")
+            )?;
+        }
     }
-    Ok(exit::OK)
+    Ok(match decision {
+        "stop" if args.exit_code => exit::HALTED,
+        "block" if args.exit_code => exit::BLOCKED,
+        _ => exit::OK,
+    })
 }
 
 fn cap_json(c: &CapState, tz: chrono_tz::Tz) -> serde_json::Value {

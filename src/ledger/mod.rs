@@ -9,6 +9,7 @@
 //! - [`notices`]: what has already been said (alerts, hook warnings);
 //! - [`outbox`]: claiming alert events once, and `--command` deliveries.
 
+pub mod halts;
 pub mod ingest;
 pub mod notices;
 pub mod outbox;

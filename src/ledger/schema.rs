@@ -14,14 +14,17 @@
 //!   same transactions so that a month is a few hundred rows to read;
 //! - `notices`: alerts and hook warnings already given;
 //! - `alert_outbox` (2): `alerts --command` events found but not yet
-//!   delivered, with the run that is delivering them (a lease).
+//!   delivered, with the run that is delivering them (a lease);
+//! - `halts` (4): sessions the kill switch has halted, with the reason, so
+//!   every later call of the session (its subagents too) is halted until a
+//!   new prompt passes the check.
 
 use rusqlite::TransactionBehavior;
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// The indexes of `responses`, as migration 1 creates them (a first load
 /// drops them and builds them again at its end).
@@ -131,6 +134,16 @@ const MIGRATIONS: &[&str] = &[
     // whatever order files are read in).
     "
     ALTER TABLE sessions ADD COLUMN first_ts INTEGER NOT NULL DEFAULT 9223372036854775807;
+    ",
+    // 4: sessions halted by the kill switch (`action_on_breach: stop`, a
+    // burn-rate or session-cap breach on a hard_stop arm).
+    "
+    CREATE TABLE halts (
+        session_id TEXT PRIMARY KEY,
+        head TEXT NOT NULL,
+        tail TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
     ",
 ];
 

@@ -1,6 +1,7 @@
 //! What `check` says to Claude Code: a one-line reason on stderr with exit
-//! 2 (block), or hook JSON with a `systemMessage` on stdout (allow, with a
-//! warning). Claude Code caps hook output at 10,000 characters.
+//! 2 (block), hook JSON with a `systemMessage` on stdout (allow, with a
+//! warning), or hook JSON that refuses the call and halts the agent (exit
+//! 0). Claude Code caps hook output at 10,000 characters.
 
 use chrono_tz::Tz;
 use serde_json::json;
@@ -36,7 +37,37 @@ fn who(c: &CapState, session: Option<&str>) -> String {
 /// The reason a call is refused: what was spent, against which cap, what
 /// is refused and until when.
 pub fn block_reason(c: &CapState, what: &str, tz: Tz, session: Option<&str>) -> String {
-    let until = match c.kind {
+    clip(format!(
+        "octo-budget: {}; {what} refused {} or until the cap is raised in budgets.yaml",
+        spent(c, session),
+        until(c, tz)
+    ))
+}
+
+/// The reason of a halt in two parts, before and after what is refused
+/// (the parts are recorded, so later calls of the halted session say
+/// what they refuse): `octo-budget: <what was spent>` and `<until when> or
+/// until the cap is raised in budgets.yaml`.
+pub fn halt_parts(c: &CapState, tz: Tz, session: Option<&str>) -> (String, String) {
+    (
+        format!("octo-budget: {}", spent(c, session)),
+        format!(
+            "{} or until the cap is raised in budgets.yaml",
+            until(c, tz)
+        ),
+    )
+}
+
+/// The one-line reason of a halt: `<head>; the agent is halted (<what>
+/// refused) <tail>`.
+pub fn halt_reason(head: &str, what: &str, tail: &str) -> String {
+    clip(format!(
+        "{head}; the agent is halted ({what} refused) {tail}"
+    ))
+}
+
+fn until(c: &CapState, tz: Tz) -> String {
+    match c.kind {
         CapKind::Session => "for the rest of this session".to_owned(),
         CapKind::Hourly => "until the last hour's spend falls below the limit".to_owned(),
         _ => format!(
@@ -45,8 +76,11 @@ pub fn block_reason(c: &CapState, what: &str, tz: Tz, session: Option<&str>) -> 
                 .map(|r| r.with_timezone(&tz).format("%Y-%m-%d").to_string())
                 .unwrap_or_default()
         ),
-    };
-    let spent = match c.kind {
+    }
+}
+
+fn spent(c: &CapState, session: Option<&str>) -> String {
+    match c.kind {
         CapKind::Hourly => format!(
             "{} has spent {} in the last hour, over its {} per hour limit",
             who(c, session),
@@ -62,16 +96,32 @@ pub fn block_reason(c: &CapState, what: &str, tz: Tz, session: Option<&str>) -> 
             c.policy.grace_pct,
             c.blocks_at()
         ),
-    };
-    clip(format!(
-        "octo-budget: {spent}; {what} refused {until} or until the cap is raised in budgets.yaml"
-    ))
+    }
+}
+
+/// Hook JSON that refuses a PreToolUse call AND halts the agent: measured
+/// on Claude Code 2.1.328, `continue: false` alone lets the tool run first
+/// and a refusal alone lets the agent go on; together the tool is refused
+/// and the session ends with no further model request.
+pub fn halt(reason: &str) -> String {
+    let reason = clip(reason.to_owned());
+    json!({
+        "continue": false,
+        "stopReason": reason,
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        },
+    })
+    .to_string()
 }
 
 /// A one-line warning for a cap at alert or warn.
 pub fn warning(c: &CapState, session: Option<&str>) -> String {
     let pct = crate::money::Micros::percent_of(c.spent, c.limit).unwrap_or(100.0);
     let next = match c.hard_stop_at() {
+        Some(h) if c.halts() => format!("the agent is halted at {h}"),
         Some(h) => format!("hard stop at {h}"),
         None => format!("{} arms are not blocked", c.policy.action.as_str()),
     };

@@ -110,7 +110,7 @@ fn cells(row: &Row, color: bool) -> Vec<Cell> {
                     Tier::Ok => Color::Green,
                     Tier::Alert => Color::Yellow,
                     Tier::Warn => Color::DarkYellow,
-                    Tier::HardStop => Color::Red,
+                    Tier::HardStop | Tier::Stop => Color::Red,
                 })
             } else {
                 c
