@@ -60,15 +60,20 @@ def missing_prerequisites():
             need.append(tool)
     if sys.platform != "linux":
         need.append("Linux (for unshare -rn)")
+    elif "unshare" not in need:
+        r = subprocess.run(["unshare", "-rn", "true"], capture_output=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            need.append("permission to create a network namespace (unshare -rn: " + r.stderr.decode(errors="replace").strip() + ")")
     return need
 
 
 def claude_binary():
-    for rel in (
-        "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
-        "node_modules/.bin/claude",
-    ):
-        p = os.path.join(CACHE, rel)
+    """The native binary of the platform package npm installed (the
+    optional dependency, e.g. @anthropic-ai/claude-code-linux-x64), else
+    the wrapper's bin (which the postinstall replaces by that binary)."""
+    found = sorted(glob.glob(os.path.join(CACHE, "node_modules", "@anthropic-ai", "claude-code-*", "claude")))
+    found.append(os.path.join(CACHE, "node_modules", ".bin", "claude"))
+    for p in found:
         if os.path.isfile(p) and os.access(p, os.X_OK):
             return p
     return None
@@ -188,6 +193,7 @@ class Case:
             self.mock.bodies_dir = self._mk("bodies")
         self.url = self.mock.start()
         self.runs = []
+        self.after_breach = None
 
     def _mk(self, sub):
         p = os.path.join(self.dir, sub)
@@ -351,7 +357,11 @@ def breach_seq(case, limit_usd):
 
 
 def after(case, seq):
-    return [r for r in case.requests() if r["seq"] > seq]
+    """Model requests after the breaching response (remembered for the
+    case's line, printed even when the case fails)."""
+    later = [r for r in case.requests() if r["seq"] > seq]
+    case.after_breach = len(later)
+    return later
 
 
 HARD_CAP = "0.10"  # dollars; hard stop at 110% = $0.11. A plain response costs ~$0.01, a scale-20 one ~$0.2.
@@ -420,7 +430,12 @@ def case_c(c):
     n = len(c.requests())
     run2 = c.run_claude("E2E:plain Continue.", "--resume", sid)
     expect(len(c.requests()) == n, f"the resumed session's prompt made {len(c.requests()) - n} requests")
-    text = (run2["result"].get("result") or "") + run2["stderr"]
+    text = run2["result"].get("result") or ""
+    expect(
+        text.startswith("UserPromptSubmit operation blocked by hook") and "octo-budget: arm" in text and run2["result"].get("num_turns") == 0,
+        f"the refused prompt's result: {text[:200]!r}",
+    )
+    after(c, seq)
     c.octo("ingest", "--quiet")  # what cron's `alerts`/`ingest` does for tool-less sessions
     st = c.status()
     expect(st.get("decision") == "block", f"status says {st.get('decision')}")
@@ -428,7 +443,7 @@ def case_c(c):
     expect(len(c.requests()) == n, f"a new session's prompt made {len(c.requests()) - n} requests")
     return {
         "after_breach": len(after(c, seq)),
-        "info": f"resume: terminal_reason {run2['result'].get('terminal_reason')}, exit {run2['rc']}, octo-budget's reason shown: {'octo-budget' in text}; new session: {run3['result'].get('terminal_reason')}",
+        "info": f"resumed and new session refused: claude exit {run2['rc']}/{run3['rc']}, num_turns 0, no terminal_reason, result 'UserPromptSubmit operation blocked by hook: ...'",
     }
 
 
@@ -446,6 +461,7 @@ def halt_case(c, arm_yaml, limit):
     last = main[-1]
     later = after(c, seq)
     expect(last["tool_uses"], f"the session went on to the end of its script ({len(later)} requests after the breach; needs the killswitch)")
+    expect(all(r["seq"] <= last["seq"] for r in c.requests()), "a request was made after the halted one")
     tid = c.tool_use_id(last)
     expect(c.result_for(tid) is None, f"the halted call's tool_result reached the mock ({len(later)} requests after the breach)")
     k = last["step"]
@@ -563,7 +579,11 @@ def case_i(c):
     main_after = [r for r in later if r["role"] == "main"]
     expect(last["tool_uses"], f"the subagent ran to the end of its script ({len(later)} requests after the breach)")
     expect(c.result_for(c.tool_use_id(last)) is None, "the halted subagent call's tool_result reached the mock")
-    expect(not main_after, f"the main agent made {len(main_after)} requests after the halt inside the subagent")
+    expect(
+        not main_after,
+        f"the main agent made {len(main_after)} request(s) after the halt inside the subagent (Claude Code 2.1.328 ends only the subagent on a PreToolUse halt; "
+        "the main agent gets the Agent tool_result and asks the model again)",
+    )
     expect(not ({"i-main1", "i-main2"} & c.marked()), f"main tools ran after the halt: {sorted(c.marked())}")
     expect(run["result"].get("terminal_reason") == "hook_stopped", f"terminal_reason {run['result'].get('terminal_reason')}")
     return {"after_breach": len(later), "info": f"halted in the subagent at step {last['step']}; whole session ended (terminal_reason {run['result'].get('terminal_reason')})"}
@@ -618,8 +638,18 @@ CASES = [
 
 
 # ---------------------------------------------------------------- main ---
+def interfaces():
+    """Network interfaces of this process's namespace."""
+    lines = open("/proc/self/net/dev").read().splitlines()[2:]
+    return sorted(line.split(":")[0].strip() for line in lines)
+
+
 def inner(args):
     global RATES
+    if interfaces() != ["lo"]:
+        log(f"e2e: not in a loopback-only network namespace (interfaces {interfaces()}); refusing to run")
+        log("e2e: 0 passed, 1 failed")
+        return 1
     RATES = price_rates(MODEL)
     t0 = time.time()
     passed = failed = 0
@@ -637,7 +667,7 @@ def inner(args):
             info = {"error": f"{type(e).__name__}: {e}"}
         reqs = len(case.requests())
         case.close(ok)
-        ab = info.get("after_breach")
+        ab = info.get("after_breach", case.after_breach)
         head = f"{'ok  ' if ok else 'FAIL'} {key}. {title}: {reqs} model requests"
         if ab is not None:
             head += f", {ab} after the breach"
