@@ -1017,6 +1017,27 @@ budgets:
     }
 
     #[test]
+    fn stop_is_an_action_and_says_who_can_halt() {
+        let c = parse(
+            "default:\n  action_on_breach: stop\nbudgets:\n  - arm: a\n    monthly_usd_cap: 1\n  - arm: b\n    daily_usd_cap: 1\n    action_on_breach: hard_stop\n  - arm: c\n    max_usd_per_hour: 1\n    action_on_breach: hard_stop\n  - arm: d\n    session_usd_cap: 1\n    action_on_breach: warn\ntotal:\n  daily_usd_cap: 9\n  action_on_breach: stop\n",
+        )
+        .unwrap();
+        let halts: Vec<bool> = c
+            .arms
+            .iter()
+            .map(|a| can_halt(&a.caps, &a.policy))
+            .collect();
+        assert_eq!(c.arms[0].policy.action, Action::Stop);
+        assert_eq!(halts, [true, false, true, false]);
+        let t = c.total.as_ref().unwrap();
+        assert!(t.policy.action == Action::Stop && can_halt(&t.caps, &t.policy));
+        assert!(c.can_halt());
+        // A stop arm without caps has nothing to halt at.
+        let none = parse("budgets:\n  - arm: a\n    action_on_breach: stop\n").unwrap();
+        assert!(!none.can_halt());
+    }
+
+    #[test]
     fn bad_action_and_grace_are_errors() {
         assert!(err("budgets:\n  - arm: a\n    action_on_breach: halt\n").contains(":3:"));
         assert!(err("default:\n  grace_pct: 50\n").contains("default.grace_pct"));

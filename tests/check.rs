@@ -1098,3 +1098,397 @@ fn first_check_on_an_empty_ledger_reads_all_history() {
         "{e}"
     );
 }
+
+// ---- The kill switch --------------------------------------------------------------------------
+
+/// The halt reason of arm acme's monthly cap ($1,000, grace 110%) at
+/// `spent`, refusing `what`.
+fn acme_monthly_halt(spent: &str, what: &str) -> String {
+    format!(
+        "octo-budget: arm \"acme\" has spent {spent} of its $1,000.00 monthly cap (hard stop at 110%, $1,100.00); \
+         the agent is halted ({what} refused) until 2026-12-01 or until the cap is raised in budgets.yaml"
+    )
+}
+
+// Proves: at cap x grace a stop arm halts every PreToolUse call, gated or
+// not (Agent, WebSearch, an MCP tool, Bash, Read, Edit, Grep), with exit 0
+// and exactly the halt JSON, and refuses a prompt with exit 2 and the same
+// reason naming the prompt.
+#[test]
+fn stop_arm_halts_every_tool_and_refuses_prompts_at_the_hard_stop() {
+    let env = acme("stop", 1_123_400_000);
+    for (tool, input) in [
+        ("Agent", json!({"prompt": "look"})),
+        ("WebSearch", json!({"query": "x"})),
+        ("mcp__github__create_issue", json!({})),
+        ("Bash", json!({"command": "cargo test"})),
+        ("Read", json!({"file_path": "/x/acme/src/main.rs"})),
+        (
+            "Edit",
+            json!({"file_path": "/x/acme/src/main.rs", "old_string": "a", "new_string": "b"}),
+        ),
+        ("Grep", json!({"pattern": "budget"})),
+    ] {
+        assert_halted_with(
+            &check(&env, &pre_tool(&env, SID, "/x/acme/api", tool, input)),
+            &acme_monthly_halt("$1,123.40", tool),
+        );
+    }
+    assert_eq!(
+        assert_blocked(&check(&env, &prompt(&env, SID, ACME))),
+        acme_monthly_halt("$1,123.40", "this prompt")
+    );
+    // Another session of the arm is halted too (a calendar cap is the arm's).
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    assert_halted(&check(
+        &env,
+        &pre_tool(&env, other, ACME, "Read", json!({})),
+    ));
+}
+
+// Proves: below its hard stop a stop arm behaves like a hard_stop arm: the
+// same warning once per tier on gated calls, ungated tools run silently,
+// and one micro-dollar more (exactly cap x grace) halts.
+#[test]
+fn stop_arm_below_the_hard_stop_warns_like_hard_stop() {
+    for action in ["hard_stop", "stop"] {
+        let env = acme(action, 1_099_999_999);
+        let msg = warning_of(&check(&env, &agent(&env, ACME)));
+        let next = if action == "stop" {
+            "the agent is halted at $1,100.00"
+        } else {
+            "hard stop at $1,100.00"
+        };
+        assert_eq!(
+            msg,
+            format!(
+                "octo-budget: arm \"acme\" is at 109.9% of its $1,000.00 monthly cap ($1,100.00 spent; {next})"
+            ),
+            "{action}"
+        );
+        assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+        assert_allowed_silently(&check(
+            &env,
+            &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+        ));
+        assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    }
+    let env = acme("stop", 1_099_999_999);
+    env.append(
+        &session_rel(SID),
+        &[spend(SID, ACME, "msg_2", "2026-11-20T10:01:00.000Z", 1)],
+    );
+    assert_halted_with(
+        &check(
+            &env,
+            &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+        ),
+        &acme_monthly_halt("$1,100.00", "Bash"),
+    );
+}
+
+// Proves: on a hard_stop arm that can halt (it has a burn rate), the
+// monthly hard stop still only refuses gated tools with exit 2; ungated
+// tools run, because the burn rate is under its limit.
+#[test]
+fn hard_stop_calendar_cap_still_refuses_only_gated_tools() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 1000\n    max_usd_per_hour: 5000\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(1_200),
+        )],
+    );
+    let e = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(e.contains("; Agent refused until 2026-12-01"), "{e}");
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, ACME, "Bash", json!({"command": "git status"})),
+    ));
+}
+
+// Proves: a burn-rate breach on a stop arm halts with the burn-rate reason.
+#[test]
+fn burn_rate_on_a_stop_arm_halts() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10000\n    max_usd_per_hour: 5\n    action_on_breach: stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:59:00.000Z",
+            5_000_001,
+        )],
+    );
+    assert_halted_with(
+        &check(&env, &pre_tool(&env, SID, ACME, "Grep", json!({"pattern": "x"}))),
+        "octo-budget: arm \"acme\" has spent $5.00 in the last hour, over its $5.00 per hour limit; \
+         the agent is halted (Grep refused) until the last hour's spend falls below the limit \
+         or until the cap is raised in budgets.yaml",
+    );
+}
+
+// Proves: a `total:` cap with stop halts the sessions of every arm, warn
+// and alert arms included, and of work no arm owns, with the team's reason.
+#[test]
+fn total_with_stop_halts_every_arm() {
+    let env = Env::new();
+    env.write_config(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n    action_on_breach: warn\n  - arm: beta\n    path: /x/beta\n    action_on_breach: alert\n\
+         total:\n  daily_usd_cap: 100\n  grace_pct: 100\n  action_on_breach: stop\n",
+    );
+    env.append(
+        "-x-acme/s1.jsonl",
+        &[spend(
+            "s1",
+            "/x/acme",
+            "m1",
+            "2026-11-20T08:00:00.000Z",
+            dollars(99),
+        )],
+    );
+    // $99 of $100: gated calls warn, ungated ones run.
+    assert!(warning_of(&check(&env, &agent(&env, "/x/beta"))).contains("the team"));
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, SID, "/x/beta", "Bash", json!({"command": "ls"})),
+    ));
+    env.append(
+        "-tmp/s3.jsonl",
+        &[spend(
+            "s3",
+            "/tmp",
+            "m3",
+            "2026-11-20T10:00:00.000Z",
+            dollars(1),
+        )],
+    );
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    for (i, cwd) in ["/x/acme", "/x/beta", "/tmp"].iter().enumerate() {
+        let sid = format!("session-{i}");
+        assert_halted_with(
+            &check(
+                &env,
+                &pre_tool(&env, &sid, cwd, "Bash", json!({"command": "ls"})),
+            ),
+            "octo-budget: the team (all arms together) has spent $100.00 of its $100.00 daily cap \
+             (hard stop at 100%, $100.00); the agent is halted (Bash refused) until 2026-11-21 \
+             or until the cap is raised in budgets.yaml",
+        );
+    }
+}
+
+// Proves: warn and alert arms are never halted, whatever their session cap
+// and burn rate: ungated tools run silently, gated ones warn.
+#[test]
+fn warn_and_alert_arms_are_never_halted() {
+    for action in ["warn", "alert"] {
+        let env = Env::new();
+        env.write_config(&format!(
+            "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 10\n    session_usd_cap: 1\n    max_usd_per_hour: 1\n    action_on_breach: {action}\n"
+        ));
+        env.append(
+            &session_rel(SID),
+            &[spend(
+                SID,
+                ACME,
+                "m1",
+                "2026-11-20T11:59:00.000Z",
+                dollars(50),
+            )],
+        );
+        assert_allowed_silently(&check(
+            &env,
+            &pre_tool(&env, SID, ACME, "Bash", json!({"command": "ls"})),
+        ));
+        let msg = warning_of(&check(&env, &agent(&env, ACME)));
+        assert!(
+            msg.contains(&format!("{action} arms are not blocked")),
+            "{msg}"
+        );
+        assert_eq!(check(&env, &prompt(&env, SID, ACME)).status.code(), Some(0));
+    }
+}
+
+// Proves: self-protection refusals stay exit-2 refusals on a halted arm
+// (never the halt JSON), for Bash and Edit alike.
+#[test]
+fn self_protection_stays_a_refusal_on_a_halted_arm() {
+    let env = acme("stop", dollars(1_200));
+    let cfg = env.config.to_str().unwrap().to_owned();
+    for (tool, input) in [
+        (
+            "Edit",
+            json!({"file_path": cfg, "old_string": "1000", "new_string": "9"}),
+        ),
+        ("Bash", json!({"command": "sed -i s/1000/9/ budgets.yaml"})),
+    ] {
+        let o = check(&env, &pre_tool(&env, SID, ACME, tool, input));
+        let e = assert_blocked(&o);
+        assert!(e.contains(&format!("octo-budget: {tool} of ")), "{e}");
+        assert_eq!(stdout(&o), "");
+    }
+}
+
+/// PreToolUse input from inside a subagent: `agent_id`/`agent_type`, the
+/// PARENT's session id and transcript path (as Claude Code 2.1.328 sends).
+fn sub_tool(env: &Env, tool: &str) -> String {
+    let mut v: Value = serde_json::from_str(&pre_tool(env, SID, ACME, tool, json!({}))).unwrap();
+    v["agent_id"] = json!("a1b2c3");
+    v["agent_type"] = json!("Explore");
+    v.to_string()
+}
+
+// Proves: once a session is halted, calls from its subagents are halted
+// too, also after the spend that caused it left the burn-rate window; a
+// subagent's prompt does not lift the halt; the parent's own prompt that
+// passes the check does.
+#[test]
+fn a_halt_covers_the_sessions_subagents_until_its_own_prompt_passes() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(6),
+        )],
+    );
+    let reason = |what: &str| {
+        format!(
+            "octo-budget: arm \"acme\" has spent $6.00 in the last hour, over its $5.00 per hour limit; \
+             the agent is halted ({what} refused) until the last hour's spend falls below the limit \
+             or until the cap is raised in budgets.yaml"
+        )
+    };
+    // The breach is first seen inside a subagent: it halts there.
+    assert_halted_with(&check(&env, &sub_tool(&env, "Read")), &reason("Read"));
+    // An hour later the spend is out of the window, but the session stays halted.
+    env.now = "2026-11-20T12:31:00Z".into();
+    assert_halted_with(&check(&env, &sub_tool(&env, "Bash")), &reason("Bash"));
+    assert_halted_with(&check(&env, &agent(&env, ACME)), &reason("Agent"));
+    let mut sub_prompt: Value = serde_json::from_str(&prompt(&env, SID, ACME)).unwrap();
+    sub_prompt["agent_id"] = json!("a1b2c3");
+    assert_eq!(
+        assert_blocked(&check(&env, &sub_prompt.to_string())),
+        reason("this prompt")
+    );
+    assert_halted(&check(&env, &sub_tool(&env, "Read")));
+    // The parent's prompt passes (the hour has gone by) and lifts the halt.
+    assert_allowed_silently(&check(&env, &prompt(&env, SID, ACME)));
+    assert_allowed_silently(&check(&env, &sub_tool(&env, "Read")));
+}
+
+/// `status --arm acme --json [--exit-code]` parsed, with its exit code.
+fn status_json(env: &Env, extra: &[&str]) -> (Value, Option<i32>) {
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("status --json: {} {}", stdout(&o), stderr(&o)));
+    (v, o.status.code())
+}
+
+// Proves: status says `stop` (decision, tier, the cap's tier) where the
+// next call would halt, `block` at a hard_stop arm's hard stop, and
+// `--exit-code` exits 8, 7 or 0 accordingly (0 without the flag).
+#[test]
+fn status_says_stop_and_exit_code_tells_scripts() {
+    let env = acme("stop", 1_123_400_000);
+    let (v, code) = status_json(&env, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["decision"], "stop");
+    assert_eq!(v["tier"], "stop");
+    assert_eq!(v["over_budget"], true);
+    assert_eq!(v["session_halted"], false);
+    assert_eq!(
+        v["reason"],
+        acme_monthly_halt("$1,123.40", "tool calls and prompts")
+    );
+    let m = &v["caps"][0];
+    assert_eq!(
+        (m["cap"].as_str(), m["tier"].as_str()),
+        (Some("monthly"), Some("stop"))
+    );
+    assert_eq!(m["action"], "stop");
+    assert_eq!(common::micros(&m["hard_stop_at_usd"]), 1_100_000_000);
+    assert_eq!(status_json(&env, &["--exit-code"]).1, Some(8));
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("decision: stop\n"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("┆ stop ┆"), "{}", stdout(&o));
+
+    let env = acme("hard_stop", 1_123_400_000);
+    let (v, code) = status_json(&env, &["--exit-code"]);
+    assert_eq!((v["decision"].as_str(), code), (Some("block"), Some(7)));
+    let env = acme("stop", 1_099_999_999);
+    let (v, code) = status_json(&env, &["--exit-code"]);
+    assert_eq!((v["decision"].as_str(), code), (Some("warn"), Some(0)));
+    assert_eq!(v["tier"], "warn");
+    let env = acme("warn", 5_000_000_000);
+    assert_eq!(status_json(&env, &["--exit-code"]).1, Some(0));
+}
+
+// Proves: `status --session ID` says when that session is halted by the
+// kill switch (a recorded halt), also after the cause has gone.
+#[test]
+fn status_shows_a_halted_session() {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    max_usd_per_hour: 5\n    action_on_breach: hard_stop\n"
+    ));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "m1",
+            "2026-11-20T11:30:00.000Z",
+            dollars(6),
+        )],
+    );
+    assert_eq!(
+        status_json(&env, &["--session", SID]).0["session_halted"],
+        false
+    );
+    assert_halted(&check(&env, &agent(&env, ACME)));
+    env.now = "2026-11-20T13:00:00Z".into();
+    let (v, code) = status_json(&env, &["--session", SID, "--exit-code"]);
+    assert_eq!(v["session_halted"], true);
+    assert_eq!((v["decision"].as_str(), code), (Some("allow"), Some(0)));
+    let o = env
+        .cmd()
+        .args(["status", "--arm", "acme", "--session", SID])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains(&format!(
+            "session {SID} is halted (arm \"acme\" has spent $6.00 in the last hour, over its $5.00 per hour limit); \
+             its tool calls stay halted until a prompt of it passes the check"
+        )),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -449,3 +449,83 @@ fn install_warms_the_ledger_with_existing_history() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
 }
+
+// Proves: the PreToolUse matcher is every tool (`*`) while some arm or the
+// total can halt the agent (stop; a hard_stop arm with max_usd_per_hour or
+// session_usd_cap; total with stop), and the gated tools otherwise;
+// re-running install after each config change switches it both ways,
+// replacing octo-budget's own entries (never a second copy) and keeping
+// the user's hook; --dry-run shows the new matcher and writes nothing.
+#[test]
+fn matcher_follows_whether_some_arm_can_halt() {
+    let env = env();
+    let settings = env.path().join("settings.json");
+    fs::write(
+        &settings,
+        json!({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}]}})
+            .to_string(),
+    )
+    .unwrap();
+    let s = settings.to_str().unwrap();
+    let matcher_after = |yaml: &str| -> String {
+        env.write_config(yaml);
+        let o = run(&env, &["install", "--settings", s]);
+        assert!(o.status.success(), "{:?}", text(&o));
+        let v = read(&settings);
+        let pre = v["hooks"]["PreToolUse"].as_array().unwrap();
+        assert_eq!(pre.len(), 2, "{v}");
+        assert_eq!(pre[0]["hooks"][0]["command"], "guard.sh");
+        assert_eq!(pre[0]["matcher"], "Bash");
+        assert_eq!(pre[1]["hooks"], json!([own(&expected_command(&env))]));
+        assert_eq!(v["hooks"]["UserPromptSubmit"].as_array().unwrap().len(), 1);
+        pre[1]["matcher"].as_str().unwrap().to_owned()
+    };
+    let arm = "budgets:\n  - arm: acme\n    path: /x/acme\n    monthly_usd_cap: 100\n";
+    assert_eq!(
+        matcher_after(&format!("{arm}    action_on_breach: stop\n")),
+        "*"
+    );
+    assert_eq!(
+        matcher_after(&format!("{arm}    action_on_breach: hard_stop\n")),
+        MATCHER
+    );
+    assert_eq!(
+        matcher_after(&format!(
+            "{arm}    action_on_breach: hard_stop\n    max_usd_per_hour: 20\n"
+        )),
+        "*"
+    );
+    assert_eq!(
+        matcher_after(&format!(
+            "{arm}    action_on_breach: warn\n    max_usd_per_hour: 20\n"
+        )),
+        MATCHER
+    );
+    assert_eq!(
+        matcher_after(&format!("default:\n  action_on_breach: stop\n{arm}")),
+        "*"
+    );
+    assert_eq!(
+        matcher_after(&format!(
+            "default:\n  action_on_breach: hard_stop\n  session_usd_cap: 5\n{arm}"
+        )),
+        "*"
+    );
+    assert_eq!(
+        matcher_after(&format!(
+            "{arm}total:\n  daily_usd_cap: 50\n  action_on_breach: stop\n"
+        )),
+        "*"
+    );
+    assert_eq!(matcher_after(CONFIG), MATCHER);
+    // --dry-run shows the switch and leaves the file alone.
+    let before = fs::read(&settings).unwrap();
+    env.write_config(&format!("{arm}    action_on_breach: stop\n"));
+    let o = run(&env, &["install", "--settings", s, "--dry-run"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["hooks"]["PreToolUse"][1]["matcher"], "*");
+    assert!(err.contains("PreToolUse matcher \"*\""), "{err}");
+    assert_eq!(fs::read(&settings).unwrap(), before);
+}

@@ -138,3 +138,25 @@ pub fn warning(c: &CapState, session: Option<&str>) -> String {
 pub fn system_message(message: &str) -> String {
     json!({ "systemMessage": clip(message.to_owned()) }).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halt_denies_the_call_and_stops_the_agent_with_one_reason() {
+        let v: serde_json::Value = serde_json::from_str(&halt("r\nx")).unwrap();
+        assert_eq!(
+            v,
+            json!({"continue": false, "stopReason": "r x", "hookSpecificOutput": {
+                "hookEventName": "PreToolUse", "permissionDecision": "deny",
+                "permissionDecisionReason": "r x"}})
+        );
+        assert_eq!(
+            halt_reason("octo-budget: A", "Bash", "until B"),
+            "octo-budget: A; the agent is halted (Bash refused) until B"
+        );
+        let long = halt(&"x".repeat(20_000));
+        assert!(long.len() < 2 * MAX_LEN + 200, "{}", long.len());
+    }
+}
