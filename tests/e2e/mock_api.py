@@ -201,7 +201,7 @@ SCRIPTS = {
         {"blocks": [("text", "Plain done.")]},
     ],
     # Long: Bash calls that sleep, so a run can be killed mid-way.
-    "slow": [{"blocks": [bash(f'sleep 1; touch "$E2E_MARKS/slow{i}"')]} for i in range(30)]
+    "slow": [{"blocks": [bash(f'sleep 0.5; touch "$E2E_MARKS/slow{i}"')]} for i in range(12)]
     + [{"blocks": [("text", "Slow done.")]}],
 }
 

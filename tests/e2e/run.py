@@ -195,6 +195,13 @@ class Case:
         self.runs = []
         self.after_breach = None
 
+    def script(self, name, text):
+        p = os.path.join(self.dir, name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, 0o755)
+        return p
+
     def _mk(self, sub):
         p = os.path.join(self.dir, sub)
         os.makedirs(p, exist_ok=True)
@@ -249,6 +256,9 @@ class Case:
         self.octo("hook", "install")
         settings = json.load(open(os.path.join(self.cfgdir, "settings.json")))
         return settings
+
+    def claude_args(self, prompt, *extra):
+        return [self.claude, "-p", "--permission-mode", "bypassPermissions", "--model", MODEL, "--output-format", "json", *extra, prompt]
 
     def run_claude(self, prompt, *extra, stream=False):
         args = [self.claude, "-p", "--permission-mode", "bypassPermissions", "--model", MODEL]
@@ -637,6 +647,112 @@ CASES = [
 ]
 
 
+
+# --------------------------------------------------------- observations --
+# `run.py --observe`: measurements of Claude Code itself (no octo-budget
+# hook; stand-in hooks where a hook is needed). They print what happened
+# and assert nothing: they are how tests/e2e/README.md's findings were made.
+STANDIN_PRE = """#!/usr/bin/env python3
+import json, os, sys
+d = json.load(sys.stdin)
+if "i-sub1" in json.dumps(d.get("tool_input") or {}):
+    open(os.environ["E2E_MARKS"] + "/halted", "w").close()
+    print(json.dumps({"continue": False, "stopReason": "stand-in halt", "hookSpecificOutput": {
+        "hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": "stand-in halt"}}))
+"""
+STANDIN_POST = """#!/usr/bin/env python3
+import json, os, sys
+json.load(sys.stdin)
+if os.path.exists(os.environ["E2E_MARKS"] + "/halted"):
+    print(json.dumps({"continue": False, "stopReason": "stand-in halt after the subagent"}))
+"""
+
+
+def observe_subagent_halt(c, post):
+    """The halt answer inside a subagent: what does the session do next?"""
+    hooks = {"PreToolUse": [{"matcher": "*", "hooks": [{"type": "command", "command": c.script("pre.py", STANDIN_PRE)}]}]}
+    if post:
+        hooks["PostToolUse"] = [{"matcher": "Agent", "hooks": [{"type": "command", "command": c.script("post.py", STANDIN_POST)}]}]
+    json.dump({"hooks": hooks}, open(os.path.join(c.cfgdir, "settings.json"), "w"))
+    run = c.run_claude("E2E:subhalt Run the subhalt script.")
+    reqs = c.requests()
+    halted = [r for r in reqs if r["role"] == "subagent" and r["step"] == 1]
+    after_halt = [r["role"] for r in reqs if halted and r["seq"] > halted[0]["seq"]]
+    return (
+        f"halt answer on a subagent's PreToolUse{' + PostToolUse(Agent) continue:false' if post else ''}: "
+        f"{len(after_halt)} requests after the halted one {after_halt}, terminal_reason {run['result'].get('terminal_reason')}, "
+        f"main tools that ran after it: {sorted(m for m in c.marked() if m.startswith('i-main'))}"
+    )
+
+
+def cost_states(c, sid):
+    out = []
+    for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", f"{sid}.jsonl")):
+        lines = [json.loads(line) for line in open(f)]
+        for i, d in enumerate(lines):
+            if d.get("type") == "cost-state":
+                later = [x.get("type") for x in lines[i + 1:]]
+                out.append((d, later))
+    return out
+
+
+def observe_cost_state(c, sig):
+    """A run killed mid-way by `sig` (or not), then `--resume`d."""
+    import signal
+    import uuid
+
+    sid = str(uuid.uuid4())
+    p = subprocess.Popen(
+        c.claude_args("E2E:slow Run the slow script.", "--session-id", sid),
+        env=c.env(), cwd=c.proj, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    if sig:
+        time.sleep(3)
+        p.send_signal(getattr(signal, sig))
+    p.communicate(timeout=CLAUDE_TIMEOUT)
+    time.sleep(0.5)
+    first = c.requests()
+    billed1 = sum(cost_micros(r["usage"]) for r in first)
+    states1 = cost_states(c, sid)
+    line = f"{sig or 'no signal'}: exit {p.returncode}, {len(first)} requests (${float(billed1) / 1e6:.6f} at list prices); "
+    if states1:
+        d, later = states1[-1]
+        line += f"cost-state ${d['totalCostUSD']:.6f} (= billed: {round(d['totalCostUSD'] * 1e6) == billed1}), lines after it: {later}; "
+    else:
+        line += "NO cost-state; "
+    run2 = c.run_claude("E2E:slow continue", "--resume", sid)
+    billed2 = sum(cost_micros(r["usage"]) for r in c.requests()[len(first):])
+    states = cost_states(c, sid)
+    d2 = states[-1][0] if states else None
+    if d2:
+        got = round(d2["totalCostUSD"] * 1e6)
+        kind = "cumulative" if got == billed1 + billed2 else ("this run only" if got == billed2 else "neither")
+        same = states1 and states1[-1][0]["startTime"] == d2["startTime"]
+        line += f"after --resume: {len(states)} cost-states, the last ${d2['totalCostUSD']:.6f} = {kind}, startTime {'kept' if same else 'new'}, result total_cost_usd {run2['result'].get('total_cost_usd')}"
+    return line
+
+
+def observe(args):
+    global RATES
+    RATES = price_rates(MODEL)
+    jobs = [
+        ("subagent halt", lambda c: observe_subagent_halt(c, False)),
+        ("subagent halt + PostToolUse", lambda c: observe_subagent_halt(c, True)),
+        ("cost-state, clean run", lambda c: observe_cost_state(c, None)),
+        ("cost-state, SIGTERM", lambda c: observe_cost_state(c, "SIGTERM")),
+        ("cost-state, SIGINT", lambda c: observe_cost_state(c, "SIGINT")),
+        ("cost-state, SIGKILL", lambda c: observe_cost_state(c, "SIGKILL")),
+    ]
+    for name, fn in jobs:
+        c = Case("observe", args.octo, args.claude, args.keep)
+        try:
+            log(f"observe: {name}: {fn(c)}")
+        except Exception as e:  # an observation that could not be made
+            log(f"observe: {name}: could not observe ({type(e).__name__}: {e}); kept {c.dir}")
+            c.keep = True
+        c.close(True)
+    return 0
+
 # ---------------------------------------------------------------- main ---
 def interfaces():
     """Network interfaces of this process's namespace."""
@@ -690,6 +806,7 @@ def main():
     ap.add_argument("cases", nargs="*", help="case letters (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep every case's temp folder")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--observe", action="store_true", help="measure Claude Code itself (subagent halts, cost-state on kill/resume); asserts nothing")
     ap.add_argument("--octo", help=argparse.SUPPRESS)
     ap.add_argument("--claude", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -698,7 +815,7 @@ def main():
             print(f"{k}. {t}")
         return 0
     if os.environ.get(IN_NS) == "1":
-        return inner(args)
+        return observe(args) if args.observe else inner(args)
     need = missing_prerequisites()
     if need:
         msg = f"e2e: needs {', '.join(need)} (Claude Code {CLAUDE_VERSION} from npm, run in a loopback-only network namespace)"
@@ -714,6 +831,8 @@ def main():
     cmd = [sys.executable, os.path.abspath(__file__), "--octo", octo, "--claude", claude, *args.cases]
     if args.keep:
         cmd.append("--keep")
+    if args.observe:
+        cmd.append("--observe")
     env = dict(os.environ, **{IN_NS: "1"})
     script = f'"{ip}" link set lo up && exec "$@"'
     r = subprocess.run(["unshare", "-rn", "sh", "-c", script, "sh", *cmd], env=env, stdin=subprocess.DEVNULL)
