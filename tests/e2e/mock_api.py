@@ -69,7 +69,7 @@ def bash(cmd):
     return ("tool", "Bash", {"command": cmd, "description": "e2e step"})
 
 
-def agent(sub):
+def agent(sub, background=False):
     return (
         "tool",
         "Agent",
@@ -77,7 +77,7 @@ def agent(sub):
             "description": "e2e subagent",
             "prompt": f"E2E-SUB:{sub} Do the scripted task.",
             "subagent_type": "general-purpose",
-            "run_in_background": False,
+            "run_in_background": background,
         },
     )
 
@@ -194,6 +194,13 @@ SCRIPTS = {
         {"blocks": [mark("c0")], "prompt": 190_000},
         {"blocks": [websearch()]},
         {"blocks": [("text", "Compacted and searched.")]},
+    ],
+    # i, as Claude Code runs subagents by default: in the background.
+    "subhalt-bg": [
+        {"blocks": [agent("subhalt-sub", background=True)]},
+        {"blocks": [bash(f'sleep 1; touch "$E2E_MARKS/i-main1"')]},
+        {"blocks": [bash(f'sleep 1; touch "$E2E_MARKS/i-main2"')]},
+        {"blocks": [("text", "Main never halted.")]},
     ],
     # A plain conversation: one Bash call, then text (cost-state probes).
     "plain": [

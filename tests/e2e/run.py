@@ -685,6 +685,22 @@ def observe_subagent_halt(c, post):
     )
 
 
+def observe_background_halt(c):
+    """octo-budget's `stop` halting a subagent that runs in the background
+    (Claude Code's default): which requests follow the halt?"""
+    c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
+    run = c.run_claude("E2E:subhalt-bg Run the script.")
+    reqs = c.requests()
+    seq, _ = breach_seq(c, Fraction(HARD_CAP) * Fraction(110, 100))
+    sub = [r for r in reqs if r["role"] == "subagent"]
+    halted = sub[-1]["seq"] if sub else None
+    return (
+        f"requests {[(r['role'], r['step']) for r in reqs]}; breach at seq {seq}, last subagent request seq {halted}; "
+        f"after it: {[r['role'] for r in reqs if halted and r['seq'] > halted]}; terminal_reason {run['result'].get('terminal_reason')}; "
+        f"tools that ran: {sorted(c.marked())}"
+    )
+
+
 def cost_states(c, sid):
     out = []
     for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", f"{sid}.jsonl")):
@@ -736,12 +752,17 @@ def observe(args):
     global RATES
     RATES = price_rates(MODEL)
     jobs = [
+        j
+        for j in [
         ("subagent halt", lambda c: observe_subagent_halt(c, False)),
         ("subagent halt + PostToolUse", lambda c: observe_subagent_halt(c, True)),
+        ("background subagent halted by octo-budget", observe_background_halt),
         ("cost-state, clean run", lambda c: observe_cost_state(c, None)),
         ("cost-state, SIGTERM", lambda c: observe_cost_state(c, "SIGTERM")),
         ("cost-state, SIGINT", lambda c: observe_cost_state(c, "SIGINT")),
         ("cost-state, SIGKILL", lambda c: observe_cost_state(c, "SIGKILL")),
+        ]
+        if not args.cases or any(k in j[0] for k in args.cases)
     ]
     for name, fn in jobs:
         c = Case("observe", args.octo, args.claude, args.keep)
@@ -760,6 +781,44 @@ def interfaces():
     return sorted(line.split(":")[0].strip() for line in lines)
 
 
+def mock_selfcheck():
+    """The mock's answers to what Claude Code did not send in our runs but
+    may (HEAD /api/hello, count_tokens, a non-streaming request, title
+    generation), and the shape of a streamed response. Returns problems."""
+    import urllib.request
+
+    api = mock_api.MockApi()
+    url = api.start()
+    problems = []
+
+    def call(method, path, body=None):
+        req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode()
+
+    try:
+        st, _, _ = call("HEAD", "/api/hello")
+        problems += [] if st == 200 else [f"HEAD /api/hello: {st}"]
+        st, _, b = call("POST", "/v1/messages/count_tokens?beta=true", {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+        problems += [] if st == 200 and json.loads(b).get("input_tokens", -1) >= 0 else [f"count_tokens: {st} {b}"]
+        title = {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "E2E:plain title please"}]}
+        st, h, b = call("POST", "/v1/messages", title)
+        m = json.loads(b)
+        problems += [] if m.get("type") == "message" and h.get("request-id") and m["usage"]["output_tokens"] > 0 else [f"non-streaming: {b[:200]}"]
+        tools = [{"name": "Bash", "input_schema": {"type": "object"}}]
+        st, h, b = call("POST", "/v1/messages", dict(title, stream=True, tools=tools))
+        kinds = [line[7:] for line in b.splitlines() if line.startswith("event: ")]
+        want = ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+        problems += [] if kinds == want and h.get("content-type") == "text/event-stream" and h.get("request-id") else [f"stream: {kinds}"]
+        roles = [r["role"] for r in api.records]
+        problems += [] if roles == ["other", "count_tokens", "aux", "main"] else [f"recorded roles {roles}"]
+    except Exception as e:
+        problems.append(f"{type(e).__name__}: {e}")
+    finally:
+        api.stop()
+    return problems
+
+
 def inner(args):
     global RATES
     if interfaces() != ["lo"]:
@@ -769,6 +828,10 @@ def inner(args):
     RATES = price_rates(MODEL)
     t0 = time.time()
     passed = failed = 0
+    problems = mock_selfcheck()
+    if problems:
+        log(f"FAIL the mock's own answers: {'; '.join(problems)}")
+        failed += 1
     selected = [c for c in CASES if not args.cases or c[0] in args.cases]
     for key, title, fn in selected:
         case = Case(key, args.octo, args.claude, args.keep)
