@@ -27,6 +27,7 @@ Run alone: `python3 tests/e2e/mock_api.py [--port N] [--record FILE]`.
 import argparse
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -295,7 +296,7 @@ class MockApi:
         return role, script, results
 
     # ---- responses ------------------------------------------------------
-    def plan(self, body, path):
+    def plan(self, body):
         role, script, step = self.classify(body)
         blocks, scale, web, prompt = [], 1, 0, None
         steps = SCRIPTS.get(script) if script else None
@@ -364,8 +365,6 @@ class MockApi:
     def dump(self, path):
         with open(path + ".tmp", "w") as f:
             json.dump({"requests": self.records, "tool_results": self.tool_results}, f, indent=1)
-        import os
-
         os.replace(path + ".tmp", path)
 
     def reset(self):
@@ -419,7 +418,7 @@ class MockApi:
                 if not path.endswith("/v1/messages"):
                     api.record({"method": "POST", "path": path, "role": "other"}, None)
                     return self._send(200, "application/json", b"{}")
-                role, script, step, blocks, usage = api.plan(body, path)
+                role, script, step, blocks, usage = api.plan(body)
                 entry = {
                     "method": "POST",
                     "path": path,

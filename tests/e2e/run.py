@@ -24,10 +24,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 from datetime import date
 from fractions import Fraction
 
@@ -714,9 +717,6 @@ def cost_states(c, sid):
 
 def observe_cost_state(c, sig):
     """A run killed mid-way by `sig` (or not), then `--resume`d."""
-    import signal
-    import uuid
-
     sid = str(uuid.uuid4())
     p = subprocess.Popen(
         c.claude_args("E2E:slow Run the slow script.", "--session-id", sid),
@@ -785,8 +785,6 @@ def mock_selfcheck():
     """The mock's answers to what Claude Code did not send in our runs but
     may (HEAD /api/hello, count_tokens, a non-streaming request, title
     generation), and the shape of a streamed response. Returns problems."""
-    import urllib.request
-
     api = mock_api.MockApi()
     url = api.start()
     problems = []
