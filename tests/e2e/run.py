@@ -377,7 +377,10 @@ def after(case, seq):
     return later
 
 
-HARD_CAP = "0.10"  # dollars; hard stop at 110% = $0.11. A plain response costs ~$0.01, a scale-20 one ~$0.2.
+# Dollars, a monthly cap (the real clock: a month is the period least likely
+# to reset during a run); hard stop at the default 110% = $0.11. A plain
+# scripted response costs ~$0.01, a `scale: 100` one ~$0.2.
+HARD_CAP = "0.10"
 
 
 def case_a(c):
@@ -411,7 +414,7 @@ def case_a(c):
 
 def case_b(c):
     """hard_stop over its cap: Agent and WebSearch refused, Bash runs."""
-    c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop\nalert_at_pct: 0")
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop\nalert_at_pct: 0")
     run = c.run_claude("E2E:hardstop Run the hardstop script.")
     seq, before = breach_seq(c, Fraction(HARD_CAP) * Fraction(110, 100))
     expect(seq is not None and before < Fraction(HARD_CAP) * 1_000_000, "the script did not breach as designed")
@@ -435,7 +438,7 @@ def case_b(c):
 
 def case_c(c):
     """A prompt at the hard stop makes no request at all."""
-    c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop\nalert_at_pct: 0")
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop\nalert_at_pct: 0")
     run1 = c.run_claude("E2E:spend Spend.")
     seq, _ = breach_seq(c, Fraction(HARD_CAP) * Fraction(110, 100))
     expect(seq is not None, "the first session did not breach")
@@ -491,7 +494,7 @@ def halt_case(c, arm_yaml, limit):
 
 def case_d(c):
     """action_on_breach: stop halts the session after the breach."""
-    return halt_case(c, f"daily_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0", Fraction(HARD_CAP) * Fraction(110, 100))
+    return halt_case(c, f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0", Fraction(HARD_CAP) * Fraction(110, 100))
 
 
 def case_e(c):
@@ -501,7 +504,7 @@ def case_e(c):
 
 def case_f(c):
     """The binary moved away after hook install: every call is refused."""
-    settings = c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop")
+    settings = c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop")
     handlers = [h for g in settings["hooks"]["PreToolUse"] + settings["hooks"]["UserPromptSubmit"] for h in g["hooks"]]
     expect(all(h.get("onFailure") == "block" and h["command"].startswith(c.bin) for h in handlers), f"installed handlers: {handlers}")
     run = c.run_claude("E2E:moved Run the moved script.")
@@ -521,7 +524,7 @@ def case_f(c):
 
 def case_g(c):
     """A warn-tier systemMessage appears once."""
-    c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: warn\nalert_at_pct: 0")
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: warn\nalert_at_pct: 0")
     run = c.run_claude("E2E:warn Run the warn script.", stream=True)
     seq, _ = breach_seq(c, HARD_CAP)
     expect(seq is not None, "the script did not reach the cap")
@@ -533,7 +536,7 @@ def case_g(c):
     # what the user sees; in the transcript, an `attachment` line of type
     # `hook_system_message` (next to the `hook_success` one).
     def octo(ev_text):
-        return "octo-budget: arm" in ev_text and "daily cap" in ev_text
+        return "octo-budget: arm" in ev_text and "monthly cap" in ev_text
 
     responses = [e for e in run["events"] if e.get("type") == "system" and e.get("subtype") == "hook_response" and octo(e.get("stdout") or "")]
     shown = [e for e in run["events"] if e.get("type") == "system" and e.get("subtype") == "informational" and octo(e.get("content") or "")]
@@ -556,7 +559,7 @@ def case_g(c):
 
 def case_h(c):
     """A hook inside a subagent counts the subagent's own spend."""
-    c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop\nalert_at_pct: 0")
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: hard_stop\nalert_at_pct: 0")
     run = c.run_claude("E2E:subspend Run the subspend script.")
     limit = Fraction(HARD_CAP) * Fraction(110, 100)
     seq, before = breach_seq(c, limit)
@@ -580,7 +583,7 @@ def case_h(c):
 def case_i(c):
     """A halt inside a subagent ends the whole session."""
     try:
-        c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
+        c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
     except CaseError as e:
         raise CaseError(f"{e} (needs the killswitch branch's `stop` action)")
     run = c.run_claude("E2E:subhalt Run the subhalt script.")
@@ -691,7 +694,7 @@ def observe_subagent_halt(c, post):
 def observe_background_halt(c):
     """octo-budget's `stop` halting a subagent that runs in the background
     (Claude Code's default): which requests follow the halt?"""
-    c.install(f"daily_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
     run = c.run_claude("E2E:subhalt-bg Run the script.")
     reqs = c.requests()
     seq, _ = breach_seq(c, Fraction(HARD_CAP) * Fraction(110, 100))
