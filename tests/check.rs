@@ -1492,3 +1492,45 @@ fn status_shows_a_halted_session() {
         stdout(&o)
     );
 }
+
+// Proves: a batch of tool calls checked at once (Claude Code runs matching
+// hooks in parallel) on a halted arm all answer the halt, each naming its
+// own tool, and the ledger records the session's halt exactly once.
+#[test]
+fn concurrent_calls_all_halt_and_record_one_halt() {
+    let env = acme("stop", dollars(1_200));
+    env.cmd().arg("ingest").arg("--quiet").assert().success();
+    let tools = ["Bash", "Read", "Grep", "Edit", "Agent", "Glob"];
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let mut c = env.std_cmd();
+            c.arg("check")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            use std::io::Write;
+            let stdin = pre_tool(&env, SID, ACME, tools[i % tools.len()], json!({}));
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            (i, child)
+        })
+        .collect();
+    for (i, child) in children {
+        let o = child.wait_with_output().unwrap();
+        assert_halted_with(&o, &acme_monthly_halt("$1,200.00", tools[i % tools.len()]));
+    }
+    let conn = rusqlite::Connection::open(&env.ledger).unwrap();
+    let rows: Vec<String> = conn
+        .prepare("SELECT session_id FROM halts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows, [SID]);
+}
