@@ -598,7 +598,8 @@ def case_i(c):
     expect(
         not main_after,
         f"the main agent made {len(main_after)} request(s) after the halt inside the subagent (Claude Code 2.1.328 ends only the subagent on a PreToolUse halt; "
-        "the main agent gets the Agent tool_result and asks the model again)",
+        f"the main agent gets the Agent tool_result and asks the model again; its next tool call {'ran' if c.marked() & {'i-main1', 'i-main2'} else 'was halted'}, "
+        f"terminal_reason {run['result'].get('terminal_reason')})",
     )
     expect(not ({"i-main1", "i-main2"} & c.marked()), f"main tools ran after the halt: {sorted(c.marked())}")
     expect(run["result"].get("terminal_reason") == "hook_stopped", f"terminal_reason {run['result'].get('terminal_reason')}")
