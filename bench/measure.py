@@ -40,6 +40,8 @@ TARGETS = {
     "rss_ratio": 0.5,
     "check_p50_ms": 10.0,
     "check_p99_ms": 30.0,
+    "statusline_p50_ms": 5.0,
+    "statusline_p99_ms": 30.0,
 }
 
 
@@ -412,6 +414,7 @@ def main():
     base_args = ["--config", config, "--claude-dir", claude, "--ledger", ledger, "--now", NOW]
     report_cmd = [binp, "report"] + base_args + ["--period", "month", "--json"]
     check_cmd = [binp, "check"] + base_args
+    statusline_cmd = [binp, "statusline"] + base_args
 
     results = {
         "schema": 1,
@@ -422,7 +425,7 @@ def main():
         "tree": {k: exp0.get(k) for k in ("seed", "size_mb", "files", "bytes", "transcript_files", "transcript_bytes",
                                           "kinds", "arms", "responses", "assistant_lines", "size_quantiles")},
         "tree_path": tree,
-        "commands": {"report": report_cmd, "check": check_cmd},
+        "commands": {"report": report_cmd, "check": check_cmd, "statusline": statusline_cmd},
         "targets": TARGETS,
         "rss_method": RSS_METHOD,
         "timing_method": "time.perf_counter around each child (spawn included)",
@@ -602,6 +605,41 @@ def main():
         if fails:
             failures.append("check: %d of %d calls failed, first: exit %s %s" % (
                 len(fails), a.calls, fails[0]["exit"], fails[0]["stderr"][:200]))
+
+        # ---------------- statusline latency: the same session, still growing,
+        # with Claude Code's status JSON (one refresh per appended response)
+        spayload = {"session_id": target["session_id"], "transcript_path": tpath, "cwd": target["cwd"],
+                    "workspace": {"current_dir": target["cwd"], "project_dir": target["cwd"]},
+                    "model": {"id": "claude-opus-5-5", "display_name": "Opus 5.5"},
+                    "cost": {"total_cost_usd": 0.5, "total_duration_ms": 8428}}
+        sstdin_path = os.path.join(work, "statusline-stdin.json")
+        with open(sstdin_path, "w") as fh:
+            json.dump(spayload, fh)
+        stimes, sfails = [], []
+        for i in range(warmup + a.calls):
+            if i > 0:
+                data, _u, _m = app(c_ms)
+                c_ms += 7000
+                mut.append(tpath, data)
+            r = run(statusline_cmd, env, stdin_path=sstdin_path, timeout=60, rss=False)
+            if i < warmup:
+                continue
+            stimes.append(r["wall_s"] * 1000.0)
+            out = tail(r.stdout, 300)
+            if r.exit != 0 or not out or out.startswith("octo-budget:") or "\n" in out:
+                sfails.append({"call": i - warmup, "exit": r.exit, "stdout": out})
+        results["statusline"] = {
+            "calls": a.calls, "warmup_calls": warmup, "stdin": spayload,
+            "p50_ms": round(pct(stimes, 50), 3) if stimes else None,
+            "p90_ms": round(pct(stimes, 90), 3) if stimes else None,
+            "p99_ms": round(pct(stimes, 99), 3) if stimes else None,
+            "max_ms": round(max(stimes), 3) if stimes else None,
+            "failures": len(sfails), "failure_samples": sfails[:5],
+            "last_stdout": tail(r.stdout, 300),
+        }
+        if sfails:
+            failures.append("statusline: %d of %d calls did not print a status line, first: %s" % (
+                len(sfails), a.calls, json.dumps(sfails[0])[:200]))
     finally:
         mut.restore()
         if a.keep:
@@ -659,6 +697,9 @@ def main():
     row("check p99 (ms)", chk.get("p99_ms"), None, None, ("abs", TARGETS["check_p99_ms"]), "ms")
     row("check max (ms)", chk.get("max_ms"), None, None, None, "ms")
     row("check peak RSS (MiB)", chk.get("max_rss_kb") and chk["max_rss_kb"] / 1024.0, None, None, None, "mib")
+    sl = results.get("statusline", {})
+    row("statusline p50 (ms)", sl.get("p50_ms"), None, None, ("abs", TARGETS["statusline_p50_ms"]), "ms")
+    row("statusline p99 (ms)", sl.get("p99_ms"), None, None, ("abs", TARGETS["statusline_p99_ms"]), "ms")
     tm = all(results.get(n, {}).get("tokens_match_expected") for n in ("report_first", "report_second", "report_after_append"))
     rows.append({"metric": "tokens == expected", "octo_budget": tm,
                  "ccusage": (cc.get("tokens_match_expected") if cc_ok else None), "ratio": None,
@@ -706,6 +747,8 @@ def main():
             print("  ".join("-" * w[j] for j in range(len(hdr))))
     if chk.get("exit_codes"):
         print("check exit codes: %s" % json.dumps(chk["exit_codes"]))
+    if sl.get("last_stdout"):
+        print("last status line: %s" % sl["last_stdout"].strip())
     for m in warnings:
         print("warning: " + m)
     for m in failures:

@@ -29,6 +29,29 @@ impl Attributor {
         Attributor { paths, encoded }
     }
 
+    /// Like [`Attributor::new`], and each arm path that `real_path` resolves
+    /// to another spelling (a symlink on this machine) owns that spelling
+    /// too. The caller does the I/O; this stays pure.
+    pub fn with_real_paths(arms: &[Arm], real_path: impl Fn(&str) -> Option<String>) -> Attributor {
+        let mut a = Attributor::new(arms);
+        let extra: Vec<(String, usize)> = a
+            .paths
+            .iter()
+            .filter_map(|(p, i)| real_path(p).map(|r| (r, *i)))
+            .filter(|(r, _)| !a.paths.iter().any(|(p, _)| p == r))
+            .collect();
+        if !extra.is_empty() {
+            a.encoded
+                .extend(extra.iter().map(|(p, i)| (encode_project(p), *i)));
+            a.encoded
+                .sort_by(|x, y| y.0.len().cmp(&x.0.len()).then_with(|| x.0.cmp(&y.0)));
+            a.paths.extend(extra);
+            a.paths
+                .sort_by(|x, y| y.0.len().cmp(&x.0.len()).then_with(|| x.0.cmp(&y.0)));
+        }
+        a
+    }
+
     /// The arm that owns `cwd`, if any.
     pub fn by_cwd(&self, cwd: &str) -> Option<usize> {
         let cwd = cwd.trim_end_matches('/');
@@ -120,6 +143,21 @@ mod tests {
         // Longest first: "-x-acme-web" is acme-web's, not acme's.
         assert_eq!(a.by_project("-x-acme-web"), Some(1));
         assert_eq!(a.by_project("-x-acmeish"), None);
+    }
+
+    #[test]
+    fn real_paths_of_arm_paths_are_owned_too() {
+        let a = Attributor::with_real_paths(&arms(&[&["/home/u/acme"], &["/data"]]), |p| {
+            (p == "/home/u/acme").then(|| "/data/acme".to_owned())
+        });
+        assert_eq!(a.by_cwd("/home/u/acme/src"), Some(0));
+        // The longer real path wins over the arm that owns its parent.
+        assert_eq!(a.by_cwd("/data/acme/src"), Some(0));
+        assert_eq!(a.by_cwd("/data/other"), Some(1));
+        // The folder-name fallback knows both spellings.
+        assert_eq!(a.by_project("-data-acme-src"), Some(0));
+        assert_eq!(a.by_project("-home-u-acme"), Some(0));
+        assert_eq!(a.by_project("-data-other"), Some(1));
     }
 
     #[test]

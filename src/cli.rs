@@ -39,6 +39,29 @@ pub struct Global {
     /// Evaluate as if it were this instant (RFC 3339) [default: the clock]
     #[arg(long, global = true, env = "OCTO_BUDGET_NOW", value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
+
+    /// `check` only: the most milliseconds one call spends reading history
+    /// into a ledger that has not read it all yet [default and maximum:
+    /// 3000] (for tests)
+    #[arg(long, global = true, hide = true, value_name = "MS")]
+    pub history_budget_ms: Option<u64>,
+    /// Colours in report tables and the status line: auto (on a terminal),
+    /// always or never; NO_COLOR (set and non-empty) turns them off
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +81,32 @@ pub enum Command {
         #[command(subcommand)]
         action: HookAction,
     },
+    /// Propose a budgets.yaml from the last 90 days of transcripts
+    Init(InitArgs),
+    /// Claude Code's statusLine command: status JSON on stdin, one line out
+    Statusline,
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Propose arms for repositories that spent from this local date on
+    /// (YYYY-MM-DD) [default: 90 days before --now]
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// The IANA time zone to write [default: $TZ, then the system's zone]
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Print the proposal on stdout instead of writing it
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,8 +191,22 @@ pub struct AlertsArgs {
     pub quiet: bool,
     /// Pipe each new event line to this shell command; the event counts as
     /// sent only when the command exits 0
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", value_parser = parse_command)]
     pub command: Option<String>,
+    /// Seconds --command may run for one event before it, and every
+    /// process it started, is killed (the event is kept for the next run)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "command",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub command_timeout: u64,
+}
+
+/// `--command` must say something: an empty one (an unset variable in a
+/// crontab) would "send" every event to nothing.
+fn parse_command(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the command is empty (an unset variable?); nothing was sent or recorded, the events wait for the next run".into());
+    }
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +231,13 @@ pub struct HookTarget {
     /// Show the change without writing it
     #[arg(long)]
     pub dry_run: bool,
+    /// install: also set Claude Code's statusLine to `octo-budget
+    /// statusline`; uninstall: remove only octo-budget's statusLine
+    #[arg(long)]
+    pub statusline: bool,
+    /// install --statusline: replace a statusLine that is not octo-budget's
+    #[arg(long, requires = "statusline")]
+    pub force: bool,
 }
 
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {

@@ -27,6 +27,9 @@ use cli::{Cli, Command, Environment};
 use commands::Context;
 
 fn main() -> ExitCode {
+    // A file-size limit fails writes with EFBIG (reported like any other
+    // write error) instead of killing the process with no reason.
+    commands::guard::ignore_sigxfsz();
     let cli = Cli::parse();
     let ctx = Context {
         env: Environment::from_process(),
@@ -36,9 +39,15 @@ fn main() -> ExitCode {
     if let Command::Check = cli.command {
         return exit::code(run_check(&ctx));
     }
-    // One line on stderr for a panic elsewhere too: no backtrace noise.
+    if let Command::Statusline = cli.command {
+        return exit::code(commands::statusline::run(&ctx));
+    }
+    // One line on stderr for a panic elsewhere too: no backtrace noise. A
+    // reader that went away (`report | head`) is not an error.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("octo-budget: internal error: {info}; please report this");
+        if !is_broken_stdout_panic(info.payload()) {
+            eprintln!("octo-budget: internal error: {info}; please report this");
+        }
     }));
     let result = std::panic::catch_unwind(|| match &cli.command {
         Command::Report(a) => commands::report::run(&ctx, a),
@@ -46,16 +55,41 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(&ctx, a),
         Command::Alerts(a) => commands::alerts::run(&ctx, a),
         Command::Hook { action } => commands::hook::run(&ctx, action),
-        Command::Check => unreachable!("handled above"),
+        Command::Init(a) => commands::init::run(&ctx, a),
+        Command::Completions { shell } => commands::docs::completions(*shell),
+        Command::Man => commands::docs::man(),
+        Command::Check | Command::Statusline => unreachable!("handled above"),
     });
     match result {
         Ok(Ok(code)) => exit::code(code),
+        Ok(Err(e)) if is_broken_pipe(&e) => exit::code(exit::OK),
         Ok(Err(e)) => {
             eprintln!("octo-budget: {}", one_line(&e));
             exit::code(exit_code_of(&e))
         }
+        Err(p) if is_broken_stdout_panic(p.as_ref()) => exit::code(exit::OK),
         Err(_) => exit::code(exit::INTERNAL),
     }
+}
+
+/// True when writing stdout failed because its reader went away (`report
+/// | head`): exit quietly with 0, as ripgrep does.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `println!` panics when stdout is a closed pipe; its message is
+/// "failed printing to stdout: Broken pipe (os error 32)".
+fn is_broken_stdout_panic(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    msg.starts_with("failed printing to stdout") && msg.to_ascii_lowercase().contains("broken pipe")
 }
 
 /// `check` must answer 0 or 2, within its deadline, whatever happens: a
@@ -63,16 +97,9 @@ fn main() -> ExitCode {
 /// `on_error: allow`), and never exits 1 or 101.
 fn run_check(ctx: &Context) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
-    let watchdog_ctx = Context {
-        env: ctx.env.clone(),
-        now: ctx.now,
-        global: ctx.global.clone(),
-    };
-    std::thread::spawn(move || {
-        std::thread::sleep(commands::check::DEADLINE);
-        let e = anyhow::anyhow!("no answer within {} s", commands::check::DEADLINE.as_secs());
-        std::process::exit(commands::check::fail(&watchdog_ctx, &e) as i32);
-    });
+    // The watchdog and the signal handlers answer from what is already
+    // known (see commands::guard), with no I/O that could hang.
+    commands::guard::start(commands::check::DEADLINE);
     match std::panic::catch_unwind(|| commands::check::run(ctx)) {
         Ok(code) => code,
         Err(p) => {
@@ -81,7 +108,7 @@ fn run_check(ctx: &Context) -> u8 {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            commands::check::fail(ctx, &anyhow::anyhow!("internal error: {msg}"))
+            commands::check::fail(&anyhow::anyhow!("internal error: {msg}"))
         }
     }
 }

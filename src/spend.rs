@@ -30,7 +30,12 @@ impl Resolver<'_> {
             return Owner::Unattributed;
         };
         let arm = if !place.cwd.is_empty() {
-            self.attributor.by_cwd(&place.cwd)
+            self.attributor.by_cwd(&place.cwd).or_else(|| {
+                place
+                    .real_cwd
+                    .as_deref()
+                    .and_then(|r| self.attributor.by_cwd(r))
+            })
         } else if let Some(cwd) = self.session_cwds.get(session_id) {
             self.attributor.by_cwd(cwd)
         } else {
@@ -45,7 +50,7 @@ impl Resolver<'_> {
         let mut ids: Vec<i64> = self
             .places
             .iter()
-            .filter(|(_, p)| p.cwd.is_empty() || self.attributor.by_cwd(&p.cwd) == Some(arm))
+            .filter(|(id, p)| p.cwd.is_empty() || self.owner(**id, "") == Owner::Arm(arm))
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
@@ -148,6 +153,7 @@ mod tests {
                 Place {
                     cwd: "/x/acme/api".into(),
                     project: "-x-beta".into(),
+                    real_cwd: None,
                 },
             ),
             (
@@ -155,6 +161,7 @@ mod tests {
                 Place {
                     cwd: String::new(),
                     project: "-x-beta".into(),
+                    real_cwd: None,
                 },
             ),
             (
@@ -162,6 +169,7 @@ mod tests {
                 Place {
                     cwd: "/elsewhere".into(),
                     project: "-x-acme".into(),
+                    real_cwd: None,
                 },
             ),
         ]

@@ -555,3 +555,115 @@ fn the_team_total_has_its_own_lines() {
         ]
     );
 }
+
+// Proves (issue 15, item 17): an empty or blank `--command` (an unset
+// variable in a crontab) is a usage error, exit 2, and records nothing:
+// the events are still there for the next run with a real command.
+#[test]
+fn an_empty_command_is_a_usage_error_and_keeps_the_events() {
+    let mut env = Env::new();
+    three_breaches(&env);
+    for blank in ["", "   ", "\t\n"] {
+        let r = alerts(
+            &mut env,
+            "2026-11-20T12:00:00Z",
+            &["--quiet", "--command", blank],
+        );
+        assert_eq!(r.code, 2, "{blank:?}: {}", r.stderr);
+        assert!(r.stderr.contains("the command is empty"), "{}", r.stderr);
+        assert_eq!(r.stdout, "");
+    }
+    let sent = env.path().join("sent.txt");
+    let cmd = format!("cat >> '{}'", sent.display());
+    let r = alerts(&mut env, "2026-11-20T12:05:00Z", &["--command", &cmd]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = std::fs::read_to_string(&sent).unwrap();
+    assert_eq!(got.lines().count(), 3, "{got}");
+    assert!(
+        got.starts_with("2026-11-20T12:05:00Z WARN a monthly "),
+        "{got}"
+    );
+}
+
+/// Whether process `pid` is still running (a zombie waiting to be reaped
+/// is not).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+// Proves (issue 15, item 13): a `--command` still running at its timeout
+// is killed together with what it started: a background `sleep` that
+// holds stderr (cron's pipe) open is gone when `alerts` returns, so the
+// pipe reaches its end; the event is kept for the next run.
+#[test]
+fn a_hanging_command_is_killed_with_every_process_it_started() {
+    use std::io::Read;
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "timezone: UTC\n{NO_SPIKES}budgets:\n  - arm: a\n    path: /w/a\n    monthly_usd_cap: 10\n"
+    ));
+    spend(&env, "/w/a", "2026-11-20T10:00:00Z", dollars(11));
+    let pidfile = env.path().join("sleep.pid");
+    // The background sleep inherits the command's stderr; sh waits for it.
+    let cmd = format!("sleep 600 & echo $! > '{}'; wait", pidfile.display());
+    env.now = "2026-11-20T12:00:00Z".into();
+    let mut child = env
+        .std_cmd()
+        .args([
+            "alerts",
+            "--quiet",
+            "--command-timeout",
+            "1",
+            "--command",
+            &cmd,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    let status = child.wait().unwrap();
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The pipe ends only once every process holding it has exited; a
+    // surviving sleep would hold it for 600 s.
+    let Ok(err) = rx.recv_timeout(std::time::Duration::from_secs(120)) else {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+        panic!("stderr still open after alerts returned: the background sleep survived");
+    };
+    assert!(!running(pid), "the background sleep {pid} still runs");
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("--command did not finish within 1 s")
+            && err.contains("kept for the next run"),
+        "{err}"
+    );
+    // Kept: a working command gets it next time.
+    let r = alerts(
+        &mut env,
+        "2026-11-20T12:05:00Z",
+        &["--command", "cat >/dev/null"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "2026-11-20T12:05:00Z sent 1 alert(s) to --command\n"
+    );
+}

@@ -348,17 +348,121 @@ fn gated_tools_are_configurable() {
 }
 
 // Proves: a UserPromptSubmit at hard stop is refused (exit 2, the prompt
-// named in the reason); other events are allowed and ignored.
+// named in the reason); Stop and SubagentStop (where exit 2 would keep
+// Claude working) are allowed, and so is PostToolUse (the kill switch's
+// entry: silent unless a session is halted, see
+// post_tool_use_ends_a_halted_session); any other event is refused, even
+// on an arm with nothing spent, because check decides only the events it
+// knows.
 #[test]
-fn user_prompt_is_refused_at_hard_stop_and_other_events_pass() {
+fn user_prompt_is_refused_at_hard_stop_and_other_events_are_not_decided() {
     let env = acme("hard_stop", dollars(1_200));
     let e = assert_blocked(&check(&env, &prompt(&env, SID, ACME)));
     assert!(e.contains("this prompt refused until 2026-12-01"), "{e}");
-    for event in ["PostToolUse", "Stop", "SessionStart", "Notification"] {
+    for event in ["Stop", "SubagentStop"] {
+        let stdin = json!({"session_id": SID, "cwd": ACME, "hook_event_name": event}).to_string();
+        assert_allowed_silently(&check(&env, &stdin));
+    }
+    let post = json!({"session_id": SID, "cwd": ACME, "hook_event_name": "PostToolUse", "tool_name": "Agent"});
+    assert_allowed_silently(&check(&env, &post.to_string()));
+    let idle = acme("hard_stop", 0);
+    for event in ["SessionStart", "Notification", "PreCompact"] {
         let stdin =
             json!({"session_id": SID, "cwd": ACME, "hook_event_name": event, "tool_name": "Agent"})
                 .to_string();
-        assert_allowed_silently(&check(&env, &stdin));
+        let e = assert_blocked(&check(&idle, &stdin));
+        assert!(
+            e.contains("decides only PreToolUse and UserPromptSubmit") && e.contains(event),
+            "{e}"
+        );
+    }
+}
+
+// Proves (issue 15, item 2): hook JSON without hook_event_name, with an
+// unknown spelling of one, or a PreToolUse without a tool name or without
+// a tool_input object, is refused with its reason on an arm
+// that would allow a well-formed call; `on_error: allow` lets it through,
+// saying so.
+#[test]
+fn hook_input_without_a_known_event_or_shape_is_refused() {
+    let env = acme("hard_stop", 0);
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    let good: Value = serde_json::from_str(&agent(&env, ACME)).unwrap();
+    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut v = good.clone();
+        f(v.as_object_mut().unwrap());
+        v.to_string()
+    };
+    let cases = [
+        (
+            with(&|m| {
+                m.remove("hook_event_name");
+            }),
+            "no hook_event_name",
+        ),
+        (
+            with(&|m| {
+                m.insert("hook_event_name".into(), json!("pretooluse"));
+            }),
+            "not \"pretooluse\"",
+        ),
+        (
+            with(&|m| {
+                m.insert("hook_event_name".into(), json!(7));
+            }),
+            "hook_event_name is not a string",
+        ),
+        (
+            with(&|m| {
+                m.remove("tool_name");
+            }),
+            "PreToolUse hook input has no tool_name",
+        ),
+        (
+            with(&|m| {
+                m.insert("tool_name".into(), json!(""));
+            }),
+            "PreToolUse hook input has no tool_name",
+        ),
+        (
+            with(&|m| {
+                m.insert("tool_input".into(), json!("rm -rf /"));
+            }),
+            "tool_input is missing or not an object",
+        ),
+        (
+            with(&|m| {
+                m.remove("tool_input");
+            }),
+            "tool_input is missing or not an object",
+        ),
+        (
+            with(&|m| {
+                m.insert("tool_name".into(), json!(["Agent"]));
+            }),
+            "has no tool_name",
+        ),
+        (
+            with(&|m| {
+                m.insert("cwd".into(), json!(42));
+            }),
+            "stdin is not Claude Code hook JSON",
+        ),
+    ];
+    for (stdin, reason) in &cases {
+        assert_fails_closed(&check(&env, stdin), reason);
+    }
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("gate:\n  on_error: allow\n");
+    env.write_config(&cfg);
+    for (stdin, reason) in &cases {
+        let o = check(&env, stdin);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(reason) && stderr(&o).contains("allowing the call"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -372,9 +476,9 @@ fn arm_from_cwd_then_project_dir_and_no_arm_is_allowed() {
     let env = acme("hard_stop", dollars(1_200));
     assert_allowed_silently(&check(&env, &agent(&env, "/x/acme-web")));
     assert_allowed_silently(&check(&env, &agent(&env, "/elsewhere")));
-    let no_cwd = json!({"session_id": SID, "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {}}).to_string();
+    // No cwd, and a session the ledger does not know: CLAUDE_PROJECT_DIR.
+    let no_cwd = json!({"session_id": "unknown", "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {}}).to_string();
     env.cmd().arg("ingest").arg("--quiet").assert().success();
-    assert_allowed_silently(&check(&env, &no_cwd));
     let o = env
         .cmd()
         .arg("check")
@@ -383,6 +487,43 @@ fn arm_from_cwd_then_project_dir_and_no_arm_is_allowed() {
         .output()
         .unwrap();
     assert_blocked(&o);
+    let o = env
+        .cmd()
+        .arg("check")
+        .env("CLAUDE_PROJECT_DIR", "/elsewhere")
+        .write_stdin(no_cwd)
+        .output()
+        .unwrap();
+    assert_allowed_silently(&o);
+}
+
+// Proves (issue 15, item 9): a call with no cwd and no CLAUDE_PROJECT_DIR
+// takes its session's folder from the ledger (its transcript read first);
+// for a session the ledger does not know, only the team total can apply:
+// with a total cap it decides by the total, without one it refuses.
+#[test]
+fn no_cwd_takes_the_session_folder_from_the_ledger_else_the_total() {
+    let env = acme("hard_stop", dollars(1_200));
+    let input = |session: &str| {
+        json!({"session_id": session, "transcript_path": env.transcript(&session_rel(session)),
+               "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {}})
+        .to_string()
+    };
+    // The session's own transcript says it runs in /x/acme (over its cap).
+    let e = assert_blocked(&check(&env, &input(SID)));
+    assert!(e.contains("arm \"acme\" has spent $1,200.00"), "{e}");
+    // A session nobody has seen, no total cap: nothing to decide by.
+    assert_fails_closed(&check(&env, &input("unknown")), "cannot tell which arm");
+    // With a team total: decided by it ($1,200 of $5,000: allowed; of
+    // $1,000: refused).
+    let base = std::fs::read_to_string(&env.config).unwrap();
+    env.write_config(&format!("{base}total:\n  monthly_usd_cap: 5000\n"));
+    assert_allowed_silently(&check(&env, &input("unknown")));
+    env.write_config(&format!(
+        "{base}total:\n  monthly_usd_cap: 1000\n  action_on_breach: hard_stop\n"
+    ));
+    let e = assert_blocked(&check(&env, &input("unknown")));
+    assert!(e.contains("the team (all arms together)"), "{e}");
 }
 
 // ---- Total cap, burn rate, session cap --------------------------------------------------
@@ -720,6 +861,145 @@ fn self_protection_refuses_edits_of_config_and_ledger() {
         &env,
         &pre_tool(&env, SID, ACME, "Bash", json!({"command": "git status"})),
     ));
+}
+
+// Proves (issue 15, items 3, 4 and 26): the transcripts (Claude dir's
+// `projects/`), the config's and the ledger's folders as a whole, and hard
+// links to the config are protected, from file tools and Bash alike; Bash
+// commands that only read the config, the ledger or the transcripts are
+// allowed, and so is Claude Code's auto memory under `projects/`.
+#[test]
+fn self_protection_covers_transcripts_folders_and_hard_links_and_allows_reads() {
+    let env = acme("warn", 0);
+    let dir = env.path().to_str().unwrap().to_owned();
+    let cfg = env.config.to_str().unwrap().to_owned();
+    let projects = env.claude.join("projects");
+    let transcript = env.append(
+        &session_rel(SID),
+        &[spend(SID, ACME, "m1", "2026-11-20T10:00:00.000Z", 5)],
+    );
+    let t = transcript.to_str().unwrap().to_owned();
+    let p = projects.to_str().unwrap().to_owned();
+    let link = env.home.join("notes.txt");
+    std::fs::hard_link(&env.config, &link).unwrap();
+    let l = link.to_str().unwrap().to_owned();
+    let refused = [
+        ("Write", json!({"file_path": t, "content": ""})),
+        (
+            "Edit",
+            json!({"file_path": t, "old_string": "5", "new_string": "0"}),
+        ),
+        (
+            "Write",
+            json!({"file_path": format!("{p}/-x-acme/fake.jsonl"), "content": ""}),
+        ),
+        ("Write", json!({"file_path": l, "content": "budgets: []"})),
+        (
+            "Bash",
+            json!({"command": format!("sed -i 's/\"input_tokens\":5/\"input_tokens\":0/' {t}")}),
+        ),
+        ("Bash", json!({"command": format!("rm -rf {p}")})),
+        (
+            "Bash",
+            json!({"command": format!("cp /tmp/x.jsonl {p}/-x-acme/")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("cp -r /tmp/evil/. {dir}")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("rsync -a /tmp/evil/ {dir}/")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("tar -C {dir} -xf /tmp/evil.tar")}),
+        ),
+        ("Bash", json!({"command": format!("mv {dir} /tmp/gone")})),
+        (
+            "Bash",
+            json!({"command": format!("find {dir} -name '*.sqlite*' -delete")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("ln {cfg} /tmp/innocent")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("echo 'budgets: []' >> {l}")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("cat /tmp/empty > {cfg}")}),
+        ),
+    ];
+    for (tool, input) in &refused {
+        let e = assert_blocked(&check(
+            &env,
+            &pre_tool(&env, SID, ACME, tool, input.clone()),
+        ));
+        assert!(
+            e.contains(&format!("octo-budget: {tool} of ")) && e.contains("refused"),
+            "{tool} {input}: {e}"
+        );
+    }
+    let allowed = [
+        ("Bash", json!({"command": format!("cat {cfg}")})),
+        (
+            "Bash",
+            json!({"command": format!("grep -n monthly_usd_cap {cfg} | head -3")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("tail -n 1 {t} | jq .message.usage")}),
+        ),
+        (
+            "Bash",
+            json!({"command": format!("wc -l {p}/-x-acme/*.jsonl > /tmp/count.txt")}),
+        ),
+        ("Bash", json!({"command": format!("ls -la {dir}")})),
+        (
+            "Write",
+            json!({"file_path": format!("{p}/-x-acme/memory/MEMORY.md"), "content": "notes"}),
+        ),
+    ];
+    for (tool, input) in &allowed {
+        assert_allowed_silently(&check(
+            &env,
+            &pre_tool(&env, SID, ACME, tool, input.clone()),
+        ));
+    }
+}
+
+// Proves (issue 15, item 18): a warning whose output cannot be written
+// (stdout on a full device) is not recorded as given: the next call shows
+// it, and only then is it given once.
+#[test]
+fn a_warning_that_could_not_be_printed_is_shown_again() {
+    let env = acme("warn", dollars(900));
+    let mut child = env
+        .std_cmd()
+        .arg("check")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(agent(&env, ACME).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let w = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(
+        w.contains("is at 90.0% of its $1,000.00 monthly cap"),
+        "{w}"
+    );
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 }
 
 // ---- Failures --------------------------------------------------------------------------
@@ -1533,4 +1813,42 @@ fn concurrent_calls_all_halt_and_record_one_halt() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(rows, [SID]);
+}
+
+/// PostToolUse input (the tool has run).
+fn post_tool(env: &Env, session: &str, tool: &str) -> String {
+    let mut v: Value =
+        serde_json::from_str(&pre_tool(env, session, ACME, tool, json!({}))).unwrap();
+    v["hook_event_name"] = json!("PostToolUse");
+    v["tool_response"] = json!({"result": "done"});
+    v.to_string()
+}
+
+// Proves: PostToolUse (installed when an arm can halt) ends a halted
+// session with exactly `{"continue": false, "stopReason": ...}` and exit 0
+// (a halt inside a subagent ends only the subagent; this ends the session
+// when its Agent call returns); it says nothing for a session that is not
+// halted, even on an arm past its hard stop (PreToolUse decides that).
+#[test]
+fn post_tool_use_ends_a_halted_session() {
+    let env = acme("stop", dollars(1_200));
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
+    // A subagent's call halts the session...
+    assert_halted(&check(&env, &sub_tool(&env, "Bash")));
+    // ...and the parent's Agent call, when it returns, ends the session.
+    let o = check(&env, &post_tool(&env, SID, "Agent"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    let v: Value = serde_json::from_str(stdout(&o).trim_end()).unwrap();
+    assert_eq!(
+        v,
+        json!({"continue": false, "stopReason":
+            "octo-budget: arm \"acme\" has spent $1,200.00 of its $1,000.00 monthly cap (hard stop at 110%, $1,100.00); \
+             the agent is halted until 2026-12-01 or until the cap is raised in budgets.yaml"})
+    );
+    assert_allowed_silently(&check(&env, &post_tool(&env, other, "Agent")));
+    // A config that cannot halt never answers PostToolUse.
+    let env = acme("hard_stop", dollars(1_200));
+    assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
 }

@@ -668,6 +668,146 @@ fn ledger_with_a_newer_schema_is_refused() {
     assert_eq!(count(&env.ledger), (99, 5));
 }
 
+/// Fault: `--ledger` names another program's SQLite database (issue 15,
+/// item 20). It is refused (exit 4, check blocks) without a table being
+/// added or a byte changed, and the message does not repeat its schema.
+/// Databases that say they are someone else's (their own application id,
+/// or our schema number over other tables) are refused too; an empty file
+/// becomes a ledger.
+#[test]
+fn foreign_sqlite_database_is_refused_untouched() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &t,
+        &session_lines(&mut Lcg::new(6), &mut expect, "s1", "/x/acme", 0..3, 40),
+    );
+    let hook = hook_input("s1", &t, "/x/acme");
+    let foreign = [
+        "CREATE TABLE customer_secrets (name TEXT, card TEXT); INSERT INTO customer_secrets VALUES ('ann', '4111');",
+        "PRAGMA application_id = 1234; PRAGMA user_version = 3; CREATE TABLE files (a);",
+        "PRAGMA user_version = 3; CREATE TABLE files (a); CREATE TABLE responses (b);",
+    ];
+    for (i, sql) in foreign.iter().enumerate() {
+        let db = env.path().join(format!("app{i}.db"));
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let before = fs::read(&db).unwrap();
+        assert_ledger_refused(&env, &db, &hook, "not an octo-budget ledger");
+        let out = env.cmd_with_ledger(&db).arg("report").output().unwrap();
+        let err = stderr_of(&out);
+        assert!(err.contains(&db.display().to_string()), "{err}");
+        for word in ["customer_secrets", "card", "CREATE"] {
+            assert!(!err.contains(word), "schema in the message: {err}");
+        }
+        assert_eq!(fs::read(&db).unwrap(), before, "{sql}: the file changed");
+        let mut names: Vec<String> = fs::read_dir(env.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("app{i}.db")))
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("app{i}.db")], "no -wal/-shm/-journal left");
+    }
+    // An empty file (say, made by `touch`) is a new ledger.
+    let empty = env.path().join("empty.sqlite");
+    fs::write(&empty, "").unwrap();
+    assert_report_is(&report_on(&env, &empty, &[]), &expect);
+}
+
+/// Fault: a ledger written before ledgers were marked (no application id)
+/// is still recognised by its tables, and marked as octo-budget's when it
+/// is next opened; its schema version does not change.
+#[test]
+fn ledger_from_before_the_mark_is_recognised_and_marked() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &t,
+        &session_lines(&mut Lcg::new(7), &mut expect, "s1", "/x/acme", 0..4, 40),
+    );
+    assert_report_is(&env.report_json(&["--period", "all"]), &expect);
+    let ids = |p: &Path| -> (i64, i64) {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row(
+                "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    let (version, app) = ids(&env.ledger);
+    assert_eq!(app, 0x4F43_5442, "a new ledger is marked");
+    // As a ledger from before the mark is.
+    rusqlite::Connection::open(&env.ledger)
+        .unwrap()
+        .execute_batch("PRAGMA application_id = 0")
+        .unwrap();
+    assert_report_is(&env.report_json(&["--period", "all"]), &expect);
+    assert_eq!(ids(&env.ledger), (version, 0x4F43_5442));
+}
+
+/// Fault: another program (here a plain SQLite connection, not an
+/// octo-budget) holds the ledger's write lock past check's wait (issue 15,
+/// item 25). The refusal names the ledger and blames no one in particular.
+#[test]
+fn busy_ledger_message_is_neutral_and_names_the_ledger() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let t = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &t,
+        &session_lines(
+            &mut Lcg::new(8),
+            &mut Expect::default(),
+            "s1",
+            "/x/acme",
+            0..2,
+            40,
+        ),
+    );
+    env.cmd().args(["ingest", "--quiet"]).assert().success();
+    write_lines(
+        &t,
+        &session_lines(
+            &mut Lcg::new(8),
+            &mut Expect::default(),
+            "s1",
+            "/x/acme",
+            0..3,
+            40,
+        ),
+    );
+    let holder = rusqlite::Connection::open(&env.ledger).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; DELETE FROM notices;")
+        .unwrap();
+    let out = env
+        .cmd()
+        .arg("check")
+        .write_stdin(hook_input("s1", &t, "/x/acme"))
+        .output()
+        .unwrap();
+    holder.execute_batch("ROLLBACK").unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ledger {}: busy (another process held its lock for longer than",
+            env.ledger.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("another octo-budget"), "{err}");
+}
+
 /// Fault: the ledger's folder cannot be created because its parent is a
 /// regular file (a typo in `ledger:`, or a file where a folder should be).
 /// Root cannot get around this one.
@@ -1440,4 +1580,345 @@ fn concurrent_checks_reports_and_ingests_while_appending() {
         expect.totals_where(|c| c == "/x/over")
     );
     assert_ledger_consistent(&env.ledger);
+}
+
+// ---- The hook under limits, hangs and signals (issue 15, items 10-14) ------
+
+/// The most any check below may take before the test calls it a hang: far
+/// above the 5 s deadline, so only a check that does not answer at all
+/// fails (this is no timing assertion).
+const HANG: Duration = Duration::from_secs(40);
+
+/// Waits for `child` (started at `started`) at most [`HANG`], killing it
+/// (and failing) if it hangs; returns its output and logs how long it took.
+fn finish_or_fail(
+    (mut child, started): (Child, std::time::Instant),
+    what: &str,
+) -> (Output, Duration) {
+    use wait_timeout::ChildExt;
+    let status = child.wait_timeout(HANG).unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what}: check did not answer within {HANG:?}");
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "{what}: answered {:?} after {took:?}: {}",
+        out.status.code(),
+        stderr_of(&out).trim_end()
+    );
+    (out, took)
+}
+
+/// Waits until process `pid` catches signal `sig` (its handlers are
+/// installed), as /proc says, so that a signal sent next reaches them.
+fn wait_until_catching(pid: u32, sig: i32) {
+    for _ in 0..2_000 {
+        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(mask) = status.lines().find_map(|l| l.strip_prefix("SigCgt:")) {
+                let mask = u64::from_str_radix(mask.trim(), 16).unwrap();
+                if mask & (1 << (sig - 1)) != 0 {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("process {pid} never caught signal {sig}");
+}
+
+/// Waits until process `pid`'s main thread is blocked reading its stdin
+/// (`check` has loaded its config and waits for the hook input), as
+/// /proc/PID/syscall says.
+fn wait_until_reading_stdin(pid: u32) {
+    let reading = format!("{} 0x0 ", libc::SYS_read);
+    for _ in 0..2_000 {
+        if fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(&reading))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("process {pid} never waited for its stdin");
+}
+
+/// `check` on `env`'s ledger (with `config`, else `env.config`), with
+/// `stdin` written (and closed) or, when None, a stdin left open that
+/// nothing is written to.
+fn spawn_check(
+    env: &Env,
+    config: Option<&Path>,
+    stdin: Option<&str>,
+) -> (
+    (Child, std::time::Instant),
+    Option<std::process::ChildStdin>,
+) {
+    let started = std::time::Instant::now();
+    let mut child = env
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
+        .arg("--config")
+        .arg(config.unwrap_or(&env.config))
+        .arg("--ledger")
+        .arg(&env.ledger)
+        .args(["--now", &env.now, "check"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take();
+    if let Some(text) = stdin {
+        input.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    ((child, started), input)
+}
+
+#[track_caller]
+fn assert_refused_with(out: &Output, says: &str) {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(2), "must refuse: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(
+        err.contains("cannot check the budget")
+            && err.contains(says)
+            && err.contains("refusing the call"),
+        "{err:?} should say {says:?}"
+    );
+}
+
+/// Fault (item 10): a file-size limit (RLIMIT_FSIZE, which binds root too)
+/// with SIGXFSZ at its default action, which would kill the process with
+/// exit 153 and no reason. `check` refuses (exit 2) with the ledger's
+/// reason, `ingest` fails with exit 4, and the ledger keeps exactly its
+/// previous totals.
+#[test]
+fn file_size_limit_is_an_error_with_a_reason_not_a_kill() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(10);
+    let mut before = Expect::default();
+    write_lines(
+        &env.transcript("-x-acme/s0.jsonl"),
+        &session_lines(&mut rng, &mut before, "s0", "/x/acme", 0..20, 40),
+    );
+    assert_report_is(&env.report_json(&["--period", "all"]), &before);
+    let mut after = before.clone();
+    let big = env.transcript("-x-acme/s1.jsonl");
+    write_lines(
+        &big,
+        &session_lines(&mut rng, &mut after, "s1", "/x/acme", 0..3_000, 40),
+    );
+    let limit = fs::metadata(&env.ledger).unwrap().len() + 64 * 1024;
+    let limited = |args: &[&str], stdin: &str| -> Output {
+        let mut c = env.std_cmd();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = limited(&["check"], &hook_input("s1", &big, "/x/acme"));
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "killed by a signal: {:?}",
+        out.status
+    );
+    assert_refused_with(&out, "ledger");
+    let out = limited(&["ingest", "--quiet"], "");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("ledger"), "{}", stderr_of(&out));
+    assert_ledger_consistent(&env.ledger);
+    assert_report_is(&ledger_only_report(&env, &env.ledger), &before);
+    assert_report_is(&env.report_json(&["--period", "all"]), &after);
+}
+
+/// Faults (item 11): what would make `check` wait forever: a FIFO as the
+/// config that no process writes to, the ledger locked exclusively by
+/// another process, and a hook stdin that is never closed. Each answers:
+/// refusal (exit 2 with a reason) while the config is unknown or says
+/// nothing; with `on_error: allow` loaded before the hang, the watchdog
+/// allows, saying so: it answers from what is already known, without
+/// loading the config again.
+#[test]
+fn the_deadline_holds_whatever_hangs() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let mut rng = Lcg::new(11);
+    let mut expect = Expect::default();
+    let t = env.transcript("-x-acme/s0.jsonl");
+    write_lines(
+        &t,
+        &session_lines(&mut rng, &mut expect, "s0", "/x/acme", 0..20, 40),
+    );
+    env.cmd().args(["ingest", "--quiet"]).assert().success();
+    let hook = hook_input("s0", &t, "/x/acme");
+
+    // A FIFO as the config.
+    let fifo = env.path().join("fifo.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (fifo_check, _) = spawn_check(&env, Some(&fifo), Some(&hook));
+
+    // Stdin never closed: with the default config, and with on_error: allow.
+    let (open_stdin, _keep1) = spawn_check(&env, None, None);
+    let allow_cfg = env.path().join("allow.yaml");
+    fs::write(&allow_cfg, format!("{CONFIG}gate:\n  on_error: allow\n")).unwrap();
+    let (open_stdin_allow, _keep2) = spawn_check(&env, Some(&allow_cfg), None);
+
+    // The ledger locked exclusively by this (another) process.
+    let conn = rusqlite::Connection::open(&env.ledger).unwrap();
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let (locked, _) = spawn_check(&env, None, Some(&hook));
+
+    let (out, _) = finish_or_fail(fifo_check, "FIFO config");
+    assert_refused_with(&out, "");
+    let (out, _) = finish_or_fail(open_stdin, "stdin never closed");
+    assert_refused_with(&out, "no answer within 5 s");
+    let (out, _) = finish_or_fail(open_stdin_allow, "stdin never closed, on_error: allow");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("no answer within 5 s")
+            && stderr_of(&out)
+                .contains("allowing the call because budgets.yaml sets gate.on_error: allow"),
+        "{}",
+        stderr_of(&out)
+    );
+    let (out, _) = finish_or_fail(locked, "ledger locked");
+    assert_refused_with(&out, "");
+    conn.execute_batch("ROLLBACK").unwrap();
+    drop(conn);
+    assert_report_is(&ledger_only_report(&env, &env.ledger), &expect);
+}
+
+/// Fault (item 14): SIGTERM (what Claude Code sends at the hook's timeout)
+/// or SIGHUP while `check` works (here: waits for its stdin). It answers 2
+/// with a reason naming the signal, not 143 or 129; with `on_error: allow`
+/// it answers 0 and says so.
+#[test]
+fn sigterm_or_sighup_during_check_answer_with_a_reason() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let allow_cfg = env.path().join("allow.yaml");
+    fs::write(&allow_cfg, format!("{CONFIG}gate:\n  on_error: allow\n")).unwrap();
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        for allow in [false, true] {
+            let config = allow.then_some(allow_cfg.as_path());
+            let (child, _keep) = spawn_check(&env, config, None);
+            let pid = child.0.id();
+            wait_until_catching(pid, sig);
+            wait_until_reading_stdin(pid);
+            // SAFETY: sending a signal to our own child.
+            assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+            let (out, _) = finish_or_fail(child, name);
+            let err = stderr_of(&out);
+            assert!(err.contains(&format!("stopped by {name}")), "{err}");
+            if allow {
+                assert_eq!(out.status.code(), Some(0), "{err}");
+                assert!(err.contains("allowing the call"), "{err}");
+            } else {
+                assert_refused_with(&out, &format!("stopped by {name}"));
+            }
+        }
+    }
+}
+
+/// Fault (item 12): a ledger that has never read a large history, with a
+/// hook that may read for only a moment per call (`--history-budget-ms 1`,
+/// standing in for a history too large for the 5 s deadline). Every call
+/// commits what it read, so progress outlives it: each refusal says that
+/// history is still being read and that `octo-budget ingest` finishes it,
+/// the ledger grows from call to call, and once all is read the check
+/// decides and the ledger holds exactly the generated totals. A second
+/// ledger is finished by `ingest` after one refused call.
+#[test]
+fn a_first_read_of_a_large_history_is_committed_call_by_call() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let corpus = Corpus::generate(12, 90, (70, 200), (10, 150));
+    let bytes = corpus.write(&env);
+    let (rel, _) = &corpus.files[0];
+    let hook = hook_input("s12-0000", &env.transcript(rel), "/x/acme");
+    let read_so_far = |ledger: &Path| -> (i64, i64) {
+        if !ledger.exists() {
+            return (0, 0);
+        }
+        let conn = rusqlite::Connection::open(ledger).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(offset), 0) FROM files",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let bounded = |ledger: &Path| -> Output {
+        env.cmd_with_ledger(ledger)
+            .args(["--history-budget-ms", "1", "check"])
+            .write_stdin(hook.clone())
+            .output()
+            .unwrap()
+    };
+    let mut refusals = 0;
+    let mut last = (0, 0);
+    loop {
+        let out = bounded(&env.ledger);
+        assert_ledger_consistent(&env.ledger);
+        let now = read_so_far(&env.ledger);
+        if out.status.code() == Some(0) {
+            break;
+        }
+        assert_refused_with(&out, "still reading the transcript history");
+        assert!(stderr_of(&out).contains("`octo-budget ingest` finishes it"));
+        assert!(
+            now.1 > last.1,
+            "no progress after refusal {refusals}: {now:?}"
+        );
+        last = now;
+        refusals += 1;
+        assert!(refusals < 2_000, "never finished");
+    }
+    eprintln!(
+        "{bytes} bytes in {} files read over {refusals} refused calls",
+        corpus.files.len()
+    );
+    assert!(refusals >= 1, "the first call cannot read it all");
+    assert_report_is(&ledger_only_report(&env, &env.ledger), &corpus.expect);
+    // Now read: later calls read only their session and allow at once.
+    assert_eq!(bounded(&env.ledger).status.code(), Some(0));
+
+    let other = env.path().join("other.sqlite");
+    assert_refused_with(&bounded(&other), "still reading the transcript history");
+    env.cmd_with_ledger(&other)
+        .args(["ingest", "--quiet"])
+        .assert()
+        .success();
+    assert_eq!(bounded(&other).status.code(), Some(0));
+    assert_report_is(&ledger_only_report(&env, &other), &corpus.expect);
+    assert_ledger_consistent(&other);
 }

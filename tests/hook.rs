@@ -450,9 +450,10 @@ fn install_warms_the_ledger_with_existing_history() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
 }
 
-// Proves: the PreToolUse matcher is every tool (`*`) while some arm or the
-// total can halt the agent (stop; a hard_stop arm with max_usd_per_hour or
-// session_usd_cap; total with stop), and the gated tools otherwise;
+// Proves: the PreToolUse matcher is every tool (`*`), with a PostToolUse
+// entry for every tool, while some arm or the total can halt the agent
+// (stop; a hard_stop arm with max_usd_per_hour or session_usd_cap; total
+// with stop), and the gated tools (no PostToolUse) otherwise;
 // re-running install after each config change switches it both ways,
 // replacing octo-budget's own entries (never a second copy) and keeping
 // the user's hook; --dry-run shows the new matcher and writes nothing.
@@ -478,7 +479,19 @@ fn matcher_follows_whether_some_arm_can_halt() {
         assert_eq!(pre[0]["matcher"], "Bash");
         assert_eq!(pre[1]["hooks"], json!([own(&expected_command(&env))]));
         assert_eq!(v["hooks"]["UserPromptSubmit"].as_array().unwrap().len(), 1);
-        pre[1]["matcher"].as_str().unwrap().to_owned()
+        let m = pre[1]["matcher"].as_str().unwrap().to_owned();
+        // The PostToolUse entry (ending a session halted inside a subagent)
+        // comes and goes with the `*` matcher.
+        let post = &v["hooks"]["PostToolUse"];
+        if m == "*" {
+            assert_eq!(
+                post,
+                &json!([{"matcher": "*", "hooks": [own(&expected_command(&env))]}])
+            );
+        } else {
+            assert!(post.is_null(), "{v}");
+        }
+        m
     };
     let arm = "budgets:\n  - arm: acme\n    path: /x/acme\n    monthly_usd_cap: 100\n";
     assert_eq!(
@@ -528,4 +541,249 @@ fn matcher_follows_whether_some_arm_can_halt() {
     assert_eq!(shown["hooks"]["PreToolUse"][1]["matcher"], "*");
     assert!(err.contains("PreToolUse matcher \"*\""), "{err}");
     assert_eq!(fs::read(&settings).unwrap(), before);
+}
+
+/// The binary in the sealed environment, run from `cwd`, with the harness's
+/// ledger and clock but no `--config`.
+fn without_config(env: &Env, cwd: &Path) -> std::process::Command {
+    let mut c = env.sealed(assert_cmd::cargo::cargo_bin("octo-budget"));
+    c.current_dir(cwd)
+        .args(["--ledger", env.ledger.to_str().unwrap()])
+        .args(["--now", &env.now]);
+    c
+}
+
+// Proves (issue 15, item 4): `hook install` run in a repository that holds
+// a budgets.yaml does not install it unless --config names it (exit 2,
+// nothing written, the message says how to proceed); named, it installs.
+// The user's own config is accepted from its own folder.
+#[test]
+fn install_refuses_a_config_found_in_the_current_folder() {
+    let env = env();
+    let repo = env.path().join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    fs::write(repo.join("budgets.yaml"), CONFIG).unwrap();
+    let settings = env.path().join("settings.json");
+    let s = settings.to_str().unwrap();
+    let o = without_config(&env, &repo)
+        .args(["hook", "install", "--settings", s])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out} {err}");
+    let found = fs::canonicalize(&repo).unwrap().join("budgets.yaml");
+    assert!(
+        err.contains(&format!(
+            "not using {} found in the current folder",
+            found.display()
+        )) && err.contains(&format!(
+            "octo-budget --config {} hook install",
+            found.display()
+        )) && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!settings.exists());
+    // Named explicitly (even relatively), it is used.
+    let o = without_config(&env, &repo)
+        .args([
+            "--config",
+            "budgets.yaml",
+            "hook",
+            "install",
+            "--settings",
+            s,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let command = read(&settings)["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        command.contains(&format!("--config {}", found.display())),
+        "{command}"
+    );
+    // The user's own config, from its own folder.
+    let own = env.path().join("xdg").join("octo-budget");
+    fs::create_dir_all(&own).unwrap();
+    fs::write(own.join("budgets.yaml"), CONFIG).unwrap();
+    let o = without_config(&env, &own)
+        .env("XDG_CONFIG_HOME", env.path().join("xdg"))
+        .args(["hook", "install", "--settings", s])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+}
+
+/// Runs `hook <args>`, failing (not hanging) when it does not end.
+fn run_bounded(env: &Env, args: &[&str]) -> Output {
+    use wait_timeout::ChildExt;
+    let mut child = env
+        .std_cmd()
+        .arg("hook")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if child
+        .wait_timeout(std::time::Duration::from_secs(60))
+        .unwrap()
+        .is_none()
+    {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("hook {args:?} hung");
+    }
+    child.wait_with_output().unwrap()
+}
+
+// Proves (issue 15, item 16): a settings path that is a FIFO (reading it
+// would wait for a writer forever) or a folder is refused at once with
+// one line (exit 5), for install and uninstall, and left as it was.
+#[test]
+fn settings_that_are_not_a_regular_file_are_refused() {
+    let env = env();
+    let fifo = env.path().join("fifo.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let folder = env.path().join("folder.json");
+    fs::create_dir(&folder).unwrap();
+    // A link to the FIFO is no better.
+    let link = env.path().join("link.json");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    for (path, kind) in [(&fifo, "a FIFO"), (&folder, "a folder"), (&link, "a FIFO")] {
+        for action in ["install", "uninstall"] {
+            let o = run_bounded(&env, &[action, "--settings", path.to_str().unwrap()]);
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(5), "{action} {path:?}: {out} {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(
+                err.contains(&format!("{kind}, not a regular file"))
+                    && err.contains("nothing was changed"),
+                "{err}"
+            );
+        }
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read_dir(&folder).unwrap().count(), 0);
+}
+
+// Proves (issue 15, item 19): a settings.json that is a dangling symlink
+// (a dotfiles link whose target is not there yet) keeps its link: the
+// target is created (with its folder), and uninstall goes through the link
+// too. A symlink loop is refused.
+#[test]
+fn a_dangling_symlink_gets_its_target_written_and_stays_a_link() {
+    let env = env();
+    let link = env.path().join("settings.json");
+    // Relative target, in a folder that does not exist yet.
+    std::os::unix::fs::symlink("dotfiles/claude/settings.json", &link).unwrap();
+    let target = env.path().join("dotfiles/claude/settings.json");
+    let o = run(&env, &["install", "--settings", link.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new("dotfiles/claude/settings.json")
+    );
+    let cmd = expected_command(&env);
+    assert_eq!(
+        read(&target)["hooks"]["UserPromptSubmit"][0]["hooks"][0],
+        own(&cmd)
+    );
+    assert!(
+        text(&o).0.starts_with(&format!(
+            "installed octo-budget's hook in {} ",
+            fs::canonicalize(&target).unwrap().display()
+        )),
+        "{:?}",
+        text(&o)
+    );
+    // A chain of links, the last one dangling.
+    let first = env.path().join("first.json");
+    let second = env.path().join("second.json");
+    std::os::unix::fs::symlink(&second, &first).unwrap();
+    std::os::unix::fs::symlink(env.path().join("third.json"), &second).unwrap();
+    let o = run(&env, &["install", "--settings", first.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(fs::symlink_metadata(&first)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(fs::symlink_metadata(&second)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(read(&env.path().join("third.json"))["hooks"]["PreToolUse"].is_array());
+    // Uninstall through the link empties the target and keeps the link.
+    let o = run(&env, &["uninstall", "--settings", link.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read(&target), json!({}));
+    // A loop has no file to write: refused, the links left alone.
+    let a = env.path().join("a.json");
+    let b = env.path().join("b.json");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let o = run(&env, &["install", "--settings", a.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(5), "{out} {err}");
+    assert!(err.contains("symbolic links"), "{err}");
+    assert_eq!(fs::read_link(&a).unwrap(), b);
+}
+
+// Proves (issue 15, item 21): installing into settings with
+// "disableAllHooks": true writes the entries but does not claim they are
+// active: the one summary line says they will not run until the key is
+// removed. Without the key (or with false) nothing of the sort is said.
+#[test]
+fn install_says_when_all_hooks_are_disabled() {
+    let env = env();
+    let settings = env.path().join("settings.json");
+    let s = settings.to_str().unwrap();
+    fs::write(&settings, "{\"disableAllHooks\": true}").unwrap();
+    let o = run(&env, &["install", "--settings", s]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "it will NOT run: {} has \"disableAllHooks\": true, so Claude Code runs no hooks until that key is removed",
+            fs::canonicalize(&settings).unwrap().display()
+        )),
+        "{out}"
+    );
+    assert_eq!(read(&settings)["disableAllHooks"], true);
+    assert!(read(&settings)["hooks"]["PreToolUse"].is_array());
+    // Installing again: nothing changes, and it still says so.
+    let (out, _) = text(&run(&env, &["install", "--settings", s]));
+    assert!(
+        out.contains("nothing changed") && out.contains("will NOT run"),
+        "{out}"
+    );
+    // Hooks enabled: no such words.
+    fs::write(&settings, "{\"disableAllHooks\": false}").unwrap();
+    let (out, _) = text(&run(&env, &["install", "--settings", s]));
+    assert!(
+        out.starts_with("installed ") && !out.contains("NOT run"),
+        "{out}"
+    );
 }

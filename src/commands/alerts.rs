@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use chrono::{DateTime, Duration as Days, Utc};
+use wait_timeout::ChildExt as _;
 
 use super::evaluate::{CapKind, CapState, Evaluator, Scope as CapScope};
 use super::{print_notices, Context, Loaded};
@@ -28,11 +30,8 @@ use crate::spend::{Owner, Pricer, Resolver};
 
 /// How long `alerts` waits for other processes' ledger locks.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
-/// How long a `--command` may run for one event before it is killed (and
-/// the event kept for the next run).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// A delivery lease: a run that died holding an event gives it up after
-/// this long (well above [`COMMAND_TIMEOUT`]).
+/// this long (well above the longest `--command-timeout`, 300 s).
 const LEASE: Duration = Duration::from_secs(600);
 
 pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
@@ -109,7 +108,8 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
             (),
         )
     })?;
-    let (sent, failed) = deliver(&mut ledger, command, args.json, now_ms)?;
+    let timeout = Duration::from_secs(args.command_timeout);
+    let (sent, failed) = deliver(&mut ledger, command, timeout, args.json, now_ms)?;
     if !args.quiet && failed == 0 {
         if sent == 0 {
             writeln!(out, "{ts} no new alerts")?;
@@ -318,7 +318,13 @@ fn spend_by_owner(
 
 /// Pipes each waiting event to `command`, one run of it per event, and
 /// records the event as sent only when it exits 0. Returns (sent, failed).
-fn deliver(ledger: &mut Ledger, command: &str, json: bool, now_ms: i64) -> Result<(usize, usize)> {
+fn deliver(
+    ledger: &mut Ledger,
+    command: &str,
+    timeout: Duration,
+    json: bool,
+    now_ms: i64,
+) -> Result<(usize, usize)> {
     let wall_ms = || {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -331,7 +337,7 @@ fn deliver(ledger: &mut Ledger, command: &str, json: bool, now_ms: i64) -> Resul
     while let Some(d) = ledger.lease_delivery(&me, wall_ms(), LEASE.as_millis() as i64, &tried)? {
         tried.push(d.id);
         let line = if json { &d.json } else { &d.text };
-        match run_command(command, line, &d.key.level) {
+        match run_command(command, line, &d.key.level, timeout) {
             Ok(()) => {
                 ledger.delivered(&d, now_ms)?;
                 sent += 1;
@@ -350,8 +356,16 @@ fn deliver(ledger: &mut Ledger, command: &str, json: bool, now_ms: i64) -> Resul
 }
 
 /// Runs `sh -c command` with `line` on stdin. The command's stdout is
-/// discarded (cron would mail it); its stderr is ours.
-fn run_command(command: &str, line: &str, level: &str) -> std::result::Result<(), String> {
+/// discarded (cron would mail it); its stderr is ours. It runs in its own
+/// process group: when it is still running at `timeout`, the whole group
+/// is killed, so that nothing it started in the background is left
+/// holding our stderr (cron's pipe) open.
+fn run_command(
+    command: &str,
+    line: &str,
+    level: &str,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -359,27 +373,41 @@ fn run_command(command: &str, line: &str, level: &str) -> std::result::Result<()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("could not start ({e})"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its input may close it: not an error.
         let _ = stdin.write_all(format!("{line}\n").as_bytes());
     }
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("exited with {status}")),
-            Ok(None) if started.elapsed() > COMMAND_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "did not finish within {} s",
-                    COMMAND_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("could not be waited for ({e})")),
+    match child.wait_timeout(timeout) {
+        Ok(Some(status)) if status.success() => Ok(()),
+        Ok(Some(status)) => Err(format!("exited with {status}")),
+        Ok(None) => {
+            kill_group(&mut child);
+            Err(format!(
+                "did not finish within {} s (it and the processes it started were killed)",
+                timeout.as_secs()
+            ))
+        }
+        Err(e) => {
+            kill_group(&mut child);
+            Err(format!("could not be waited for ({e})"))
         }
     }
+}
+
+/// Kills `child`'s process group (its id: it leads it) and reaps it. The
+/// group is signalled before `child` is reaped, so its id cannot have been
+/// reused by then.
+fn kill_group(child: &mut std::process::Child) {
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: killpg only sends a signal; ESRCH (the group is gone) is
+        // fine.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -6,15 +6,15 @@
 //! kill switch). Every failure blocks too, unless `gate: {on_error:
 //! allow}`; `check` never exits 1.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
 use super::evaluate::{Evaluator, Which};
-use super::Context;
+use super::{guard, protect, Context, Loaded};
 use crate::budget::Tier;
 use crate::config::{normalise_path, OnError};
 use crate::exit;
@@ -26,6 +26,10 @@ pub const LOCK_WAIT: Duration = Duration::from_millis(2_500);
 /// `check` answers within this, whatever happens (the installed hook's
 /// timeout is 10 s).
 pub const DEADLINE: Duration = Duration::from_secs(5);
+/// How long a call may read history into a ledger that has not read it
+/// all yet, from the start of `check` (leaving time to commit and decide
+/// before [`DEADLINE`]).
+pub const HISTORY_BUDGET: Duration = Duration::from_millis(3_000);
 /// The most stdin `check` reads.
 const MAX_STDIN: u64 = 64 << 20;
 
@@ -51,70 +55,173 @@ pub struct HookInput {
 }
 
 /// The decision, before it is turned into output and an exit code.
-#[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    Warn(String),
+    Warn(Box<Warning>),
     Block(String),
     /// Refuse the tool call and halt the agent (PreToolUse only).
     Halt(String),
+    /// End a halted session after a tool ran (PostToolUse only).
+    Stop(String),
 }
 
-/// Runs the hook: reads stdin, decides, prints, returns the exit code.
+/// A warning to show once: recorded as given only after it was written.
+pub struct Warning {
+    message: String,
+    ledger: crate::ledger::Ledger,
+    scope: String,
+    cap: &'static str,
+    period_start: String,
+    level: &'static str,
+    now_ms: i64,
+}
+
+impl Warning {
+    fn record(&self) -> Result<bool> {
+        Ok(self.ledger.record_notice(
+            &NoticeKey {
+                channel: "hook",
+                scope: &self.scope,
+                cap: self.cap,
+                period_start: &self.period_start,
+                level: self.level,
+            },
+            self.now_ms,
+        )?)
+    }
+}
+
+/// The hook events `check` decides (PreToolUse, UserPromptSubmit, and
+/// PostToolUse when some arm can be halted). Everything else is refused,
+/// except `Stop` and `SubagentStop`, where a refusal (exit 2) would make Claude
+/// Code keep working instead of stopping (see README, "Hook input").
+const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
+
+/// Runs the hook: loads the config, reads stdin, decides, prints, returns
+/// the exit code.
 pub fn run(ctx: &Context) -> u8 {
-    let mut input = Vec::new();
-    let stdin_result = std::io::stdin().take(MAX_STDIN).read_to_end(&mut input);
-    let outcome = stdin_result
-        .map_err(anyhow::Error::from)
-        .and_then(|_| decide(ctx, &input));
+    let outcome = ctx.load().map_err(anyhow::Error::from).and_then(|loaded| {
+        // From here on a failure (or the watchdog, or a signal) answers
+        // as the config says.
+        guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
+        let mut input = Vec::new();
+        std::io::stdin()
+            .take(MAX_STDIN)
+            .read_to_end(&mut input)
+            .context("cannot read the hook input on stdin")?;
+        decide(ctx, &loaded, &input)
+    });
     match outcome {
-        Ok(Decision::Allow) => exit::OK,
-        Ok(Decision::Warn(msg)) => {
-            println!("{}", hook_reply::system_message(&msg));
-            exit::OK
+        Ok(Decision::Allow) => guard::claim(exit::OK),
+        Ok(Decision::Warn(w)) => {
+            let code = guard::claim(exit::OK);
+            if code == exit::OK {
+                let mut out = std::io::stdout().lock();
+                let shown = writeln!(out, "{}", hook_reply::system_message(&w.message))
+                    .and_then(|()| out.flush());
+                // Said once: recorded only once it was written. A warning
+                // that could not be recorded is shown again next time.
+                if shown.is_ok() {
+                    let _ = w.record();
+                }
+            }
+            code
         }
         Ok(Decision::Block(reason)) => {
-            eprintln!("{reason}");
-            exit::BLOCK
+            let code = guard::claim(exit::BLOCK);
+            if code == exit::BLOCK {
+                let _ = writeln!(std::io::stderr(), "{reason}");
+            }
+            code
         }
-        Ok(Decision::Halt(reason)) => {
-            println!("{}", hook_reply::halt(&reason));
-            exit::OK
-        }
-        Err(e) => fail(ctx, &e),
+        Ok(Decision::Halt(reason)) => answer_json(&hook_reply::halt(&reason)),
+        Ok(Decision::Stop(reason)) => answer_json(&hook_reply::stop(&reason)),
+        Err(e) => fail(&e),
     }
 }
 
-/// What a failure does: refuse (the default) or allow when the config says
-/// `on_error: allow` (which needs a config that loads).
-pub fn fail(ctx: &Context, e: &anyhow::Error) -> u8 {
+/// Exit 0 with hook JSON on stdout (a halt), if this is the first answer.
+fn answer_json(json: &str) -> u8 {
+    let code = guard::claim(exit::OK);
+    if code == exit::OK {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{json}").and_then(|()| out.flush());
+    }
+    code
+}
+
+/// What a failure does: refuse (the default) or allow when the loaded
+/// config says `on_error: allow`. Decided from what is already known: no
+/// config is loaded again here.
+pub fn fail(e: &anyhow::Error) -> u8 {
     let reason = format!("{e:#}").replace('\n', " ");
-    let allow = ctx
-        .load()
-        .map(|l| l.config.gate.on_error == OnError::Allow)
-        .unwrap_or(false);
-    if allow {
-        eprintln!("octo-budget: cannot check the budget ({reason}); allowing the call because budgets.yaml sets gate.on_error: allow");
-        exit::OK
-    } else {
-        eprintln!("octo-budget: cannot check the budget ({reason}); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)");
-        exit::BLOCK
+    let allow = guard::on_error_allow();
+    let code = guard::claim(if allow { exit::OK } else { exit::BLOCK });
+    let mut err = std::io::stderr();
+    if code == exit::OK && allow {
+        let _ = writeln!(err, "octo-budget: cannot check the budget ({reason}); allowing the call because budgets.yaml sets gate.on_error: allow");
+    } else if code == exit::BLOCK && !allow {
+        let _ = writeln!(err, "octo-budget: cannot check the budget ({reason}); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)");
     }
+    code
 }
 
-fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
-    let loaded = ctx.load()?;
+/// The hook input, checked: a known event with the fields it needs
+/// (PreToolUse: a non-empty `tool_name` and an object as `tool_input`;
+/// UserPromptSubmit: `prompt`, when present, a string). The
+/// other fields `check` reads must have their types, or the input is
+/// refused as not being hook JSON.
+fn validate(raw: &serde_json::Value) -> Result<()> {
+    let event = match raw.get("hook_event_name") {
+        None => bail!("hook input has no hook_event_name"),
+        Some(serde_json::Value::String(e)) => e.as_str(),
+        Some(_) => bail!("hook input's hook_event_name is not a string"),
+    };
+    match event {
+        "PreToolUse" => {
+            let tool = raw.get("tool_name").and_then(|t| t.as_str());
+            if tool.is_none_or(|t| t.trim().is_empty()) {
+                bail!("PreToolUse hook input has no tool_name (a non-empty string)");
+            }
+            if !raw.get("tool_input").is_some_and(|i| i.is_object()) {
+                bail!("PreToolUse hook input's tool_input is missing or not an object");
+            }
+        }
+        "UserPromptSubmit" => {
+            if raw.get("prompt").is_some_and(|p| !p.is_string()) {
+                bail!("UserPromptSubmit hook input's prompt is not a string");
+            }
+        }
+        // Installed when some arm can be halted: ends a halted session.
+        "PostToolUse" => {}
+        e if STOP_EVENTS.contains(&e) => {}
+        other => bail!(
+            "octo-budget check decides only PreToolUse and UserPromptSubmit hook events, not {:?}; wire it to those (octo-budget hook install)",
+            other.chars().take(64).collect::<String>()
+        ),
+    }
+    Ok(())
+}
+
+fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     let cfg = &loaded.config;
-    let hook: HookInput =
+    let raw: serde_json::Value =
         serde_json::from_slice(stdin).context("stdin is not Claude Code hook JSON")?;
+    if !raw.is_object() {
+        bail!("stdin is not Claude Code hook JSON (not an object)");
+    }
+    validate(&raw)?;
+    let hook: HookInput =
+        serde_json::from_value(raw).context("stdin is not Claude Code hook JSON")?;
     let event = hook.hook_event_name.as_deref().unwrap_or("");
     let tool = hook.tool_name.as_deref().unwrap_or("");
     let (is_prompt, what) = match event {
         "PreToolUse" => (false, tool.to_owned()),
         "UserPromptSubmit" => (true, "this prompt".to_owned()),
-        _ => return Ok(Decision::Allow),
+        "PostToolUse" => return Ok(after_tool(ctx, loaded, &hook)),
+        _ => return Ok(Decision::Allow), // Stop, SubagentStop: never held
     };
-    let cwd = hook.cwd.clone().filter(|c| !c.is_empty()).or_else(|| {
+    let mut cwd = hook.cwd.clone().filter(|c| !c.is_empty()).or_else(|| {
         ctx.env
             .claude_project_dir
             .as_ref()
@@ -123,36 +230,40 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
     let config_path = absolute(&cfg.path, ctx);
     let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
     if !is_prompt {
-        if let Some(reason) = self_protection(
-            tool,
-            hook.tool_input.as_ref(),
-            cwd.as_deref(),
+        let protected = protect::Protected::new(
             &config_path,
             &ledger_path,
-        ) {
+            &protect::transcript_trees(ctx, cfg, hook.transcript_path.as_deref()),
+            ctx.env.home.as_deref(),
+        );
+        if let Some(reason) = protected.check(tool, hook.tool_input.as_ref(), cwd.as_deref()) {
             return Ok(Decision::Block(reason));
         }
     }
     let is_gated = is_prompt || gated(tool, &cfg.gate.tools);
     // Once some arm or the total can halt the agent, every call of every
-    // session is looked at (a halted session must stop whatever it runs);
-    // otherwise a tool the gate does not list needs nothing more.
+    // session is decided (a halted session must stop whatever it runs).
     let halting_config = cfg.can_halt();
-    if !is_gated && !halting_config {
+    let mut arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
+    if !halting_config && (!is_gated || (cwd.is_some() && arm.is_none() && cfg.total.is_none())) {
+        // Nothing to enforce (a tool the gate lets through, or no arm and
+        // no team cap), but the session's new bytes are read all the same:
+        // a response once in the ledger cannot be lowered by rewriting the
+        // transcript later (copies merge by maximum).
+        read_session(&ledger_path, &hook);
         return Ok(Decision::Allow);
     }
-    let arm = cwd
-        .as_deref()
-        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
-    if arm.is_none() && cfg.total.is_none() && !halting_config {
-        return Ok(Decision::Allow); // no arm and no team cap: nothing to enforce
-    }
     let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
-    if !ledger.has_read_any_file()? {
-        // A ledger that has never read anything (the hook was wired by hand,
-        // without `hook install` or `ingest`): read all history once, or
-        // every other session's spend would be missing from the caps.
-        ctx.ingest_all(&loaded, &mut ledger, false)?;
+    if !ledger.history_read()? {
+        // A ledger that has not read all history yet (the hook was wired
+        // by hand, without `hook install` or `ingest`): read it, committing
+        // as it goes, for as long as this call can afford. Every later call
+        // continues where this one stopped.
+        let until = guard::started() + history_budget(ctx);
+        let (_, complete) = ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
+        if !complete {
+            bail!("the ledger is still reading the transcript history for the first time; each call reads more, and `octo-budget ingest` finishes it now");
+        }
     } else if let Some(t) = hook
         .transcript_path
         .as_deref()
@@ -175,8 +286,26 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
             hook_reply::halt_reason(&h.head, &what, &h.tail),
         ));
     }
+    if cwd.is_none() {
+        // No cwd and no CLAUDE_PROJECT_DIR: the session's own cwd, as the
+        // ledger knows it; else only the team total can be enforced.
+        cwd = match hook.session_id.as_deref() {
+            Some(s) => ledger.session_cwd(s)?,
+            None => None,
+        };
+        arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
+        if cwd.is_none() && cfg.total.is_none() {
+            if !is_gated {
+                return Ok(Decision::Allow); // only the kill switch looks at it
+            }
+            bail!("cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder");
+        }
+        if arm.is_none() && cfg.total.is_none() && halted.is_none() {
+            return Ok(Decision::Allow);
+        }
+    }
     let eval = Evaluator {
-        loaded: &loaded,
+        loaded,
         ledger: &ledger,
         now: ctx.now,
     };
@@ -220,17 +349,15 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
             _ => c.period.start,
         };
         let period_start = key_start.with_timezone(&cfg.timezone).to_rfc3339();
-        let session_scope;
         let scope = match (c.kind, session) {
             (crate::commands::evaluate::CapKind::Session, Some(s)) => {
-                session_scope = format!("{}/{s}", c.scope.name());
-                session_scope.as_str()
+                format!("{}/{s}", c.scope.name())
             }
-            _ => c.scope.name(),
+            _ => c.scope.name().to_owned(),
         };
         let key = NoticeKey {
             channel: "hook",
-            scope,
+            scope: &scope,
             cap: c.kind.as_str(),
             period_start: &period_start,
             level: c.tier.as_str(),
@@ -238,11 +365,45 @@ fn decide(ctx: &Context, stdin: &[u8]) -> Result<Decision> {
         if ledger.notice_given(&key)? {
             continue;
         }
-        if ledger.record_notice(&key, ctx.now.timestamp_millis())? {
-            return Ok(Decision::Warn(hook_reply::warning(c, session)));
-        }
+        let message = hook_reply::warning(c, session);
+        return Ok(Decision::Warn(Box::new(Warning {
+            message,
+            ledger,
+            cap: c.kind.as_str(),
+            level: c.tier.as_str(),
+            scope,
+            period_start,
+            now_ms: ctx.now.timestamp_millis(),
+        })));
     }
     Ok(Decision::Allow)
+}
+
+/// PostToolUse (installed when some arm can be halted): ends a session the
+/// kill switch has halted, whose tool has just run. Measured on Claude Code
+/// 2.1.328, a halt answered inside a subagent ends only the subagent; this
+/// answer after the parent's Agent call ends the whole session before its
+/// next request. It only looks the halt up (no ingest, no caps: PreToolUse
+/// decides), and any failure allows: the tool has run already, and the
+/// next PreToolUse still halts.
+fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decision {
+    let cfg = &loaded.config;
+    let Some(session) = hook.session_id.as_deref().filter(|s| !s.is_empty()) else {
+        return Decision::Allow;
+    };
+    if !cfg.can_halt() {
+        return Decision::Allow;
+    }
+    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    if !ledger_path.exists() {
+        return Decision::Allow;
+    }
+    let halt = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
+        .and_then(|ledger| ledger.halt(session));
+    match halt {
+        Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
+        _ => Decision::Allow,
+    }
 }
 
 /// A halt: a tool call is denied with `continue: false`; a prompt is
@@ -255,6 +416,40 @@ fn halt_decision(is_prompt: bool, reason: String) -> Decision {
     }
 }
 
+/// How long a call that enforces nothing waits for the ledger's lock.
+const READ_ONLY_WAIT: Duration = Duration::from_millis(250);
+/// The most new transcript bytes such a call reads (well inside the
+/// deadline); a session that wrote more is read by the next gated call.
+const READ_ONLY_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads the session's new transcript bytes on a call that enforces
+/// nothing. Best effort: the call is allowed whatever happens here (the
+/// tool is not gated), and what is not read now (busy ledger, more than
+/// [`READ_ONLY_MAX_BYTES`] of new bytes) is read on a later call.
+/// A ledger that has never read anything is left to the first gated call,
+/// which reads all history.
+fn read_session(ledger_path: &Path, hook: &HookInput) {
+    let Some(t) = hook
+        .transcript_path
+        .as_deref()
+        .filter(|t| !t.as_os_str().is_empty())
+    else {
+        return;
+    };
+    let Ok(mut ledger) = crate::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+        return;
+    };
+    if ledger.history_read().unwrap_or(false) {
+        let files = super::session_files(t, hook.session_id.as_deref());
+        let _ = crate::ledger::ingest::ingest_within(
+            &mut ledger,
+            &files,
+            &mut crate::ledger::ingest::NoProgress,
+            READ_ONLY_MAX_BYTES,
+        );
+    }
+}
+
 fn absolute(p: &Path, ctx: &Context) -> PathBuf {
     let abs = if p.is_absolute() {
         p.to_path_buf()
@@ -264,6 +459,12 @@ fn absolute(p: &Path, ctx: &Context) -> PathBuf {
     PathBuf::from(normalise_path(&abs.to_string_lossy()))
 }
 
+fn history_budget(ctx: &Context) -> Duration {
+    ctx.global.history_budget_ms.map_or(HISTORY_BUDGET, |ms| {
+        Duration::from_millis(ms).min(HISTORY_BUDGET)
+    })
+}
+
 /// True when `tool` matches one of the gate's names or `*` patterns.
 pub fn gated(tool: &str, patterns: &[String]) -> bool {
     patterns
@@ -271,88 +472,9 @@ pub fn gated(tool: &str, patterns: &[String]) -> bool {
         .any(|p| p == tool || glob::Pattern::new(p).is_ok_and(|g| g.matches(tool)))
 }
 
-const FILE_TOOLS: [&str; 4] = ["Edit", "Write", "MultiEdit", "NotebookEdit"];
-
-/// Refuses edits of the config or the ledger, whatever the arm and tier:
-/// the agent runs as the same user as the gate.
-pub fn self_protection(
-    tool: &str,
-    input: Option<&serde_json::Value>,
-    cwd: Option<&str>,
-    config: &Path,
-    ledger: &Path,
-) -> Option<String> {
-    let protected = protected_forms(config, ledger);
-    let refuse = |target: &str| {
-        Some(format!(
-            "octo-budget: {tool} of {target} refused: agents may not change the budget config ({}) or ledger ({}); ask a person to do it",
-            config.display(),
-            ledger.display()
-        ))
-    };
-    if FILE_TOOLS.contains(&tool) {
-        let input = input?;
-        let target = ["file_path", "notebook_path", "path"]
-            .iter()
-            .find_map(|k| input.get(*k).and_then(|v| v.as_str()))?;
-        let abs = if target.starts_with('/') {
-            normalise_path(target)
-        } else {
-            normalise_path(&format!("{}/{target}", cwd.unwrap_or("/")))
-        };
-        let canonical = std::fs::canonicalize(&abs)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| abs.clone());
-        let hit = protected.full.iter().any(|p| {
-            abs == *p
-                || canonical == *p
-                || abs.starts_with(&format!("{}-", p))
-                || canonical.starts_with(&format!("{}-", p))
-        });
-        return if hit { refuse(&abs) } else { None };
-    }
-    if tool == "Bash" {
-        let cmd = input?.get("command")?.as_str()?;
-        let named = protected
-            .full
-            .iter()
-            .chain(protected.names.iter())
-            .find(|p| cmd.contains(p.as_str()))?;
-        return refuse(named);
-    }
-    None
-}
-
-struct Protected {
-    /// Absolute (and canonical) paths of the config and the ledger.
-    full: Vec<String>,
-    /// Their file names, as a shell command may name them from their folder.
-    names: Vec<String>,
-}
-
-fn protected_forms(config: &Path, ledger: &Path) -> Protected {
-    let mut full = Vec::new();
-    let mut names = Vec::new();
-    for p in [config, ledger] {
-        let s = p.to_string_lossy().into_owned();
-        if let Ok(c) = std::fs::canonicalize(p) {
-            let c = c.to_string_lossy().into_owned();
-            if c != s {
-                full.push(c);
-            }
-        }
-        full.push(s);
-        if let Some(n) = p.file_name() {
-            names.push(n.to_string_lossy().into_owned());
-        }
-    }
-    Protected { full, names }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn gate_patterns_match_names_and_globs() {
@@ -364,31 +486,5 @@ mod tests {
         assert!(gated("mcp__playwright__click", &pats));
         assert!(!gated("TaskCreate", &pats));
         assert!(!gated("Bash", &pats));
-    }
-
-    #[test]
-    fn edits_of_config_or_ledger_are_refused() {
-        let cfg = Path::new("/home/u/.config/octo-budget/budgets.yaml");
-        let led = Path::new("/home/u/.local/share/octo-budget/ledger.sqlite");
-        let edit = |p: &str| {
-            self_protection(
-                "Edit",
-                Some(&json!({"file_path": p})),
-                Some("/home/u/.config/octo-budget"),
-                cfg,
-                led,
-            )
-        };
-        assert!(edit("/home/u/.config/octo-budget/budgets.yaml").is_some());
-        assert!(edit("budgets.yaml").is_some()); // relative to cwd
-        assert!(edit("/home/u/.local/share/octo-budget/ledger.sqlite-wal").is_some());
-        assert!(edit("/home/u/project/src/main.rs").is_none());
-        let bash = |c: &str| self_protection("Bash", Some(&json!({"command": c})), None, cfg, led);
-        assert!(bash("sed -i s/1000/9999/ budgets.yaml").is_some());
-        assert!(bash("rm /home/u/.local/share/octo-budget/ledger.sqlite").is_some());
-        assert!(bash("cargo test").is_none());
-        assert!(
-            self_protection("Read", Some(&json!({"file_path": cfg})), None, cfg, led).is_none()
-        );
     }
 }

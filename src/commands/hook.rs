@@ -3,9 +3,10 @@
 //!
 //! Install merges two entries, a PreToolUse group (matcher built from the
 //! gated tools plus the file and shell tools self-protection needs, or
-//! every tool when some arm can be halted) and a
-//! UserPromptSubmit group, each running `<abs binary> check --config <abs
-//! config>` with a short timeout and `"onFailure": "block"`. Every other key
+//! every tool when some arm can be halted) and a UserPromptSubmit group
+//! (and, when some arm can be halted, a PostToolUse group that ends a
+//! halted session after a subagent returns), each running `<abs binary>
+//! check --config <abs config>` with a short timeout and `"onFailure": "block"`. Every other key
 //! and hook is kept as it was, in its order. Installing twice changes
 //! nothing; installing with another config replaces octo-budget's entries in
 //! place. Uninstall removes octo-budget's own entries and nothing else. The
@@ -38,6 +39,12 @@ pub const PROTECT_TOOLS: [&str; 5] = ["Edit", "Write", "MultiEdit", "NotebookEdi
 /// The events octo-budget installs entries for.
 const EVENTS: [&str; 2] = ["PreToolUse", "UserPromptSubmit"];
 
+/// The event added when some arm can be halted: measured on Claude Code
+/// 2.1.328, a halt answered inside a subagent ends only the subagent; a
+/// PostToolUse answer `{"continue": false}` after its Agent call ends the
+/// whole session before the parent's next request.
+const HALT_EVENT: &str = "PostToolUse";
+
 pub fn run(ctx: &Context, action: &HookAction) -> Result<u8> {
     match action {
         HookAction::Install(t) => install(ctx, t),
@@ -59,7 +66,40 @@ fn warm_ledger(ctx: &Context, loaded: &super::Loaded) -> Result<()> {
     Ok(())
 }
 
+/// Refuses (exit 2) a budgets.yaml that was found in the current folder
+/// rather than named by `--config` (or `OCTO_BUDGET_CONFIG`): anyone who
+/// can commit to a repository can put one there, and the hook would then
+/// enforce it in every session. The user's own config
+/// (`$XDG_CONFIG_HOME/octo-budget/budgets.yaml`) is accepted from its own
+/// folder too.
+fn refuse_config_from_cwd(ctx: &Context) -> Option<u8> {
+    if ctx.global.config.is_some() {
+        return None;
+    }
+    let found = ctx.config_path().ok()?;
+    let cwd = ctx.env.cwd.as_ref()?;
+    if found != cwd.join("budgets.yaml") {
+        return None;
+    }
+    let own = ctx
+        .xdg_config()
+        .map(|x| x.join("octo-budget").join("budgets.yaml"));
+    let same = |a: &Path, b: &Path| matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
+    if own.as_deref().is_some_and(|own| same(&found, own)) {
+        return None;
+    }
+    let quoted = shell_quote(&found.to_string_lossy());
+    eprintln!(
+        "octo-budget: hook install: not using {} found in the current folder (a repository's budgets.yaml may have been put there by anyone who can commit to it); if it is the config you mean, name it: octo-budget --config {quoted} hook install ...; nothing was changed",
+        found.display()
+    );
+    Some(exit::BLOCK)
+}
+
 fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
+    if let Some(code) = refuse_config_from_cwd(ctx) {
+        return Ok(code);
+    }
     // The hook must point at a config that loads: a broken one would block
     // every gated call.
     let loaded = ctx.load()?;
@@ -86,13 +126,31 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     let Some(before) = read_settings(&path)? else {
         return Ok(exit::IO);
     };
+    let halting = loaded.config.can_halt();
     let after = match merge(
         before.clone().unwrap_or_else(|| json!({})),
         &command,
         &matcher,
+        halting,
     ) {
         Ok(v) => v,
         Err(e) => return Ok(refuse(&path, &e)),
+    };
+    // `--statusline`: the same binary and flags, running `statusline`.
+    let status_command = command_line(
+        &exe.to_string_lossy(),
+        &[
+            vec!["statusline".into(), "--color".into(), "always".into()],
+            args[1..].to_vec(),
+        ]
+        .concat(),
+    );
+    let after = match target.statusline {
+        true => match merge_statusline(after, &status_command, target.force) {
+            Ok(v) => v,
+            Err(e) => return Ok(refuse(&path, &e)),
+        },
+        false => after,
     };
     // Read existing history before the hook exists: its first calls then
     // find a warm ledger instead of waiting on (or doing) a first load, and
@@ -101,23 +159,41 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     if !target.dry_run {
         warm_ledger(ctx, &loaded)?;
     }
+    // Claude Code runs no hook at all while `disableAllHooks` is true:
+    // install anyway (removing the key then suffices), but never say
+    // "installed" alone.
+    let disabled = if after.get("disableAllHooks") == Some(&Value::Bool(true)) {
+        format!(
+            "; it will NOT run: {} has \"disableAllHooks\": true, so Claude Code runs no hooks until that key is removed",
+            path.display()
+        )
+    } else {
+        String::new()
+    };
     let verb = match &before {
         Some(b) if render(b) == render(&after) => {
             finish(
                 &path,
                 None,
                 target.dry_run,
-                &format!("already installed in {}; nothing changed", path.display()),
+                &format!(
+                    "already installed in {}; nothing changed{disabled}",
+                    path.display()
+                ),
             )?;
             return Ok(exit::OK);
         }
         Some(b) if !find_own(b).is_empty() => "updated",
         _ => "installed",
     };
-    let summary = format!(
-        "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit) running: {command}",
-        path.display()
+    let mut summary = format!(
+        "{verb} octo-budget's hook in {} (PreToolUse matcher {matcher:?}, UserPromptSubmit{}) running: {command}{disabled}",
+        path.display(),
+        if halting { ", PostToolUse matcher \"*\"" } else { "" }
     );
+    if target.statusline {
+        summary.push_str(&format!("; statusLine: {status_command}"));
+    }
     finish(&path, Some(&after), target.dry_run, &summary)?;
     Ok(exit::OK)
 }
@@ -131,10 +207,16 @@ fn uninstall(ctx: &Context, target: &HookTarget) -> Result<u8> {
         println!("{} does not exist; nothing to remove", path.display());
         return Ok(exit::OK);
     };
-    let (after, removed) = match remove(before) {
-        Ok(r) => r,
-        Err(e) => return Ok(refuse(&path, &e)),
+    // `--statusline` removes only the status line; otherwise both go.
+    let (after, mut removed) = match target.statusline {
+        true => (before, 0),
+        false => match remove(before) {
+            Ok(r) => r,
+            Err(e) => return Ok(refuse(&path, &e)),
+        },
     };
+    let (after, status_removed) = remove_statusline(after);
+    removed += usize::from(status_removed);
     if removed == 0 {
         finish(
             &path,
@@ -181,10 +263,47 @@ fn refuse(path: &Path, why: &str) -> u8 {
     exit::IO
 }
 
+/// The settings file the flags name, its symlinks followed (see
+/// [`follow_links`]).
+fn settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
+    let named = named_settings_path(ctx, t)?;
+    follow_links(&named).with_context(|| format!("cannot resolve {}", named.display()))
+}
+
+/// `path` with its symlinks followed to the file they name, also when that
+/// file does not exist yet: a dangling link (a dotfiles link whose target
+/// is not there yet) names where the settings are to be created, so the
+/// link is kept and its target written.
+fn follow_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(_) => return fs::canonicalize(&p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Its folder may exist (through links of its own) or not.
+                let canonical = match (p.parent(), p.file_name()) {
+                    (Some(d), Some(n)) => fs::canonicalize(d).ok().map(|d| d.join(n)),
+                    _ => None,
+                };
+                return Ok(canonical.unwrap_or(p));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ELOOP))
+}
+
 /// The settings file the flags name: `--settings PATH`, `--project DIR`
 /// (DIR/.claude/settings.json) or the user's (the default):
 /// `$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json`.
-fn settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
+fn named_settings_path(ctx: &Context, t: &HookTarget) -> Result<PathBuf> {
     if let Some(p) = &t.settings {
         return Ok(absolute(p, ctx));
     }
@@ -222,14 +341,69 @@ fn absolute(p: &Path, ctx: &Context) -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(crate::config::normalise_path(&abs.to_string_lossy())))
 }
 
+/// What a file that is not a regular file is, for a refusal.
+fn kind_of(t: fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a folder")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else {
+        Some("something else")
+    }
+}
+
 /// The settings as they are: `Ok(Some(None))` when the file does not exist,
-/// `Ok(None)` when it is not a JSON object (already reported on stderr).
+/// `Ok(None)` when it is not a regular file holding a JSON object (already
+/// reported on stderr). A FIFO, device, socket or folder is refused before
+/// it is opened (reading a FIFO would wait for a writer forever), and the
+/// file is opened without blocking and checked again, in case it was
+/// swapped in between.
 fn read_settings(path: &Path) -> Result<Option<Option<Value>>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let not_regular = |kind: &str| {
+        refuse(
+            path,
+            &format!(
+                "{kind}, not a regular file; settings.json must be a file (or a symlink to one)"
+            ),
+        );
+        Ok(None)
+    };
+    match fs::metadata(path) {
+        Ok(m) => {
+            if let Some(kind) = kind_of(m.file_type()) {
+                return not_regular(kind);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(None)),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let mut file = match opened {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(None)),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(kind) = kind_of(meta.file_type()) {
+        return not_regular(kind);
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if text.trim().is_empty() {
         return Ok(Some(Some(json!({}))));
     }
@@ -254,41 +428,40 @@ fn render(v: &Value) -> String {
 
 /// Replaces `path` with `bytes` atomically: a temporary file in the same
 /// folder (so the rename cannot cross file systems), flushed to disk, with
-/// the old file's permissions, renamed over it. A symlink is followed: its
-/// target is replaced, the link stays.
+/// the old file's permissions (a new file: 0666 less the umask), renamed
+/// over it. `path` is the file itself, its symlinks already followed
+/// ([`follow_links`]): the target is replaced and the links stay.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let dir = real
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = real
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "settings.json".into());
-    let tmp = dir.join(format!(".{name}.octo-budget-{}.tmp", std::process::id()));
+    let old = fs::metadata(path).ok();
     let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if let Ok(meta) = fs::metadata(&real) {
-            f.set_permissions(meta.permissions())?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".octo-budget.tmp")
+            .permissions(fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        if let Some(meta) = &old {
+            tmp.as_file().set_permissions(meta.permissions())?;
         }
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &real)?;
+        tmp.as_file().sync_all()?;
+        // On failure the temporary file is removed when dropped.
+        tmp.persist(path).map_err(|e| e.error)?;
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", real.display()))
+    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 // ---- Pure parts ---------------------------------------------------------------
@@ -469,6 +642,8 @@ fn handler(command: &str) -> Value {
 fn own_group(event: &str, command: &str, matcher: &str) -> Value {
     if event == "PreToolUse" {
         json!({"matcher": matcher, "hooks": [handler(command)]})
+    } else if event == HALT_EVENT {
+        json!({"matcher": "*", "hooks": [handler(command)]})
     } else {
         json!({"hooks": [handler(command)]})
     }
@@ -562,11 +737,21 @@ fn strip_event(groups: &mut Vec<Value>) -> (usize, Option<usize>) {
 /// `settings` with octo-budget's entries installed: each event's own
 /// handlers are replaced by one group at the place the first of them stood
 /// (appended when there was none). Every other key, hook and order is kept.
+///
+/// With `halting` (some arm can be halted) a PostToolUse entry for every
+/// tool is installed too (see [`HALT_EVENT`]); without it an own
+/// PostToolUse entry is removed.
 pub fn merge(
     mut settings: Value,
     command: &str,
     matcher: &str,
+    halting: bool,
 ) -> std::result::Result<Value, String> {
+    let events: Vec<&str> = EVENTS
+        .iter()
+        .copied()
+        .chain(halting.then_some(HALT_EVENT))
+        .collect();
     check_shape(&settings)?;
     let obj = settings.as_object_mut().ok_or("not a JSON object")?;
     let hooks = obj
@@ -576,13 +761,13 @@ pub fn merge(
     // Own handlers under other events (none are installed there) go too.
     let others: Vec<String> = hooks
         .keys()
-        .filter(|k| !EVENTS.contains(&k.as_str()))
+        .filter(|k| !events.contains(&k.as_str()))
         .cloned()
         .collect();
     for event in others {
         strip_and_drop_empty(hooks, &event);
     }
-    for event in EVENTS {
+    for event in events {
         let groups = hooks
             .entry(event)
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -628,9 +813,99 @@ pub fn remove(mut settings: Value) -> std::result::Result<(Value, usize), String
     Ok((settings, removed))
 }
 
+/// True when a `statusLine` setting is octo-budget's: a command whose
+/// program is a file named `octo-budget` running `statusline`.
+pub fn is_own_statusline(setting: &Value) -> bool {
+    let Some(cmd) = setting.get("command").and_then(Value::as_str) else {
+        return false;
+    };
+    let words = shell_words(cmd);
+    let mut it = words
+        .iter()
+        .skip_while(|w| w.contains('=') && !w.starts_with('/'));
+    let is_ours = it
+        .next()
+        .is_some_and(|p| Path::new(p).file_name().is_some_and(|n| n == "octo-budget"));
+    is_ours && it.any(|w| w == "statusline")
+}
+
+/// `settings` with `statusLine` running `command`: set where there is
+/// none, replaced where it is octo-budget's (in place), and replaced where
+/// it is another program's only with `force`.
+pub fn merge_statusline(
+    mut settings: Value,
+    command: &str,
+    force: bool,
+) -> std::result::Result<Value, String> {
+    let obj = settings.as_object_mut().ok_or("not a JSON object")?;
+    if let Some(existing) = obj.get("statusLine") {
+        if !force && !is_own_statusline(existing) {
+            return Err(format!(
+                "a statusLine is already set ({}); pass --force to replace it, or leave out --statusline",
+                serde_json::to_string(existing).unwrap_or_default()
+            ));
+        }
+    }
+    obj.insert(
+        "statusLine".into(),
+        json!({"type": "command", "command": command}),
+    );
+    Ok(settings)
+}
+
+/// `settings` without octo-budget's `statusLine` (another program's is
+/// kept), and whether one was removed.
+pub fn remove_statusline(mut settings: Value) -> (Value, bool) {
+    let removed = match settings.as_object_mut() {
+        Some(obj) if obj.get("statusLine").is_some_and(is_own_statusline) => {
+            obj.shift_remove("statusLine");
+            true
+        }
+        _ => false,
+    };
+    (settings, removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statusline_is_set_only_where_free_or_ours_or_forced() {
+        let ours = "/opt/bin/octo-budget statusline --color always --config /c.yaml";
+        let other =
+            json!({"theme": "dark", "statusLine": {"type": "command", "command": "~/bin/ccline"}});
+        // Free: added; again: unchanged (idempotent).
+        let once = merge_statusline(json!({"theme": "dark"}), ours, false).unwrap();
+        assert_eq!(once["statusLine"]["command"], ours);
+        assert_eq!(merge_statusline(once.clone(), ours, false).unwrap(), once);
+        // Another program's: refused without --force, replaced with it.
+        assert!(merge_statusline(other.clone(), ours, false).is_err());
+        let forced = merge_statusline(other.clone(), ours, true).unwrap();
+        assert_eq!(forced["statusLine"]["command"], ours);
+        // Ours with another config: replaced in place, key order kept.
+        let moved = merge_statusline(
+            json!({"statusLine": {"type": "command", "command": "/old/octo-budget statusline"}, "z": 1}),
+            ours,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&moved).unwrap(),
+            format!("{{\"statusLine\":{{\"type\":\"command\",\"command\":\"{ours}\"}},\"z\":1}}")
+        );
+        // Removal takes only ours.
+        assert_eq!(remove_statusline(other.clone()), (other, false));
+        let (left, removed) = remove_statusline(once);
+        assert!(removed);
+        assert_eq!(left, json!({"theme": "dark"}));
+        assert!(!is_own_statusline(
+            &json!({"command": "/opt/bin/octo-budget check"})
+        ));
+        assert!(is_own_statusline(
+            &json!({"command": "'/my dir/octo-budget' statusline"})
+        ));
+    }
 
     const CMD: &str = "/opt/bin/octo-budget check --config /etc/ob/budgets.yaml";
 
@@ -703,7 +978,7 @@ mod tests {
     #[test]
     fn install_into_empty_settings_adds_both_events() {
         let m = default_matcher();
-        let v = merge(json!({}), CMD, &m).unwrap();
+        let v = merge(json!({}), CMD, &m, false).unwrap();
         assert_eq!(
             v,
             json!({"hooks": {
@@ -723,8 +998,8 @@ mod tests {
             },
             "permissions": {"allow": ["Bash(npm test)"]}
         });
-        let once = merge(before.clone(), CMD, "Agent").unwrap();
-        let twice = merge(once.clone(), CMD, "Agent").unwrap();
+        let once = merge(before.clone(), CMD, "Agent", false).unwrap();
+        let twice = merge(once.clone(), CMD, "Agent", false).unwrap();
         assert_eq!(render(&once), render(&twice));
         let keys: Vec<&String> = once.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "hooks", "permissions"]);
@@ -749,13 +1024,36 @@ mod tests {
             {"matcher": "Agent", "hooks": [{"type": "command", "command": old}]},
             {"matcher": "Bash", "hooks": [{"type": "command", "command": "guard.sh"}]}
         ]}});
-        let after = merge(before, CMD, "Agent|Task").unwrap();
+        let after = merge(before, CMD, "Agent|Task", false).unwrap();
         let pre = after["hooks"]["PreToolUse"].as_array().unwrap();
         assert_eq!(pre.len(), 2);
         assert_eq!(pre[0]["hooks"][0]["command"], CMD);
         assert_eq!(pre[0]["matcher"], "Agent|Task");
         assert_eq!(pre[1]["hooks"][0]["command"], "guard.sh");
         assert_eq!(find_own(&after).len(), 2);
+    }
+
+    #[test]
+    fn halting_adds_a_post_tool_use_entry_and_removes_it_again() {
+        let before = json!({"hooks": {"PostToolUse": [
+            {"matcher": "Write", "hooks": [{"type": "command", "command": "prettier -w"}]}
+        ]}});
+        let on = merge(before.clone(), CMD, "*", true).unwrap();
+        assert_eq!(
+            on["hooks"]["PostToolUse"],
+            json!([
+                {"matcher": "Write", "hooks": [{"type": "command", "command": "prettier -w"}]},
+                {"matcher": "*", "hooks": [{"type": "command", "command": CMD, "timeout": 10, "onFailure": "block"}]}
+            ])
+        );
+        assert_eq!(find_own(&on).len(), 3);
+        assert_eq!(
+            render(&merge(on.clone(), CMD, "*", true).unwrap()),
+            render(&on)
+        );
+        let off = merge(on, CMD, "Agent", false).unwrap();
+        assert_eq!(off["hooks"]["PostToolUse"], before["hooks"]["PostToolUse"]);
+        assert_eq!(find_own(&off).len(), 2);
     }
 
     #[test]
@@ -784,9 +1082,9 @@ mod tests {
 
     #[test]
     fn malformed_hooks_are_refused() {
-        assert!(merge(json!({"hooks": []}), CMD, "Agent").is_err());
-        assert!(merge(json!({"hooks": {"PreToolUse": {}}}), CMD, "Agent").is_err());
+        assert!(merge(json!({"hooks": []}), CMD, "Agent", false).is_err());
+        assert!(merge(json!({"hooks": {"PreToolUse": {}}}), CMD, "Agent", false).is_err());
         assert!(remove(json!({"hooks": {"PreToolUse": [{"hooks": "x"}]}})).is_err());
-        assert!(merge(json!([1]), CMD, "Agent").is_err());
+        assert!(merge(json!([1]), CMD, "Agent", false).is_err());
     }
 }

@@ -13,13 +13,21 @@ pub fn run(ctx: &Context, args: &IngestArgs) -> Result<u8> {
     let started = std::time::Instant::now();
     let s = ctx.ingest_all(&loaded, &mut ledger, !args.quiet)?;
     if !args.quiet {
+        for u in &s.unreadable {
+            eprintln!(
+                "octo-budget: cannot read {}: {}",
+                u.path.display(),
+                u.reason
+            );
+        }
         println!(
-            "ingested {} of {} transcript files ({} bytes, {} responses, {} malformed lines skipped) in {:.2}s into {}",
+            "ingested {} of {} transcript files ({} bytes, {} responses, {} malformed lines skipped, {} unreadable) in {:.2}s into {}",
             s.files_read,
             s.files_seen,
             s.bytes_read,
             s.responses,
             s.skipped_lines,
+            s.unreadable.len(),
             started.elapsed().as_secs_f64(),
             ledger.path().display()
         );

@@ -3,11 +3,16 @@
 
 pub mod alerts;
 pub mod check;
+pub mod docs;
 pub mod evaluate;
+pub mod guard;
 pub mod hook;
 pub mod ingest;
+pub mod init;
+pub mod protect;
 pub mod report;
 pub mod status;
+pub mod statusline;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,9 +26,10 @@ use crate::attribution::Attributor;
 use crate::cli::{Environment, Global};
 use crate::config::{Config, ConfigError, PathContext};
 use crate::ledger::ingest::{IngestStats, Progress};
+use crate::ledger::query::real_path;
 use crate::ledger::Ledger;
 use crate::pricing::PriceTable;
-use crate::transcript::discover::{discover, TranscriptFile};
+use crate::transcript::discover::{discover, transcript_project, TranscriptFile};
 
 /// Everything a command knows about its invocation.
 pub struct Context {
@@ -50,6 +56,19 @@ impl Loaded {
 }
 
 impl Context {
+    /// Whether to colour output that goes to a terminal (`is_terminal`):
+    /// `--color`, and never with NO_COLOR.
+    pub fn color(&self, is_terminal: bool) -> bool {
+        if self.env.no_color {
+            return false;
+        }
+        match self.global.color {
+            crate::cli::ColorArg::Always => true,
+            crate::cli::ColorArg::Never => false,
+            crate::cli::ColorArg::Auto => is_terminal,
+        }
+    }
+
     pub fn path_context(&self) -> PathContext {
         PathContext {
             home: self.env.home.clone(),
@@ -115,7 +134,9 @@ impl Context {
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
         let path = self.config_path()?;
         let config = Config::load(&path, &self.path_context())?;
-        let attributor = Attributor::new(&config.arms);
+        // An arm path reached through a symlink on this machine also owns
+        // the real folder (paths that do not exist here stay text).
+        let attributor = Attributor::with_real_paths(&config.arms, real_path);
         Ok(Loaded {
             config,
             attributor,
@@ -185,13 +206,49 @@ impl Context {
         ledger: &mut Ledger,
         show_progress: bool,
     ) -> Result<IngestStats> {
-        let files = discover(&self.claude_dirs(&loaded.config));
         let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
-        let stats = crate::ledger::ingest::ingest(ledger, &files, &mut bar)?;
-        if stats.files_read > 0 {
-            ledger.checkpoint();
+        self.ingest_discovered(loaded, ledger, &mut bar, None)
+            .map(|(stats, _)| stats)
+    }
+
+    /// The same, stopping at `until` with what was read so far committed;
+    /// true when everything was read (and the ledger records that).
+    pub fn ingest_all_until(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        until: Option<Instant>,
+    ) -> Result<(IngestStats, bool)> {
+        self.ingest_discovered(
+            loaded,
+            ledger,
+            &mut crate::ledger::ingest::NoProgress,
+            until,
+        )
+    }
+
+    fn ingest_discovered(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        progress: &mut dyn crate::ledger::ingest::Progress,
+        until: Option<Instant>,
+    ) -> Result<(IngestStats, bool)> {
+        let found = discover(&self.claude_dirs(&loaded.config));
+        let (mut stats, complete) =
+            crate::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
+        let mut unreadable = found.unreadable;
+        unreadable.append(&mut stats.unreadable);
+        stats.unreadable = unreadable;
+        if complete {
+            if stats.files_read > 0 {
+                ledger.checkpoint();
+            }
+            if !ledger.history_read()? {
+                ledger.mark_history_read()?;
+            }
         }
-        Ok(stats)
+        Ok((stats, complete))
     }
 
     /// Ingests only the given transcript and its session's subagents.
@@ -210,44 +267,92 @@ impl Context {
     }
 }
 
-/// A session file and its subagents' files
-/// (`<project>/<session>/subagents/**/agent-*.jsonl`).
+impl Loaded {
+    /// The arm that owns a directory of this machine: by its spelling,
+    /// else by its real path (a symlinked checkout).
+    pub fn arm_of_dir(&self, dir: &str) -> Option<usize> {
+        let dir = crate::config::normalise_path(dir);
+        self.attributor
+            .by_cwd(&dir)
+            .or_else(|| real_path(&dir).and_then(|r| self.attributor.by_cwd(&r)))
+    }
+}
+
+/// A session's transcripts, in every layout: the session file itself,
+/// everything under its folder (`<project>/<session>/**`: subagents,
+/// workflows, later layouts) and the project's flat `agent-*.jsonl`
+/// subagent files (they carry the parent's `sessionId`, not its name;
+/// those of other sessions cost a `stat` each and add their own spend).
 pub fn session_files(transcript: &Path, session_id: Option<&str>) -> Vec<TranscriptFile> {
-    let Some(dir) = transcript.parent() else {
+    let Some(parent) = transcript.parent() else {
         return Vec::new();
     };
-    let project = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // The project folder is the one right below `projects/`; a transcript
+    // elsewhere is taken as `<project>/<file>`.
+    let project_dir = transcript
+        .ancestors()
+        .skip(1)
+        .find(|a| a.parent().and_then(Path::file_name) == Some("projects".as_ref()))
+        .unwrap_or(parent);
+    let projects = project_dir.parent().unwrap_or(project_dir);
+    let project = if project_dir.file_name() == Some("projects".as_ref()) {
+        String::new() // a file directly under `projects/`, as discover names it
+    } else {
+        project_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let mut out = vec![TranscriptFile {
         path: transcript.to_path_buf(),
         project: project.clone(),
     }];
+    let mut add = |path: &Path| {
+        let rel = path.strip_prefix(projects).unwrap_or(path);
+        let rel = if project_dir == projects {
+            Path::new(&project).join(rel)
+        } else {
+            rel.to_path_buf()
+        };
+        if path != transcript && transcript_project(&rel).is_some() {
+            out.push(TranscriptFile {
+                path: path.to_path_buf(),
+                project: project.clone(),
+            });
+        }
+    };
     let stem = session_id.map(str::to_owned).or_else(|| {
         transcript
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
     });
-    if let Some(stem) = stem {
-        let sub = dir.join(&stem).join("subagents");
-        if sub.is_dir() {
-            for e in walkdir::WalkDir::new(&sub)
-                .into_iter()
-                .filter_map(|e| e.ok())
-            {
-                let Ok(rel) = e.path().strip_prefix(dir) else {
-                    continue;
-                };
-                let rel = Path::new(&project).join(rel);
-                if e.file_type().is_file()
-                    && crate::transcript::discover::transcript_project(&rel).is_some()
-                {
-                    out.push(TranscriptFile {
-                        path: e.path().to_path_buf(),
-                        project: project.clone(),
-                    });
-                }
+    let mut folders = Vec::new();
+    if let Some(stem) = stem.filter(|s| !s.is_empty() && !s.contains('/') && s != "..") {
+        folders.push(project_dir.join(stem));
+    }
+    if parent != project_dir {
+        folders.push(parent.to_path_buf()); // `<project>/<session>/chat.jsonl`
+    }
+    for folder in folders.iter().filter(|f| f.is_dir()) {
+        for e in walkdir::WalkDir::new(folder)
+            .into_iter()
+            .filter_entry(|e| {
+                !(e.file_type().is_dir()
+                    && (e.file_name() == "tool-results" || e.file_name() == "memory"))
+            })
+            .filter_map(|e| e.ok())
+        {
+            if e.file_type().is_file() || e.file_type().is_symlink() {
+                add(e.path());
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(project_dir) {
+        for e in dir.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            if name.starts_with(b"agent-") && name.ends_with(b".jsonl") {
+                add(&e.path());
             }
         }
     }

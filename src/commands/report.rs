@@ -50,6 +50,8 @@ pub struct Report {
     pub breakdown: Option<(ByArg, Vec<Row>)>,
     pub unpriced: BTreeMap<String, Tally>,
     pub skipped_lines: u64,
+    /// Transcript files and folders this run could not read.
+    pub unreadable: Vec<crate::transcript::discover::Unreadable>,
     pub prices_effective_from: NaiveDate,
 }
 
@@ -74,7 +76,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         }
     }
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
+    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
 
     let period = match (args.since, args.until) {
         (None, None) => {
@@ -217,6 +219,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         breakdown: breakdown.map(|rows| (args.by, rows)),
         unpriced: pricer.unpriced,
         skipped_lines: ledger.skipped_lines()?,
+        unreadable: ingested.unreadable,
         prices_effective_from: loaded.prices().effective_from,
     };
     let mut out = std::io::stdout().lock();
@@ -225,7 +228,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     } else if args.csv {
         output::csv::report(&mut out, &report)?;
     } else {
-        let color = !ctx.env.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let color = ctx.color(std::io::IsTerminal::is_terminal(&std::io::stdout()));
         output::table::report(&mut out, &report, color)?;
     }
     out.flush()?;

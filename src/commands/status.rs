@@ -13,7 +13,6 @@ use super::evaluate::{CapState, Evaluator};
 use super::{print_notices, Context};
 use crate::budget::Tier;
 use crate::cli::StatusArgs;
-use crate::config::normalise_path;
 use crate::exit;
 use crate::output::hook_reply;
 use crate::output::json::usd;
@@ -36,19 +35,15 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             } else {
                 ctx.env.cwd.clone().unwrap_or_default().join(dir)
             };
-            loaded
-                .attributor
-                .by_cwd(&normalise_path(&abs.to_string_lossy()))
+            loaded.arm_of_dir(&abs.to_string_lossy())
         }
         (None, None) => {
             let here = ctx.env.cwd.clone().unwrap_or_default();
-            loaded
-                .attributor
-                .by_cwd(&normalise_path(&here.to_string_lossy()))
+            loaded.arm_of_dir(&here.to_string_lossy())
         }
     };
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
+    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
     let eval = Evaluator {
         loaded: &loaded,
         ledger: &ledger,
@@ -108,6 +103,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             "tier": worst.as_str(),
             "reason": reason,
             "caps": caps_json,
+            "unreadable_files": ingested.unreadable.len(),
         });
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
@@ -165,6 +161,15 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
                 out,
                 "session {s} is halted ({}); its tool calls stay halted until a prompt of it passes the check",
                 h.head.trim_start_matches("octo-budget: ")
+            )?;
+        }
+        if let Some(first) = ingested.unreadable.first() {
+            writeln!(
+                out,
+                "unreadable: {} transcript file(s) or folder(s) could not be read, their spend is missing (first: {}: {})",
+                ingested.unreadable.len(),
+                first.path.display(),
+                first.reason
             )?;
         }
     }

@@ -1,11 +1,15 @@
 //! Incremental ingest: transcripts -> de-duplicated responses in the ledger.
 //!
-//! Per file the ledger keeps (device, inode), size, mtime, the offset after
-//! the last complete line and a hash of its first bytes and of the bytes
-//! just before that offset. An unchanged file costs one `stat`; an
-//! appended file is read from its offset; a truncated,
-//! rewritten or replaced file is read again from the start, which
-//! de-duplication makes safe.
+//! Per file the ledger keeps (device, inode), size, mtime, ctime, the offset
+//! after the last complete line and a hash of its first bytes and of the
+//! bytes just before that offset. A file is one file whatever path reaches
+//! it: it is found in the ledger by (device, inode) first, by path second,
+//! and read once per run. An unchanged file costs one `stat`; an appended
+//! file is read from its offset; a truncated, rewritten or replaced file is
+//! read again from the start, which de-duplication makes safe. A file whose
+//! ctime moved while its size and mtime did not (a rewrite that restored
+//! the mtime, or a chmod) is read again from the start too: its bytes may
+//! have changed anywhere, not only in the head and tail the hash covers.
 //!
 //! Files are parsed in parallel; one writer applies the results in
 //! transactions that each carry the responses, the rollup and the file
@@ -19,17 +23,18 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::time::Instant;
 
 use rusqlite::{params, OptionalExtension};
 
 use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
-use crate::transcript::discover::TranscriptFile;
-use crate::transcript::parse::{envelope_cwd, parse_line, Line, LineOrigin, SessionCwd};
-use crate::transcript::reader::{for_each_line, read_head};
+use crate::transcript::discover::{TranscriptFile, Unreadable};
+use crate::transcript::parse::{envelope_cwd, parse_line, Line, SessionCwd};
+use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{Response, Usage};
 
 /// How many leading bytes identify a file's content.
@@ -38,13 +43,16 @@ const HEAD_LEN: u64 = 4096;
 const ROWS_PER_TX: usize = 25_000;
 
 /// What one ingest did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IngestStats {
     pub files_seen: usize,
     pub files_read: usize,
     pub bytes_read: u64,
     pub responses: usize,
     pub skipped_lines: u64,
+    /// Files that could not be stat'ed, opened or read (vanished,
+    /// permissions, ...), with the reason; read again on the next run.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Progress of a running ingest, for a progress bar.
@@ -70,6 +78,8 @@ struct Meta {
     ino: i64,
     size: i64,
     mtime_ns: i64,
+    /// -1 when unknown (a row written before the ledger kept ctimes).
+    ctime_ns: i64,
 }
 
 /// What the ledger knew of a file when we planned.
@@ -113,13 +123,95 @@ pub fn ingest(
     files: &[TranscriptFile],
     progress: &mut dyn Progress,
 ) -> Result<IngestStats> {
-    let mut stats = IngestStats {
-        files_seen: files.len(),
-        ..Default::default()
+    ingest_until(ledger, files, progress, None).map(|(stats, _)| stats)
+}
+
+/// When a bounded ingest stops reading: at `until`, but only once some
+/// bytes were read in this run, so that every run makes progress.
+struct Stop {
+    until: Option<Instant>,
+    progressed: AtomicBool,
+    stopped: AtomicBool,
+}
+
+impl Stop {
+    /// Before a file is started.
+    fn before_file(&self) -> bool {
+        self.past(self.progressed.load(Ordering::Relaxed))
+    }
+
+    /// After a chunk of a file was handed out (which counts as progress).
+    fn after_chunk(&self) -> bool {
+        self.past(self.progressed.swap(true, Ordering::Relaxed))
+    }
+
+    fn past(&self, progressed: bool) -> bool {
+        let past = progressed && self.until.is_some_and(|u| Instant::now() >= u);
+        if past {
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+        past
+    }
+}
+
+/// Brings the ledger up to date with `files`, stopping at `until` (when
+/// given) with what was read so far committed: a bounded run commits in
+/// chunks of rows (never as one large transaction), and files it did not
+/// finish are continued from their offsets by the next run. Returns true
+/// when everything was read.
+pub fn ingest_until(
+    ledger: &mut Ledger,
+    files: &[TranscriptFile],
+    progress: &mut dyn Progress,
+    until: Option<Instant>,
+) -> Result<(IngestStats, bool)> {
+    run(ledger, files, progress, until, u64::MAX)
+}
+
+/// Like [`ingest`], reading only files whose new bytes fit in
+/// `max_new_bytes` together (smallest first); the others wait for the next
+/// run. For calls that must stay quick whatever a session has written.
+pub fn ingest_within(
+    ledger: &mut Ledger,
+    files: &[TranscriptFile],
+    progress: &mut dyn Progress,
+    max_new_bytes: u64,
+) -> Result<IngestStats> {
+    run(ledger, files, progress, None, max_new_bytes).map(|(stats, _)| stats)
+}
+
+fn run(
+    ledger: &mut Ledger,
+    files: &[TranscriptFile],
+    progress: &mut dyn Progress,
+    until: Option<Instant>,
+    max_new_bytes: u64,
+) -> Result<(IngestStats, bool)> {
+    let mut stats = IngestStats::default();
+    let stop = Stop {
+        until,
+        progressed: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
     };
-    let work = plan(ledger, files)?;
+    let mut work = plan(ledger, files, &mut stats)?;
+    if max_new_bytes < u64::MAX {
+        let new_bytes = |w: &Work| match w.known {
+            Some(k) if w.meta.size >= k.offset => (w.meta.size - k.offset) as u64,
+            _ => w.meta.size.max(0) as u64,
+        };
+        work.sort_by_key(new_bytes);
+        let mut budget = max_new_bytes;
+        work.retain(|w| {
+            let n = new_bytes(w);
+            let fits = n <= budget;
+            if fits {
+                budget -= n;
+            }
+            fits
+        });
+    }
     if work.is_empty() {
-        return Ok(stats);
+        return Ok((stats, true));
     }
     let total_bytes: u64 = work
         .iter()
@@ -127,11 +219,17 @@ pub fn ingest(
         .sum();
     progress.start(work.len(), total_bytes);
     let mut writer = Writer::new(ledger);
+    // A first load in one transaction is fastest, but only a run that may
+    // take as long as it needs can afford it.
+    let expect_many = until.is_none();
     let result = if work.len() == 1 || total_bytes < (4 << 20) {
         // Small jobs (the hook's): no threads.
         let mut out = Ok(());
         for w in &work {
-            match read_file(w) {
+            if stop.before_file() {
+                break;
+            }
+            match read_file(w, &stop) {
                 Ok(r) => {
                     progress.advance(r.bytes);
                     if let Err(e) = writer.apply(r, &mut stats, false) {
@@ -139,17 +237,18 @@ pub fn ingest(
                         break;
                     }
                 }
-                Err(_) => continue, // vanished or unreadable: next run
+                // Vanished or unreadable: said, and tried again next run.
+                Err(e) => stats.unreadable.push(unreadable(&w.file.path, &e)),
             }
         }
         out
     } else {
-        parallel(&work, &mut writer, &mut stats, progress)
+        parallel(&work, &mut writer, &mut stats, progress, &stop, expect_many)
     };
     let finished = result.and_then(|()| writer.finish());
     progress.finish();
     finished?;
-    Ok(stats)
+    Ok((stats, !stop.stopped.load(Ordering::Relaxed)))
 }
 
 fn parallel(
@@ -157,24 +256,28 @@ fn parallel(
     writer: &mut Writer<'_>,
     stats: &mut IngestStats,
     progress: &mut dyn Progress,
+    stop: &Stop,
+    expect_many: bool,
 ) -> Result<()> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8)
         .min(work.len());
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<FileResult>(256);
+    let (tx, rx) = mpsc::sync_channel::<std::result::Result<FileResult, Unreadable>>(256);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
             let next = &next;
             let parser = move || loop {
+                if stop.before_file() {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(w) = work.get(i) else { break };
-                if let Ok(r) = read_file(w) {
-                    if tx.send(r).is_err() {
-                        break; // the writer stopped
-                    }
+                let r = read_file(w, stop).map_err(|e| unreadable(&w.file.path, &e));
+                if tx.send(r).is_err() {
+                    break; // the writer stopped
                 }
             };
             std::thread::Builder::new()
@@ -186,23 +289,55 @@ fn parallel(
                 })?;
         }
         drop(tx);
+        let mut applied = false;
         for r in rx {
-            progress.advance(r.bytes);
-            writer.apply(r, stats, true)?;
+            if applied && stop.before_file() {
+                // Past the deadline (and one file applied, so that every
+                // run makes progress): what is still queued is read again
+                // by the next run (its offsets were not advanced).
+                break;
+            }
+            match r {
+                Ok(r) => {
+                    progress.advance(r.bytes);
+                    writer.apply(r, stats, expect_many)?;
+                    applied = true;
+                }
+                Err(u) => stats.unreadable.push(u),
+            }
         }
         Ok(())
     })
 }
 
-/// Decides which files need reading (one `stat` each), largest first.
-fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
-    let known_files = known_files(ledger, files)?;
-    let mut work = Vec::new();
+fn unreadable(path: &Path, e: &std::io::Error) -> Unreadable {
+    Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Decides which files need reading (one `stat` each), largest first. The
+/// same file under several paths (a symlinked Claude dir, a hardlink, the
+/// hook's `transcript_path` spelled another way) is planned once, under
+/// the path the ledger already knows it by.
+fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> Result<Vec<Work>> {
+    let mut found: Vec<(&TranscriptFile, Meta)> = Vec::with_capacity(files.len());
+    let mut seen: std::collections::HashSet<(i64, i64), foldhash::fast::RandomState> =
+        Default::default();
     for f in files {
-        let Ok(md) = std::fs::metadata(&f.path) else {
-            continue;
+        let md = match std::fs::metadata(&f.path) {
+            Ok(md) => md,
+            Err(e) => {
+                stats.unreadable.push(unreadable(&f.path, &e));
+                continue;
+            }
         };
         if !md.is_file() {
+            stats.unreadable.push(Unreadable {
+                path: f.path.clone(),
+                reason: "not a regular file".into(),
+            });
             continue;
         }
         let meta = Meta {
@@ -213,9 +348,20 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
                 .mtime()
                 .saturating_mul(1_000_000_000)
                 .saturating_add(md.mtime_nsec()),
+            ctime_ns: md
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(md.ctime_nsec()),
         };
-        let key = path_key(&f.path);
-        let known = known_files.get(&key).copied();
+        if seen.insert((meta.dev, meta.ino)) {
+            found.push((f, meta));
+        }
+    }
+    stats.files_seen = found.len();
+    let known_files = KnownFiles::load(ledger, &found)?;
+    let mut work = Vec::new();
+    for (f, meta) in found {
+        let (key, known) = known_files.find(&f.path, &meta);
         if known.is_some_and(|k| k.meta == meta) {
             continue; // unchanged
         }
@@ -230,55 +376,105 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile]) -> Result<Vec<Work>> {
     Ok(work)
 }
 
-/// What the ledger knows of `files`: one query per file for a few (the
-/// hook's), one query for all when there are many (a full scan).
-fn known_files(ledger: &Ledger, files: &[TranscriptFile]) -> Result<FastMap<String, Known>> {
-    const COLUMNS: &str =
-        "path, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines";
-    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Known)> {
-        Ok((
-            r.get(0)?,
-            Known {
-                meta: Meta {
-                    dev: r.get(1)?,
-                    ino: r.get(2)?,
-                    size: r.get(3)?,
-                    mtime_ns: r.get(4)?,
+/// What the ledger knows of some files, by path and by (device, inode).
+struct KnownFiles {
+    by_path: FastMap<String, Known>,
+    by_inode: FastMap<(i64, i64), (String, Known)>,
+}
+
+impl KnownFiles {
+    /// One query per file for a few (the hook's), one query for all when
+    /// there are many (a full scan).
+    fn load(ledger: &Ledger, files: &[(&TranscriptFile, Meta)]) -> Result<KnownFiles> {
+        const COLUMNS: &str =
+            "path, dev, ino, size, mtime_ns, ctime_ns, offset, head_len, head_hash, skipped_lines";
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Known)> {
+            Ok((
+                r.get(0)?,
+                Known {
+                    meta: Meta {
+                        dev: r.get(1)?,
+                        ino: r.get(2)?,
+                        size: r.get(3)?,
+                        mtime_ns: r.get(4)?,
+                        ctime_ns: r.get(5)?,
+                    },
+                    offset: r.get(6)?,
+                    head_len: r.get(7)?,
+                    head_hash: r.get(8)?,
+                    skipped: r.get(9)?,
                 },
-                offset: r.get(5)?,
-                head_len: r.get(6)?,
-                head_hash: r.get(7)?,
-                skipped: r.get(8)?,
-            },
-        ))
-    };
-    let mut out = FastMap::default();
-    if files.len() > 64 {
-        let mut st = ledger
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
-            .map_err(|e| ledger.err(e))?;
-        let rows = st.query_map([], row).map_err(|e| ledger.err(e))?;
-        for r in rows {
-            let (path, k) = r.map_err(|e| ledger.err(e))?;
-            out.insert(path, k);
-        }
-    } else {
-        let mut st = ledger
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
-            .map_err(|e| ledger.err(e))?;
-        for f in files {
-            if let Some((path, k)) = st
-                .query_row([path_key(&f.path)], row)
-                .optional()
-                .map_err(|e| ledger.err(e))?
-            {
-                out.insert(path, k);
+            ))
+        };
+        let mut out = KnownFiles {
+            by_path: FastMap::default(),
+            by_inode: FastMap::default(),
+        };
+        let mut add = |path: String, k: Known| {
+            out.by_inode
+                .entry((k.meta.dev, k.meta.ino))
+                .or_insert_with(|| (path.clone(), k));
+            out.by_path.insert(path, k);
+        };
+        if files.len() > 64 {
+            let mut st = ledger
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
+                .map_err(|e| ledger.err(e))?;
+            let rows = st.query_map([], row).map_err(|e| ledger.err(e))?;
+            for r in rows {
+                let (path, k) = r.map_err(|e| ledger.err(e))?;
+                add(path, k);
+            }
+        } else {
+            let mut by_path = ledger
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
+                .map_err(|e| ledger.err(e))?;
+            let mut by_inode = ledger
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM files WHERE dev = ?1 AND ino = ?2 ORDER BY path"
+                ))
+                .map_err(|e| ledger.err(e))?;
+            for (f, meta) in files {
+                let rows = by_inode
+                    .query_map([meta.dev, meta.ino], row)
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| ledger.err(e))?;
+                for (path, k) in rows {
+                    add(path, k);
+                }
+                if let Some((path, k)) = by_path
+                    .query_row([path_key(&f.path)], row)
+                    .optional()
+                    .map_err(|e| ledger.err(e))?
+                {
+                    add(path, k);
+                }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+
+    /// The ledger's key and knowledge of a file: the row of the same
+    /// (device, inode) under whatever path it was read (this path's own
+    /// row first), else the row of this path (a file replaced there).
+    fn find(&self, path: &Path, meta: &Meta) -> (String, Option<Known>) {
+        let key = path_key(path);
+        if let Some(k) = self
+            .by_path
+            .get(&key)
+            .filter(|k| (k.meta.dev, k.meta.ino) == (meta.dev, meta.ino))
+        {
+            return (key, Some(*k));
+        }
+        if let Some((p, k)) = self.by_inode.get(&(meta.dev, meta.ino)) {
+            return (p.clone(), Some(*k));
+        }
+        let known = self.by_path.get(&key).copied();
+        (key, known)
+    }
 }
 
 fn path_key(p: &Path) -> String {
@@ -314,13 +510,21 @@ fn identity(f: &mut File, head: &[u8], offset: u64) -> std::io::Result<i64> {
 }
 
 /// Reads a file's new complete lines (all of it when it is new or was
-/// truncated, rewritten or replaced).
-fn read_file(w: &Work) -> std::io::Result<FileResult> {
+/// truncated, rewritten or replaced), or as many as `stop` allows.
+fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     let mut f = File::open(&w.file.path)?;
     let mut start = 0i64;
     if let Some(k) = w.known {
         let same_file = k.meta.dev == w.meta.dev && k.meta.ino == w.meta.ino;
-        if same_file && w.meta.size >= k.offset {
+        // Size and mtime as they were but the ctime moved: rewritten in
+        // place with its mtime put back (or only chmod'ed). The head and
+        // tail hashes cover 8 KiB; the change may be anywhere else, so
+        // read it all again (de-duplication keeps that exact).
+        let rewritten_in_place = k.meta.ctime_ns >= 0
+            && k.meta.ctime_ns != w.meta.ctime_ns
+            && k.meta.size == w.meta.size
+            && k.meta.mtime_ns == w.meta.mtime_ns;
+        if same_file && !rewritten_in_place && w.meta.size >= k.offset {
             let head = read_head(&mut f, k.head_len as usize)?;
             if head.len() as i64 == k.head_len
                 && identity(&mut f, &head, k.offset as u64)? == k.head_hash
@@ -353,15 +557,11 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
         }),
     };
     let mut skipped = 0u64;
-    let file_key = path_key(&w.file.path);
-    let end = for_each_line(&mut f, start as u64, |line, offset| {
-        match parse_line(
-            line,
-            LineOrigin {
-                file_key: &file_key,
-                offset,
-            },
-        ) {
+    let (end, stopped) = for_each_line_until(
+        &mut f,
+        start as u64,
+        || stop.after_chunk(),
+        |line, _offset| match parse_line(line) {
             Line::Response(r) => {
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
@@ -391,8 +591,15 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
                 }
             }
             Line::Malformed(_) => skipped += 1,
-        }
-    })? as i64;
+        },
+    )?;
+    let end = end as i64;
+    let mut meta = w.meta;
+    if stopped {
+        // Read only up to `end`: recorded as the file's size, so the next
+        // run sees a change and continues from there.
+        meta.size = end;
+    }
     let (head_len, head_hash) = {
         let head = read_head(&mut f, HEAD_LEN.min(end as u64) as usize)?;
         (head.len() as i64, identity(&mut f, &head, end as u64)?)
@@ -400,7 +607,7 @@ fn read_file(w: &Work) -> std::io::Result<FileResult> {
     Ok(FileResult {
         key: w.key.clone(),
         project: w.file.project.clone(),
-        meta: w.meta,
+        meta,
         known: w.known,
         reset,
         end,
@@ -649,11 +856,12 @@ impl<'a> Writer<'a> {
             r.known.map_or(0, |k| k.skipped)
         } + r.skipped as i64;
         conn.prepare_cached(
-            "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines, ctime_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (path) DO UPDATE SET project = excluded.project, dev = excluded.dev, ino = excluded.ino,
                size = excluded.size, mtime_ns = excluded.mtime_ns, offset = excluded.offset,
-               head_len = excluded.head_len, head_hash = excluded.head_hash, skipped_lines = excluded.skipped_lines",
+               head_len = excluded.head_len, head_hash = excluded.head_hash, skipped_lines = excluded.skipped_lines,
+               ctime_ns = excluded.ctime_ns",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -666,7 +874,8 @@ impl<'a> Writer<'a> {
                 r.end,
                 r.head_len,
                 r.head_hash,
-                skipped
+                skipped,
+                r.meta.ctime_ns
             ])
         })
         .map_err(|e| self.ledger.err(e))?;
@@ -679,9 +888,16 @@ impl<'a> Writer<'a> {
             return Ok(*id);
         }
         let conn = &self.ledger.conn;
-        conn.prepare_cached("INSERT OR IGNORE INTO places (cwd, project) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![cwd, project]))
-            .map_err(|e| self.ledger.err(e))?;
+        // The cwd's real path, resolved once per place and run ('' when it
+        // is its own real path or does not exist here).
+        let real = super::query::real_path(cwd).unwrap_or_default();
+        conn.prepare_cached(
+            "INSERT INTO places (cwd, project, real_cwd) VALUES (?1, ?2, ?3)
+             ON CONFLICT (cwd, project) DO UPDATE SET real_cwd = excluded.real_cwd
+             WHERE places.real_cwd IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![cwd, project, real]))
+        .map_err(|e| self.ledger.err(e))?;
         let id: i64 = conn
             .prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
             .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)))
@@ -997,4 +1213,62 @@ impl<'a> Writer<'a> {
 
 fn classify_err(path: &Path, busy: std::time::Duration, e: rusqlite::Error) -> LedgerError {
     super::classify(path, busy, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that vanished between the scan and the read, and one that
+    /// is a folder named like a transcript, are reported, not skipped
+    /// silently; the readable file beside them is read.
+    #[test]
+    fn vanished_and_odd_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(
+            &dir.path().join("l.sqlite"),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let ok = dir.path().join("ok.jsonl");
+        std::fs::write(
+            &ok,
+            "{\"type\":\"assistant\",\"timestamp\":\"2026-11-02T10:00:00Z\",\"message\":{\"id\":\"m\",\"model\":\"x\",\"usage\":{\"input_tokens\":1}}}\n",
+        )
+        .unwrap();
+        let folder = dir.path().join("folder.jsonl");
+        std::fs::create_dir(&folder).unwrap();
+        let file = |path: std::path::PathBuf| TranscriptFile {
+            path,
+            project: "-p".into(),
+        };
+        let files = [
+            file(ok),
+            file(dir.path().join("vanished.jsonl")),
+            file(folder),
+        ];
+        let stats = ingest(&mut ledger, &files, &mut NoProgress).unwrap();
+        assert_eq!((stats.files_read, stats.responses), (1, 1));
+        let mut why: Vec<String> = stats
+            .unreadable
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}: {}",
+                    u.path.file_name().unwrap().to_string_lossy(),
+                    u.reason
+                )
+            })
+            .collect();
+        why.sort();
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(
+            why[0].starts_with("folder.jsonl: not a regular file"),
+            "{why:?}"
+        );
+        assert!(
+            why[1].starts_with("vanished.jsonl: No such file"),
+            "{why:?}"
+        );
+    }
 }

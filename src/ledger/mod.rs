@@ -32,7 +32,9 @@ pub enum LedgerError {
         found: i64,
         supported: i64,
     },
-    #[error("ledger {path}: busy (another octo-budget held it longer than {waited_ms} ms)")]
+    #[error("ledger {path}: not an octo-budget ledger (a SQLite database of another program); left unchanged; point --ledger (or `ledger:`) at another file")]
+    Foreign { path: PathBuf },
+    #[error("ledger {path}: busy (another process held its lock for longer than {waited_ms} ms)")]
     Busy { path: PathBuf, waited_ms: u64 },
     #[error("ledger {path}: cannot write (read-only file or folder, or disk full): {detail}")]
     ReadOnly { path: PathBuf, detail: String },
@@ -80,6 +82,8 @@ impl Ledger {
             busy,
         };
         ledger.conn.busy_timeout(busy).map_err(|e| ledger.err(e))?;
+        // First: a database of another program is refused untouched.
+        schema::migrate(&mut ledger)?;
         // Leave the WAL for the next process instead of checkpointing (and
         // syncing) on every close: the hook opens the ledger on every call.
         // SQLite's automatic checkpoints keep the WAL small.
@@ -90,7 +94,6 @@ impl Ledger {
                 true,
             )
             .map_err(|e| ledger.err(e))?;
-        schema::migrate(&mut ledger)?;
         Ok(ledger)
     }
 

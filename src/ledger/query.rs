@@ -35,6 +35,9 @@ pub struct Group {
 pub struct Place {
     pub cwd: String,
     pub project: String,
+    /// The cwd's real path on this machine when it differs (a symlink),
+    /// resolved when the place was first read.
+    pub real_cwd: Option<String>,
 }
 
 /// Which groups to read.
@@ -193,15 +196,22 @@ impl Ledger {
     pub fn places(&self) -> Result<HashMap<i64, Place>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, cwd, project FROM places")
+            .prepare_cached("SELECT id, cwd, project, real_cwd FROM places")
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| {
+                let cwd: String = r.get(1)?;
+                // NULL: a place from before real paths were kept.
+                let real_cwd = match r.get::<_, Option<String>>(3)? {
+                    Some(real) => Some(real).filter(|s| !s.is_empty()),
+                    None => real_path(&cwd),
+                };
                 Ok((
                     r.get(0)?,
                     Place {
-                        cwd: r.get(1)?,
+                        cwd,
                         project: r.get(2)?,
+                        real_cwd,
                     },
                 ))
             })
@@ -241,11 +251,63 @@ impl Ledger {
         Ok(out)
     }
 
-    /// True once the ledger has read at least one transcript.
-    pub fn has_read_any_file(&self) -> Result<bool> {
+    /// The cwd of each of `sessions` (that of its earliest record), for
+    /// those the ledger knows one of.
+    pub fn first_cwds<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<HashMap<String, String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        for s in sessions {
+            if out.contains_key(s) {
+                continue;
+            }
+            let cwd: Option<String> =
+                rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0)))
+                    .map_err(|e| self.err(e))?;
+            if let Some(c) = cwd.filter(|c| !c.is_empty()) {
+                out.insert(s.to_owned(), c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// True once every transcript found has been read through at least once
+    /// (a full ingest finished).
+    pub fn history_read(&self) -> Result<bool> {
         self.conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM files)", [], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'history_read')",
+                [],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
+    }
+
+    /// Records that a full ingest finished.
+    pub fn mark_history_read(&self) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('history_read', '1')",
+                [],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The cwd of a session's earliest record, if the ledger has seen it.
+    pub fn session_cwd(&self, session_id: &str) -> Result<Option<String>> {
+        rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT cwd FROM sessions WHERE session_id = ?1",
+            [session_id],
+            |r| r.get::<_, String>(0),
+        ))
+        .map(|c| c.filter(|c| !c.is_empty()))
+        .map_err(|e| self.err(e))
     }
 
     /// The first and last timestamps of counted responses, if any.
@@ -298,4 +360,15 @@ fn day_of(days_since_epoch: i64) -> NaiveDate {
     DateTime::from_timestamp(days_since_epoch * 86_400, 0)
         .map(|d| d.date_naive())
         .unwrap_or(NaiveDate::MIN)
+}
+
+/// The real path of a directory when it exists on this machine and its
+/// spelling differs (a symlink on the way); `None` otherwise.
+pub(crate) fn real_path(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    let real = real.to_string_lossy();
+    (real != path.trim_end_matches('/')).then(|| real.into_owned())
 }

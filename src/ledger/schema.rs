@@ -1,9 +1,16 @@
-//! Tables and migrations. The schema version is SQLite's `user_version`.
+//! Tables and migrations. The schema version is SQLite's `user_version`;
+//! `application_id` marks the file as an octo-budget ledger, so that a
+//! database of another program given as `--ledger` is refused, never
+//! changed. A ledger written before the mark existed is recognised by its
+//! tables and marked by the next process that opens it (not a schema
+//! version: the tables do not change).
 //!
-//! - `files`: per transcript, its identity, size, mtime, the offset after
-//!   the last complete line read, a hash of its first bytes and how many
-//!   lines were skipped as malformed;
-//! - `places`: each distinct (cwd, transcript folder) a response ran in;
+//! - `files`: per transcript, its identity (device, inode), size, mtime,
+//!   ctime (5), the offset after the last complete line read, a hash of its
+//!   first bytes and of those before the offset, and how many lines were
+//!   skipped as malformed; one row per file, whatever paths reach it (5);
+//! - `places`: each distinct (cwd, transcript folder) a response ran in,
+//!   with the cwd's real path on this machine when it differs (5);
 //! - `sessions`: the first cwd seen per session (for records without one);
 //! - `responses`: one row per de-duplicated response (or advisor
 //!   iteration), unique by (`message_id`, `request_id`); rows are appended
@@ -15,16 +22,31 @@
 //! - `notices`: alerts and hook warnings already given;
 //! - `alert_outbox` (2): `alerts --command` events found but not yet
 //!   delivered, with the run that is delivering them (a lease);
-//! - `halts` (4): sessions the kill switch has halted, with the reason, so
+//! - `meta` (4): facts about the ledger (`history_read`: all transcripts
+//!   found were read through once, so `check` reads only its session);
+//! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
 //!   new prompt passes the check.
 
-use rusqlite::TransactionBehavior;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 6;
+
+/// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
+pub const APPLICATION_ID: i64 = 0x4F43_5442;
+
+/// Tables every octo-budget ledger has had since schema 1.
+const OWN_TABLES: [&str; 6] = [
+    "files",
+    "places",
+    "sessions",
+    "responses",
+    "rollup",
+    "notices",
+];
 
 /// The indexes of `responses`, as migration 1 creates them (a first load
 /// drops them and builds them again at its end).
@@ -135,7 +157,31 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE sessions ADD COLUMN first_ts INTEGER NOT NULL DEFAULT 9223372036854775807;
     ",
-    // 4: sessions halted by the kill switch (`action_on_breach: stop`, a
+    // 4: facts about the ledger itself; `history_read` once every
+    // transcript found has been read through (a ledger that had read files
+    // before this version had done so in one transaction).
+    "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (key, value) SELECT 'history_read', '1' WHERE EXISTS (SELECT 1 FROM files);
+    ",
+    // 5: files are one row per (device, inode): the same file read under
+    // two paths (a symlinked Claude dir and the hook's transcript_path)
+    // kept two rows and counted its skipped lines twice; the row that read
+    // furthest stays. ctime catches a rewrite that keeps size and mtime
+    // (-1: not known yet; such a row is not re-read for it, so upgrading
+    // re-counts nothing). A place's real path, for arms reached through a
+    // symlink (NULL: not resolved yet).
+    "
+    ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1;
+    DELETE FROM files WHERE EXISTS (
+        SELECT 1 FROM files AS o
+        WHERE o.dev = files.dev AND o.ino = files.ino
+          AND (o.offset > files.offset OR (o.offset = files.offset AND o.path < files.path))
+    );
+    CREATE INDEX files_inode ON files (dev, ino);
+    ALTER TABLE places ADD COLUMN real_cwd TEXT;
+    ",
+    // 6: sessions halted by the kill switch (`action_on_breach: stop`, a
     // burn-rate or session-cap breach on a hard_stop arm).
     "
     CREATE TABLE halts (
@@ -147,9 +193,71 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// What a file opened as the ledger is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// An empty database (a new file): becomes a ledger.
+    New,
+    /// An octo-budget ledger at this schema version; `marked` when it has
+    /// our application id (older ledgers are known by their tables).
+    Ours { version: i64, marked: bool },
+    /// Another program's database, or one that is not empty yet has
+    /// neither our application id nor our tables.
+    Foreign,
+}
+
+fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
+    let (version, app): (i64, i64) = conn.query_row(
+        "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if app == APPLICATION_ID {
+        return Ok(Identity::Ours {
+            version,
+            marked: true,
+        });
+    }
+    if app != 0 {
+        return Ok(Identity::Foreign);
+    }
+    let (objects, own): (i64, i64) = conn.query_row(
+        &format!(
+            "SELECT count(*), count(CASE WHEN type = 'table' AND name IN ('{}') THEN 1 END) FROM sqlite_master",
+            OWN_TABLES.join("', '")
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match (version, objects, own) {
+        (0, 0, _) => Identity::New,
+        // Written before ledgers were marked.
+        (version, _, n) if version >= 1 && n == OWN_TABLES.len() as i64 => Identity::Ours {
+            version,
+            marked: false,
+        },
+        _ => Identity::Foreign,
+    })
+}
+
+/// The schema version of the ledger `conn` holds (0 for a new file) and
+/// whether it is marked, or None for another program's database.
+fn version_of(conn: &Connection) -> rusqlite::Result<Option<(i64, bool)>> {
+    Ok(match identify(conn)? {
+        Identity::New => Some((0, false)),
+        Identity::Ours { version, marked } => Some((version, marked)),
+        Identity::Foreign => None,
+    })
+}
+
 /// Brings the ledger to [`VERSION`], or refuses a newer one.
 pub fn migrate(ledger: &mut Ledger) -> Result<()> {
-    let version = user_version(ledger)?;
+    // Before anything else (WAL mode included) touches the file.
+    let Some((version, marked)) = version_of(&ledger.conn).map_err(|e| ledger.err(e))? else {
+        return Err(LedgerError::Foreign {
+            path: ledger.path.clone(),
+        });
+    };
     if version > VERSION {
         return Err(LedgerError::TooNew {
             path: ledger.path.clone(),
@@ -165,7 +273,7 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         // to about a megabyte between checkpoints.
         .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 256")
         .map_err(|e| ledger.err(e))?;
-    if version == VERSION {
+    if version == VERSION && marked {
         return Ok(());
     }
     let path = ledger.path.clone();
@@ -175,9 +283,16 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| super::classify(&path, busy, e))?;
     // Another process may have migrated while we waited for the lock.
-    let current: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| super::classify(&path, busy, e))?;
+    let (current, marked) = version_of(&tx)
+        .map_err(|e| super::classify(&path, busy, e))?
+        .ok_or_else(|| LedgerError::Foreign { path: path.clone() })?;
+    if current > VERSION {
+        return Err(LedgerError::TooNew {
+            path,
+            found: current,
+            supported: VERSION,
+        });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 1;
         if current < target {
@@ -186,6 +301,10 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
             tx.execute_batch(&format!("PRAGMA user_version = {target}"))
                 .map_err(|e| super::classify(&path, busy, e))?;
         }
+    }
+    if !marked {
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+            .map_err(|e| super::classify(&path, busy, e))?;
     }
     tx.commit().map_err(|e| super::classify(&path, busy, e))
 }
@@ -226,11 +345,4 @@ fn use_wal(ledger: &Ledger) -> Result<()> {
             Err(e) => return Err(ledger.err(e)),
         }
     }
-}
-
-fn user_version(ledger: &Ledger) -> Result<i64> {
-    ledger
-        .conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| ledger.err(e))
 }

@@ -66,6 +66,12 @@ pub fn halt_reason(head: &str, what: &str, tail: &str) -> String {
     ))
 }
 
+/// The same without a refused call (a session ended after a tool ran):
+/// `<head>; the agent is halted <tail>`.
+pub fn halted_reason(head: &str, tail: &str) -> String {
+    clip(format!("{head}; the agent is halted {tail}"))
+}
+
 fn until(c: &CapState, tz: Tz) -> String {
     match c.kind {
         CapKind::Session => "for the rest of this session".to_owned(),
@@ -97,6 +103,11 @@ fn spent(c: &CapState, session: Option<&str>) -> String {
             c.blocks_at()
         ),
     }
+}
+
+/// Hook JSON that ends the session after a tool ran (PostToolUse).
+pub fn stop(reason: &str) -> String {
+    json!({"continue": false, "stopReason": clip(reason.to_owned())}).to_string()
 }
 
 /// Hook JSON that refuses a PreToolUse call AND halts the agent: measured
@@ -155,6 +166,10 @@ mod tests {
         assert_eq!(
             halt_reason("octo-budget: A", "Bash", "until B"),
             "octo-budget: A; the agent is halted (Bash refused) until B"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&stop("r")).unwrap(),
+            json!({"continue": false, "stopReason": "r"})
         );
         let long = halt(&"x".repeat(20_000));
         assert!(long.len() < 2 * MAX_LEN + 200, "{}", long.len());

@@ -104,6 +104,7 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
         ),
     );
     doc.insert("skipped_lines".into(), json!(r.skipped_lines));
+    doc.insert("unreadable_files".into(), json!(r.unreadable.len()));
     doc.insert(
         "prices".into(),
         json!({"effective_from": r.prices_effective_from.to_string()}),

@@ -5,6 +5,7 @@ pub mod alert_line;
 pub mod csv;
 pub mod hook_reply;
 pub mod json;
+pub mod status_line;
 pub mod table;
 
 /// `12345678` -> `12,345,678`.

@@ -73,6 +73,17 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
             thousands(r.skipped_lines)
         )?;
     }
+    if let Some(first) = r.unreadable.first() {
+        writeln!(
+            out,
+            "unreadable: {} transcript file{} or folder{} could not be read, their spend is missing (first: {}: {})",
+            thousands(r.unreadable.len() as u64),
+            if r.unreadable.len() == 1 { "" } else { "s" },
+            if r.unreadable.len() == 1 { "" } else { "s" },
+            first.path.display(),
+            first.reason
+        )?;
+    }
     writeln!(
         out,
         "prices: list prices as of {}; spend is an estimate and a lower bound (see README)",

@@ -311,8 +311,8 @@ impl PriceTable {
     }
 
     fn find(&self, norm: &str) -> Option<ModelPrices> {
-        for (prefix, prices) in &self.overrides {
-            if norm.starts_with(prefix.as_str()) {
+        for (key, prices) in &self.overrides {
+            if override_matches(key, norm) {
                 return Some(prices.clone());
             }
         }
@@ -336,6 +336,27 @@ impl PriceTable {
         }
         best.map(|(_, p)| p.clone())
     }
+}
+
+/// Whether a `prices:` key covers a (normalised) model id, on family
+/// boundaries: the id itself; a variant of it (`-` then a letter:
+/// `claude-sonnet-4-5` covers `claude-sonnet-4-5-thinking`); and, for a
+/// key that does not end in a version number (`claude-opus`, `claude`),
+/// every id below it at a `-`. A key that ends in a version covers no other
+/// version: `claude-opus-4` is not `claude-opus-4-1` or `claude-opus-4-6`.
+fn override_matches(key: &str, id: &str) -> bool {
+    let Some(rest) = id.strip_prefix(key) else {
+        return false;
+    };
+    let Some(after) = rest.strip_prefix('-') else {
+        return rest.is_empty();
+    };
+    let ends_in_version = key.chars().last().is_some_and(|c| c.is_ascii_digit());
+    !ends_in_version
+        || after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 #[cfg(test)]
@@ -406,6 +427,23 @@ mod tests {
             (r.input, r.output, r.cache_write_5m, r.cache_read),
             (1_000_000, 2_000_000, 1_250_000, 100_000)
         );
+    }
+
+    #[test]
+    fn overrides_match_on_family_boundaries() {
+        let spec: RowSpec = serde_yaml_ng::from_str("input: 1\noutput: 2").unwrap();
+        let t = PriceTable::new(&[("claude-opus-4".into(), spec)]);
+        let input = |m: &str| t.lookup(m).map(|p| p.at(day("2026-11-01")).rates.input);
+        assert_eq!(input("claude-opus-4"), Some(1_000_000));
+        assert_eq!(input("claude-opus-4-20250514"), Some(1_000_000));
+        assert_eq!(input("claude-opus-4-thinking"), Some(1_000_000));
+        // Other versions keep the embedded rates.
+        assert_eq!(input("claude-opus-4-1-20250805"), Some(15_000_000));
+        assert_eq!(input("claude-opus-4-6"), Some(5_000_000));
+        assert!(!override_matches("claude-opus-4", "claude-opus-45"));
+        assert!(override_matches("claude", "claude-opus-4-6"));
+        assert!(!override_matches("claude-3-5", "claude-3-5-1"));
+        assert!(override_matches("claude-3-5", "claude-3-5-sonnet"));
     }
 
     #[test]

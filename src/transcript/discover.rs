@@ -1,5 +1,8 @@
-//! Finds transcript files under Claude Code config directories, in every
-//! layout Claude Code has used, and leaves out what is not a transcript.
+//! Finds transcript files under Claude Code config directories: every
+//! `*.jsonl` under `projects/` at any depth, so a layout Claude Code
+//! introduces later is read too, leaving out only what is known not to be
+//! a transcript. Files and folders that cannot be read are reported, never
+//! skipped silently.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -11,78 +14,168 @@ use walkdir::WalkDir;
 pub struct TranscriptFile {
     pub path: PathBuf,
     /// The encoded launch folder name (`projects/<project>/...`), used to
-    /// attribute lines that carry no `cwd`.
+    /// attribute lines that carry no `cwd`; empty for a file directly under
+    /// `projects/`.
     pub project: String,
 }
 
-/// All transcripts under `<root>/projects` for each root, sorted by path,
-/// each file once even when roots overlap.
-pub fn discover(roots: &[PathBuf]) -> Vec<TranscriptFile> {
-    let mut out = Vec::new();
+/// A file or folder under `projects/` that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What a scan found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub files: Vec<TranscriptFile>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// The `projects/` folder of a root: `<root>/projects`, or the root itself
+/// when it is a `projects/` folder (users point tools at it directly).
+pub fn projects_dir(root: &Path) -> PathBuf {
+    let nested = root.join("projects");
+    if !nested.is_dir() && root.file_name().is_some_and(|n| n == "projects") {
+        return root.to_path_buf();
+    }
+    nested
+}
+
+/// All transcripts under each root's `projects/` folder, sorted by path,
+/// each path once even when roots overlap (the same file under two paths
+/// is told apart later, by device and inode).
+pub fn discover(roots: &[PathBuf]) -> Discovery {
+    let mut out = Discovery::default();
     let mut seen_roots = Vec::new();
     for root in roots {
-        let projects = root.join("projects");
-        let canonical = projects.canonicalize().unwrap_or_else(|_| projects.clone());
+        let projects = projects_dir(root);
+        let Ok(canonical) = projects.canonicalize() else {
+            // No projects folder here (the default dirs often do not all
+            // exist); one that exists but cannot be resolved is reported.
+            if projects.symlink_metadata().is_ok() {
+                out.unreadable.push(Unreadable {
+                    path: projects.clone(),
+                    reason: "cannot resolve the folder".into(),
+                });
+            }
+            continue;
+        };
         if seen_roots.contains(&canonical) {
             continue;
         }
         seen_roots.push(canonical.clone());
-        for entry in WalkDir::new(&canonical)
-            .min_depth(2)
+        let walk = WalkDir::new(&canonical)
+            .min_depth(1)
             .into_iter()
-            .filter_map(Result::ok)
-        {
-            if !entry.file_type().is_file() {
-                continue;
-            }
+            .filter_entry(|e| !(e.file_type().is_dir() && skipped_folder(e.file_name())));
+        for entry in walk {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    out.unreadable.push(Unreadable {
+                        path: e
+                            .path()
+                            .map_or_else(|| canonical.clone(), Path::to_path_buf),
+                        reason: e
+                            .io_error()
+                            .map_or_else(|| e.to_string(), |io| io.to_string()),
+                    });
+                    continue;
+                }
+            };
             let path = entry.path();
             let Ok(rel) = path.strip_prefix(&canonical) else {
                 continue;
             };
-            if let Some(project) = transcript_project(rel) {
-                out.push(TranscriptFile {
+            let Some(project) = transcript_project(rel) else {
+                continue;
+            };
+            let ft = entry.file_type();
+            if ft.is_symlink() {
+                // A linked file is read through its link; a dangling link
+                // is reported. Linked folders are not followed (only the
+                // Claude dir or `projects/` itself may be a link).
+                match std::fs::metadata(path) {
+                    Ok(md) if md.is_file() => {}
+                    Ok(md) if md.is_dir() => continue,
+                    Ok(_) => {
+                        out.unreadable.push(Unreadable {
+                            path: path.to_path_buf(),
+                            reason: "not a regular file".into(),
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        out.unreadable.push(Unreadable {
+                            path: path.to_path_buf(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            } else if ft.is_dir() {
+                continue; // a folder named *.jsonl: its files are walked
+            } else if !ft.is_file() {
+                out.unreadable.push(Unreadable {
                     path: path.to_path_buf(),
-                    project,
+                    reason: "not a regular file".into(),
                 });
+                continue;
             }
+            out.files.push(TranscriptFile {
+                path: path.to_path_buf(),
+                project,
+            });
         }
     }
     // Byte order, not `Path`'s component-wise order: the same result for
     // de-duplication at a fraction of the cost on thousands of files.
-    out.sort_unstable_by(|a, b| {
+    out.files.sort_unstable_by(|a, b| {
         a.path
             .as_os_str()
             .as_bytes()
             .cmp(b.path.as_os_str().as_bytes())
     });
-    out.dedup_by(|a, b| a.path.as_os_str() == b.path.as_os_str());
+    out.files
+        .dedup_by(|a, b| a.path.as_os_str() == b.path.as_os_str());
     out
 }
 
-/// For a path relative to `projects/`, the project folder if the file is a
-/// transcript: `<project>/<session>.jsonl`, `<project>/agent-<id>.jsonl`,
-/// `<project>/<session>/subagents/**/agent-<id>.jsonl`. Not transcripts:
-/// `tool-results/`, `memory/`, `*.meta.json`, workflow `journal.jsonl`.
+/// Folders that hold no transcripts: `<session>/tool-results/` (tool
+/// output) and `memory/`.
+fn skipped_folder(name: &std::ffi::OsStr) -> bool {
+    name == "tool-results" || name == "memory"
+}
+
+/// For a path relative to `projects/`, the project folder if the path names
+/// a transcript: any `*.jsonl` at any depth (`<project>/<session>.jsonl`,
+/// `<project>/agent-<id>.jsonl`, `<project>/<session>/subagents/**`,
+/// `<project>/<session>/chat.jsonl`, a file directly under `projects/`,
+/// whose project is empty). Not transcripts: anything under
+/// `tool-results/` or `memory/`, and `journal.jsonl` under `subagents/`
+/// (workflow metadata); `agent-*.meta.json` does not end in `.jsonl`.
 pub fn transcript_project(rel: &Path) -> Option<String> {
-    let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
-    let (project, rest) = parts.split_first()?;
-    let file = *rest.last()?;
-    if !file.ends_with(".jsonl") {
+    let parts: Vec<&[u8]> = rel.iter().map(|p| p.as_bytes()).collect();
+    let (file, dirs) = parts.split_last()?;
+    if !file.ends_with(b".jsonl") {
         return None;
     }
-    match rest.len() {
-        1 => {}
-        _ => {
-            // Nested: only subagent transcripts under <session>/subagents/.
-            if rest.get(1) != Some(&"subagents") || !file.starts_with("agent-") {
-                return None;
-            }
-            if rest.iter().any(|p| *p == "tool-results" || *p == "memory") {
-                return None;
-            }
-        }
+    if dirs
+        .iter()
+        .any(|d| *d == b"tool-results" || *d == b"memory")
+    {
+        return None;
     }
-    Some((*project).to_owned())
+    if *file == b"journal.jsonl" && dirs.iter().any(|d| *d == b"subagents") {
+        return None;
+    }
+    Some(
+        dirs.first()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -105,6 +198,10 @@ mod tests {
             p("-x-acme/0b1c/subagents/workflows/wf1/agent-3.jsonl").as_deref(),
             Some("-x-acme")
         );
+        // Layouts of other tools' test trees, and any later one.
+        assert_eq!(p("-x-acme/0b1c/chat.jsonl").as_deref(), Some("-x-acme"));
+        assert_eq!(p("-x-acme/a/b/c/d.jsonl").as_deref(), Some("-x-acme"));
+        assert_eq!(p("loose.jsonl").as_deref(), Some(""));
     }
 
     #[test]
@@ -117,6 +214,34 @@ mod tests {
         );
         assert_eq!(p("-x-acme/0b1c/subagents/agent-2.meta.json"), None);
         assert_eq!(p("-x-acme/notes.txt"), None);
-        assert_eq!(p("loose.jsonl"), None);
+    }
+
+    #[test]
+    fn a_projects_folder_may_be_named_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("claude").join("projects");
+        std::fs::create_dir_all(projects.join("-x")).unwrap();
+        std::fs::write(projects.join("-x/s.jsonl"), "{}\n").unwrap();
+        for root in [dir.path().join("claude"), projects.clone()] {
+            let d = discover(&[root]);
+            assert_eq!(d.files.len(), 1);
+            assert_eq!(d.files[0].project, "-x");
+        }
+    }
+
+    #[test]
+    fn dangling_links_and_odd_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects");
+        std::fs::create_dir_all(projects.join("-x")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), projects.join("-x/s.jsonl")).unwrap();
+        std::fs::write(dir.path().join("real.jsonl"), "{}\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real.jsonl"), projects.join("-x/t.jsonl"))
+            .unwrap();
+        let d = discover(&[dir.path().to_path_buf()]);
+        assert_eq!(d.files.len(), 1, "{d:?}");
+        assert!(d.files[0].path.ends_with("-x/t.jsonl"));
+        assert_eq!(d.unreadable.len(), 1);
+        assert!(d.unreadable[0].path.ends_with("-x/s.jsonl"));
     }
 }

@@ -121,14 +121,6 @@ struct RawIteration<'a> {
     cache_creation: Option<RawCacheCreation>,
 }
 
-/// Where a line sits, for the identity of records without a `message.id`
-/// and without a `uuid`.
-#[derive(Debug, Clone, Copy)]
-pub struct LineOrigin<'a> {
-    pub file_key: &'a str,
-    pub offset: u64,
-}
-
 /// True when a line might carry usage and needs a full parse.
 pub fn may_carry_usage(line: &[u8]) -> bool {
     static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -144,7 +136,7 @@ pub fn looks_like_object(line: &[u8]) -> bool {
 }
 
 /// Parses one complete line (without its newline).
-pub fn parse_line(line: &[u8], origin: LineOrigin<'_>) -> Line {
+pub fn parse_line(line: &[u8]) -> Line {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
         return Line::NoCost;
@@ -166,10 +158,10 @@ pub fn parse_line(line: &[u8], origin: LineOrigin<'_>) -> Line {
         }
         Err(_) => return Line::Malformed("invalid JSON"),
     };
-    from_raw(raw, origin)
+    from_raw(raw, trimmed)
 }
 
-fn from_raw(raw: RawLine<'_>, origin: LineOrigin<'_>) -> Line {
+fn from_raw(raw: RawLine<'_>, origin: &[u8]) -> Line {
     match raw.kind.as_deref() {
         Some("assistant") => record(&raw, None, origin, false),
         None if raw.message.as_ref().is_some_and(|m| m.usage.is_some()) => {
@@ -188,12 +180,7 @@ fn from_raw(raw: RawLine<'_>, origin: LineOrigin<'_>) -> Line {
 
 /// Builds a response from `rec`, falling back to the `outer` envelope for
 /// fields a nested (progress) record leaves out.
-fn record(
-    rec: &RawLine<'_>,
-    outer: Option<&RawLine<'_>>,
-    origin: LineOrigin<'_>,
-    nested: bool,
-) -> Line {
+fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: &[u8], nested: bool) -> Line {
     let Some(msg) = rec.message.as_ref() else {
         return Line::NoCost;
     };
@@ -254,7 +241,10 @@ fn record(
         Some(id) => id.to_owned(),
         None => match pick(|r| r.uuid.as_deref()) {
             Some(uuid) => format!("uuid:{uuid}"),
-            None => format!("line:{}:{}", origin.file_key, origin.offset),
+            // Nothing identifies it but its bytes: the same line read
+            // through another path, or again after a rewrite, is the same
+            // record and must not count twice.
+            None => format!("line:{:032x}", xxhash_rust::xxh3::xxh3_128(origin)),
         },
     };
     Line::Response(Response {
@@ -383,13 +373,8 @@ pub fn envelope_cwd(line: &[u8]) -> Option<SessionCwd> {
 mod tests {
     use super::*;
 
-    const O: LineOrigin<'static> = LineOrigin {
-        file_key: "f",
-        offset: 7,
-    };
-
     fn resp(line: &str) -> Response {
-        match parse_line(line.as_bytes(), O) {
+        match parse_line(line.as_bytes()) {
             Line::Response(r) => r,
             other => panic!("expected a response, got {other:?}"),
         }
@@ -444,11 +429,15 @@ mod tests {
     }
 
     #[test]
-    fn missing_id_and_uuid_falls_back_to_place() {
-        let r = resp(
-            r#"{"type":"assistant","timestamp":"2025-01-02T10:00:00Z","message":{"model":"m","usage":{"input_tokens":1}}}"#,
-        );
-        assert_eq!(r.message_id, "line:f:7");
+    fn missing_id_and_uuid_falls_back_to_the_line_itself() {
+        let line = r#"{"type":"assistant","timestamp":"2025-01-02T10:00:00Z","message":{"model":"m","usage":{"input_tokens":1}}}"#;
+        let r = resp(line);
+        assert!(r.message_id.starts_with("line:"), "{}", r.message_id);
+        // The same bytes (another path, a re-read) are the same record;
+        // surrounding whitespace does not matter, other bytes do.
+        assert_eq!(resp(&format!("  {line}\r")).message_id, r.message_id);
+        let other = line.replace("\"input_tokens\":1", "\"input_tokens\":2");
+        assert_ne!(resp(&other).message_id, r.message_id);
     }
 
     #[test]
@@ -478,12 +467,12 @@ mod tests {
     #[test]
     fn synthetic_and_non_costed_records_cost_nothing() {
         let syn = r#"{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","isApiErrorMessage":true,"message":{"id":"m","model":"<synthetic>","usage":{"input_tokens":0}}}"#;
-        assert_eq!(parse_line(syn.as_bytes(), O), Line::NoCost);
+        assert_eq!(parse_line(syn.as_bytes()), Line::NoCost);
         let user = r#"{"type":"user","message":{"role":"user","content":"what is \"usage\"?"}}"#;
-        assert_eq!(parse_line(user.as_bytes(), O), Line::NoCost);
+        assert_eq!(parse_line(user.as_bytes()), Line::NoCost);
         let odd = r#"{"type":"progress","data":{"message":"still working on \"usage\""}}"#;
-        assert_eq!(parse_line(odd.as_bytes(), O), Line::NoCost);
-        assert_eq!(parse_line(br#"{"type":"summary"}"#, O), Line::NoCost);
+        assert_eq!(parse_line(odd.as_bytes()), Line::NoCost);
+        assert_eq!(parse_line(br#"{"type":"summary"}"#), Line::NoCost);
     }
 
     #[test]
@@ -494,7 +483,7 @@ mod tests {
             b"\xff\xfe garbage",
             b"{\"a\":\"\xff\"}",
         ] {
-            assert!(matches!(parse_line(bad, O), Line::Malformed(_)), "{bad:?}");
+            assert!(matches!(parse_line(bad), Line::Malformed(_)), "{bad:?}");
         }
     }
 
@@ -512,7 +501,7 @@ mod tests {
                 r#"{{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{{"id":"m","model":"x","usage":{{"input_tokens":{field}}}}}}}"#
             );
             assert!(
-                matches!(parse_line(line.as_bytes(), O), Line::Malformed(_)),
+                matches!(parse_line(line.as_bytes()), Line::Malformed(_)),
                 "{field}"
             );
         }
@@ -523,12 +512,12 @@ mod tests {
         let no_ts =
             r#"{"type":"assistant","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#;
         assert_eq!(
-            parse_line(no_ts.as_bytes(), O),
+            parse_line(no_ts.as_bytes()),
             Line::Malformed("no timestamp")
         );
         let bad_ts = r#"{"type":"assistant","timestamp":"yesterday","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#;
         assert_eq!(
-            parse_line(bad_ts.as_bytes(), O),
+            parse_line(bad_ts.as_bytes()),
             Line::Malformed("unparseable timestamp")
         );
     }
@@ -539,13 +528,10 @@ mod tests {
         let costed = format!(
             r#"{{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{{"id":"m","model":"x","usage":{{"input_tokens":{deep}}}}}}}"#
         );
-        assert!(matches!(
-            parse_line(costed.as_bytes(), O),
-            Line::Malformed(_)
-        ));
+        assert!(matches!(parse_line(costed.as_bytes()), Line::Malformed(_)));
         // Deep nesting elsewhere in a valid record that carries no cost.
         let other = format!(r#"{{"type":"user","usage":{deep}}}"#);
-        assert_eq!(parse_line(other.as_bytes(), O), Line::NoCost);
+        assert_eq!(parse_line(other.as_bytes()), Line::NoCost);
     }
 
     #[test]

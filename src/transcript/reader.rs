@@ -2,21 +2,35 @@
 //!
 //! A file being written can end in a partial line; it is never handed out
 //! and the returned offset stops before it, so the next read starts there.
+//! A final line without a newline that parses as one complete JSON object
+//! is complete (files copied or written without the last newline): it is
+//! handed out and the offset moves past it, so the newline that may arrive
+//! later only ends an empty line and the line is never counted twice.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 const CHUNK: usize = 1 << 20;
 
-/// Calls `f(line, offset_of_line)` for every complete (newline-terminated)
-/// line from `start` to the end of the file and returns the offset just
-/// past the last complete line. Lines longer than a chunk are assembled
+/// Calls `f(line, offset_of_line)` for every complete line (newline-
+/// terminated, or a final line that is one whole JSON object) from `start`
+/// to the end of the file and returns the offset just past the last
+/// complete line. Lines longer than a chunk are assembled
 /// whole, however long.
-pub fn for_each_line(
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn for_each_line(file: &mut File, start: u64, f: impl FnMut(&[u8], u64)) -> io::Result<u64> {
+    for_each_line_until(file, start, || false, f).map(|(end, _)| end)
+}
+
+/// [`for_each_line`], asking `stop` after each chunk whose lines were
+/// handed out whether to stop there (before the end of the file). Returns
+/// the offset just past the last line handed out, and whether it stopped.
+pub fn for_each_line_until(
     file: &mut File,
     start: u64,
+    mut stop: impl FnMut() -> bool,
     mut f: impl FnMut(&[u8], u64),
-) -> io::Result<u64> {
+) -> io::Result<(u64, bool)> {
     let remaining = file.metadata()?.len().saturating_sub(start);
     file.seek(SeekFrom::Start(start))?;
     // One buffer per thread, reused from file to file (a cold scan reads
@@ -27,7 +41,7 @@ pub fn for_each_line(
         if buf.len() < want {
             buf.resize(want, 0);
         }
-        let result = lines(file, start, &mut buf, &mut f);
+        let result = lines(file, start, &mut buf, &mut stop, &mut f);
         if buf.len() <= CHUNK {
             cell.replace(buf);
         }
@@ -43,8 +57,9 @@ fn lines(
     file: &mut File,
     start: u64,
     buf: &mut Vec<u8>,
+    stop: &mut impl FnMut() -> bool,
     f: &mut impl FnMut(&[u8], u64),
-) -> io::Result<u64> {
+) -> io::Result<(u64, bool)> {
     // `buf[begin..end]` is read but not yet handed out (the start of an
     // unterminated line); `base` is the file offset of `buf[0]`. The buffer
     // grows only for a line longer than itself.
@@ -67,13 +82,33 @@ fn lines(
         }
         let scan_from = end;
         end += n;
+        let mut handed_out = false;
         for nl in memchr::memchr_iter(b'\n', &buf[scan_from..end]) {
             let line_end = scan_from + nl;
             f(&buf[begin..line_end], base + begin as u64);
             begin = line_end + 1;
+            handed_out = true;
+        }
+        // After lines were handed out: a place where a bounded read may stop.
+        if handed_out && stop() {
+            return Ok((base + begin as u64, true));
         }
     }
-    Ok(base + begin as u64)
+    if begin < end && is_whole_object(&buf[begin..end]) {
+        f(&buf[begin..end], base + begin as u64);
+        begin = end;
+    }
+    Ok((base + begin as u64, false))
+}
+
+/// True when `bytes` is one complete JSON object (and nothing else but
+/// whitespace): no more bytes could belong to the same line without making
+/// it invalid, so the line is whole even before its newline.
+pub fn is_whole_object(bytes: &[u8]) -> bool {
+    let t = bytes.trim_ascii();
+    t.first() == Some(&b'{')
+        && t.last() == Some(&b'}')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(t).is_ok()
 }
 
 fn read_some(file: &mut File, out: &mut [u8]) -> io::Result<usize> {
@@ -115,6 +150,23 @@ mod tests {
         let (got, end) = lines_of(b"a\nbb\nccc", 0);
         assert_eq!(got, vec![("a".into(), 0), ("bb".into(), 2)]);
         assert_eq!(end, 5);
+        let (got, end) = lines_of(b"{\"a\":1}\n{\"b\":", 0);
+        assert_eq!(got, vec![("{\"a\":1}".into(), 0)]);
+        assert_eq!(end, 8);
+    }
+
+    #[test]
+    fn a_whole_final_object_counts_once() {
+        let (got, end) = lines_of(b"{\"a\":1}\n{\"b\":2}", 0);
+        assert_eq!(got, vec![("{\"a\":1}".into(), 0), ("{\"b\":2}".into(), 8)]);
+        assert_eq!(end, 15);
+        // The newline arriving later ends an empty line, nothing else.
+        let (got, end) = lines_of(b"{\"a\":1}\n{\"b\":2}\n", 15);
+        assert_eq!(got, vec![("".into(), 15)]);
+        assert_eq!(end, 16);
+        // Valid JSON that is not an object is not a whole record yet.
+        let (got, _) = lines_of(b"123", 0);
+        assert!(got.is_empty());
     }
 
     #[test]
@@ -122,6 +174,28 @@ mod tests {
         let (got, end) = lines_of(b"a\nbb\nccc\n", 2);
         assert_eq!(got, vec![("bb".into(), 2), ("ccc".into(), 5)]);
         assert_eq!(end, 9);
+    }
+
+    #[test]
+    fn a_bounded_read_stops_after_a_chunk_at_a_line_boundary() {
+        // Three chunks of 100-byte lines: stopping after the first chunk
+        // ends on a line boundary, and resuming there reads the rest.
+        let line = format!("{}\n", "z".repeat(99));
+        let content = line.repeat(3 * CHUNK / 100);
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(content.as_bytes()).unwrap();
+        let mut first = 0u64;
+        let (end, stopped) = for_each_line_until(&mut tmp, 0, || true, |_, _| first += 1).unwrap();
+        assert!(stopped);
+        assert!(end > 0 && end < content.len() as u64);
+        assert_eq!(end % 100, 0);
+        assert_eq!(first, end / 100);
+        let mut rest = 0u64;
+        let (end2, stopped2) =
+            for_each_line_until(&mut tmp, end, || false, |_, _| rest += 1).unwrap();
+        assert!(!stopped2);
+        assert_eq!(end2, content.len() as u64);
+        assert_eq!(first + rest, (3 * CHUNK / 100) as u64);
     }
 
     #[test]

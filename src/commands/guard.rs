@@ -1,0 +1,139 @@
+//! What `check` answers when it cannot finish: its deadline passes, or it
+//! is sent SIGTERM, SIGHUP or SIGINT (Claude Code sends SIGTERM at the
+//! hook's timeout).
+//!
+//! The answer is decided from state already in memory: whether the config
+//! loaded and says `gate.on_error: allow` (until it has loaded, the answer
+//! is to refuse). The watchdog thread and the signal handlers do no other
+//! I/O than writing a prepared message to stderr, and end the process with
+//! `_exit`: nothing they do can hang on a config, a ledger lock or a disk.
+//!
+//! Exactly one answer is given: whoever claims it first (the normal path,
+//! the watchdog or a signal) prints it; a later claimant exits with the
+//! code already claimed.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// `gate.on_error: allow`, once the config has loaded.
+static ON_ERROR_ALLOW: AtomicBool = AtomicBool::new(false);
+/// The exit code claimed, plus one (0: nobody has answered yet).
+static ANSWER: AtomicU8 = AtomicU8::new(0);
+/// When `check` started (its deadline and reading budget count from here).
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+const REFUSE_TAIL: &[u8] =
+    b"); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)\n";
+const ALLOW_TAIL: &[u8] = b"); allowing the call because budgets.yaml sets gate.on_error: allow\n";
+const HEAD: &[u8] = b"octo-budget: cannot check the budget (";
+
+/// Records that the config loaded and what its `gate.on_error` says.
+pub fn set_on_error_allow(allow: bool) {
+    ON_ERROR_ALLOW.store(allow, Ordering::SeqCst);
+}
+
+/// What a failure answers now: allow only when a loaded config said so.
+pub fn on_error_allow() -> bool {
+    ON_ERROR_ALLOW.load(Ordering::SeqCst)
+}
+
+/// Claims the answer `code`. Returns the code to exit with: `code` when
+/// this is the first claim (the caller then prints its answer), else the
+/// code claimed before (the caller prints nothing).
+pub fn claim(code: u8) -> u8 {
+    match ANSWER.compare_exchange(0, code + 1, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => code,
+        Err(prev) => prev - 1,
+    }
+}
+
+/// The instant `check` started (set by [`start`]).
+pub fn started() -> Instant {
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// Arms the guard: ignores SIGXFSZ (a file-size limit then fails writes
+/// with EFBIG, an error `check` reports, instead of killing it), answers
+/// SIGTERM, SIGHUP and SIGINT, and starts the watchdog that answers when
+/// `deadline` passes.
+pub fn start(deadline: Duration) {
+    started();
+    ignore_sigxfsz();
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+        // SAFETY: the handler only performs async-signal-safe work (atomic
+        // loads and stores, write(2), _exit(2)).
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigfillset(&mut act.sa_mask);
+            act.sa_flags = 0;
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+    }
+    let _ = std::thread::Builder::new()
+        .name("octo-budget-watchdog".into())
+        .spawn(move || {
+            let until = started() + deadline;
+            loop {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                std::thread::sleep(until - now);
+            }
+            answer_now(b"no answer within 5 s");
+        });
+}
+
+/// SIGXFSZ would kill the process (exit 153, no reason) at a file-size
+/// limit; ignored, the write fails with EFBIG and is reported instead.
+pub fn ignore_sigxfsz() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let why: &[u8] = match sig {
+        libc::SIGTERM => b"stopped by SIGTERM before it could answer",
+        libc::SIGHUP => b"stopped by SIGHUP before it could answer",
+        _ => b"stopped by SIGINT before it could answer",
+    };
+    answer_now(why);
+}
+
+/// Answers with the failure answer and ends the process at once. Only
+/// async-signal-safe calls.
+fn answer_now(why: &[u8]) -> ! {
+    let allow = ON_ERROR_ALLOW.load(Ordering::SeqCst);
+    let code: u8 = if allow { 0 } else { 2 };
+    match ANSWER.compare_exchange(0, code + 1, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {
+            write_all(HEAD);
+            write_all(why);
+            write_all(if allow { ALLOW_TAIL } else { REFUSE_TAIL });
+            // SAFETY: _exit is async-signal-safe and ends every thread.
+            unsafe { libc::_exit(code as libc::c_int) }
+        }
+        // The normal path already answered (and is printing it): its code.
+        Err(prev) => unsafe { libc::_exit((prev - 1) as libc::c_int) },
+    }
+}
+
+fn write_all(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a valid slice to fd 2.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            let interrupted =
+                n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+            if interrupted {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}

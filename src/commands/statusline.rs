@@ -1,0 +1,227 @@
+//! `octo-budget statusline`: the command for Claude Code's `statusLine`
+//! setting. Claude Code writes one JSON object on stdin at each refresh
+//! (`session_id`, `transcript_path`, `cwd`, `workspace.current_dir` /
+//! `project_dir`, `model`, `cost`, ...) and shows the first line printed.
+//!
+//! It costs what `check` costs: the same ledger update (only the session's
+//! new bytes) and the same cap evaluation. It never breaks the UI: any
+//! failure, panic or hang prints one short `octo-budget: ...` line and
+//! exits 0.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde_json::Value;
+
+use super::evaluate::{CapKind, Evaluator};
+use super::Context;
+use crate::budget::{Period, PeriodKind};
+use crate::config::normalise_path;
+use crate::exit;
+use crate::output::status_line::{tightest, StatusLine};
+
+/// How long a refresh may take before it prints what it knows (nothing)
+/// and exits.
+pub const DEADLINE: Duration = Duration::from_secs(3);
+/// How long it waits for another process's ledger lock.
+const LOCK_WAIT: Duration = Duration::from_millis(1_000);
+/// The most one refresh spends reading history into a ledger that has not
+/// read it all yet (what it read is kept; the next refresh continues).
+const HISTORY_BUDGET: Duration = Duration::from_millis(1_500);
+/// The most stdin it reads (the status JSON is a few hundred bytes).
+const MAX_STDIN: u64 = 1 << 20;
+/// The longest error line (the status line is one terminal row).
+const MAX_ERROR: usize = 100;
+
+/// The fields of the status JSON that are used; any may be missing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StatusInput {
+    pub session_id: Option<String>,
+    pub transcript_path: Option<PathBuf>,
+    /// `cwd`, else `workspace.current_dir`, else `workspace.project_dir`.
+    pub cwd: Option<String>,
+}
+
+impl StatusInput {
+    pub fn parse(bytes: &[u8]) -> Result<StatusInput> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|_| {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                anyhow!("no status JSON on stdin")
+            } else {
+                anyhow!("stdin is not Claude Code status JSON")
+            }
+        })?;
+        if !v.is_object() {
+            return Err(anyhow!("stdin is not Claude Code status JSON"));
+        }
+        let text = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let ws = v.get("workspace");
+        Ok(StatusInput {
+            session_id: text(v.get("session_id")),
+            transcript_path: text(v.get("transcript_path")).map(PathBuf::from),
+            cwd: text(v.get("cwd"))
+                .or_else(|| text(ws.and_then(|w| w.get("current_dir"))))
+                .or_else(|| text(ws.and_then(|w| w.get("project_dir")))),
+        })
+    }
+}
+
+/// Prints the line (or the error line) and returns 0, whatever happens.
+pub fn run(ctx: &Context) -> u8 {
+    std::panic::set_hook(Box::new(|_| {}));
+    let printed = Arc::new(Mutex::new(false));
+    {
+        let printed = Arc::clone(&printed);
+        std::thread::spawn(move || {
+            std::thread::sleep(DEADLINE);
+            emit(
+                &printed,
+                &format!(
+                    "octo-budget: no answer within {} s (is `octo-budget ingest` needed?)",
+                    DEADLINE.as_secs()
+                ),
+            );
+            std::process::exit(exit::OK as i32);
+        });
+    }
+    let line = match std::panic::catch_unwind(|| line(ctx)) {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => error_line(&format!("{e:#}")),
+        Err(_) => error_line("internal error"),
+    };
+    emit(&printed, &line);
+    exit::OK
+}
+
+/// Prints `line` once (the main thread or the watchdog, whichever is
+/// first); a closed stdout is ignored.
+fn emit(printed: &Mutex<bool>, line: &str) {
+    let mut done = printed.lock().unwrap_or_else(|p| p.into_inner());
+    if !*done {
+        *done = true;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn error_line(msg: &str) -> String {
+    let mut s = format!("octo-budget: {}", msg.replace(['\n', '\r'], " "));
+    if s.len() > MAX_ERROR {
+        let mut cut = MAX_ERROR - 1;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn line(ctx: &Context) -> Result<String> {
+    let mut stdin = Vec::new();
+    std::io::stdin()
+        .take(MAX_STDIN)
+        .read_to_end(&mut stdin)
+        .context("cannot read stdin")?;
+    let input = StatusInput::parse(&stdin)?;
+    let loaded = ctx.load()?;
+    let cfg = &loaded.config;
+    let cwd = input.cwd.clone().or_else(|| {
+        ctx.env
+            .claude_project_dir
+            .as_ref()
+            .or(ctx.env.cwd.as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
+    });
+    let arm = cwd
+        .as_deref()
+        .filter(|c| c.starts_with('/'))
+        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
+    let mut ledger = crate::ledger::Ledger::open(&ctx.ledger_path(cfg), LOCK_WAIT)?;
+    // As `check` does: history first on a ledger that has not read it all
+    // (committed as it goes, so the next refresh continues), else only the
+    // session's new bytes.
+    if !ledger.history_read()? {
+        let until = std::time::Instant::now() + HISTORY_BUDGET;
+        let (_, complete) = ctx.ingest_all_until(&loaded, &mut ledger, Some(until))?;
+        if !complete {
+            bail!("reading history; `octo-budget ingest` finishes it");
+        }
+    } else if let Some(t) = input.transcript_path.as_deref() {
+        if Path::new(t).is_file() {
+            ctx.ingest_session(&mut ledger, t, input.session_id.as_deref())?;
+        }
+    }
+    let eval = Evaluator {
+        loaded: &loaded,
+        ledger: &ledger,
+        now: ctx.now,
+    };
+    let session = input.session_id.as_deref();
+    let caps = eval.caps(arm, session)?;
+    let session_spend = match (session, caps.iter().find(|c| c.kind == CapKind::Session)) {
+        (_, Some(c)) => Some(c.spent),
+        (Some(s), None) => {
+            let whole = Period {
+                kind: PeriodKind::All,
+                start: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+                end: chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            };
+            Some(eval.spend(&whole, None, Some(s), &ledger.places()?)?)
+        }
+        (None, None) => None,
+    };
+    let burn = caps
+        .iter()
+        .find(|c| c.kind == CapKind::Hourly)
+        .map(|c| c.spent);
+    let status = StatusLine {
+        arm: arm.map(|i| cfg.arms[i].name.as_str()),
+        tightest: tightest(&caps),
+        session: session_spend,
+        burn,
+    };
+    Ok(status.render(ctx.color(std::io::stdout().is_terminal())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_fields_and_fallbacks() {
+        let full = br#"{"session_id":"s1","transcript_path":"/t/s1.jsonl","cwd":"/w/a",
+            "workspace":{"current_dir":"/w/b","project_dir":"/w/c"},"model":{"id":"x"}}"#;
+        let i = StatusInput::parse(full).unwrap();
+        assert_eq!(i.session_id.as_deref(), Some("s1"));
+        assert_eq!(i.transcript_path, Some(PathBuf::from("/t/s1.jsonl")));
+        assert_eq!(i.cwd.as_deref(), Some("/w/a"));
+        let ws = StatusInput::parse(br#"{"workspace":{"current_dir":"/w/b"}}"#).unwrap();
+        assert_eq!(ws.cwd.as_deref(), Some("/w/b"));
+        let pd = StatusInput::parse(br#"{"cwd":"","workspace":{"project_dir":"/w/c"}}"#).unwrap();
+        assert_eq!(pd.cwd.as_deref(), Some("/w/c"));
+        // Wrong types count as missing, not as an error.
+        let odd = StatusInput::parse(br#"{"session_id":5,"cwd":null,"workspace":[]}"#).unwrap();
+        assert_eq!(odd, StatusInput::default());
+        assert!(StatusInput::parse(b"[1]").is_err());
+        assert!(StatusInput::parse(b"\xff\xfe").is_err());
+        assert!(StatusInput::parse(b"").is_err());
+    }
+
+    #[test]
+    fn error_lines_are_short_and_single() {
+        let long = "x".repeat(500) + "\nmore";
+        let l = error_line(&long);
+        assert!(l.chars().count() <= MAX_ERROR);
+        assert!(!l.contains('\n'));
+        assert!(l.starts_with("octo-budget: "));
+    }
+}
