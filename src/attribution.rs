@@ -6,59 +6,89 @@
 //! folder name, which is the launch directory with every character that is
 //! not a letter or digit replaced by `-`.
 
+use std::collections::HashMap;
+
 use crate::config::Arm;
 
 /// Maps directories to arm indexes (into `Config::arms`).
 #[derive(Debug, Clone)]
 pub struct Attributor {
-    /// (path, arm index), longest path first.
-    paths: Vec<(String, usize)>,
+    /// Path -> arm index (the first arm to list a path keeps it).
+    paths: HashMap<String, usize>,
     /// (encoded path, arm index), longest first.
     encoded: Vec<(String, usize)>,
 }
 
 impl Attributor {
+    /// O(n log n) in the number of paths.
     pub fn new(arms: &[Arm]) -> Attributor {
-        let mut paths: Vec<(String, usize)> = arms
+        let mut sorted: Vec<(String, usize)> = arms
             .iter()
             .enumerate()
             .flat_map(|(i, a)| a.paths.iter().map(move |p| (p.clone(), i)))
             .collect();
-        paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        let encoded = paths.iter().map(|(p, i)| (encode_project(p), *i)).collect();
+        sorted.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        let encoded = sorted
+            .iter()
+            .map(|(p, i)| (encode_project(p), *i))
+            .collect();
+        let mut paths = HashMap::with_capacity(sorted.len());
+        for (p, i) in arms
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| a.paths.iter().map(move |p| (p, i)))
+        {
+            paths.entry(p.clone()).or_insert(i);
+        }
         Attributor { paths, encoded }
     }
 
     /// Like [`Attributor::new`], and each arm path that `real_path` resolves
     /// to another spelling (a symlink on this machine) owns that spelling
-    /// too. The caller does the I/O; this stays pure.
+    /// too, unless an arm lists it. The caller does the I/O; this stays
+    /// pure. O(n log n) in the number of paths.
     pub fn with_real_paths(arms: &[Arm], real_path: impl Fn(&str) -> Option<String>) -> Attributor {
         let mut a = Attributor::new(arms);
-        let extra: Vec<(String, usize)> = a
-            .paths
+        // Longest arm path first: of two arm paths that resolve to the
+        // same folder, the longer one keeps it.
+        let mut listed: Vec<(&String, usize)> = arms
             .iter()
-            .filter_map(|(p, i)| real_path(p).map(|r| (r, *i)))
-            .filter(|(r, _)| !a.paths.iter().any(|(p, _)| p == r))
+            .enumerate()
+            .flat_map(|(i, arm)| arm.paths.iter().map(move |p| (p, i)))
+            .collect();
+        listed.sort_by(|x, y| y.0.len().cmp(&x.0.len()).then_with(|| x.0.cmp(y.0)));
+        let extra: Vec<(String, usize)> = listed
+            .into_iter()
+            .filter_map(|(p, i)| real_path(p).map(|r| (r, i)))
+            .filter(|(r, _)| !a.paths.contains_key(r))
             .collect();
         if !extra.is_empty() {
             a.encoded
                 .extend(extra.iter().map(|(p, i)| (encode_project(p), *i)));
             a.encoded
                 .sort_by(|x, y| y.0.len().cmp(&x.0.len()).then_with(|| x.0.cmp(&y.0)));
-            a.paths.extend(extra);
-            a.paths
-                .sort_by(|x, y| y.0.len().cmp(&x.0.len()).then_with(|| x.0.cmp(&y.0)));
+            for (p, i) in extra {
+                a.paths.entry(p).or_insert(i);
+            }
         }
         a
     }
 
-    /// The arm that owns `cwd`, if any.
+    /// The arm that owns `cwd`, if any: `cwd` itself and then each folder
+    /// above it is looked up, so the longest arm path wins in O(depth).
     pub fn by_cwd(&self, cwd: &str) -> Option<usize> {
-        let cwd = cwd.trim_end_matches('/');
-        self.paths
-            .iter()
-            .find(|(p, _)| is_within(cwd, p))
-            .map(|(_, i)| *i)
+        let mut dir = cwd.trim_end_matches('/');
+        loop {
+            if let Some(&i) = self.paths.get(dir) {
+                return Some(i);
+            }
+            let at = dir.rfind('/')?;
+            dir = dir[..at].trim_end_matches('/');
+            if dir.is_empty() {
+                // Above the top folder: the root owns every absolute path.
+                return self.paths.get("/").copied();
+            }
+        }
     }
 
     /// The arm for a transcript folder name (`-home-u-acme-api`), used only
@@ -133,6 +163,14 @@ mod tests {
         assert_eq!(a.by_cwd("/x/acme/legacy/app"), Some(2));
         assert_eq!(a.by_cwd("/x/acmeish"), None);
         assert_eq!(a.by_cwd("/x"), None);
+        assert_eq!(a.by_cwd("/x//acme/api"), None); // not normalised here
+        assert_eq!(a.by_cwd("x/acme"), None);
+        assert_eq!(a.by_cwd(""), None);
+        let root = Attributor::new(&arms(&[&["/"], &["/x/acme"]]));
+        assert_eq!(root.by_cwd("/x/acme/api"), Some(1));
+        assert_eq!(root.by_cwd("/y"), Some(0));
+        assert_eq!(root.by_cwd("//y"), Some(0));
+        assert_eq!(root.by_cwd("y"), None);
     }
 
     #[test]

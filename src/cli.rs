@@ -240,6 +240,12 @@ pub struct HookTarget {
     pub force: bool,
 }
 
+/// A usage mistake clap cannot see (`--since` after `--until`, an unknown
+/// `--arm`): exit 2, like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))

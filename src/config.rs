@@ -6,8 +6,9 @@
 //! is an error naming the file, line and key. A broken config is never
 //! read as "no budgets".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
@@ -177,39 +178,97 @@ pub enum ConfigError {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    #[serde(default)]
-    budgets: Vec<RawArm>,
-    #[serde(default)]
+    // Every key may be left out, but a key that is present must have a
+    // value: `budgets:` or `monthly_usd_cap:` left empty (null) is an
+    // error, never "no budgets" or "no cap" (see `nonnull`).
+    #[serde(default, deserialize_with = "nonnull::budgets")]
+    budgets: Option<Vec<RawArm>>,
+    #[serde(default, deserialize_with = "nonnull::default")]
     default: Option<RawLimits>,
     #[serde(default)]
     spend_json: Option<serde_yaml_ng::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::timezone")]
     timezone: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::claude_dirs")]
     claude_dirs: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::ledger")]
     ledger: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::prices")]
     prices: Option<BTreeMap<String, RowSpec>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::total")]
     total: Option<RawLimits>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::gate")]
     gate: Option<RawGate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::alerts")]
     alerts: Option<RawAlerts>,
+}
+
+impl RawFile {
+    /// True when the document holds no key at all (empty, comments only,
+    /// `---`, `~`).
+    fn is_empty(&self) -> bool {
+        self.budgets.is_none()
+            && self.default.is_none()
+            && self.spend_json.is_none()
+            && self.timezone.is_none()
+            && self.claude_dirs.is_none()
+            && self.ledger.is_none()
+            && self.prices.is_none()
+            && self.total.is_none()
+            && self.gate.is_none()
+            && self.alerts.is_none()
+    }
+}
+
+/// A key that is present must have a value: `key:` with nothing after it
+/// (or `null`, `~`) is an error, for every key. Used with
+/// `#[serde(default)]`, so that a key left out is still `None`.
+mod nonnull {
+    use serde::{Deserialize, Deserializer};
+
+    fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+        key: &str,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<T>::deserialize(d)? {
+            Some(v) => Ok(Some(v)),
+            // Parsed back into key and message by `serde_error`.
+            None => Err(serde::de::Error::custom(format!("empty key `{key}`"))),
+        }
+    }
+
+    macro_rules! keys {
+        ($($key:ident)*) => {$(
+            pub fn $key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+                d: D,
+            ) -> Result<Option<T>, D::Error> {
+                present(d, stringify!($key))
+            }
+        )*};
+    }
+
+    keys!(budgets default timezone claude_dirs ledger prices total gate alerts monthly_usd_cap weekly_usd_cap daily_usd_cap session_usd_cap max_usd_per_hour grace_pct action_on_breach alert_at_pct path paths tools on_error spike_mad spike_min_usd unattributed_pct unattributed_min_usd);
 }
 
 /// Caps and policy, as an arm, the `default:` block or `total:` has them.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
+    #[serde(default, deserialize_with = "nonnull::monthly_usd_cap")]
     monthly_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::weekly_usd_cap")]
     weekly_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::daily_usd_cap")]
     daily_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::session_usd_cap")]
     session_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::max_usd_per_hour")]
     max_usd_per_hour: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::grace_pct")]
     grace_pct: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::action_on_breach")]
     action_on_breach: Option<Action>,
+    #[serde(default, deserialize_with = "nonnull::alert_at_pct")]
     alert_at_pct: Option<f64>,
 }
 
@@ -217,19 +276,27 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawArm {
     arm: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::path")]
     path: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::paths")]
     paths: Option<Vec<String>>,
     // The fields of `RawLimits`, spelled out: serde's `flatten` would lose
     // the line numbers of errors inside an arm.
+    #[serde(default, deserialize_with = "nonnull::monthly_usd_cap")]
     monthly_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::weekly_usd_cap")]
     weekly_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::daily_usd_cap")]
     daily_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::session_usd_cap")]
     session_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::max_usd_per_hour")]
     max_usd_per_hour: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::grace_pct")]
     grace_pct: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::action_on_breach")]
     action_on_breach: Option<Action>,
+    #[serde(default, deserialize_with = "nonnull::alert_at_pct")]
     alert_at_pct: Option<f64>,
 }
 
@@ -251,18 +318,22 @@ impl RawArm {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::tools")]
     tools: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nonnull::on_error")]
     on_error: Option<OnError>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
+    #[serde(default, deserialize_with = "nonnull::spike_mad")]
     spike_mad: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::spike_min_usd")]
     spike_min_usd: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::unattributed_pct")]
     unattributed_pct: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::unattributed_min_usd")]
     unattributed_min_usd: Option<f64>,
 }
 
@@ -331,19 +402,36 @@ pub fn normalise_path(p: &str) -> String {
 
 impl Config {
     pub fn load(path: &Path, ctx: &PathContext) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            error: e,
-        })?;
+        let text = read_bounded(path)?;
         Config::parse(&text, path, ctx)
     }
 
     pub fn parse(text: &str, path: &Path, ctx: &PathContext) -> Result<Config, ConfigError> {
+        // A UTF-8 byte order mark (some Windows editors write one) is not
+        // part of the document.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let syntax = |message: String| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        };
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(syntax(too_large(text.len() as u64)));
+        }
+        check_flow_depth(text).map_err(syntax)?;
         let raw: RawFile = if text.trim().is_empty() {
             RawFile::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| serde_error(path, text, e))?
+            serde_yaml_ng::from_str::<Option<RawFile>>(text)
+                .map_err(|e| serde_error(path, text, e))?
+                .unwrap_or_default()
         };
+        if raw.is_empty() {
+            return Err(syntax(
+                "holds no settings (empty, only comments or `---`): refusing to run without budgets, \
+                 as an empty or truncated budgets.yaml must not turn the budgets off"
+                    .into(),
+            ));
+        }
         let v = Validator { path, text };
         let base = path
             .parent()
@@ -383,13 +471,17 @@ impl Config {
         let default = raw.default.clone().unwrap_or_default();
         v.limits(&[Seg::Key("default")], &default)?;
         let mut arms: Vec<Arm> = Vec::new();
-        for (i, a) in raw.budgets.iter().enumerate() {
+        // Names and paths seen so far, for duplicates in O(1) each: a config
+        // of 20,000 arms validates in linear time.
+        let mut names: HashSet<String> = HashSet::new();
+        let mut owners: HashMap<String, usize> = HashMap::new();
+        for (i, a) in raw.budgets.iter().flatten().enumerate() {
             let at = |k: &'static str| [Seg::Key("budgets"), Seg::Index(i), Seg::Key(k)];
             let name = a.arm.trim().to_owned();
             if name.is_empty() {
                 return Err(v.error(&at("arm"), "an arm needs a name".into()));
             }
-            if arms.iter().any(|o| o.name == name) {
+            if !names.insert(name.clone()) {
                 return Err(v.error(&at("arm"), format!("duplicate arm {name:?}")));
             }
             let limits = a.limits();
@@ -404,14 +496,18 @@ impl Config {
                     return Err(v.error(&at(key), "empty path".into()));
                 }
                 let norm = ctx.expand(p, &base);
-                if let Some(other) = arms.iter().find(|o| o.paths.contains(&norm)) {
-                    return Err(v.error(
-                        &at(key),
-                        format!("path {norm} is already arm {:?}'s", other.name),
-                    ));
-                }
-                if !paths.contains(&norm) {
-                    paths.push(norm);
+                match owners.get(&norm) {
+                    Some(&o) if o == i => {} // the same path twice in one arm
+                    Some(&o) => {
+                        return Err(v.error(
+                            &at(key),
+                            format!("path {norm} is already arm {:?}'s", arms[o].name),
+                        ));
+                    }
+                    None => {
+                        owners.insert(norm.clone(), i);
+                        paths.push(norm);
+                    }
                 }
             }
             arms.push(Arm {
@@ -443,6 +539,20 @@ impl Config {
             }
             None => None,
         };
+        // Nothing to enforce is not a valid config: a file cut short before
+        // its `budgets:` must not disarm the gate. Arms without caps are
+        // fine (spend is reported per arm); so is a `total:` cap alone.
+        if arms.is_empty() && total.as_ref().is_none_or(|t| t.caps == Caps::default()) {
+            const WHY: &str = "no arm and no `total:` cap: nothing to enforce; refusing to run \
+                without budgets (list arms under `budgets:` or set a `total:` cap)";
+            return Err(if raw.budgets.is_some() {
+                v.error(&[Seg::Key("budgets")], WHY.into())
+            } else if raw.total.is_some() {
+                v.error(&[Seg::Key("total")], WHY.into())
+            } else {
+                syntax(WHY.into())
+            });
+        }
         let gate = match &raw.gate {
             Some(g) => {
                 let tools = g
@@ -527,6 +637,27 @@ impl Config {
         })
     }
 
+    /// No arms and every default: for reading the ledger before any
+    /// budgets.yaml exists (`init`). Loading a file never gives this: a
+    /// file with nothing to enforce is refused.
+    pub fn unconfigured(path: &Path, ctx: &PathContext) -> Config {
+        Config {
+            path: path.to_path_buf(),
+            timezone: ctx.local_zone.unwrap_or(Tz::UTC),
+            arms: Vec::new(),
+            total: None,
+            gate: Gate {
+                tools: DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect(),
+                on_error: OnError::Deny,
+            },
+            alerts: AlertSettings::default(),
+            prices: Vec::new(),
+            claude_dirs: Vec::new(),
+            ledger: None,
+            notices: Vec::new(),
+        }
+    }
+
     pub fn arm(&self, name: &str) -> Option<&Arm> {
         self.arms.iter().find(|a| a.name == name)
     }
@@ -540,6 +671,145 @@ impl Config {
                 .as_ref()
                 .is_some_and(|t| can_halt(&t.caps, &t.policy))
     }
+}
+
+/// The largest budgets.yaml read: 4 MiB, about 60,000 arms written out.
+/// A bigger file (or `/dev/zero`) is refused before it is read.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// The deepest `[`/`{` nesting accepted. budgets.yaml needs 3; the YAML
+/// parser takes quadratic time on deep flow nesting (a 200 KB file of
+/// brackets took 50 s).
+pub const MAX_FLOW_DEPTH: usize = 32;
+/// The largest dollar amount a cap or alert threshold may have: $1e9.
+/// Times the largest grace (1000 %) it is still far inside `i64`
+/// micro-dollars, so no hard-stop amount can overflow.
+pub const MAX_USD: f64 = 1e9;
+
+fn too_large(bytes: u64) -> String {
+    format!("{bytes} bytes is larger than the {MAX_CONFIG_BYTES} bytes a budgets.yaml may have")
+}
+
+/// Reads budgets.yaml: a regular file (or a symlink to one) of at most
+/// [`MAX_CONFIG_BYTES`]. A FIFO, a device, a socket or a folder is refused
+/// without reading from it (a FIFO would block, `/dev/zero` never ends and
+/// `/dev/null` reads as an empty file).
+fn read_bounded(path: &Path) -> Result<String, ConfigError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let io = |error: std::io::Error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let refuse = |message: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message,
+    };
+    let regular = |meta: &std::fs::Metadata| -> Result<(), ConfigError> {
+        let t = meta.file_type();
+        let what = if t.is_file() {
+            return Ok(());
+        } else if t.is_dir() {
+            "a folder"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        Err(refuse(format!(
+            "is {what}: budgets.yaml must be a regular file"
+        )))
+    };
+    regular(&std::fs::metadata(path).map_err(io)?)?;
+    // O_NONBLOCK: should a FIFO replace the file after the check above,
+    // opening it does not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    regular(&meta)?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(refuse(too_large(meta.len())));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(refuse(too_large(bytes.len() as u64)));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })
+}
+
+/// Refuses `[`/`{` nesting deeper than [`MAX_FLOW_DEPTH`] before the YAML
+/// parser sees it. Brackets inside quotes and comments do not count; the
+/// scan is conservative (a bracket in a block scalar counts too).
+fn check_flow_depth(text: &str) -> Result<(), String> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<u8> = None;
+    let mut prev = b'\n';
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) => {
+                if b == b'\\' && q == b'"' {
+                    i += 1; // the escaped character
+                } else if b == q {
+                    if q == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                        i += 1; // '' inside '...'
+                    } else {
+                        quote = None;
+                    }
+                }
+            }
+            None => match b {
+                b'#' if prev.is_ascii_whitespace() => {
+                    while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
+                        i += 1;
+                    }
+                }
+                // A quote opens a quoted scalar only where a scalar starts.
+                b'"' | b'\''
+                    if matches!(
+                        prev,
+                        b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b':' | b'-'
+                    ) =>
+                {
+                    quote = Some(b)
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Err(format!(
+                            "line {line}: nested deeper than {MAX_FLOW_DEPTH} levels of [ ] or {{ }}; budgets.yaml needs at most 3"
+                        ));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        // (An escape may have stepped past the end.)
+        if let Some(&c) = bytes.get(i) {
+            if c == b'\n' {
+                line += 1;
+            }
+            prev = c;
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 impl RawLimits {
@@ -629,9 +899,9 @@ impl Validator<'_> {
             Some(x) if !x.is_finite() || x < 0.0 => {
                 Err(self.error(at, format!("must be a non-negative number, not {x}")))
             }
-            Some(x) if x > 1e12 => Err(self.error(
+            Some(x) if x > MAX_USD => Err(self.error(
                 at,
-                format!("{x} is larger than any budget octo-budget handles"),
+                format!("{x} is larger than any amount octo-budget handles (at most {MAX_USD:e})"),
             )),
             _ => Ok(()),
         }
@@ -789,6 +1059,29 @@ fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError 
         Some((k, d)) if !k.contains(' ') => (k.to_owned(), d.to_owned()),
         _ => (String::from("(document)"), body.to_owned()),
     };
+    if let Some(field) = detail
+        .strip_prefix("empty key `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        let key = if key == "(document)" {
+            field.to_owned()
+        } else {
+            format!("{key}.{field}")
+        };
+        let (line, column) = match locate(text, &parse_key_path(&key)) {
+            (1, 1) => (loc.line(), loc.column()),
+            found => found,
+        };
+        return ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key,
+            message: "left empty: give it a value or delete the key (an empty key is not \
+                      \"no cap\" and not \"the default\")"
+                .into(),
+        };
+    }
     let (key, message) = match unknown_field(&detail) {
         Some((field, expected)) => {
             let best = nearest(
@@ -1050,8 +1343,155 @@ budgets:
     }
 
     #[test]
-    fn empty_file_is_an_empty_config() {
-        assert!(parse("").unwrap().arms.is_empty());
+    fn a_file_with_nothing_to_enforce_is_refused() {
+        // Empty, comments only, an empty document: "holds no settings".
+        for text in [
+            "",
+            "\n\n",
+            "# budgets to come\n",
+            "---\n",
+            "---\n...\n",
+            "~\n",
+        ] {
+            let e = err(text);
+            assert!(
+                e.starts_with("/etc/ob/budgets.yaml: holds no settings"),
+                "{text:?}: {e}"
+            );
+        }
+        // A bare `budgets:` is a key left empty.
+        let e = err("budgets:\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:1:1: budgets: left empty"),
+            "{e}"
+        );
+        // Settings but no arm and no total cap: cut short before `budgets:`.
+        let e = err("timezone: UTC\ngate:\n  on_error: deny\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml: no arm and no `total:` cap"),
+            "{e}"
+        );
+        let e = err("timezone: UTC\nbudgets: []\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:2:1: budgets: no arm and no `total:` cap"),
+            "{e}"
+        );
+        let e = err("total:\n  grace_pct: 120\n");
+        assert!(e.contains(":1:1: total: no arm and no"), "{e}");
+        // What is enough: one arm (even without caps), or one total cap.
+        assert_eq!(parse("budgets:\n  - arm: a\n").unwrap().arms.len(), 1);
+        let c = parse("budgets: []\ntotal:\n  daily_usd_cap: 5\n").unwrap();
+        assert!(c.arms.is_empty());
+        assert_eq!(c.total.unwrap().caps.daily, Some(Micros(5_000_000)));
+    }
+
+    #[test]
+    fn a_key_left_empty_is_an_error_naming_it() {
+        let e = err("budgets:\n  - arm: a\n    path: /a\n    monthly_usd_cap:\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:4:5: budgets[0].monthly_usd_cap: left empty"),
+            "{e}"
+        );
+        let e = err("budgets:\n  - arm: a\n  - arm: b\n    daily_usd_cap: null\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:4:5: budgets[1].daily_usd_cap: left empty"),
+            "{e}"
+        );
+        let e = err("total:\n  weekly_usd_cap: 3\n  monthly_usd_cap: ~\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:3:3: total.monthly_usd_cap: left empty"),
+            "{e}"
+        );
+        for key in [
+            "weekly_usd_cap",
+            "session_usd_cap",
+            "max_usd_per_hour",
+            "grace_pct",
+            "action_on_breach",
+            "alert_at_pct",
+        ] {
+            let e = err(&format!("default:\n  {key}:\nbudgets:\n  - arm: a\n"));
+            assert!(
+                e.starts_with(&format!(
+                    "/etc/ob/budgets.yaml:2:3: default.{key}: left empty"
+                )),
+                "{e}"
+            );
+        }
+        let e = err("budgets: [{arm: a, monthly_usd_cap: }]\n");
+        assert!(e.contains("budgets[0].monthly_usd_cap: left empty"), "{e}");
+        let e = err("budgets:\n  - arm: a\ntotal:\n");
+        assert!(e.contains(":3:1: total: left empty"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let c =
+            parse("\u{feff}timezone: UTC\nbudgets:\n  - arm: a\n    monthly_usd_cap: 5\n").unwrap();
+        assert_eq!(c.arms[0].caps.monthly, Some(Micros(5_000_000)));
+        assert_eq!(c.timezone, Tz::UTC);
+        // Lines are still counted from the first one.
+        let e = err("\u{feff}budgets:\n  - arm: a\n    grace_pct: 50\n");
+        assert!(e.contains(":3:5: budgets[0].grace_pct"), "{e}");
+    }
+
+    #[test]
+    fn amounts_that_cannot_be_represented_are_refused() {
+        // $1e12 at 1000 % used to wrap to a negative hard-stop amount.
+        let e = err("budgets:\n  - arm: a\n    monthly_usd_cap: 1e12\n    grace_pct: 1000\n");
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml:3:5: budgets[0].monthly_usd_cap:")
+                && e.contains("at most 1e9"),
+            "{e}"
+        );
+        let e = err("total:\n  daily_usd_cap: 1000000001\n");
+        assert!(e.contains(":2:3: total.daily_usd_cap:"), "{e}");
+        let e = err("budgets:\n  - arm: a\nalerts:\n  spike_min_usd: 1e10\n");
+        assert!(e.contains(":4:3: alerts.spike_min_usd:"), "{e}");
+        // The largest accepted cap at the largest grace is exact.
+        let c =
+            parse("budgets:\n  - arm: a\n    monthly_usd_cap: 1e9\n    grace_pct: 1000\n").unwrap();
+        let a = &c.arms[0];
+        assert_eq!(
+            crate::budget::hard_stop_at(a.caps.monthly.unwrap(), &a.policy),
+            Micros(10_000_000_000 * Micros::PER_DOLLAR)
+        );
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let deep = format!("budgets: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = err(&deep);
+        assert!(
+            e.starts_with("/etc/ob/budgets.yaml: line 1: nested deeper than 32"),
+            "{e}"
+        );
+        let deep = format!(
+            "budgets:\n  - arm: a\nspend_json: {}1{}\n",
+            "{a: ".repeat(40),
+            "}".repeat(40)
+        );
+        assert!(err(&deep).contains("line 3: nested deeper"));
+        // Brackets in quotes and comments are not nesting.
+        let many = "[".repeat(40);
+        let c = parse(&format!(
+            "# {many}\nbudgets:\n  - arm: \"{many}\"\n    path: '/x/{many}''s'\n"
+        ))
+        .unwrap();
+        assert_eq!(c.arms[0].name, many);
+        assert_eq!(c.arms[0].paths, vec![format!("/x/{many}'s")]);
+        // An escape as the last byte (an unfinished string) is a YAML error,
+        // not a crash of the scan.
+        assert!(err("budgets: \"abc\\").starts_with("/etc/ob/budgets.yaml"));
+    }
+
+    #[test]
+    fn oversized_text_is_refused() {
+        let big = format!(
+            "budgets:\n  - arm: a\n#{}\n",
+            "x".repeat(MAX_CONFIG_BYTES as usize)
+        );
+        assert!(err(&big).contains("larger than the 4194304 bytes"));
     }
 
     #[test]

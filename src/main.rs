@@ -132,6 +132,9 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if cause.downcast_ref::<cli::UsageError>().is_some() {
+            return exit::USAGE;
+        }
         if cause.downcast_ref::<config::ConfigError>().is_some() {
             return exit::CONFIG;
         }

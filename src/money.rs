@@ -75,9 +75,12 @@ impl Micros {
         Some(tenths as f64 / 10.0)
     }
 
-    /// `self * pct / 100`, exact to the micro-dollar (rounded down).
+    /// `self * pct / 100`, exact to the micro-dollar (rounded down), in
+    /// `i128`; a result beyond `i64` saturates (never wraps to a negative
+    /// amount). Config validation keeps caps far below that.
     pub fn scale_pct(self, pct: u32) -> Micros {
-        Micros(((self.0 as i128 * pct as i128) / 100) as i64)
+        let v = (self.0 as i128 * pct as i128) / 100;
+        Micros(i64::try_from(v).unwrap_or(if v > 0 { i64::MAX } else { i64::MIN }))
     }
 
     pub fn saturating_sub(self, o: Micros) -> Micros {
@@ -141,6 +144,51 @@ impl AddAssign for Micros {
     fn add_assign(&mut self, o: Micros) {
         self.0 = self.0.saturating_add(o.0);
     }
+}
+
+/// Rounds parts of a sum so that the rounded parts add up to the rounded
+/// sum (largest remainder): every part gets its whole `unit`s
+/// (picodollars per unit), and the units still missing from `total_units`
+/// go one each to the parts with the largest remainders (ties: the earlier
+/// part).
+fn apportion(parts: &[Picos], unit: i128, total_units: i128) -> Vec<i128> {
+    let mut shares: Vec<i128> = parts.iter().map(|p| p.0.div_euclid(unit)).collect();
+    let mut left = total_units - shares.iter().sum::<i128>();
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (parts[a].0.rem_euclid(unit), parts[b].0.rem_euclid(unit));
+        rb.cmp(&ra).then(a.cmp(&b))
+    });
+    for i in order {
+        if left <= 0 {
+            break;
+        }
+        shares[i] += 1;
+        left -= 1;
+    }
+    shares
+}
+
+/// `parts` in micro-dollars, adding up exactly to their sum rounded once
+/// (as the total's `cost_usd` is).
+pub fn apportion_micros(parts: &[Picos]) -> Vec<Micros> {
+    let total = parts.iter().copied().sum::<Picos>().to_micros();
+    apportion(parts, Picos::PER_MICRO, total.0 as i128)
+        .into_iter()
+        .map(|m| Micros(m as i64))
+        .collect()
+}
+
+/// `parts` in whole cents (as micro-dollars), adding up exactly to their
+/// sum as [`Micros::display_cents`] shows it.
+pub fn apportion_cents(parts: &[Picos]) -> Vec<Micros> {
+    const CENT: i64 = 10_000;
+    let total = parts.iter().copied().sum::<Picos>().to_micros();
+    let cents = (total.0 as i128 + CENT as i128 / 2).div_euclid(CENT as i128);
+    apportion(parts, Picos::PER_MICRO * CENT as i128, cents)
+        .into_iter()
+        .map(|c| Micros(c as i64 * CENT))
+        .collect()
 }
 
 /// `1234567` -> `1,234,567` (non-negative numbers).
@@ -246,5 +294,45 @@ mod tests {
         );
         assert_eq!(Micros::percent_of(Micros(1), Micros(0)), None);
         assert_eq!(Micros(1_000_000_000).scale_pct(110), Micros(1_100_000_000));
+    }
+
+    #[test]
+    fn apportioned_parts_add_up_to_the_rounded_sum() {
+        // Three parts of 0.4 micro-dollars: 0 each on their own, 1 together.
+        let p = [Picos(400_000), Picos(400_000), Picos(400_000)];
+        assert_eq!(apportion_micros(&p), vec![Micros(1), Micros(0), Micros(0)]);
+        // The largest remainder gets the unit, whatever its place.
+        let p = [Picos(1_300_000), Picos(2_450_000), Picos(700_000)];
+        // 1.3 + 2.45 + 0.7 = 4.45 -> 4: floors 1, 2, 0 and one more for 0.7.
+        assert_eq!(apportion_micros(&p), vec![Micros(1), Micros(2), Micros(1)]);
+        // Exact parts are left alone.
+        let p = [Picos(5_000_000), Picos(7_000_000)];
+        assert_eq!(apportion_micros(&p), vec![Micros(5), Micros(7)]);
+        // Cents: 0.4 cents three times shows $0.01 in total, on one row.
+        let p = [
+            Picos(4_000_400_000),
+            Picos(4_000_400_000),
+            Picos(4_001_400_000),
+        ];
+        assert_eq!(
+            apportion_cents(&p),
+            vec![Micros(0), Micros(0), Micros(10_000)]
+        );
+        assert!(apportion_micros(&[]).is_empty());
+    }
+
+    #[test]
+    fn scale_pct_does_not_wrap() {
+        // $1e12 at 1000 %: 1e19 micro-dollars does not fit in i64; it used
+        // to wrap to a negative hard-stop amount.
+        let cap = Micros(1_000_000_000_000 * Micros::PER_DOLLAR);
+        assert_eq!(cap.scale_pct(1000), Micros(i64::MAX));
+        assert_eq!(Micros(i64::MAX).scale_pct(u32::MAX), Micros(i64::MAX));
+        // The largest cap config accepts ($1e9) at the largest grace: exact.
+        let cap = Micros(1_000_000_000 * Micros::PER_DOLLAR);
+        assert_eq!(
+            cap.scale_pct(1000),
+            Micros(10_000_000_000 * Micros::PER_DOLLAR)
+        );
     }
 }

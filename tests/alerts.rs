@@ -21,20 +21,27 @@ fn utc(ts: &str) -> String {
         .to_string()
 }
 
-/// Spends `cents` in `cwd` at `ts`.
+/// Spends `cents` in `cwd` at `ts`, in responses of at most $10 (10M
+/// input tokens: the most one usage field may hold).
 fn spend(env: &Env, cwd: &str, ts: &str, cents: u64) {
-    let n = MSG.fetch_add(1, Ordering::SeqCst);
     let project = cwd.replace('/', "-");
-    let line = assistant(
-        "s1",
-        cwd,
-        &format!("msg_{n}"),
-        &format!("req_{n}"),
-        &utc(ts),
-        "claude-haiku-4-5",
-        usage(cents * 10_000, 0),
-    );
-    env.append(&format!("{project}/s1.jsonl"), &[line]);
+    let mut tokens = cents * 10_000;
+    let mut lines = Vec::new();
+    while tokens > 0 || lines.is_empty() {
+        let n = MSG.fetch_add(1, Ordering::SeqCst);
+        let part = tokens.min(10_000_000);
+        tokens -= part;
+        lines.push(assistant(
+            "s1",
+            cwd,
+            &format!("msg_{n}"),
+            &format!("req_{n}"),
+            &utc(ts),
+            "claude-haiku-4-5",
+            usage(part, 0),
+        ));
+    }
+    env.append(&format!("{project}/s1.jsonl"), &lines);
 }
 
 fn dollars(d: u64) -> u64 {
@@ -502,7 +509,7 @@ fn cannot_run_means_a_documented_code_and_one_line() {
     );
 
     let mut env = Env::new();
-    env.write_config("budgets: []\n");
+    env.write_config("budgets:\n  - arm: a\n");
     std::fs::write(
         &env.ledger,
         b"this is not a database, it is a text file of some length....",

@@ -15,17 +15,32 @@ const MODEL: &str = "claude-haiku-4-5";
 const ACME: &str = "/x/acme";
 const SID: &str = "11111111-aaaa-bbbb-cccc-000000000001";
 
-/// A response costing exactly `micros` micro-dollars.
+/// Responses costing exactly `micros` micro-dollars together, as lines
+/// (joined by newlines) of at most $10 each: 10M input tokens is the most
+/// one usage field may hold.
 fn spend(session: &str, cwd: &str, id: &str, ts: &str, micros: u64) -> String {
-    assistant(
-        session,
-        cwd,
-        id,
-        &format!("req_{id}"),
-        ts,
-        MODEL,
-        json!({"input_tokens": micros, "output_tokens": 0}),
-    )
+    let line = |id: &str, tokens: u64| {
+        assistant(
+            session,
+            cwd,
+            id,
+            &format!("req_{id}"),
+            ts,
+            MODEL,
+            json!({"input_tokens": tokens, "output_tokens": 0}),
+        )
+    };
+    if micros <= 10_000_000 {
+        return line(id, micros);
+    }
+    let mut lines = Vec::new();
+    let mut left = micros;
+    while left > 0 {
+        let part = left.min(10_000_000);
+        lines.push(line(&format!("{id}-{}", lines.len()), part));
+        left -= part;
+    }
+    lines.join("\n")
 }
 
 /// The same, as a subagent's line (sidechain, agentId, the parent's sessionId).

@@ -1198,6 +1198,7 @@ fn corrupt_lines_are_skipped_and_counted() {
         "true",
         "{}",
         "[1]",
+        "10000001",
         "1000000000001",
         "18446744073709551615",
         "18446744073709551616",
@@ -1216,12 +1217,12 @@ fn corrupt_lines_are_skipped_and_counted() {
     let deep_user = format!(r#"{{"type":"user","sessionId":"c1","cwd":"/x/acme","x":{deep}}}"#);
     let null_input = String::from_utf8(with_input_tokens("m_null", "null")).unwrap();
     expect.record("m_null", "req_m_null", 2, "/x/acme", [0, 7, 0, 0]);
-    // The largest count the parser accepts, five times: $125M of output,
-    // whose sums must not overflow anywhere.
+    // The largest count the parser accepts (README, "Transcripts"), five
+    // times: $1,250 of output; one token more is corrupt (above).
     let mut biggest = Vec::new();
     for i in 0..5 {
         let (msg, req) = (format!("m_big{i}"), format!("req_big{i}"));
-        let t = [0, 1_000_000_000_000, 0, 0];
+        let t = [0, 10_000_000, 0, 0];
         biggest.push(assistant_line("c1", "/x/acme", &msg, &req, OCT_1 + i, 2, t, 10).into_bytes());
         expect.record(&msg, &req, 2, "/x/acme", t);
     }

@@ -373,3 +373,39 @@ fn a_path_budgets_yaml_cannot_hold_is_named() {
     );
     assert!(common::one_stderr_line(&out).contains("cannot be written exactly"));
 }
+
+// Proves: with no spend to propose from, init writes a template that lists
+// no arm and says that octo-budget refuses to run until an arm (or a total
+// cap) is added; the template is refused like any config with nothing to
+// enforce (issue 15, item 1), never read as "no budgets".
+#[test]
+fn no_spend_writes_a_template_that_is_refused_until_filled_in() {
+    let env = Env::new();
+    let target = env.path().join("new.yaml");
+    let cfg = ["--config", target.to_str().unwrap()];
+    let out = env
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
+        .args(cfg)
+        .args(["--ledger", env.ledger.to_str().unwrap(), "--now", &env.now])
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("lists no arm, and octo-budget refuses to run"));
+    let text = fs::read_to_string(&target).unwrap();
+    assert!(text.contains("budgets: []"), "{text}");
+    let rep = env
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
+        .args(cfg)
+        .args(["--ledger", env.ledger.to_str().unwrap(), "--now", &env.now])
+        .arg("report")
+        .output()
+        .unwrap();
+    assert_eq!(rep.status.code(), Some(3));
+    assert!(common::one_stderr_line(&rep).contains("no arm and no `total:` cap"));
+}

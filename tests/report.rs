@@ -566,7 +566,7 @@ fn by_session() {
 }
 
 /// `--arm NAME` shows that arm only; `--arm unattributed` only the
-/// remainder; an unknown arm is a config error (exit 3).
+/// remainder; an unknown arm is a usage error (exit 2) with a suggestion.
 #[test]
 fn arm_filter() {
     let env = Env::with_fixtures();
@@ -582,8 +582,19 @@ fn arm_filter() {
     assert_eq!(micros(&doc["totals"]["cost_usd"]), UNATTRIBUTED.micros);
 
     let out = env.run(&["report", "--arm", "acme-api"]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(one_stderr_line(&out).contains("acme-api"));
+    assert_eq!(out.status.code(), Some(2));
+    let e = one_stderr_line(&out);
+    assert!(
+        e.contains("--arm \"acme-api\"") && e.contains("has no such arm (did you mean"),
+        "{e}"
+    );
+    let out = env.run(&["status", "--arm", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = one_stderr_line(&out);
+    assert!(
+        e.contains("--arm \"nobody\"") && e.contains("has no such arm"),
+        "{e}"
+    );
 }
 
 // ---- Periods --------------------------------------------------------------------------
@@ -660,6 +671,18 @@ fn since_until() {
     assert_eq!(micros(&arm(&doc, "acme")["cost_usd"]), 514_533);
     assert_eq!(micros(&arm(&doc, "beta")["cost_usd"]), 18_000);
     assert_eq!(micros(&doc["totals"]["cost_usd"]), 532_533);
+
+    // --since after --until is a usage error (exit 2, not a config error),
+    // said before the ledger is opened: nothing is created or read.
+    let fresh = Env::with_fixtures();
+    let out = fresh.run(&["report", "--since", "2026-11-05", "--until", "2026-11-04"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        one_stderr_line(&out),
+        "octo-budget: --since 2026-11-05 is after --until 2026-11-04"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!fresh.ledger.exists(), "the ledger was created");
 
     // --since alone runs to today (--now).
     let doc = env.report_json(&["--since", "2026-11-20"]);
@@ -919,4 +942,89 @@ fn a_line_without_cwd_takes_the_cwd_of_its_sessions_earliest_record() {
     // $1 (1M haiku input tokens) goes to acme, where the session began.
     assert_eq!(exact_micros(&arm(&doc, "acme")["cost_usd"]), 1_000_000);
     assert_eq!(exact_micros(&arm(&doc, "beta")["cost_usd"]), 0);
+}
+
+// ---- Breakdown rows add up to the total ---------------------------------------------------
+
+/// Three responses whose costs are not whole micro-dollars or cents (cache
+/// reads at 0.08, 0.1 and 0.3 micro-dollars per token), one per model,
+/// session and day:
+///
+/// | row | model | tokens | cost (micro-dollars) |
+/// |---|---|---|---|
+/// | 1 | claude-3-5-haiku, s-a, Nov 10 | 50,005 | 4,000.4 |
+/// | 2 | claude-haiku-4-5, s-b, Nov 11 | 40,004 | 4,000.4 |
+/// | 3 | claude-sonnet-4-5, s-c, Nov 12 | 13,338 | 4,001.4 |
+///
+/// The total is 12,002.2, shown as 12,002 micro-dollars and $0.01. Rounded
+/// one by one the rows were 4,000 + 4,000 + 4,001 = 12,001 and $0.00 three
+/// times. Apportioned by largest remainder: in micro-dollars the one missing
+/// unit goes to the first of the equal remainders (row 1: 4,001, 4,000,
+/// 4,001); in cents the cent goes to row 3 (0.40014 of a cent).
+fn fractional_rows() -> Env {
+    let env = Env::new();
+    env.write_config("timezone: UTC\nbudgets:\n  - arm: acme\n    path: /x/acme\n");
+    for (session, model, day, tokens) in [
+        ("s-a", "claude-3-5-haiku", "10", 50_005u64),
+        ("s-b", "claude-haiku-4-5", "11", 40_004),
+        ("s-c", "claude-sonnet-4-5", "12", 13_338),
+    ] {
+        env.append(
+            &format!("-x-acme/{session}.jsonl"),
+            &[assistant(
+                session,
+                "/x/acme",
+                &format!("msg_{session}"),
+                &format!("req_{session}"),
+                &format!("2026-11-{day}T10:00:00.000Z"),
+                model,
+                serde_json::json!({"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": tokens}),
+            )],
+        );
+    }
+    env
+}
+
+#[test]
+fn breakdown_rows_add_up_to_the_total_in_json_csv_and_table() {
+    let env = fractional_rows();
+    for by in ["model", "session", "day"] {
+        let doc = env.report_json(&["--by", by]);
+        assert_eq!(micros(&doc["totals"]["cost_usd"]), 12_002, "{by}");
+        let rows: Vec<i64> = doc["breakdown"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| micros(&r["cost_usd"]))
+            .collect();
+        assert_eq!(rows, [4_001, 4_000, 4_001], "--by {by} --json");
+
+        let out = env.run(&["report", "--by", by, "--csv"]);
+        assert!(out.status.success());
+        let csv = String::from_utf8(out.stdout).unwrap();
+        let costs: Vec<&str> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap())
+            .collect();
+        assert_eq!(
+            costs,
+            ["0.004001", "0.004000", "0.004001", "0.012002"],
+            "--by {by} --csv: {csv}"
+        );
+
+        let out = env.run(&["report", "--by", by]);
+        assert!(out.status.success());
+        let table = String::from_utf8(out.stdout).unwrap();
+        let spent: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with('│') && !l.contains(" spent "))
+            .map(|l| l.split('┆').nth(1).unwrap().trim())
+            .collect();
+        assert_eq!(
+            spent,
+            ["$0.00", "$0.00", "$0.01", "$0.01"],
+            "--by {by} table:\n{table}"
+        );
+    }
 }

@@ -77,7 +77,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         });
     }
     // The ledger with no config: no arms, the default transcript folders.
-    let empty = Config::parse("", &target, &ctx.path_context())?;
+    let empty = Config::unconfigured(&target, &ctx.path_context());
     let loaded = Loaded {
         attributor: Attributor::new(&[]),
         config: empty,
@@ -177,10 +177,22 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
             .map(|d| absolute(d, ctx))
             .collect(),
     });
-    // The proposal must load as it is, with the paths as recorded.
-    let check = Config::parse(&text, &target, &ctx.path_context())
-        .map_err(|e| anyhow!("internal error: the proposed budgets.yaml does not load ({e})"))?;
-    for (a, loaded) in arms.iter().zip(&check.arms) {
+    // The proposal must load as it is, with the paths as recorded. One
+    // without arms lists nothing to enforce, which no command accepts
+    // (README, "Configuration"): it is a template to fill in, and said so.
+    let check = if arms.is_empty() {
+        eprintln!(
+            "octo-budget: note: no repository spent since {since}: the file lists no arm, and octo-budget refuses to run (check refuses every call) until you add one or a `total:` cap"
+        );
+        None
+    } else {
+        Some(
+            Config::parse(&text, &target, &ctx.path_context()).map_err(|e| {
+                anyhow!("internal error: the proposed budgets.yaml does not load ({e})")
+            })?,
+        )
+    };
+    for (a, loaded) in arms.iter().zip(check.iter().flat_map(|c| &c.arms)) {
         for p in a.paths.iter().filter(|p| !loaded.paths.contains(p)) {
             eprintln!(
                 "octo-budget: note: the path {p:?} of arm {:?} cannot be written exactly in budgets.yaml (it begins or ends with white space); its spend stays unattributed",
@@ -491,7 +503,9 @@ fn render(p: &Proposal<'_>) -> String {
     s.push('\n');
     if p.arms.is_empty() {
         s.push_str(
-            "# No repository spent in this window: add arms by hand (see README).\nbudgets: []\n",
+            "# No repository spent in this window: add arms by hand (see README).\n\
+             # octo-budget refuses to run until this lists an arm or `total:` has a cap.\n\
+             budgets: []\n",
         );
     } else {
         s.push_str(

@@ -417,6 +417,31 @@ impl Progress for ProgressBar {
     }
 }
 
+/// `--arm NAME` names no arm of the config: a usage error (exit 2) that
+/// names the config and suggests the nearest arm (or lists a few).
+pub fn unknown_arm(config: &Config, name: &str) -> crate::cli::UsageError {
+    let names: Vec<&str> = config.arms.iter().map(|a| a.name.as_str()).collect();
+    let hint = match strsim_nearest(name, &names) {
+        Some(best) => format!("did you mean {best:?}?"),
+        None if names.is_empty() => "it lists none".into(),
+        None if names.len() <= 10 => format!("arms: {}", names.join(", ")),
+        None => format!("{} arms, e.g. {}", names.len(), names[..10].join(", ")),
+    };
+    crate::cli::UsageError(format!(
+        "--arm {name:?}: {} has no such arm ({hint})",
+        config.path.display()
+    ))
+}
+
+fn strsim_nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 /// Prints the config's notices (one line each) on stderr.
 pub fn print_notices(config: &Config) {
     for n in &config.notices {

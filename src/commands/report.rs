@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate};
 
 use super::{print_notices, Context};
 use crate::budget::{tier, Period, PeriodKind, Tier};
-use crate::cli::{ByArg, PeriodArg, ReportArgs};
+use crate::cli::{ByArg, PeriodArg, ReportArgs, UsageError};
 use crate::exit;
 use crate::ledger::query::Filter;
 use crate::money::Micros;
@@ -55,6 +55,28 @@ pub struct Report {
     pub prices_effective_from: NaiveDate,
 }
 
+impl Report {
+    fn breakdown_costs(&self) -> Vec<crate::money::Picos> {
+        self.breakdown
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().map(|r| r.tally.cost))
+            .collect()
+    }
+
+    /// The breakdown rows' spend in micro-dollars, apportioned (largest
+    /// remainder) so that the rows add up exactly to their total rounded
+    /// once, as `totals.cost_usd` is: `--json` and `--csv`.
+    pub fn breakdown_micros(&self) -> Vec<Micros> {
+        crate::money::apportion_micros(&self.breakdown_costs())
+    }
+
+    /// The same in whole cents, adding up to the total as the table shows
+    /// it.
+    pub fn breakdown_cents(&self) -> Vec<Micros> {
+        crate::money::apportion_cents(&self.breakdown_costs())
+    }
+}
+
 pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let loaded = ctx.load()?;
     print_notices(&loaded.config);
@@ -62,22 +84,10 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let tz = cfg.timezone;
     if let Some(a) = &args.arm {
         if a != "unattributed" && cfg.arm(a).is_none() {
-            bail!(crate::config::ConfigError::Syntax {
-                path: cfg.path.clone(),
-                message: format!(
-                    "no arm named {a:?} (arms: {})",
-                    cfg.arms
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
+            bail!(super::unknown_arm(cfg, a));
         }
     }
-    let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
-
+    // Usage mistakes are said before the ledger is opened or read.
     let period = match (args.since, args.until) {
         (None, None) => {
             let kind = match args.period {
@@ -93,14 +103,15 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             let until = until.unwrap_or(today);
             let since = since.unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"));
             if since > until {
-                bail!(crate::config::ConfigError::Syntax {
-                    path: "--since/--until".into(),
-                    message: format!("--since {since} is after --until {until}"),
-                });
+                bail!(UsageError(format!(
+                    "--since {since} is after --until {until}"
+                )));
             }
             Period::dates(since, until, tz)
         }
     };
+    let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
+    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
     // Spend up to now: a report "as of --now" ignores later records.
     let window = period.until(ctx.now + Duration::milliseconds(1));
     let groups = ledger.groups(window.start, window.end, &Filter::default())?;

@@ -24,10 +24,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let arm = match (&args.arm, &args.cwd) {
         (Some(name), _) => match cfg.arms.iter().position(|a| a.name == *name) {
             Some(i) => Some(i),
-            None => bail!(crate::config::ConfigError::Syntax {
-                path: cfg.path.clone(),
-                message: format!("no arm named {name:?}"),
-            }),
+            None => bail!(super::unknown_arm(cfg, name)),
         },
         (None, Some(dir)) => {
             let abs = if dir.is_absolute() {

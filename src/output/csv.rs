@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use crate::commands::report::{Report, Row, RowKind};
+use crate::money::Micros;
 
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
@@ -27,11 +28,21 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
         "cache_read",
         "web_search_requests",
     ])?;
-    let rows: Vec<&Row> = match &r.breakdown {
-        Some((_, rows)) => rows.iter().collect(),
-        None => r.arms.iter().chain(r.unattributed.iter()).collect(),
+    // Breakdown rows add up to the total exactly (largest remainder); arm
+    // rows are each rounded once (they are compared with their caps).
+    let rows: Vec<(&Row, Micros)> = match &r.breakdown {
+        Some((_, rows)) => rows.iter().zip(r.breakdown_micros()).collect(),
+        None => r
+            .arms
+            .iter()
+            .chain(r.unattributed.iter())
+            .map(|row| (row, row.tally.spent()))
+            .collect(),
     };
-    for row in rows.into_iter().chain(std::iter::once(&r.total)) {
+    for (row, spent) in rows
+        .into_iter()
+        .chain(std::iter::once((&r.total, r.total.tally.spent())))
+    {
         let u = &row.tally.usage;
         let kind = match row.kind {
             RowKind::Arm => "arm",
@@ -42,7 +53,7 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
         w.write_record([
             row.label.clone(),
             kind.into(),
-            row.tally.spent().plain(),
+            spent.plain(),
             row.cap.map(|c| c.plain()).unwrap_or_default(),
             row.spent_pct()
                 .map(|p| format!("{p:.1}"))

@@ -78,12 +78,16 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     );
     doc.insert("totals".into(), Value::Object(tally_fields(&r.total.tally)));
     if let Some((by, rows)) = &r.breakdown {
+        // Rows add up to `totals.cost_usd` exactly (largest remainder).
+        let shown = r.breakdown_micros();
         let rows: Vec<Value> = rows
             .iter()
-            .map(|row| {
+            .zip(shown)
+            .map(|(row, spent)| {
                 let mut m = Map::new();
                 m.insert("key".into(), json!(row.label));
                 m.extend(tally_fields(&row.tally));
+                m.insert("cost_usd".into(), usd(spent));
                 Value::Object(m)
             })
             .collect();

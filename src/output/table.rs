@@ -7,6 +7,7 @@ use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrange
 use super::thousands;
 use crate::budget::{PeriodKind, Tier};
 use crate::commands::report::{Report, Row, RowKind};
+use crate::money::Micros;
 
 pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let mut t = Table::new();
@@ -38,12 +39,23 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         .into_iter()
         .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
     );
-    let rows: Vec<&Row> = match &r.breakdown {
-        Some((_, rows)) => rows.iter().collect(),
-        None => r.arms.iter().chain(r.unattributed.iter()).collect(),
+    // Breakdown rows add up to the total's cents exactly (largest
+    // remainder); arm rows are each rounded once (they are compared with
+    // their caps).
+    let rows: Vec<(&Row, Micros)> = match &r.breakdown {
+        Some((_, rows)) => rows.iter().zip(r.breakdown_cents()).collect(),
+        None => r
+            .arms
+            .iter()
+            .chain(r.unattributed.iter())
+            .map(|row| (row, row.tally.spent()))
+            .collect(),
     };
-    for row in rows.into_iter().chain(std::iter::once(&r.total)) {
-        t.add_row(cells(row, color));
+    for (row, spent) in rows
+        .into_iter()
+        .chain(std::iter::once((&r.total, r.total.tally.spent())))
+    {
+        t.add_row(cells(row, spent, color));
     }
     for i in 1..11 {
         if let Some(c) = t.column_mut(i) {
@@ -107,7 +119,7 @@ fn period_line(r: &Report) -> String {
     }
 }
 
-fn cells(row: &Row, color: bool) -> Vec<Cell> {
+fn cells(row: &Row, spent: Micros, color: bool) -> Vec<Cell> {
     let u = &row.tally.usage;
     let mut name = Cell::new(&row.label);
     if row.kind == RowKind::Total {
@@ -131,7 +143,7 @@ fn cells(row: &Row, color: bool) -> Vec<Cell> {
     };
     vec![
         name,
-        Cell::new(row.tally.spent().to_string()),
+        Cell::new(spent.to_string()),
         Cell::new(row.cap.map(|c| c.to_string()).unwrap_or_default()),
         Cell::new(
             row.spent_pct()

@@ -12,9 +12,15 @@ use serde_json::Value;
 
 use super::{Advisor, Response, Usage};
 
-/// Token counts above this are not plausible for one request; a line that
-/// claims more is treated as corrupt rather than allowed to skew a total.
-pub const MAX_TOKENS_PER_FIELD: u64 = 1_000_000_000_000;
+/// The most tokens one usage field of one response may hold: 10 million,
+/// ten times the largest context window (1M tokens), which leaves room for
+/// a response whose server-tool iterations re-read a full window several
+/// times. A line that claims more is corrupt (skipped and counted), not
+/// allowed to put up to $1,000,000 on one line.
+pub const MAX_TOKENS_PER_FIELD: u64 = 10_000_000;
+/// The most web searches one response may report (Claude Code's searches
+/// run a handful per response).
+pub const MAX_WEB_SEARCHES: u64 = 1_000;
 
 /// The outcome of parsing one complete line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,13 +276,14 @@ fn usage_of(
     split: Option<&RawCacheCreation>,
     web_search: Option<u64>,
 ) -> Option<Usage> {
-    let fields = [input, output, cache_creation_total, cache_read, web_search];
+    let fields = [input, output, cache_creation_total, cache_read];
     let split5 = split.and_then(|s| s.ephemeral_5m_input_tokens);
     let split1 = split.and_then(|s| s.ephemeral_1h_input_tokens);
     if fields
         .iter()
         .chain([split5, split1].iter())
         .any(|f| f.is_some_and(|v| v > MAX_TOKENS_PER_FIELD))
+        || web_search.is_some_and(|w| w > MAX_WEB_SEARCHES)
     {
         return None;
     }
@@ -505,6 +512,42 @@ mod tests {
                 "{field}"
             );
         }
+    }
+
+    #[test]
+    fn usage_beyond_what_the_api_returns_is_malformed() {
+        let line = |usage: &str| {
+            format!(
+                r#"{{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{{"id":"m","model":"x","usage":{usage}}}}}"#
+            )
+        };
+        let ok = |usage: &str| matches!(parse_line(line(usage).as_bytes()), Line::Response(_));
+        let bad = |usage: &str| {
+            parse_line(line(usage).as_bytes()) == Line::Malformed("implausible token count")
+        };
+        for field in [
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ] {
+            assert!(ok(&format!(r#"{{"{field}":10000000}}"#)), "{field}");
+            assert!(bad(&format!(r#"{{"{field}":10000001}}"#)), "{field}");
+        }
+        for split in ["ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"] {
+            assert!(ok(&format!(
+                r#"{{"cache_creation":{{"{split}":10000000}}}}"#
+            )));
+            assert!(bad(&format!(
+                r#"{{"cache_creation":{{"{split}":10000001}}}}"#
+            )));
+        }
+        assert!(ok(r#"{"server_tool_use":{"web_search_requests":1000}}"#));
+        assert!(bad(r#"{"server_tool_use":{"web_search_requests":1001}}"#));
+        // An advisor iteration is bounded the same way.
+        assert!(bad(
+            r#"{"input_tokens":1,"iterations":[{"type":"advisor_message","model":"y","output_tokens":10000001}]}"#
+        ));
     }
 
     #[test]
