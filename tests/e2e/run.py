@@ -606,6 +606,38 @@ def case_i(c):
     return {"after_breach": len(later), "info": f"halted in the subagent at step {last['step']}; whole session ended (terminal_reason {run['result'].get('terminal_reason')})"}
 
 
+def case_k(c):
+    """A halt inside a subagent that runs in the background (Claude Code's
+    default): the parent runs alongside it, so its first request after the
+    launch races with the halt; nothing else reaches the model, and the
+    subagent's completion notice (a prompt) is refused."""
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
+    run = c.run_claude("E2E:subhalt-bg Run the subhalt-bg script.")
+    seq, _ = breach_seq(c, Fraction(HARD_CAP) * Fraction(110, 100))
+    expect(seq is not None, "no breach")
+    later = after(c, seq)
+    sub = c.requests("subagent")
+    main = c.requests("main")
+    expect(sub and sub[0]["seq"] <= seq, "the breach did not come from the subagent")
+    expect(len(sub) <= 2 and c.result_for(c.tool_use_id(sub[-1])) is None, f"the subagent went on: {len(sub)} requests")
+    # The parent's step-1 request answers the Agent launch and races with
+    # the subagent; a later one would carry the result of a tool that ran
+    # after the breach. Tools allowed before the hook saw the breach (i-sub0,
+    # i-main1) may run; none after.
+    expect(all(r["step"] <= 1 for r in main), f"the parent went on to step {max(r['step'] for r in main)}")
+    expect(not (c.marked() - {"i-sub0", "i-main1"}), f"tools ran after the halt: {sorted(c.marked())}")
+    expect(not [r for r in c.requests() if r["seq"] > sub[-1]["seq"] and r["role"] != "main"], "a request after the subagent's halt")
+    expect(len([r for r in c.requests("main") if r["seq"] > sub[-1]["seq"]]) <= 1, "the parent made more than one request after the subagent's halt")
+    text = run["result"].get("result") or ""
+    notice = "Original prompt: <task-notification>" in text and "octo-budget: arm" in text
+    expect(notice or run["result"].get("terminal_reason") == "hook_stopped", f"the run ended with {run['result'].get('terminal_reason')}: {text[:200]!r}")
+    return {
+        "after_breach": len(later),
+        "info": f"{len(main)} parent and {len(sub)} subagent requests; {[r['role'] for r in later]} after the breach; "
+        + ("the subagent's completion notice (a prompt) refused: no request" if notice else f"terminal_reason {run['result'].get('terminal_reason')}"),
+    }
+
+
 def case_j(c):
     """Untranscribed spend (issue #10): WebSearch's own request and the
     auto-compaction request are billed but never written as responses;
@@ -651,6 +683,7 @@ CASES = [
     ("h", "a subagent's own spend is counted in it", case_h),
     ("i", "a halt inside a subagent ends the session", case_i),
     ("j", "untranscribed requests: cost-state counts them", case_j),
+    ("k", "a halt inside a background subagent", case_k),
 ]
 
 
