@@ -1,6 +1,6 @@
 //! The report model: spend per arm (with its cap and tier for the period),
 //! unattributed spend and the total, optionally broken down by model, local
-//! day or session. Built from the ledger through the spend engine;
+//! day, session or git branch. Built from the ledger through the spend engine;
 //! rendered by the binary's `output` (table, JSON, CSV).
 
 use std::collections::BTreeMap;
@@ -22,6 +22,7 @@ pub enum By {
     Model,
     Day,
     Session,
+    Branch,
 }
 
 impl By {
@@ -31,6 +32,7 @@ impl By {
             By::Model => "model",
             By::Day => "day",
             By::Session => "session",
+            By::Branch => "branch",
         }
     }
 }
@@ -143,31 +145,33 @@ pub fn build(
     let mut per_arm: Vec<Tally> = vec![Tally::default(); cfg.arms.len()];
     let mut unattributed = Tally::default();
     let mut breakdown: BTreeMap<String, Tally> = BTreeMap::new();
-    engine.each(
-        window.start,
-        window.end,
-        &Filter::default(),
-        &wanted,
-        |g, owner, c| {
-            match owner {
-                Owner::Arm(i) => per_arm[i].add(g, c),
-                Owner::Unattributed => unattributed.add(g, c),
-            }
-            let key = match req.by {
-                By::Arm | By::Day => return,
-                By::Model => g.model.clone(),
-                By::Session if g.session_id.is_empty() => "(none)".into(),
-                By::Session => g.session_id.clone(),
-            };
-            breakdown.entry(key).or_default().add(g, c);
-        },
-    )?;
+    // Per branch, the window's responses are read (the rollup has no
+    // branch); every other breakdown reads the rollup.
+    let filter = Filter {
+        by_branch: req.by == By::Branch,
+        ..Filter::default()
+    };
+    engine.each(window.start, window.end, &filter, &wanted, |g, owner, c| {
+        match owner {
+            Owner::Arm(i) => per_arm[i].add(g, c),
+            Owner::Unattributed => unattributed.add(g, c),
+        }
+        let key = match req.by {
+            By::Arm | By::Day => return,
+            By::Model => g.model.clone(),
+            By::Session if g.session_id.is_empty() => "(none)".into(),
+            By::Session => g.session_id.clone(),
+            By::Branch if g.branch.is_empty() => "(no branch)".into(),
+            By::Branch => g.branch.clone(),
+        };
+        breakdown.entry(key).or_default().add(g, c);
+    })?;
     // A breakdown by day must use local days: the rollup's groups are UTC
     // days, so re-read by local day boundaries.
     let breakdown = match req.by {
         By::Arm => None,
         By::Day => Some(by_local_day(loaded, ledger, now, &window, &wanted)?),
-        By::Model | By::Session => Some(
+        By::Model | By::Session | By::Branch => Some(
             breakdown
                 .into_iter()
                 .map(|(k, t)| Row::of(k, RowKind::Breakdown, t))

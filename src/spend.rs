@@ -246,21 +246,27 @@ impl<'a> Engine<'a> {
     /// Spend of one arm in `period` (up to now): only the arm's candidate
     /// places are read, each group's owner resolved exactly.
     pub fn of_arm(&mut self, period: &Period, arm: usize) -> Result<Micros> {
+        self.of_arm_on(period, arm, None)
+    }
+
+    /// [`Engine::of_arm`], of one git branch ('' for none) when `branch` is
+    /// set.
+    pub fn of_arm_on(
+        &mut self,
+        period: &Period,
+        arm: usize,
+        branch: Option<&str>,
+    ) -> Result<Micros> {
         let w = self.window(period);
-        self.places()?;
-        let candidates = match self.candidates.take() {
-            Some((a, c)) if a == arm => c,
-            _ => self.candidate_places(arm),
-        };
+        let candidates = self.candidates(arm)?;
         let filter = Filter {
             places: Some(&candidates),
-            session: None,
+            branch,
+            ..Filter::default()
         };
         let mut sum = Picos(0);
         let mine = |o: Owner| o == Owner::Arm(arm);
-        let read = self.each(w.start, w.end, &filter, &mine, |_, _, c| sum += c);
-        self.candidates = Some((arm, candidates));
-        read?;
+        self.each(w.start, w.end, &filter, &mine, |_, _, c| sum += c)?;
         Ok(sum.to_micros())
     }
 
@@ -269,8 +275,8 @@ impl<'a> Engine<'a> {
     pub fn of_all(&mut self, period: &Period, session: Option<&str>) -> Result<Micros> {
         let w = self.window(period);
         let filter = Filter {
-            places: None,
             session,
+            ..Filter::default()
         };
         let groups = self.ledger.groups(w.start, w.end, &filter)?;
         Ok(groups
@@ -281,7 +287,17 @@ impl<'a> Engine<'a> {
     }
 
     /// Place ids whose spend may belong to `arm` (see
-    /// [`Resolver::candidate_places`]).
+    /// [`Resolver::candidate_places`]), remembered for the last arm asked.
+    pub fn candidates(&mut self, arm: usize) -> Result<Vec<i64>> {
+        self.places()?;
+        let c = match self.candidates.take() {
+            Some((a, c)) if a == arm => c,
+            _ => self.candidate_places(arm),
+        };
+        self.candidates = Some((arm, c.clone()));
+        Ok(c)
+    }
+
     fn candidate_places(&self, arm: usize) -> Vec<i64> {
         let empty = HashMap::new();
         let places = self.places.as_ref().expect("read by the caller");
@@ -317,6 +333,7 @@ mod tests {
                 action: Action::Warn,
                 alert_at_pct: 80,
             },
+            branch_caps: Vec::new(),
         }
     }
 
@@ -374,6 +391,7 @@ mod tests {
             day: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             place_id: 1,
             session_id: "s".into(),
+            branch: String::new(),
             model: "claude-opus-9".into(),
             fast: false,
             us_geo: false,

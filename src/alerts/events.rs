@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration as Days, Utc};
 
 use super::{Event, Level, Scope};
-use crate::budget::{forecast, CapKind, CapState, Evaluator, Period, PeriodKind};
+use crate::budget::{forecast, CapKind, CapState, Evaluator, Period, PeriodKind, Which};
 use crate::ledger::{Result, Store};
 use crate::money::Micros;
 use crate::Loaded;
@@ -36,16 +36,32 @@ pub fn found(loaded: &Loaded, ledger: &dyn Store, now: DateTime<Utc>) -> Result<
                 CapKind::Monthly => "monthly",
                 CapKind::Weekly => "weekly",
                 CapKind::Daily => "daily",
+                CapKind::Branch => "branch",
                 CapKind::Session | CapKind::Hourly => continue,
             };
             let scope = c.scope.clone();
-            let projection = forecast(c.spent, &c.period, now);
+            // A branch cap covers all time: no forecast, no reset; said
+            // once per level ever.
+            let all_time = c.kind == CapKind::Branch;
+            let projection = if all_time {
+                None
+            } else {
+                forecast(c.spent, &c.period, now)
+            };
             let e = Event {
                 level: super::cap_level(c.spent, c.limit, &c.policy),
                 scope,
                 period,
-                period_start: c.period.start.with_timezone(&tz).to_rfc3339(),
-                resets: c.period.end_date(tz),
+                period_start: if all_time {
+                    String::new()
+                } else {
+                    c.period.start.with_timezone(&tz).to_rfc3339()
+                },
+                resets: if all_time {
+                    chrono::NaiveDate::MAX
+                } else {
+                    c.period.end_date(tz)
+                },
                 spent: c.spent,
                 cap: Some(c.limit),
                 action: Some(c.policy.action),
@@ -126,6 +142,16 @@ pub fn found(loaded: &Loaded, ledger: &dyn Store, now: DateTime<Utc>) -> Result<
                 spike: None,
                 total: None,
             });
+        }
+        // Each capped branch of the arm that has spend.
+        if arm.caps.branch.is_some() || !arm.branch_caps.is_empty() {
+            let mut branch_caps = Vec::new();
+            for b in eval.arm_branches(i)? {
+                if let Some(c) = eval.branch_cap(Some(i), Some(&b), Which::All)? {
+                    branch_caps.push(c);
+                }
+            }
+            cap_events(branch_caps, &mut state, &mut new);
         }
         if let Some(s) = super::spike(today_spend[i], &daily[i], &cfg.alerts) {
             new.push(Event {

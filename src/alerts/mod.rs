@@ -176,7 +176,8 @@ pub fn unattributed_alarming(unattributed: Micros, total: Micros, s: &AlertSetti
 pub struct Event {
     pub level: Level,
     pub scope: Scope,
-    /// `monthly`, `weekly` or `daily`.
+    /// `monthly`, `weekly` or `daily`; `branch` for a branch cap (all
+    /// time: its `period_start` is empty and it never resets).
     pub period: &'static str,
     /// The period's first instant in the config's zone (RFC 3339).
     pub period_start: String,

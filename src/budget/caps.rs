@@ -19,6 +19,8 @@ pub enum CapKind {
     Daily,
     Session,
     Hourly,
+    /// One git branch of an arm, over all time.
+    Branch,
 }
 
 impl CapKind {
@@ -29,6 +31,7 @@ impl CapKind {
             CapKind::Daily => "daily",
             CapKind::Session => "session",
             CapKind::Hourly => "hourly",
+            CapKind::Branch => "branch",
         }
     }
 }
@@ -84,7 +87,7 @@ impl CapState {
     /// session caps, which never reset).
     pub fn resets(&self) -> Option<DateTime<Utc>> {
         match self.kind {
-            CapKind::Session => None,
+            CapKind::Session | CapKind::Branch => None,
             _ => Some(self.period.end),
         }
     }
@@ -107,8 +110,9 @@ impl CapState {
             _ => self.period.start,
         };
         let scope = match (self.kind, session) {
-            (CapKind::Session, Some(s)) => format!("{}/{s}", self.scope.name()),
-            _ => self.scope.name().to_owned(),
+            (CapKind::Session, Some(s)) => format!("{}/{s}", self.scope.owner()),
+            (CapKind::Branch, _) => self.scope.name().to_owned(), // <arm>@<branch>
+            _ => self.scope.owner().to_owned(),
         };
         (scope, key_start.with_timezone(&tz).to_rfc3339())
     }
@@ -220,7 +224,7 @@ impl<'a> Evaluator<'a> {
         let wanted = |caps: &Caps, policy: &Policy| {
             which == Which::All || crate::config::can_halt(caps, policy)
         };
-        let arm = arm.filter(|&i| wanted(&cfg.arms[i].caps, &cfg.arms[i].policy));
+        let arm = arm.filter(|&i| which == Which::All || cfg.arms[i].can_halt());
         let total = cfg.total.as_ref().filter(|t| wanted(&t.caps, &t.policy));
         if arm.is_none() && total.is_none() {
             return Ok(Vec::new());
@@ -271,6 +275,46 @@ impl<'a> Evaluator<'a> {
             )?;
         }
         Ok(out)
+    }
+
+    /// The cap of `branch` on `arm`, if the arm caps that branch (see
+    /// [`crate::config::Arm::branch_cap`]): its spend on the arm over all
+    /// time. `which` as for [`Self::caps_of`].
+    pub fn branch_cap(
+        &self,
+        arm: Option<usize>,
+        branch: Option<&str>,
+        which: Which,
+    ) -> Result<Option<CapState>> {
+        let cfg = &self.loaded.config;
+        let (Some(i), Some(branch)) = (arm, branch) else {
+            return Ok(None);
+        };
+        let a = &cfg.arms[i];
+        if which == Which::Halting && a.policy.action != crate::config::Action::Stop {
+            return Ok(None);
+        }
+        let Some((limit, _)) = a.branch_cap(branch, &cfg.trunk_branches) else {
+            return Ok(None);
+        };
+        let whole = Period::whole();
+        let spent = self.engine().of_arm_on(&whole, i, Some(branch))?;
+        Ok(Some(state(
+            Scope::branch_of(&a.name, branch),
+            CapKind::Branch,
+            limit,
+            spent,
+            a.policy,
+            whole,
+        )))
+    }
+
+    /// The branches (other than none) the arm's candidate places have
+    /// spend on, over all time.
+    pub fn arm_branches(&self, arm: usize) -> Result<Vec<String>> {
+        let mut engine = self.engine();
+        let candidates = engine.candidates(arm)?;
+        self.ledger.branches(&candidates)
     }
 
     fn calendar_caps(

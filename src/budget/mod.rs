@@ -15,22 +15,57 @@ use serde::Serialize;
 use crate::config::{Action, Policy};
 use crate::money::Micros;
 
-/// Whose cap or event: an arm, the team total, or (alerts only) the
-/// spend no arm owns.
+/// Whose cap or event: an arm, one git branch of an arm, the team total,
+/// or (alerts only) the spend no arm owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     Arm(String),
     Total,
     Unattributed,
+    /// One branch of an arm (a branch cap); `name` is `<arm>@<branch>`
+    /// (git branch names hold no spaces, so an alert line's name stays one
+    /// field). Build it with [`Scope::branch_of`].
+    Branch {
+        arm: String,
+        branch: String,
+        name: String,
+    },
 }
 
 impl Scope {
-    /// As lines show it.
+    /// The scope of `branch` on `arm`.
+    pub fn branch_of(arm: &str, branch: &str) -> Scope {
+        Scope::Branch {
+            arm: arm.to_owned(),
+            branch: branch.to_owned(),
+            name: format!("{arm}@{branch}"),
+        }
+    }
+
+    /// As alert lines show it (a branch: `<arm>@<branch>`).
     pub fn name(&self) -> &str {
         match self {
             Scope::Arm(a) => a,
             Scope::Total => "total",
             Scope::Unattributed => "unattributed",
+            Scope::Branch { name, .. } => name,
+        }
+    }
+
+    /// The arm (or "total", "unattributed"); a branch's arm. What caps are
+    /// shown and remembered under.
+    pub fn owner(&self) -> &str {
+        match self {
+            Scope::Branch { arm, .. } => arm,
+            other => other.name(),
+        }
+    }
+
+    /// A branch scope's branch.
+    pub fn branch(&self) -> Option<&str> {
+        match self {
+            Scope::Branch { branch, .. } => Some(branch),
+            _ => None,
         }
     }
 
@@ -39,6 +74,7 @@ impl Scope {
             Scope::Arm(_) => "arm",
             Scope::Total => "total",
             Scope::Unattributed => "unattributed",
+            Scope::Branch { .. } => "branch",
         }
     }
 
@@ -48,6 +84,9 @@ impl Scope {
             Scope::Arm(a) => format!("arm:{a}"),
             Scope::Total => "total".into(),
             Scope::Unattributed => "unattributed".into(),
+            Scope::Branch { arm, branch, .. } => {
+                format!("branch:{}", serde_json::json!([arm, branch]))
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `octo-budget report`: spend per arm (or per model, day or session).
+//! `octo-budget report`: spend per arm (or per model, day, session or git
+//! branch).
 
 use std::io::Write;
 
@@ -56,6 +57,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         ByArg::Model => By::Model,
         ByArg::Day => By::Day,
         ByArg::Session => By::Session,
+        ByArg::Branch => By::Branch,
     };
     let mut report = build(&loaded, &ledger, ctx.now, &Request { period, by, only })?;
     report.unreadable = ingested.unreadable;

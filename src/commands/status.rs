@@ -12,7 +12,7 @@ use crate::cli::StatusArgs;
 use crate::exit;
 use crate::output::status::{self, Status};
 use octo_budget::budget::caps::{verdict, Verdict};
-use octo_budget::budget::Evaluator;
+use octo_budget::budget::{Evaluator, Which};
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let loaded = ctx.load()?;
@@ -36,7 +36,15 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         ledger: &ledger,
         now: ctx.now,
     };
-    let caps = eval.caps(arm, args.session.as_deref())?;
+    let mut caps = eval.caps(arm, args.session.as_deref())?;
+    // The branch cap: of --branch, else of the session's latest branch.
+    let branch = match (&args.branch, args.session.as_deref()) {
+        (Some(b), _) => Some(b.clone()),
+        (None, Some(s)) => ledger.session_branch(s)?,
+        (None, None) => None,
+    };
+    let branch_cap = eval.branch_cap(arm, branch.as_deref(), Which::All)?;
+    caps.extend(branch_cap.clone());
     // A session the kill switch halted: its tool calls stay halted until a
     // prompt of its own passes the check.
     let halted = match args.session.as_deref() {
@@ -51,6 +59,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         verdict: verdict(&caps),
         session: args.session.as_deref(),
         halted: halted.as_ref(),
+        branch: branch.as_deref(),
+        branch_cap: branch_cap.as_ref(),
         unreadable: &ingested.unreadable,
     };
     let mut out = std::io::stdout().lock();

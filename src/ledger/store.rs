@@ -9,7 +9,8 @@
 //! from its 15-minute rollup plus the window's ragged edges), optionally
 //! only for an arm's candidate places or one session ([`Filter`]); a
 //! session's cwd, its halt and a warning already given are single-key
-//! lookups. Attribution and prices are applied by the core, so a config
+//! lookups (a branch cap reads its arm's responses of that branch through
+//! an index). Attribution and prices are applied by the core, so a config
 //! change re-prices all history.
 //!
 //! Reading transcripts into the ledger (`ingest`) and the alert outbox are
@@ -46,6 +47,10 @@ pub trait Store {
     fn first_cwds(&self, sessions: &[&str]) -> Result<HashMap<String, String>>;
     /// The cwd of a session's earliest record, if the ledger has seen it.
     fn session_cwd(&self, session_id: &str) -> Result<Option<String>>;
+    /// The git branch of a session's latest record that named one.
+    fn session_branch(&self, session_id: &str) -> Result<Option<String>>;
+    /// The branches (not none) of counted responses in `places`, sorted.
+    fn branches(&self, places: &[i64]) -> Result<Vec<String>>;
     /// The first and last timestamps of counted responses, if any.
     fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>>;
     /// Transcript lines skipped as malformed.
@@ -88,6 +93,12 @@ impl Store for Ledger {
     }
     fn session_cwd(&self, session_id: &str) -> Result<Option<String>> {
         Ledger::session_cwd(self, session_id)
+    }
+    fn session_branch(&self, session_id: &str) -> Result<Option<String>> {
+        Ledger::session_branch(self, session_id)
+    }
+    fn branches(&self, places: &[i64]) -> Result<Vec<String>> {
+        Ledger::branches(self, places)
     }
     fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         Ledger::time_span(self)

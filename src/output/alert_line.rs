@@ -47,8 +47,16 @@ pub fn text(ts: &str, e: &Event) -> String {
             sp.threshold.dollars_cents()
         ));
     }
-    s.push_str(&format!(" resets={}", e.resets));
+    s.push_str(&format!(" resets={}", resets(e)));
     s
+}
+
+/// The date a cap resets; `never` for a branch cap.
+fn resets(e: &Event) -> String {
+    match e.scope.branch() {
+        Some(_) => "never".into(),
+        None => e.resets.to_string(),
+    }
 }
 
 /// The same fields as one JSON object (absent ones are null): `alerts
@@ -59,6 +67,7 @@ pub struct AlertDoc<'a> {
     pub level: &'static str,
     pub scope: &'static str,
     pub name: &'a str,
+    pub branch: Option<&'a str>,
     pub period: &'static str,
     pub period_start: &'a str,
     pub resets: String,
@@ -80,9 +89,10 @@ pub fn doc<'a>(ts: &'a str, e: &'a Event) -> AlertDoc<'a> {
         level: e.level.as_str(),
         scope: e.scope.kind(),
         name: e.scope.name(),
+        branch: e.scope.branch(),
         period: e.period,
         period_start: &e.period_start,
-        resets: e.resets.to_string(),
+        resets: resets(e),
         spent_usd: Usd(e.spent),
         cap_usd: e.cap.map(Usd),
         total_usd: e.total.map(Usd),

@@ -198,6 +198,7 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
 #[derive(Debug, Serialize)]
 pub struct CapDoc {
     pub scope: String,
+    pub branch: Option<String>,
     pub cap: &'static str,
     pub limit_usd: Usd,
     pub spent_usd: Usd,
@@ -214,7 +215,8 @@ pub struct CapDoc {
 impl CapDoc {
     pub fn of(c: &CapState, tz: chrono_tz::Tz) -> CapDoc {
         CapDoc {
-            scope: c.scope.name().to_owned(),
+            scope: c.scope.owner().to_owned(),
+            branch: c.scope.branch().map(str::to_owned),
             cap: c.kind.as_str(),
             limit_usd: Usd(c.limit),
             spent_usd: Usd(c.spent),
@@ -242,6 +244,9 @@ pub struct StatusDoc {
     pub tier: Tier,
     pub reason: Option<String>,
     pub caps: Vec<CapDoc>,
+    /// The branch whose cap is evaluated (`--branch`, else the session's).
+    pub branch: Option<String>,
+    pub branch_cap: Option<CapDoc>,
     pub unreadable_files: usize,
 }
 

@@ -25,6 +25,9 @@ pub struct Status<'a> {
     pub session: Option<&'a str>,
     /// The session's halt, when the kill switch halted it.
     pub halted: Option<&'a Halt>,
+    /// The branch whose cap is evaluated, and that cap (also in `caps`).
+    pub branch: Option<&'a str>,
+    pub branch_cap: Option<&'a CapState>,
     pub unreadable: &'a [Unreadable],
 }
 
@@ -59,6 +62,8 @@ impl Status<'_> {
             tier: worst_tier(self.caps),
             reason: self.reason(),
             caps: self.caps.iter().map(|c| CapDoc::of(c, tz)).collect(),
+            branch: self.branch.map(str::to_owned),
+            branch_cap: self.branch_cap.map(|c| CapDoc::of(c, tz)),
             unreadable_files: self.unreadable.len(),
         }
     }
@@ -90,8 +95,11 @@ pub fn text(out: &mut impl Write, s: &Status<'_>) -> io::Result<()> {
     ]);
     for c in s.caps {
         t.add_row([
-            c.scope.name().to_owned(),
-            c.kind.as_str().to_owned(),
+            c.scope.owner().to_owned(),
+            match c.scope.branch() {
+                Some(b) => format!("branch {b}"),
+                None => c.kind.as_str().to_owned(),
+            },
             c.limit.to_string(),
             c.spent.to_string(),
             c.remaining().to_string(),
