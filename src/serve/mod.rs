@@ -1,0 +1,286 @@
+//! The read-only HTTP server of `octo-budget serve`: a small synchronous
+//! server (tiny_http) with a pool of workers, each with its own ledger
+//! connection, and one thread that reads new transcript lines into the
+//! ledger every `--ingest-every`. Answers are built from the same core
+//! and serde types as `report --json` and `status --json` ([`api`]) and a
+//! server-rendered dashboard ([`dashboard`]). Nothing here writes
+//! budgets.yaml, records a halt or a warning, or runs for any other
+//! command.
+
+pub mod api;
+pub mod dashboard;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
+use tiny_http::{Header, Method, Request, Response};
+
+use crate::commands::Context;
+use crate::error::{Error, Result};
+use octo_budget::ledger::Ledger;
+use octo_budget::transcript::discover::Unreadable;
+use octo_budget::Loaded;
+
+/// Worker threads answering requests (each holds a ledger connection).
+const WORKERS: usize = 8;
+/// How long a request waits for a ledger another process is writing.
+const BUSY: Duration = Duration::from_secs(10);
+
+/// What `serve` was started with.
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// The bearer token every request but /healthz must carry.
+    pub token: Option<String>,
+    /// Zero: never read transcripts.
+    pub ingest_every: Duration,
+    /// `--now`: answer as of this instant (tests), else the clock.
+    pub fixed_now: Option<DateTime<Utc>>,
+}
+
+/// What every worker shares.
+pub struct State {
+    pub ctx: Arc<Context>,
+    pub loaded: Loaded,
+    pub settings: Settings,
+    /// What the last ingest could not read (its count is in the answers).
+    pub unreadable: Mutex<Vec<Unreadable>>,
+    pub templates: minijinja::Environment<'static>,
+}
+
+impl State {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.settings.fixed_now.unwrap_or_else(Utc::now)
+    }
+
+    pub fn unreadable(&self) -> Vec<Unreadable> {
+        self.unreadable
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
+    }
+}
+
+pub struct Server {
+    http: Arc<tiny_http::Server>,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Reads what is new into the ledger, then binds the address.
+    pub fn start(ctx: Arc<Context>, loaded: Loaded, settings: Settings) -> Result<Server> {
+        let ledger_path = ctx.ledger_path(&loaded.config);
+        let mut ledger = Ledger::open(&ledger_path, BUSY)?;
+        let mut unreadable = Vec::new();
+        if !settings.ingest_every.is_zero() {
+            unreadable = ctx.ingest_all(&loaded, &mut ledger, false)?.unreadable;
+        }
+        drop(ledger);
+        let http = tiny_http::Server::http(settings.listen).map_err(|e| Error::Io {
+            context: format!("cannot listen on {}", settings.listen),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let state = Arc::new(State {
+            ctx,
+            loaded,
+            settings,
+            unreadable: Mutex::new(unreadable),
+            templates: dashboard::templates(),
+        });
+        Ok(Server {
+            http: Arc::new(http),
+            state,
+        })
+    }
+
+    /// Serves until the process is ended.
+    pub fn run(self) {
+        let addr = self
+            .http
+            .server_addr()
+            .to_ip()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        // The first line on stdout: where it listens (port 0 picks one).
+        println!("octo-budget serve: listening on http://{addr}/");
+        if !self.state.settings.ingest_every.is_zero() {
+            let state = Arc::clone(&self.state);
+            std::thread::spawn(move || ingest_loop(&state));
+        }
+        let mut workers = Vec::new();
+        for _ in 0..WORKERS {
+            let http = Arc::clone(&self.http);
+            let state = Arc::clone(&self.state);
+            workers.push(std::thread::spawn(move || worker(&http, &state)));
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Reads new transcript lines every `--ingest-every`; a failed run is
+/// said on stderr and tried again next time.
+fn ingest_loop(state: &State) {
+    let path = state.ctx.ledger_path(&state.loaded.config);
+    loop {
+        std::thread::sleep(state.settings.ingest_every);
+        let run = Ledger::open(&path, BUSY)
+            .map_err(Error::from)
+            .and_then(|mut l| state.ctx.ingest_all(&state.loaded, &mut l, false));
+        match run {
+            Ok(stats) => {
+                if let Ok(mut u) = state.unreadable.lock() {
+                    *u = stats.unreadable;
+                }
+            }
+            Err(e) => eprintln!("octo-budget serve: reading transcripts: {e}"),
+        }
+    }
+}
+
+fn worker(http: &tiny_http::Server, state: &State) {
+    let path = state.ctx.ledger_path(&state.loaded.config);
+    let mut ledger: Option<Ledger> = None;
+    while let Ok(req) = http.recv() {
+        if ledger.is_none() {
+            match Ledger::open(&path, BUSY) {
+                Ok(l) => ledger = Some(l),
+                Err(e) => eprintln!("octo-budget serve: opening the ledger: {e}"),
+            }
+        }
+        let reply = match &ledger {
+            Some(l) => answer(state, l, &req),
+            None => Reply::error(503, "the ledger cannot be opened"),
+        };
+        respond(req, reply);
+    }
+}
+
+/// An answer: status, content type and body.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+pub const JSON: &str = "application/json";
+
+impl Reply {
+    pub fn json(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            content_type: JSON,
+            body,
+        }
+    }
+
+    /// `{"error": {"status": .., "message": ..}}`.
+    pub fn error(status: u16, message: &str) -> Reply {
+        let doc = serde_json::json!({"error": {"status": status, "message": message}});
+        let mut body = Vec::new();
+        let _ = crate::output::json::pretty(&mut body, &doc);
+        Reply {
+            status,
+            content_type: JSON,
+            body,
+        }
+    }
+
+    /// A failure that is not the client's: details go to the log, never
+    /// into the answer (they may name files).
+    pub fn internal(e: &dyn std::fmt::Display) -> Reply {
+        eprintln!("octo-budget serve: {e}");
+        Reply::error(500, "internal error (the server's log says more)")
+    }
+}
+
+fn answer(state: &State, ledger: &Ledger, req: &Request) -> Reply {
+    let url = req.url();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        return Reply::error(
+            405,
+            "only GET and HEAD are served (the server is read-only)",
+        );
+    }
+    if path != "/healthz" && !authorized(state, req) {
+        return Reply::error(
+            401,
+            "a bearer token is required (Authorization: Bearer <token>)",
+        );
+    }
+    let segments: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match seg.as_slice() {
+        ["healthz"] => api::healthz(ledger),
+        ["api", "v1", "report"] => api::report(state, ledger, query),
+        ["api", "v1", "arms", arm, "status"] => api::status(state, ledger, arm, query),
+        ["api", "v1", "arms", arm, "budget"] => api::budget(state, ledger, arm, query),
+        [""] => dashboard::page(state, ledger, query, false),
+        ["live"] => dashboard::page(state, ledger, query, true),
+        ["assets", name] => dashboard::asset(name),
+        _ => Reply::error(404, "no such page"),
+    }
+}
+
+/// True when no token is set, or the request carries it (compared in
+/// constant time).
+fn authorized(state: &State, req: &Request) -> bool {
+    let Some(token) = &state.settings.token else {
+        return true;
+    };
+    req.headers()
+        .iter()
+        .filter(|h| h.field.equiv("Authorization"))
+        .any(|h| {
+            let v = h.value.as_str();
+            let given = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or("")
+                .trim();
+            bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+        })
+}
+
+fn respond(req: Request, reply: Reply) {
+    let mut headers = vec![
+        header("Content-Type", reply.content_type),
+        header("Cache-Control", "no-store"),
+        header("X-Content-Type-Options", "nosniff"),
+        header("Referrer-Policy", "no-referrer"),
+        header(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ];
+    if reply.status == 401 {
+        headers.push(header("WWW-Authenticate", "Bearer"));
+    }
+    // tiny_http sends no body for HEAD.
+    let len = reply.body.len();
+    let resp = Response::new(
+        tiny_http::StatusCode(reply.status),
+        headers,
+        &reply.body[..],
+        Some(len),
+        None,
+    );
+    // A client that went away is not the server's problem.
+    let _ = req.respond(resp);
+}
+
+fn header(k: &str, v: &str) -> Header {
+    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("a valid header")
+}
