@@ -23,8 +23,10 @@ fn main() -> ExitCode {
     // write error) instead of killing the process with no reason.
     commands::guard::ignore_sigxfsz();
     let cli = Cli::parse();
+    let env = Environment::from_process();
     let ctx = Context {
-        env: Environment::from_process(),
+        locations: env.locations(&cli.global),
+        env,
         now: cli.global.now.unwrap_or_else(chrono::Utc::now),
         global: cli.global.clone(),
     };

@@ -19,7 +19,6 @@ use crate::output::hook_reply;
 use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
 use octo_budget::budget::{Evaluator, Which};
-use octo_budget::config::Config;
 use octo_budget::config::OnError;
 use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
@@ -231,12 +230,13 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             .map(|p| p.to_string_lossy().into_owned())
     });
     let config_path = absolute(&cfg.path, ctx);
-    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    let ledger_path = absolute(&ctx.locations.ledger_path(cfg), ctx);
     if !is_prompt {
         let protected = protect::Protected::new(
             &config_path,
             &ledger_path,
-            &transcript_trees(ctx, cfg, hook.transcript_path.as_deref()),
+            &ctx.locations
+                .transcript_trees(cfg, hook.transcript_path.as_deref()),
             ctx.env.home.as_deref(),
         );
         if let Some(reason) = protected.check(tool, hook.tool_input.as_ref(), cwd.as_deref()) {
@@ -391,7 +391,7 @@ fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decisi
     if !cfg.can_halt() {
         return Decision::Allow;
     }
-    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    let ledger_path = absolute(&ctx.locations.ledger_path(cfg), ctx);
     if !ledger_path.exists() {
         return Decision::Allow;
     }
@@ -437,7 +437,7 @@ fn read_session(ledger_path: &Path, hook: &HookInput) {
         return;
     };
     if ledger.history_read().unwrap_or(false) {
-        let files = super::session_files(t, hook.session_id.as_deref());
+        let files = octo_budget::transcript::discover::session_files(t, hook.session_id.as_deref());
         let _ = octo_budget::ledger::ingest::ingest_within(
             &mut ledger,
             &files,
@@ -451,39 +451,4 @@ fn history_budget(ctx: &Context) -> Duration {
     ctx.global.history_budget_ms.map_or(HISTORY_BUDGET, |ms| {
         Duration::from_millis(ms).min(HISTORY_BUDGET)
     })
-}
-
-/// The `projects/` trees of every Claude dir octo-budget may read from:
-/// the ones in use, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, `~/.claude` and
-/// `~/.config/claude`, and the one holding the hook's own transcript.
-pub fn transcript_trees(ctx: &Context, cfg: &Config, transcript: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = ctx.claude_dirs(cfg);
-    dirs.extend(cfg.claude_dirs.iter().cloned());
-    if let Some(d) = ctx
-        .env
-        .claude_config_dir
-        .as_deref()
-        .and_then(|d| d.to_str())
-    {
-        dirs.extend(d.split(',').filter(|s| !s.is_empty()).map(PathBuf::from));
-    }
-    if let Some(h) = &ctx.env.home {
-        dirs.push(h.join(".claude"));
-        dirs.push(h.join(".config").join("claude"));
-    }
-    if let Some(x) = &ctx.env.xdg_config_home {
-        dirs.push(x.join("claude"));
-    }
-    let cwd = ctx.env.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let mut trees: Vec<PathBuf> = dirs.iter().map(|d| cwd.join(d).join("projects")).collect();
-    if let Some(p) = transcript
-        .into_iter()
-        .flat_map(Path::ancestors)
-        .find(|a| a.file_name().is_some_and(|n| n == "projects"))
-    {
-        trees.push(p.to_path_buf());
-    }
-    trees.sort();
-    trees.dedup();
-    trees
 }

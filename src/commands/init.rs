@@ -237,11 +237,9 @@ fn target_path(ctx: &Context) -> Result<PathBuf> {
     if let Some(p) = &ctx.global.config {
         return Ok(absolute(p, ctx));
     }
-    ctx.xdg_config()
-        .map(|x| x.join("octo-budget").join("budgets.yaml"))
-        .ok_or_else(|| {
-            Error::Usage("neither HOME nor XDG_CONFIG_HOME is set; pass --config PATH".into())
-        })
+    ctx.locations.user_config().ok_or_else(|| {
+        Error::Usage("neither HOME nor XDG_CONFIG_HOME is set; pass --config PATH".into())
+    })
 }
 
 /// Writes `bytes` to a new file at `path` (its folder created), atomically
