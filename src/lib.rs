@@ -11,6 +11,7 @@ pub mod config;
 pub mod hook;
 pub mod ledger;
 pub mod loaded;
+pub mod model;
 pub mod money;
 pub mod pricing;
 pub mod protect;
