@@ -14,6 +14,7 @@ pub mod loaded;
 pub mod model;
 pub mod money;
 pub mod pricing;
+pub mod proposal;
 pub mod protect;
 pub mod report;
 pub mod spend;
