@@ -123,6 +123,8 @@ pub enum ByArg {
     Model,
     Day,
     Session,
+    /// Transcribed responses vs. requests Claude Code counted but never wrote
+    Kind,
 }
 
 #[derive(Debug, Args)]

@@ -145,6 +145,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         let key = match args.by {
             ByArg::Arm | ByArg::Day => continue,
             ByArg::Model => g.model.clone(),
+            ByArg::Kind => if g.unwritten { "unwritten" } else { "transcribed" }.into(),
             ByArg::Session => {
                 if g.session_id.is_empty() {
                     "(none)".into()
@@ -167,7 +168,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             loaded.prices(),
             &wanted,
         )?),
-        ByArg::Model | ByArg::Session => Some(
+        ByArg::Model | ByArg::Session | ByArg::Kind => Some(
             breakdown
                 .into_iter()
                 .map(|(k, t)| Row {

@@ -35,7 +35,7 @@ use crate::pricing::PromptClass;
 use crate::transcript::discover::{TranscriptFile, Unreadable};
 use crate::transcript::parse::{envelope_cwd, parse_line, Line, SessionCwd};
 use crate::transcript::reader::{for_each_line_until, read_head};
-use crate::transcript::{Response, Usage};
+use crate::transcript::{CostState, Response, Usage};
 
 /// How many leading bytes identify a file's content.
 const HEAD_LEN: u64 = 4096;
@@ -113,6 +113,9 @@ struct FileResult {
     responses: Vec<Response>,
     /// Per session, the cwd of its earliest record in this file.
     session_cwds: Vec<SessionCwd>,
+    /// `cost-state` records, each with the timestamp of the latest
+    /// response before it in the file (the end of the run it closes).
+    cost_states: Vec<(CostState, i64)>,
     skipped: u64,
     bytes: u64,
 }
@@ -557,12 +560,15 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         }),
     };
     let mut skipped = 0u64;
+    let mut cost_states: Vec<(CostState, Option<i64>)> = Vec::new();
+    let mut latest_ts: Option<i64> = None;
     let (end, stopped) = for_each_line_until(
         &mut f,
         start as u64,
         || stop.after_chunk(),
         |line, _offset| match parse_line(line) {
             Line::Response(r) => {
+                latest_ts = latest_ts.max(Some(r.ts_ms));
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
                     file_has_cwd = true;
@@ -590,10 +596,26 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                     }
                 }
             }
+            Line::CostState(c) => cost_states.push((c, latest_ts)),
             Line::Malformed(_) => skipped += 1,
         },
     )?;
     let end = end as i64;
+    // A cost-state read with no response before it in these bytes (the
+    // rest were read earlier, e.g. by the hook): its run ended at the
+    // latest response in the bytes before them.
+    let earlier = if start > 0 && cost_states.iter().any(|(_, t)| t.is_none()) {
+        latest_response_before(&mut f, start as u64)?
+    } else {
+        None
+    };
+    let cost_states = cost_states
+        .into_iter()
+        .map(|(c, t)| {
+            let end = t.or(earlier).unwrap_or(c.start_ms).max(c.start_ms);
+            (c, end)
+        })
+        .collect();
     let mut meta = w.meta;
     if stopped {
         // Read only up to `end`: recorded as the file's size, so the next
@@ -615,9 +637,30 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         head_hash,
         responses,
         session_cwds,
+        cost_states,
         skipped,
         bytes: (end - start).max(0) as u64,
     })
+}
+
+/// The timestamp of the latest response in a file's first `until` bytes.
+fn latest_response_before(f: &mut File, until: u64) -> std::io::Result<Option<i64>> {
+    let mut latest = None;
+    let past = std::cell::Cell::new(false);
+    for_each_line_until(
+        f,
+        0,
+        || past.get(),
+        |line, offset| {
+            // `offset` is where the line starts.
+            if offset >= until {
+                past.set(true);
+            } else if let Line::Response(r) = parse_line(line) {
+                latest = latest.max(Some(r.ts_ms));
+            }
+        },
+    )?;
+    Ok(latest)
 }
 
 /// Merges a duplicate of a response into the first copy seen.
@@ -850,6 +893,53 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
             }
         }
+        for (c, end_ms) in std::mem::take(&mut r.cost_states) {
+            let cwd = r
+                .session_cwds
+                .iter()
+                .find(|sc| sc.session_id == c.session_id)
+                .map_or("", |sc| sc.cwd.as_str())
+                .to_owned();
+            let place_id = self.place(&cwd, &r.project)?;
+            let mut st = self
+                .ledger
+                .conn
+                // Cumulative totals: merging keeps the largest value of each
+                // field, so re-reading a file (or an older cost-state after a
+                // newer one) changes nothing.
+                .prepare_cached(
+                    "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
+                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (session_id, start_ms, model) DO UPDATE SET
+                        place_id = CASE WHEN excluded.end_ms >= end_ms THEN excluded.place_id ELSE place_id END,
+                        end_ms = max(end_ms, excluded.end_ms),
+                        input = max(input, excluded.input), output = max(output, excluded.output),
+                        cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
+                        cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
+                        cache_read = max(cache_read, excluded.cache_read),
+                        web_search = max(web_search, excluded.web_search)",
+                )
+                .map_err(|e| self.ledger.err(e))?;
+            for (model, u) in &c.models {
+                st.execute(params![
+                    c.session_id,
+                    c.start_ms,
+                    model,
+                    place_id,
+                    end_ms,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+                .map_err(|e| self.ledger.err(e))?;
+            }
+            self.pending += 1;
+        }
+        let conn = &self.ledger.conn;
         let skipped = if r.reset {
             0
         } else {

@@ -27,6 +27,9 @@ pub struct Group {
     /// De-duplicated responses (advisor iterations are not responses).
     pub messages: i64,
     pub usage: Usage,
+    /// Requests Claude Code counted in its `cost-state` but never wrote as
+    /// responses (`messages` is 0): see [`Ledger::unwritten_groups`].
+    pub unwritten: bool,
 }
 
 /// Where responses ran: a cwd (empty when the records had none) and the
@@ -50,15 +53,26 @@ pub struct Filter<'a> {
 }
 
 impl Ledger {
-    /// Token groups for responses with `from <= timestamp < to`.
+    /// Token groups for responses with `from <= timestamp < to`, and the
+    /// unwritten requests of the counts that ended in that window.
     pub fn groups(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         filter: &Filter<'_>,
     ) -> Result<Vec<Group>> {
-        let from_ms = from.timestamp_millis();
-        let to_ms = to.timestamp_millis();
+        let mut out = self.transcribed_groups(from.timestamp_millis(), to.timestamp_millis(), filter)?;
+        out.extend(self.unwritten_groups(from.timestamp_millis(), to.timestamp_millis(), filter)?);
+        Ok(out)
+    }
+
+    /// Token groups for responses with `from_ms <= timestamp < to_ms`.
+    fn transcribed_groups(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
         if to_ms <= from_ms {
             return Ok(Vec::new());
         }
@@ -85,6 +99,7 @@ impl Ledger {
                 class: PromptClass(k.class),
                 messages,
                 usage,
+                unwritten: false,
             })
             .collect();
         out.sort_by(|a, b| {
@@ -96,6 +111,159 @@ impl Ledger {
             ))
         });
         Ok(out)
+    }
+
+    /// The requests Claude Code counted but never wrote as responses, for
+    /// the counts whose last run ended in `[from_ms, to_ms)`.
+    ///
+    /// A count is what one `cost-state` `startTime` totals: one process
+    /// run, every `--resume` of it (cumulative, same `startTime`) and every
+    /// `--fork-session` of it (a new session whose totals carry the
+    /// parent's, same `startTime`). Its total per model and kind is the
+    /// largest any of its sessions reported (a fork carries its parent; a
+    /// parent and a fork both continued later count only the larger
+    /// branch: less, never twice). Its transcribed part is every counted
+    /// response of those sessions (subagents included: they carry the
+    /// parent's session id) from `startTime` to the end of its last run.
+    /// The difference, never negative, is the unwritten part, placed at
+    /// that end, in the place of the session that ran last.
+    pub fn unwritten_groups(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        let starts: Vec<i64> = {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT DISTINCT start_ms FROM cost_states WHERE end_ms >= ?1 AND end_ms < ?2",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([from_ms, to_ms], |r| r.get(0))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<i64>>>())
+                .map_err(|e| self.err(e))?;
+            rows
+        };
+        let mut out = Vec::new();
+        for start in starts {
+            out.extend(self.unwritten_of_count(start, from_ms, to_ms, filter)?);
+        }
+        Ok(out)
+    }
+
+    fn unwritten_of_count(
+        &self,
+        start_ms: i64,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
+        struct StateRow {
+            session_id: String,
+            model: String,
+            place_id: i64,
+            end_ms: i64,
+            usage: Usage,
+        }
+        let rows: Vec<StateRow> = {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT session_id, model, place_id, end_ms, input, output, cache_write_5m,
+                            cache_write_1h, cache_read, web_search
+                     FROM cost_states WHERE start_ms = ?1 ORDER BY end_ms, session_id, model",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([start_ms], |r| {
+                    Ok(StateRow {
+                        session_id: r.get(0)?,
+                        model: r.get(1)?,
+                        place_id: r.get(2)?,
+                        end_ms: r.get(3)?,
+                        usage: super::usage_at(r, 4)?,
+                    })
+                })
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.err(e))?;
+            rows
+        };
+        let Some(last) = rows.last() else {
+            return Ok(Vec::new());
+        };
+        // Placed where the count's last run ended (rows are by end_ms).
+        let end_ms = last.end_ms;
+        if end_ms < from_ms || end_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let (session_id, place_id) = (last.session_id.clone(), last.place_id);
+        if filter.session.is_some_and(|s| s != session_id)
+            || filter.places.is_some_and(|p| !p.contains(&place_id))
+        {
+            return Ok(Vec::new());
+        }
+        // Claude Code's totals per model (as the price table knows it): the
+        // largest of each field over the count's sessions.
+        let mut counted: Vec<(String, String, Usage)> = Vec::new();
+        for r in &rows {
+            let key = crate::pricing::model::normalise(&r.model);
+            match counted.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, u)) => *u = u.max(&r.usage),
+                None => counted.push((key, r.model.clone(), r.usage)),
+            }
+        }
+        // What the count's sessions wrote as responses, from its start to
+        // the end of its last run.
+        let mut sessions: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        let mut written: HashMap<String, Usage> = HashMap::new();
+        for s in sessions {
+            let f = Filter {
+                places: None,
+                session: Some(s),
+            };
+            for g in self.transcribed_groups(start_ms, end_ms.saturating_add(1), &f)? {
+                written
+                    .entry(crate::pricing::model::normalise(&g.model))
+                    .or_default()
+                    .add(&g.usage);
+            }
+        }
+        let day = end_ms.div_euclid(86_400_000);
+        Ok(counted
+            .into_iter()
+            .filter_map(|(key, model, total)| {
+                let w = written.get(&key).copied().unwrap_or_default();
+                let usage = Usage {
+                    input: total.input.saturating_sub(w.input),
+                    output: total.output.saturating_sub(w.output),
+                    cache_write_5m: total.cache_write_5m.saturating_sub(w.cache_write_5m),
+                    cache_write_1h: total.cache_write_1h.saturating_sub(w.cache_write_1h),
+                    cache_read: total.cache_read.saturating_sub(w.cache_read),
+                    web_search: total.web_search.saturating_sub(w.web_search),
+                };
+                (usage != Usage::default()).then(|| Group {
+                    day: day_of(day),
+                    place_id,
+                    session_id: session_id.clone(),
+                    model,
+                    // Claude Code's totals do not say which requests were
+                    // fast, US-only or long-context: standard rates.
+                    fast: false,
+                    us_geo: false,
+                    class: PromptClass(0),
+                    messages: 0,
+                    usage,
+                    unwritten: true,
+                })
+            })
+            .collect())
     }
 
     fn filter_sql(filter: &Filter<'_>, args: &mut Vec<rusqlite::types::Value>) -> String {
@@ -315,7 +483,9 @@ impl Ledger {
         let (lo, hi): (Option<i64>, Option<i64>) = self
             .conn
             .query_row(
-                "SELECT MIN(ts_ms), MAX(ts_ms) FROM responses WHERE counted = 1",
+                "SELECT MIN(t), MAX(t) FROM (SELECT MIN(ts_ms) AS t FROM responses WHERE counted = 1
+                   UNION ALL SELECT MAX(ts_ms) FROM responses WHERE counted = 1
+                   UNION ALL SELECT MIN(end_ms) FROM cost_states UNION ALL SELECT MAX(end_ms) FROM cost_states)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

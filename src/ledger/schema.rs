@@ -26,14 +26,18 @@
 //!   found were read through once, so `check` reads only its session);
 //! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
-//!   new prompt passes the check.
+//!   new prompt passes the check;
+//! - `cost_states` (8): Claude Code's own totals (`cost-state` records) per
+//!   session, count (`startTime`) and model, the largest seen, with the
+//!   time of the latest response before them and their place; the spend
+//!   they show beyond the transcribed responses is computed when read.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 8;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -190,6 +194,31 @@ const MIGRATIONS: &[&str] = &[
         tail TEXT NOT NULL,
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 7: taken by another branch (per-branch budgets); empty here so that
+    // the numbers agree when both are merged.
+    "",
+    // 8: Claude Code's own totals per session and count (`cost-state`), for
+    // the requests it never writes as responses. Transcripts already read
+    // are read again from the start, once, to find them.
+    "
+    CREATE TABLE cost_states (
+        session_id TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        place_id INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        PRIMARY KEY (session_id, start_ms, model)
+    ) WITHOUT ROWID;
+    CREATE INDEX cost_states_end ON cost_states (end_ms);
+    CREATE INDEX cost_states_start ON cost_states (start_ms);
+    UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1;
     ",
 ];
 

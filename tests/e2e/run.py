@@ -636,8 +636,30 @@ def case_j(c):
     all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 10_000  # + one search at $10 per 1000
     expect(round(run["result"]["total_cost_usd"] * 1e6) == all_micros, f"total_cost_usd {run['result']['total_cost_usd']} != ${all_micros / 1e6}")
     rep = c.report()
-    gap = all_micros - round(rep["totals"]["cost_usd"] * 1e6)
-    return {"info": f"cost-state = all {len(reqs)} requests = total_cost_usd ${all_micros / 1e6:.6f}; report ${rep['totals']['cost_usd']:.6f} (transcribed only: ${gap / 1e6:.6f} unwritten, issue #10)"}
+    expect_report_is_bill(rep, reqs, 1, all_micros, run["result"]["total_cost_usd"])
+    unwritten = [r for r in reqs if r["role"] in ("compact", "websearch")]
+    uw = rep["totals"]["unwritten"]
+    want_uw = {k: sum(tokens_of(r["usage"])[k] for r in unwritten) for k in kinds}
+    expect(uw["tokens"] == want_uw and uw["web_search_requests"] == 1, f"report unwritten {uw} != the compaction and WebSearch requests {want_uw}")
+    by_kind = json.loads(c.octo("report", "--json", "--period", "all", "--by", "kind").stdout)["breakdown"]["rows"]
+    keys = {r["key"]: round(r["cost_usd"] * 1e6) for r in by_kind}
+    uw_micros = sum(cost_micros(r["usage"]) for r in unwritten) + 10_000
+    expect(keys == {"transcribed": all_micros - uw_micros, "unwritten": uw_micros}, f"--by kind {keys}")
+    return {"info": f"cost-state = all {len(reqs)} requests = total_cost_usd = report ${all_micros / 1e6:.6f}, of which unwritten (compaction, WebSearch's own request and its search) ${uw_micros / 1e6:.6f}"}
+
+
+def expect_report_is_bill(rep, reqs, searches, all_micros, total_cost_usd):
+    """`report --json` equals what the mock billed over ALL requests (tokens
+    per kind, web searches) and Claude Code's own total_cost_usd."""
+    kinds = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+    billed = {k: sum(tokens_of(r["usage"])[k] for r in reqs) for k in kinds}
+    arm = [a for a in rep["arms"] if a["arm"] == "e2e"][0]
+    expect(arm["tokens"] == billed, f"report tokens {arm['tokens']} != billed over all requests {billed}")
+    expect(arm["web_search_requests"] == searches, f"report web searches {arm['web_search_requests']} != {searches}")
+    got = round(arm["cost_usd"] * 1e6)
+    expect(got == all_micros, f"report ${arm['cost_usd']} != billed ${all_micros / 1e6}")
+    expect(round(total_cost_usd * 1e6) == got, f"report ${arm['cost_usd']} != Claude Code's total_cost_usd {total_cost_usd}")
+    expect(rep["totals"]["cost_usd"] == arm["cost_usd"], "spend outside the arm")
 
 
 CASES = [
@@ -650,7 +672,7 @@ CASES = [
     ("g", "a warn systemMessage appears once", case_g),
     ("h", "a subagent's own spend is counted in it", case_h),
     ("i", "a halt inside a subagent ends the session", case_i),
-    ("j", "untranscribed requests: cost-state counts them", case_j),
+    ("j", "untranscribed requests: report = the bill", case_j),
 ]
 
 
@@ -752,6 +774,33 @@ def observe_cost_state(c, sig):
     return line
 
 
+def observe_fork(c):
+    """`--resume <id> --fork-session` of a session that used WebSearch and
+    was compacted: the fork's file, its cost-state and startTime."""
+    sid = str(uuid.uuid4())
+    c.run_claude("E2E:compact Run the compact script.", "--session-id", sid)
+    n1 = len(c.requests())
+    billed1 = sum(cost_micros(r["usage"]) for r in c.requests()) + 10_000
+    run2 = c.run_claude("E2E:plain fork it", "--resume", sid, "--fork-session")
+    billed2 = sum(cost_micros(r["usage"]) for r in c.requests()[n1:])
+    files = sorted(glob.glob(os.path.join(c.cfgdir, "projects", "*", "*.jsonl")))
+    out = [f"parent billed ${float(billed1) / 1e6:.6f}, fork run billed ${float(billed2) / 1e6:.6f}; result total_cost_usd {run2['result'].get('total_cost_usd')}"]
+    parent_start = None
+    for f in files:
+        lines = [json.loads(line) for line in open(f)]
+        name = os.path.basename(f)[:-6]
+        states = [(i, d) for i, d in enumerate(lines) if d.get("type") == "cost-state"]
+        sids = sorted({d.get("sessionId") for d in lines if d.get("sessionId")})
+        desc = []
+        for i, d in states:
+            desc.append(f"line {i + 1}/{len(lines)} sessionId {'own' if d.get('sessionId') == name else d.get('sessionId')} ${d['totalCostUSD']:.6f} startTime {d['startTime']}")
+        if name == sid:
+            parent_start = states[-1][1]["startTime"] if states else None
+        out.append(f"{'parent' if name == sid else 'fork'} file: {len(lines)} lines, sessionIds {['own' if s == name else s for s in sids]}, cost-states [{'; '.join(desc)}]")
+    out.append(f"parent startTime {parent_start}")
+    return " | ".join(out)
+
+
 def observe(args):
     global RATES
     RATES = price_rates(MODEL)
@@ -765,6 +814,7 @@ def observe(args):
         ("cost-state, SIGTERM", lambda c: observe_cost_state(c, "SIGTERM")),
         ("cost-state, SIGINT", lambda c: observe_cost_state(c, "SIGINT")),
         ("cost-state, SIGKILL", lambda c: observe_cost_state(c, "SIGKILL")),
+        ("cost-state, fork", observe_fork),
         ]
         if not args.cases or any(k in j[0] for k in args.cases)
     ]
