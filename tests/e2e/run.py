@@ -662,6 +662,65 @@ def expect_report_is_bill(rep, reqs, searches, all_micros, total_cost_usd):
     expect(rep["totals"]["cost_usd"] == arm["cost_usd"], "spend outside the arm")
 
 
+def case_k(c):
+    """A session with WebSearch and compaction, `--resume`d (cumulative
+    cost-state, same startTime) and then forked (`--fork-session`: a new
+    session whose cost-state carries the parent's totals): report = every
+    request billed, counted once, = the last run's total_cost_usd."""
+    c.install("")
+    sid = str(uuid.uuid4())
+    c.run_claude("E2E:compact Run the compact script.", "--session-id", sid)
+    c.octo("ingest")  # the first run's cost-state is in the ledger before the next
+    c.run_claude("E2E:plain go on", "--resume", sid)
+    run3 = c.run_claude("E2E:plain fork it", "--resume", sid, "--fork-session")
+    reqs = c.requests()
+    roles = [r["role"] for r in reqs]
+    expect(roles.count("compact") == 1 and roles.count("websearch") == 1, f"the mock served {roles}")
+    states = []
+    for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", "*.jsonl")):
+        states += [json.loads(line) for line in open(f) if '"cost-state"' in line]
+    expect(len(states) == 3 and len({d["startTime"] for d in states}) == 1, f"cost-states: {[(d['sessionId'][:8], d['startTime']) for d in states]}")
+    all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 10_000
+    expect_report_is_bill(c.report(), reqs, 1, all_micros, run3["result"]["total_cost_usd"])
+    return {"info": f"3 runs, 2 sessions, {len(reqs)} requests: report = billed = the fork's total_cost_usd ${all_micros / 1e6:.6f}"}
+
+
+def case_l(c):
+    """A run killed by SIGKILL (no cost-state) and `--resume`d (a new
+    count: new startTime, only its own requests) that then uses WebSearch,
+    after a session with WebSearch and compaction: report = every request
+    billed (the killed run's responses are not taken off the resumed run's
+    unwritten request)."""
+    c.install("")
+    run1 = c.run_claude("E2E:compact Run the compact script.")
+    sid = str(uuid.uuid4())
+    p = subprocess.Popen(
+        c.claude_args("E2E:slowsearch Run the slowsearch script.", "--session-id", sid),
+        env=c.env(), cwd=c.proj, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    time.sleep(3)
+    c.octo("ingest")  # the killed run is being read while it runs
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=CLAUDE_TIMEOUT)
+    time.sleep(0.5)
+    killed = len(c.requests())
+    expect(not [r for r in c.requests() if r["role"] == "websearch"][1:], "the killed run reached its WebSearch")
+    run3 = c.run_claude("E2E:slowsearch continue", "--resume", sid)
+    reqs = c.requests()
+    states = []
+    for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", f"{sid}.jsonl")):
+        states += [json.loads(line) for line in open(f) if '"cost-state"' in line]
+    expect(len(states) == 1, f"{len(states)} cost-states in the killed and resumed session")
+    expect([r["role"] for r in reqs].count("websearch") == 2, "the resumed run made no WebSearch request")
+    all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 20_000
+    # The killed run is in no total of Claude Code's (its requests are all
+    # transcribed: Bash only), the resumed run's total is its own requests.
+    killed_micros = sum(cost_micros(r["usage"]) for r in reqs[5:killed])
+    total = (round(run1["result"]["total_cost_usd"] * 1e6) + killed_micros + round(run3["result"]["total_cost_usd"] * 1e6)) / 1e6
+    expect_report_is_bill(c.report(), reqs, 2, all_micros, total)
+    return {"info": f"killed after {killed - 5} requests (${killed_micros / 1e6:.6f}, in no cost-state); report = billed ${all_micros / 1e6:.6f} = run totals + the killed run"}
+
+
 CASES = [
     ("a", "report equals the usage served", case_a),
     ("b", "hard_stop refuses Agent/WebSearch, Bash runs", case_b),
@@ -673,6 +732,8 @@ CASES = [
     ("h", "a subagent's own spend is counted in it", case_h),
     ("i", "a halt inside a subagent ends the session", case_i),
     ("j", "untranscribed requests: report = the bill", case_j),
+    ("k", "resume and fork: every request counted once", case_k),
+    ("l", "a SIGKILLed run, resumed: every request counted once", case_l),
 ]
 
 
