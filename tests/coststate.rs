@@ -335,3 +335,35 @@ fn unwritten_spend_survives_transcript_deletion() {
     let (all, unwritten) = figures(acme(&env.report_json(&[])));
     assert_eq!((all[0], unwritten[0]), (3_000, 2_000));
 }
+
+// Proves: a ledger from before schema 8 (it read the session file, and its
+// cost-state, without keeping it) finds the totals on its upgrade: the
+// session files are read again once, and nothing counts twice.
+#[test]
+fn an_older_ledger_finds_cost_states_on_upgrade() {
+    let env = env_with("");
+    let s = "s-old";
+    env.append(
+        &format!("-x-acme/{s}.jsonl"),
+        &[
+            resp(s, "o1", "2026-11-10T10:00:01.000Z", 1000, 0),
+            cost_state(
+                s,
+                "2026-11-10T09:59:59.000Z",
+                &[(MODEL, [3_000, 0, 0, 0])],
+            ),
+        ],
+    );
+    assert_eq!(figures(acme(&env.report_json(&[]))).0[0], 3_000);
+    {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.execute_batch("DROP TABLE cost_states; PRAGMA user_version = 6;")
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let doc = env.report_json(&[]);
+        let (all, unwritten) = figures(acme(&doc));
+        assert_eq!((all[0], unwritten[0]), (3_000, 2_000));
+        assert_eq!(acme(&doc)["messages"], 1);
+    }
+}

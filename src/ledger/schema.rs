@@ -199,8 +199,9 @@ const MIGRATIONS: &[&str] = &[
     // the numbers agree when both are merged.
     "",
     // 8: Claude Code's own totals per session and count (`cost-state`), for
-    // the requests it never writes as responses. Transcripts already read
-    // are read again from the start, once, to find them.
+    // the requests it never writes as responses. Session files already
+    // read are read again from the start, once, to find them (re-reading
+    // adds nothing else: copies merge); subagent files never hold one.
     "
     CREATE TABLE cost_states (
         session_id TEXT NOT NULL,
@@ -218,7 +219,8 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX cost_states_end ON cost_states (end_ms);
     CREATE INDEX cost_states_start ON cost_states (start_ms);
-    UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1;
+    UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
+    WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
     ",
 ];
 
