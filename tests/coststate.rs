@@ -132,7 +132,12 @@ fn cost_state_above_the_transcribed_adds_the_difference_once() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["key"].as_str().unwrap().to_owned(), micros(&r["cost_usd"])))
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                micros(&r["cost_usd"]),
+            )
+        })
         .collect();
     assert_eq!(
         rows,
@@ -273,11 +278,7 @@ fn a_killed_run_then_a_new_count() {
         &[
             user(s, ACME, "2026-11-10T12:00:00.000Z", "go on"),
             resp(s, "k2", "2026-11-10T12:00:01.000Z", 2000, 0),
-            cost_state(
-                s,
-                "2026-11-10T11:59:59.000Z",
-                &[(MODEL, [2_500, 0, 0, 0])],
-            ),
+            cost_state(s, "2026-11-10T11:59:59.000Z", &[(MODEL, [2_500, 0, 0, 0])]),
         ],
     );
     let (all, unwritten) = figures(acme(&env.report_json(&[])));
@@ -323,11 +324,7 @@ fn unwritten_spend_survives_transcript_deletion() {
         &format!("-x-acme/{s}.jsonl"),
         &[
             resp(s, "d1", "2026-11-10T10:00:01.000Z", 1000, 0),
-            cost_state(
-                s,
-                "2026-11-10T09:59:59.000Z",
-                &[(MODEL, [3_000, 0, 0, 0])],
-            ),
+            cost_state(s, "2026-11-10T09:59:59.000Z", &[(MODEL, [3_000, 0, 0, 0])]),
         ],
     );
     assert_eq!(figures(acme(&env.report_json(&[]))).0[0], 3_000);
@@ -347,11 +344,7 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
         &format!("-x-acme/{s}.jsonl"),
         &[
             resp(s, "o1", "2026-11-10T10:00:01.000Z", 1000, 0),
-            cost_state(
-                s,
-                "2026-11-10T09:59:59.000Z",
-                &[(MODEL, [3_000, 0, 0, 0])],
-            ),
+            cost_state(s, "2026-11-10T09:59:59.000Z", &[(MODEL, [3_000, 0, 0, 0])]),
         ],
     );
     assert_eq!(figures(acme(&env.report_json(&[]))).0[0], 3_000);

@@ -145,7 +145,12 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         let key = match args.by {
             ByArg::Arm | ByArg::Day => continue,
             ByArg::Model => g.model.clone(),
-            ByArg::Kind => if g.unwritten { "unwritten" } else { "transcribed" }.into(),
+            ByArg::Kind => if g.unwritten {
+                "unwritten"
+            } else {
+                "transcribed"
+            }
+            .into(),
             ByArg::Session => {
                 if g.session_id.is_empty() {
                     "(none)".into()

@@ -61,8 +61,13 @@ impl Ledger {
         to: DateTime<Utc>,
         filter: &Filter<'_>,
     ) -> Result<Vec<Group>> {
-        let mut out = self.transcribed_groups(from.timestamp_millis(), to.timestamp_millis(), filter)?;
-        out.extend(self.unwritten_groups(from.timestamp_millis(), to.timestamp_millis(), filter)?);
+        let mut out =
+            self.transcribed_groups(from.timestamp_millis(), to.timestamp_millis(), filter)?;
+        out.extend(self.unwritten_groups(
+            from.timestamp_millis(),
+            to.timestamp_millis(),
+            filter,
+        )?);
         Ok(out)
     }
 

@@ -745,10 +745,7 @@ mod tests {
         };
         assert_eq!(c.models.len(), 2);
         assert_eq!(c.models[0].0, "claude-haiku-4-5");
-        assert_eq!(
-            (c.models[0].1.input, c.models[0].1.cache_write_5m),
-            (7, 40)
-        );
+        assert_eq!((c.models[0].1.input, c.models[0].1.cache_write_5m), (7, 40));
         assert_eq!(c.models[1].1, Usage::default());
         // Without a session or a start the totals cannot be placed.
         for bad in [
@@ -759,9 +756,11 @@ mod tests {
         ] {
             assert!(matches!(parse_line(bad), Line::Malformed(_)), "{bad:?}");
         }
-        // A user who writes the word is not a cost-state.
-        let user = br#"{"type":"user","message":{"content":"what is "cost-state"?"}}"#;
+        // Another record that holds the word is not a cost-state.
+        let user = br#"{"type":"user","message":{"content":{"cost-state":1}}}"#;
         assert_eq!(parse_line(user), Line::NoCost);
+        let quoted = br#"{"type":"user","message":{"content":"what is \"cost-state\"?"}}"#;
+        assert_eq!(parse_line(quoted), Line::NoCost);
     }
 
     #[test]
