@@ -360,3 +360,70 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
         assert_eq!(acme(&doc)["messages"], 1);
     }
 }
+
+// Proves: each run's unwritten part stays in the period it ran in. Run 1
+// on Nov 10: 1,000 in transcribed, cost-state 1,500 (500 unwritten). Resumed
+// on Nov 12: 2,000 in transcribed, cost-state 4,000 (500 more unwritten).
+// Nov 10 shows 1,500 (500 unwritten), Nov 12 2,500 (500 unwritten), the
+// month 4,000 (1,000 unwritten); Nov 10 does not change when the session is
+// resumed.
+#[test]
+fn each_run_keeps_its_day() {
+    let env = env_with("");
+    let s = "s-days";
+    let rel = format!("-x-acme/{s}.jsonl");
+    let start = "2026-11-10T09:59:59.000Z";
+    env.append(
+        &rel,
+        &[
+            resp(s, "y1", "2026-11-10T10:00:01.000Z", 1000, 0),
+            cost_state(s, start, &[(MODEL, [1_500, 0, 0, 0])]),
+        ],
+    );
+    let day = |d: &str| {
+        let (all, unwritten) = figures(acme(&env.report_json(&["--since", d, "--until", d])));
+        (all[0], unwritten[0])
+    };
+    assert_eq!(day("2026-11-10"), (1_500, 500));
+    env.append(
+        &rel,
+        &[
+            user(s, ACME, "2026-11-12T09:00:00.000Z", "go on"),
+            resp(s, "y2", "2026-11-12T09:00:01.000Z", 2000, 0),
+            cost_state(s, start, &[(MODEL, [4_000, 0, 0, 0])]),
+        ],
+    );
+    assert_eq!(day("2026-11-10"), (1_500, 500));
+    assert_eq!(day("2026-11-12"), (2_500, 500));
+    let (all, unwritten) = figures(acme(&env.report_json(&[])));
+    assert_eq!((all[0], unwritten[0]), (4_000, 1_000));
+}
+
+// Proves: the difference is recomputed when more of the session's
+// responses arrive: a subagent file read after the cost-state (its 1,000 in
+// were in Claude Code's total all along) lowers the unwritten part, the
+// total stays 3,000.
+#[test]
+fn a_late_subagent_file_lowers_the_unwritten_part() {
+    let env = env_with("");
+    let s = "s-late";
+    env.append(
+        &format!("-x-acme/{s}.jsonl"),
+        &[
+            resp(s, "l1", "2026-11-10T10:00:01.000Z", 1000, 0),
+            resp(s, "l2", "2026-11-10T10:00:09.000Z", 500, 0),
+            cost_state(s, "2026-11-10T09:59:59.000Z", &[(MODEL, [3_000, 0, 0, 0])]),
+        ],
+    );
+    let (all, unwritten) = figures(acme(&env.report_json(&[])));
+    assert_eq!((all[0], unwritten[0]), (3_000, 1_500));
+    let mut sub: Value =
+        serde_json::from_str(&resp(s, "l3", "2026-11-10T10:00:05.000Z", 1000, 0)).unwrap();
+    sub["isSidechain"] = json!(true);
+    env.append(
+        &format!("-x-acme/{s}/subagents/agent-b.jsonl"),
+        &[sub.to_string()],
+    );
+    let (all, unwritten) = figures(acme(&env.report_json(&[])));
+    assert_eq!((all[0], unwritten[0]), (3_000, 500));
+}

@@ -904,16 +904,13 @@ impl<'a> Writer<'a> {
             let mut st = self
                 .ledger
                 .conn
-                // Cumulative totals: merging keeps the largest value of each
-                // field, so re-reading a file (or an older cost-state after a
-                // newer one) changes nothing.
+                // One row per run's totals (a cumulative count has one per
+                // run); the same record read again merges by maximum.
                 .prepare_cached(
                     "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
                         input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                     ON CONFLICT (session_id, start_ms, model) DO UPDATE SET
-                        place_id = CASE WHEN excluded.end_ms >= end_ms THEN excluded.place_id ELSE place_id END,
-                        end_ms = max(end_ms, excluded.end_ms),
+                     ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
                         input = max(input, excluded.input), output = max(output, excluded.output),
                         cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
                         cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),

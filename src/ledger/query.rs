@@ -119,19 +119,22 @@ impl Ledger {
     }
 
     /// The requests Claude Code counted but never wrote as responses, for
-    /// the counts whose last run ended in `[from_ms, to_ms)`.
+    /// the runs that ended in `[from_ms, to_ms)`.
     ///
     /// A count is what one `cost-state` `startTime` totals: one process
-    /// run, every `--resume` of it (cumulative, same `startTime`) and every
-    /// `--fork-session` of it (a new session whose totals carry the
-    /// parent's, same `startTime`). Its total per model and kind is the
-    /// largest any of its sessions reported (a fork carries its parent; a
-    /// parent and a fork both continued later count only the larger
-    /// branch: less, never twice). Its transcribed part is every counted
-    /// response of those sessions (subagents included: they carry the
-    /// parent's session id) from `startTime` to the end of its last run.
-    /// The difference, never negative, is the unwritten part, placed at
-    /// that end, in the place of the session that ran last.
+    /// run, every `--resume` of it (cumulative totals, same `startTime`) and
+    /// every `--fork-session` of it (a new session whose totals carry the
+    /// parent's, same `startTime`). At the end of each of its runs (a
+    /// `cost-state`), its total per model and kind is the largest any of
+    /// its sessions had reported by then (a fork carries its parent); its
+    /// transcribed part is every counted response of its sessions
+    /// (subagents included: they carry the parent's session id) from
+    /// `startTime` to that end; the difference, never negative, is what is
+    /// unwritten so far. Each run adds what that figure grew by (it never
+    /// shrinks: a figure that would is at most the truth already counted),
+    /// placed at the run's end, in its session's place. The runs' parts
+    /// add up to the count's figure, so nothing counts twice, and a
+    /// running session's earlier runs keep theirs.
     pub fn unwritten_groups(
         &self,
         from_ms: i64,
@@ -198,77 +201,113 @@ impl Ledger {
                 .map_err(|e| self.err(e))?;
             rows
         };
-        let Some(last) = rows.last() else {
-            return Ok(Vec::new());
-        };
-        // Placed where the count's last run ended (rows are by end_ms).
-        let end_ms = last.end_ms;
-        if end_ms < from_ms || end_ms >= to_ms {
-            return Ok(Vec::new());
-        }
-        let (session_id, place_id) = (last.session_id.clone(), last.place_id);
-        if filter.session.is_some_and(|s| s != session_id)
-            || filter.places.is_some_and(|p| !p.contains(&place_id))
-        {
-            return Ok(Vec::new());
-        }
-        // Claude Code's totals per model (as the price table knows it): the
-        // largest of each field over the count's sessions.
-        let mut counted: Vec<(String, String, Usage)> = Vec::new();
-        for r in &rows {
-            let key = crate::pricing::model::normalise(&r.model);
-            match counted.iter_mut().find(|(k, _, _)| *k == key) {
-                Some((_, _, u)) => *u = u.max(&r.usage),
-                None => counted.push((key, r.model.clone(), r.usage)),
-            }
-        }
-        // What the count's sessions wrote as responses, from its start to
-        // the end of its last run.
         let mut sessions: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
         sessions.sort_unstable();
         sessions.dedup();
-        let mut written: HashMap<String, Usage> = HashMap::new();
-        for s in sessions {
-            let f = Filter {
-                places: None,
-                session: Some(s),
-            };
-            for g in self.transcribed_groups(start_ms, end_ms.saturating_add(1), &f)? {
-                written
-                    .entry(crate::pricing::model::normalise(&g.model))
-                    .or_default()
-                    .add(&g.usage);
+        let normalise = crate::pricing::model::normalise;
+        // Per model (as the price table knows it): the name shown, Claude
+        // Code's total so far, what was transcribed so far, and the largest
+        // unwritten figure so far.
+        struct PerModel {
+            key: String,
+            name: String,
+            total: Usage,
+            written: Usage,
+            unwritten: Usage,
+        }
+        let mut models: Vec<PerModel> = Vec::new();
+        let mut out = Vec::new();
+        let mut written_to = start_ms; // transcribed responses read up to here (exclusive)
+        let mut i = 0;
+        while i < rows.len() {
+            // One run's end: every row with this end_ms.
+            let end_ms = rows[i].end_ms;
+            let first = i;
+            while i < rows.len() && rows[i].end_ms == end_ms {
+                let r = &rows[i];
+                let key = normalise(&r.model);
+                match models.iter_mut().find(|m| m.key == key) {
+                    Some(m) => m.total = m.total.max(&r.usage),
+                    None => models.push(PerModel {
+                        key,
+                        name: r.model.clone(),
+                        total: r.usage,
+                        written: Usage::default(),
+                        unwritten: Usage::default(),
+                    }),
+                }
+                i += 1;
+            }
+            if end_ms >= to_ms {
+                break; // later runs are not asked for
+            }
+            let upto = end_ms.saturating_add(1);
+            if upto > written_to {
+                for s in &sessions {
+                    let f = Filter {
+                        places: None,
+                        session: Some(s),
+                    };
+                    for g in self.transcribed_groups(written_to, upto, &f)? {
+                        let key = normalise(&g.model);
+                        match models.iter_mut().find(|m| m.key == key) {
+                            Some(m) => m.written.add(&g.usage),
+                            None => models.push(PerModel {
+                                key,
+                                name: g.model.clone(),
+                                total: Usage::default(),
+                                written: g.usage,
+                                unwritten: Usage::default(),
+                            }),
+                        }
+                    }
+                }
+                written_to = upto;
+            }
+            let (session_id, place_id) = (rows[first].session_id.clone(), rows[first].place_id);
+            let shown = end_ms >= from_ms
+                && filter.session.is_none_or(|s| s == session_id)
+                && filter.places.is_none_or(|p| p.contains(&place_id));
+            for m in &mut models {
+                let (t, w) = (&m.total, &m.written);
+                let now = Usage {
+                    input: t.input.saturating_sub(w.input),
+                    output: t.output.saturating_sub(w.output),
+                    cache_write_5m: t.cache_write_5m.saturating_sub(w.cache_write_5m),
+                    cache_write_1h: t.cache_write_1h.saturating_sub(w.cache_write_1h),
+                    cache_read: t.cache_read.saturating_sub(w.cache_read),
+                    web_search: t.web_search.saturating_sub(w.web_search),
+                }
+                .max(&m.unwritten);
+                let u = &m.unwritten;
+                let grew = Usage {
+                    input: now.input - u.input,
+                    output: now.output - u.output,
+                    cache_write_5m: now.cache_write_5m - u.cache_write_5m,
+                    cache_write_1h: now.cache_write_1h - u.cache_write_1h,
+                    cache_read: now.cache_read - u.cache_read,
+                    web_search: now.web_search - u.web_search,
+                };
+                m.unwritten = now;
+                if shown && grew != Usage::default() {
+                    out.push(Group {
+                        day: day_of(end_ms.div_euclid(86_400_000)),
+                        place_id,
+                        session_id: session_id.clone(),
+                        model: m.name.clone(),
+                        // Claude Code's totals do not say which requests were
+                        // fast, US-only or long-context: standard rates.
+                        fast: false,
+                        us_geo: false,
+                        class: PromptClass(0),
+                        messages: 0,
+                        usage: grew,
+                        unwritten: true,
+                    });
+                }
             }
         }
-        let day = end_ms.div_euclid(86_400_000);
-        Ok(counted
-            .into_iter()
-            .filter_map(|(key, model, total)| {
-                let w = written.get(&key).copied().unwrap_or_default();
-                let usage = Usage {
-                    input: total.input.saturating_sub(w.input),
-                    output: total.output.saturating_sub(w.output),
-                    cache_write_5m: total.cache_write_5m.saturating_sub(w.cache_write_5m),
-                    cache_write_1h: total.cache_write_1h.saturating_sub(w.cache_write_1h),
-                    cache_read: total.cache_read.saturating_sub(w.cache_read),
-                    web_search: total.web_search.saturating_sub(w.web_search),
-                };
-                (usage != Usage::default()).then(|| Group {
-                    day: day_of(day),
-                    place_id,
-                    session_id: session_id.clone(),
-                    model,
-                    // Claude Code's totals do not say which requests were
-                    // fast, US-only or long-context: standard rates.
-                    fast: false,
-                    us_geo: false,
-                    class: PromptClass(0),
-                    messages: 0,
-                    usage,
-                    unwritten: true,
-                })
-            })
-            .collect())
+        Ok(out)
     }
 
     fn filter_sql(filter: &Filter<'_>, args: &mut Vec<rusqlite::types::Value>) -> String {

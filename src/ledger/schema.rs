@@ -28,9 +28,10 @@
 //!   every later call of the session (its subagents too) is halted until a
 //!   new prompt passes the check;
 //! - `cost_states` (8): Claude Code's own totals (`cost-state` records) per
-//!   session, count (`startTime`) and model, the largest seen, with the
-//!   time of the latest response before them and their place; the spend
-//!   they show beyond the transcribed responses is computed when read.
+//!   session, count (`startTime`), model and end of the run they close (the
+//!   time of the latest response before them in the file), with the
+//!   session's place; the spend they show beyond the transcribed responses
+//!   is computed when read.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -215,10 +216,9 @@ const MIGRATIONS: &[&str] = &[
         cache_write_1h INTEGER NOT NULL,
         cache_read INTEGER NOT NULL,
         web_search INTEGER NOT NULL,
-        PRIMARY KEY (session_id, start_ms, model)
+        PRIMARY KEY (start_ms, session_id, model, end_ms)
     ) WITHOUT ROWID;
     CREATE INDEX cost_states_end ON cost_states (end_ms);
-    CREATE INDEX cost_states_start ON cost_states (start_ms);
     UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
     WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
     ",
