@@ -350,7 +350,7 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
     assert_eq!(figures(acme(&env.report_json(&[]))).0[0], 3_000);
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
-        c.execute_batch("DROP TABLE cost_states; PRAGMA user_version = 6;")
+        c.execute_batch("DROP TABLE cost_states; DROP TABLE unwritten; PRAGMA user_version = 6;")
             .unwrap();
     }
     for _ in 0..2 {

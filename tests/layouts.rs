@@ -443,6 +443,7 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
         c.execute_batch(
             "DROP INDEX files_inode;
              DROP TABLE cost_states;
+             DROP TABLE unwritten;
              DROP TABLE halts;
              DROP TABLE meta;
              ALTER TABLE files DROP COLUMN ctime_ns;

@@ -754,6 +754,10 @@ struct Writer<'a> {
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
     fresh: Option<FreshLoad>,
+    /// Sessions whose counted responses or `cost-state`s changed in this
+    /// transaction: their unwritten parts are computed again before it
+    /// commits.
+    dirty: std::collections::HashSet<String>,
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -775,6 +779,7 @@ impl<'a> Writer<'a> {
             names: Names::default(),
             places: HashMap::new(),
             fresh: None,
+            dirty: std::collections::HashSet::new(),
         }
     }
 
@@ -894,6 +899,7 @@ impl<'a> Writer<'a> {
             }
         }
         for (c, end_ms) in std::mem::take(&mut r.cost_states) {
+            self.dirty.insert(c.session_id.clone());
             let cwd = r
                 .session_cwds
                 .iter()
@@ -1181,6 +1187,9 @@ impl<'a> Writer<'a> {
     }
 
     fn delta(&mut self, r: &Row, sign: i64) {
+        if !self.dirty.contains(&r.session_id) {
+            self.dirty.insert(r.session_id.clone());
+        }
         let key = RollupKey {
             bucket: r.ts_ms.div_euclid(BUCKET_MS),
             place_id: r.place_id,
@@ -1251,7 +1260,16 @@ impl<'a> Writer<'a> {
         if !self.tx_open {
             return Ok(());
         }
-        if let Err(e) = self.flush_rollup().and_then(|()| self.rebuild_indexes()) {
+        if let Err(e) = self
+            .flush_rollup()
+            .and_then(|()| self.rebuild_indexes())
+            .and_then(|()| {
+                // With the rollup and indexes up to date.
+                let dirty = std::mem::take(&mut self.dirty);
+                self.ledger
+                    .refresh_unwritten(dirty.iter().map(String::as_str))
+            })
+        {
             self.rollback();
             return Err(e);
         }
@@ -1272,6 +1290,7 @@ impl<'a> Writer<'a> {
         }
         self.deltas.clear();
         self.places.clear();
+        self.dirty.clear();
         self.pending = 0;
         self.fresh = None;
     }

@@ -144,33 +144,107 @@ impl Ledger {
         if to_ms <= from_ms {
             return Ok(Vec::new());
         }
-        let starts: Vec<i64> = {
+        // Kept up to date by every ingest (see `refresh_unwritten`).
+        let mut args: Vec<rusqlite::types::Value> = vec![from_ms.into(), to_ms.into()];
+        let extra = Self::filter_sql(filter, &mut args);
+        let sql = format!(
+            "SELECT end_ms, place_id, session_id, model,
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+             FROM unwritten WHERE end_ms >= ?1 AND end_ms < ?2{extra}"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params_from_iter(args.iter()), |r| {
+                let end_ms: i64 = r.get(0)?;
+                Ok(Group {
+                    day: day_of(end_ms.div_euclid(86_400_000)),
+                    place_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    model: r.get(3)?,
+                    // Claude Code's totals do not say which requests were
+                    // fast, US-only or long-context: standard rates.
+                    fast: false,
+                    us_geo: false,
+                    class: PromptClass(0),
+                    messages: 0,
+                    usage: super::usage_at(r, 4)?,
+                    unwritten: true,
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Computes again the unwritten parts of the counts (`startTime`s) that
+    /// `sessions` belong to, from their `cost_states` and transcribed
+    /// responses, into `unwritten`. Called by ingest (in its transaction,
+    /// with the rollup up to date) for the sessions it changed.
+    pub(crate) fn refresh_unwritten<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<()> {
+        let mut starts: Vec<i64> = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT DISTINCT start_ms FROM cost_states WHERE session_id = ?1")
+                .map_err(|e| self.err(e))?;
+            for s in sessions {
+                let found = st
+                    .query_map([s], |r| r.get::<_, i64>(0))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| self.err(e))?;
+                starts.extend(found);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        for start in starts {
+            let runs = self.unwritten_of_count(start)?;
+            self.conn
+                .prepare_cached("DELETE FROM unwritten WHERE start_ms = ?1")
+                .and_then(|mut st| st.execute([start]))
+                .map_err(|e| self.err(e))?;
             let mut st = self
                 .conn
                 .prepare_cached(
-                    "SELECT DISTINCT start_ms FROM cost_states WHERE end_ms >= ?1 AND end_ms < ?2",
+                    "INSERT INTO unwritten (start_ms, end_ms, session_id, model, place_id,
+                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (start_ms, end_ms, session_id, model) DO UPDATE SET
+                        input = input + excluded.input, output = output + excluded.output,
+                        cache_write_5m = cache_write_5m + excluded.cache_write_5m,
+                        cache_write_1h = cache_write_1h + excluded.cache_write_1h,
+                        cache_read = cache_read + excluded.cache_read,
+                        web_search = web_search + excluded.web_search",
                 )
                 .map_err(|e| self.err(e))?;
-            let rows = st
-                .query_map([from_ms, to_ms], |r| r.get(0))
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<i64>>>())
+            for (end_ms, g) in runs {
+                let u = &g.usage;
+                st.execute(rusqlite::params![
+                    start,
+                    end_ms,
+                    g.session_id,
+                    g.model,
+                    g.place_id,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
                 .map_err(|e| self.err(e))?;
-            rows
-        };
-        let mut out = Vec::new();
-        for start in starts {
-            out.extend(self.unwritten_of_count(start, from_ms, to_ms, filter)?);
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn unwritten_of_count(
-        &self,
-        start_ms: i64,
-        from_ms: i64,
-        to_ms: i64,
-        filter: &Filter<'_>,
-    ) -> Result<Vec<Group>> {
+    /// Every run's unwritten part of one count (see [`Ledger::groups`]'s
+    /// caller-facing description in the README, "Unwritten requests"), with
+    /// the end of the run.
+    fn unwritten_of_count(&self, start_ms: i64) -> Result<Vec<(i64, Group)>> {
         struct StateRow {
             session_id: String,
             model: String,
@@ -238,9 +312,6 @@ impl Ledger {
                 }
                 i += 1;
             }
-            if end_ms >= to_ms {
-                break; // later runs are not asked for
-            }
             let upto = end_ms.saturating_add(1);
             if upto > written_to {
                 for s in &sessions {
@@ -265,9 +336,6 @@ impl Ledger {
                 written_to = upto;
             }
             let (session_id, place_id) = (rows[first].session_id.clone(), rows[first].place_id);
-            let shown = end_ms >= from_ms
-                && filter.session.is_none_or(|s| s == session_id)
-                && filter.places.is_none_or(|p| p.contains(&place_id));
             for m in &mut models {
                 let (t, w) = (&m.total, &m.written);
                 let now = Usage {
@@ -289,21 +357,24 @@ impl Ledger {
                     web_search: now.web_search - u.web_search,
                 };
                 m.unwritten = now;
-                if shown && grew != Usage::default() {
-                    out.push(Group {
-                        day: day_of(end_ms.div_euclid(86_400_000)),
-                        place_id,
-                        session_id: session_id.clone(),
-                        model: m.name.clone(),
-                        // Claude Code's totals do not say which requests were
-                        // fast, US-only or long-context: standard rates.
-                        fast: false,
-                        us_geo: false,
-                        class: PromptClass(0),
-                        messages: 0,
-                        usage: grew,
-                        unwritten: true,
-                    });
+                if grew != Usage::default() {
+                    out.push((
+                        end_ms,
+                        Group {
+                            day: day_of(end_ms.div_euclid(86_400_000)),
+                            place_id,
+                            session_id: session_id.clone(),
+                            model: m.name.clone(),
+                            // Claude Code's totals do not say which requests were
+                            // fast, US-only or long-context: standard rates.
+                            fast: false,
+                            us_geo: false,
+                            class: PromptClass(0),
+                            messages: 0,
+                            usage: grew,
+                            unwritten: true,
+                        },
+                    ));
                 }
             }
         }
@@ -529,7 +600,7 @@ impl Ledger {
             .query_row(
                 "SELECT MIN(t), MAX(t) FROM (SELECT MIN(ts_ms) AS t FROM responses WHERE counted = 1
                    UNION ALL SELECT MAX(ts_ms) FROM responses WHERE counted = 1
-                   UNION ALL SELECT MIN(end_ms) FROM cost_states UNION ALL SELECT MAX(end_ms) FROM cost_states)",
+                   UNION ALL SELECT MIN(end_ms) FROM unwritten UNION ALL SELECT MAX(end_ms) FROM unwritten)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

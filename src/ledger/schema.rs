@@ -30,8 +30,10 @@
 //! - `cost_states` (8): Claude Code's own totals (`cost-state` records) per
 //!   session, count (`startTime`), model and end of the run they close (the
 //!   time of the latest response before them in the file), with the
-//!   session's place; the spend they show beyond the transcribed responses
-//!   is computed when read.
+//!   session's place;
+//! - `unwritten` (8): what each run adds to its count's spend beyond the
+//!   transcribed responses (derived from `cost_states` and `responses`,
+//!   computed again by every ingest for the sessions it changed).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -218,7 +220,22 @@ const MIGRATIONS: &[&str] = &[
         web_search INTEGER NOT NULL,
         PRIMARY KEY (start_ms, session_id, model, end_ms)
     ) WITHOUT ROWID;
-    CREATE INDEX cost_states_end ON cost_states (end_ms);
+    CREATE INDEX cost_states_session ON cost_states (session_id);
+    CREATE TABLE unwritten (
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        place_id INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        PRIMARY KEY (start_ms, end_ms, session_id, model)
+    ) WITHOUT ROWID;
+    CREATE INDEX unwritten_end ON unwritten (end_ms);
     UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
     WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
     ",
