@@ -333,7 +333,7 @@ fn unwritten_spend_survives_transcript_deletion() {
     assert_eq!((all[0], unwritten[0]), (3_000, 2_000));
 }
 
-// Proves: a ledger from before schema 8 (it read the session file, and its
+// Proves: a ledger of schema 7 (it read the session file, and its
 // cost-state, without keeping it) finds the totals on its upgrade: the
 // session files are read again once, and nothing counts twice.
 #[test]
@@ -350,7 +350,7 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
     assert_eq!(figures(acme(&env.report_json(&[]))).0[0], 3_000);
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
-        c.execute_batch("DROP TABLE cost_states; DROP TABLE unwritten; PRAGMA user_version = 6;")
+        c.execute_batch("DROP TABLE cost_states; DROP TABLE unwritten; PRAGMA user_version = 7;")
             .unwrap();
     }
     for _ in 0..2 {
@@ -426,4 +426,37 @@ fn a_late_subagent_file_lowers_the_unwritten_part() {
     );
     let (all, unwritten) = figures(acme(&env.report_json(&[])));
     assert_eq!((all[0], unwritten[0]), (3_000, 500));
+}
+
+// Proves: a run's unwritten part belongs to its session's branch (`report
+// --by branch`, and so branch caps). Transcribed on feat/x: 1,000 in;
+// cost-state 3,000: feat/x has 3,000.
+#[test]
+fn unwritten_spend_is_on_the_sessions_branch() {
+    let env = env_with("");
+    let s = "s-branch";
+    let mut r: Value =
+        serde_json::from_str(&resp(s, "g1", "2026-11-10T10:00:01.000Z", 1000, 0)).unwrap();
+    r["gitBranch"] = json!("feat/x");
+    env.append(
+        &format!("-x-acme/{s}.jsonl"),
+        &[
+            r.to_string(),
+            cost_state(s, "2026-11-10T09:59:59.000Z", &[(MODEL, [3_000, 0, 0, 0])]),
+        ],
+    );
+    let doc = env.report_json(&["--by", "branch"]);
+    let rows: Vec<(String, i64, i64)> = doc["breakdown"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                micros(&r["cost_usd"]),
+                micros(&r["unwritten"]["cost_usd"]),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("feat/x".to_string(), 3_000, 2_000)]);
 }

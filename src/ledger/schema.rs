@@ -27,13 +27,21 @@
 //! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
 //!   new prompt passes the check;
+//! - `responses.branch` (7): each response's git branch ('' for none),
+//!   with an index so that a branch's spend over all time is one index
+//!   range (`check`'s branch caps); `session_branches` (7): per session,
+//!   the branch of its latest response that named one, for responses
+//!   without `gitBranch`. The rollup has no branch: only `check` (one
+//!   branch, all time) and `report --by branch` need it, and both read
+//!   the responses;
 //! - `cost_states` (8): Claude Code's own totals (`cost-state` records) per
 //!   session, count (`startTime`), model and end of the run they close (the
 //!   time of the latest response before them in the file), with the
 //!   session's place;
 //! - `unwritten` (8): what each run adds to its count's spend beyond the
-//!   transcribed responses (derived from `cost_states` and `responses`,
-//!   computed again by every ingest for the sessions it changed).
+//!   transcribed responses, with its session's branch (derived from
+//!   `cost_states`, `responses` and `session_branches`, computed again by
+//!   every ingest for the sessions it changed).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -60,6 +68,9 @@ const OWN_TABLES: [&str; 6] = [
 pub const RESPONSES_KEY_INDEX: &str =
     "CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id)";
 pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX responses_ts ON responses (ts_ms)";
+/// The branch index, as migration 7 creates it.
+pub const RESPONSES_BRANCH_INDEX: &str =
+    "CREATE INDEX responses_branch ON responses (branch, ts_ms)";
 
 /// Rollup bucket width: 15 minutes, so every zone's midnight (all offsets
 /// are multiples of 15 minutes) falls on a bucket boundary.
@@ -198,9 +209,22 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
-    // 7: taken by another branch (per-branch budgets); empty here so that
-    // the numbers agree when both are merged.
-    "",
+    // 7: the git branch of each response, and the latest per session.
+    // Responses read before have none (''); every file is marked to be
+    // read again from its start (size -1 never matches a stat, and a zero
+    // head hash never matches a file's), and de-duplication makes the
+    // re-read count nothing twice while it gives the responses still on
+    // disk their branch. Responses whose transcripts are gone stay ''.
+    "
+    ALTER TABLE responses ADD COLUMN branch TEXT NOT NULL DEFAULT '';
+    CREATE INDEX responses_branch ON responses (branch, ts_ms);
+    CREATE TABLE session_branches (
+        session_id TEXT PRIMARY KEY,
+        branch TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    UPDATE files SET size = -1, offset = 0, head_len = 0, head_hash = 0;
+    ",
     // 8: Claude Code's own totals per session and count (`cost-state`), for
     // the requests it never writes as responses. Session files already
     // read are read again from the start, once, to find them (re-reading
@@ -233,9 +257,11 @@ const MIGRATIONS: &[&str] = &[
         cache_write_1h INTEGER NOT NULL,
         cache_read INTEGER NOT NULL,
         web_search INTEGER NOT NULL,
+        branch TEXT NOT NULL,
         PRIMARY KEY (start_ms, end_ms, session_id, model)
     ) WITHOUT ROWID;
     CREATE INDEX unwritten_end ON unwritten (end_ms);
+    CREATE INDEX unwritten_branch ON unwritten (branch, end_ms);
     UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
     WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
     ",
