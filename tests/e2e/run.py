@@ -384,7 +384,8 @@ HARD_CAP = "0.10"
 
 
 def case_a(c):
-    """report --json equals the usage served for every transcribed response."""
+    """report --json equals the usage served: its transcribed part for every
+    transcribed response, its unwritten part for WebSearch's own request."""
     c.install("")
     run = c.run_claude("E2E:account Run the account script.")
     main, sub, ws = c.requests("main"), c.requests("subagent"), c.requests("websearch")
@@ -397,18 +398,23 @@ def case_a(c):
     expect(tids == served_ids, f"transcribed ids {sorted(tids)} != main+subagent responses {sorted(served_ids)}")
     rep = c.report()
     arm = [a for a in rep["arms"] if a["arm"] == "e2e"][0]
-    want = {k: sum(tokens_of(r["usage"])[k] for r in served) for k in ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")}
-    expect(arm["tokens"] == want, f"report tokens {arm['tokens']} != served {want}")
+    kinds = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+    want = {k: sum(tokens_of(r["usage"])[k] for r in served) for k in kinds}
+    transcribed = {k: arm["tokens"][k] - arm["unwritten"]["tokens"][k] for k in kinds}
+    expect(transcribed == want, f"report tokens (transcribed part) {transcribed} != served {want}")
+    unwritten = {k: sum(tokens_of(r["usage"])[k] for r in ws) for k in kinds}
+    expect(arm["unwritten"]["tokens"] == unwritten and arm["unwritten"]["web_search_requests"] == 1, f"report unwritten {arm['unwritten']} != WebSearch's own request {unwritten}")
     expect(arm["messages"] == len(served), f"report messages {arm['messages']} != {len(served)} responses served")
     micros = sum(cost_micros(r["usage"]) for r in served)
     expect(micros.denominator == 1, "the scripted usage should cost whole micro-dollars")
-    got = round(arm["cost_usd"] * 1_000_000)
-    expect(got == micros, f"report cost ${arm['cost_usd']} != served ${micros / 1_000_000} (list prices)")
+    got = round(arm["cost_usd"] * 1_000_000) - round(arm["unwritten"]["cost_usd"] * 1_000_000)
+    expect(got == micros, f"report cost (transcribed part) ${got / 1e6} != served ${micros / 1_000_000} (list prices)")
     expect(rep["totals"]["cost_usd"] == arm["cost_usd"] and (rep.get("unattributed") or {}).get("messages", 0) == 0, "spend outside the arm")
-    untranscribed = sum(cost_micros(r["usage"]) for r in ws)
+    untranscribed = sum(cost_micros(r["usage"]) for r in ws) + 10_000
+    expect_report_is_bill(rep, main + sub + ws, 1, micros + untranscribed, run["result"]["total_cost_usd"])
     return {
         "responses": len(served),
-        "info": f"${got / 1e6:.6f} over {len(served)} responses = served; WebSearch's own request (${untranscribed / 1e6:.6f} + 1 search) is not transcribed; claude total_cost_usd {run['result'].get('total_cost_usd')}",
+        "info": f"${got / 1e6:.6f} over {len(served)} responses = served; + WebSearch's own request and search ${untranscribed / 1e6:.6f} (unwritten) = claude total_cost_usd {run['result'].get('total_cost_usd')}",
     }
 
 
