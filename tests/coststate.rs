@@ -460,3 +460,44 @@ fn unwritten_spend_is_on_the_sessions_branch() {
         .collect();
     assert_eq!(rows, [("feat/x".to_string(), 3_000, 2_000)]);
 }
+
+// Proves, on what the real Claude Code 2.1.328 wrote (fixtures/coststate,
+// its README has the mock's bill): a session with an auto-compaction and a
+// WebSearch, `--resume`d, then forked, is counted as billed, $0.239029,
+// with the compaction and WebSearch's own request as its unwritten part,
+// whichever file is read first (the fork's copies carry its session id).
+#[test]
+fn claude_code_2_1_328_resume_and_fork() {
+    for order in [["parent", "fork"], ["fork", "parent"]] {
+        let mut env = env_with("");
+        env.write_config("timezone: UTC\nbudgets:\n  - arm: e2e\n    path: /work/e2e/repo\n");
+        env.now = "2026-11-30T12:00:00Z".into();
+        let dir = "-work-e2e-repo";
+        for name in order {
+            let text = std::fs::read_to_string(repo_path(&format!(
+                "fixtures/coststate/projects/{dir}/{name}.jsonl"
+            )))
+            .unwrap();
+            env.append_raw(&format!("{dir}/{name}.jsonl"), text.as_bytes());
+            // Read one file before the other exists.
+            assert_eq!(env.run(&["ingest"]).status.code(), Some(0));
+        }
+        let doc = env.report_json(&["--period", "all"]);
+        let arm = doc["arms"][0].clone();
+        assert_eq!(arm["arm"], "e2e");
+        assert_eq!(micros(&arm["cost_usd"]), 239_029, "{order:?}: {arm}");
+        assert_eq!(micros(&arm["unwritten"]["cost_usd"]), 138_733, "{order:?}");
+        assert_eq!(
+            arm["tokens"],
+            json!({"input": 2937, "output": 3840, "cache_write_5m": 12832,
+                   "cache_write_1h": 5068, "cache_read": 280300})
+        );
+        assert_eq!(
+            arm["unwritten"]["tokens"],
+            json!({"input": 2725, "output": 2965, "cache_write_5m": 11184,
+                   "cache_write_1h": 3321, "cache_read": 47390})
+        );
+        assert_eq!(arm["web_search_requests"], 1);
+        assert_eq!(arm["messages"], 5);
+    }
+}
