@@ -868,6 +868,85 @@ def observe_fork(c):
     return " | ".join(out)
 
 
+def observe_interactive(c):
+    """An interactive session (no -p, in a pseudo-terminal): when is
+    `cost-state` written: after each turn, or when the process ends?"""
+    import pty
+    import threading
+    sid = str(uuid.uuid4())
+    key = c.env()["ANTHROPIC_API_KEY"]
+    json.dump(
+        {
+            "hasCompletedOnboarding": True,
+            "theme": "dark",
+            "bypassPermissionsModeAccepted": True,
+            "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+            "projects": {c.proj: {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
+        },
+        open(os.path.join(c.cfgdir, ".claude.json"), "w"),
+    )
+    master, slave = pty.openpty()
+    env = dict(c.env(), TERM="xterm-256color", COLUMNS="120", LINES="40")
+    p = subprocess.Popen(
+        [c.claude, "--permission-mode", "bypassPermissions", "--model", MODEL, "--session-id", sid],
+        env=env, cwd=c.proj, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+    )
+    os.close(slave)
+    screen = []
+
+    def pump():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            screen.append(data.decode(errors="replace"))
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def wait_requests(n, secs=30):
+        t = time.time()
+        while time.time() - t < secs:
+            if len(c.requests()) >= n:
+                time.sleep(2)
+                return True
+            time.sleep(0.3)
+        return False
+
+    def typed(text):
+        for ch in text:
+            os.write(master, ch.encode())
+            time.sleep(0.01)
+        time.sleep(0.3)
+        os.write(master, b"\r")
+
+    def states():
+        return [(d["totalCostUSD"], d["startTime"]) for d, _ in cost_states(c, sid)]
+
+    out = []
+    time.sleep(6)
+    typed("E2E:compact Run the compact script.")
+    ok1 = wait_requests(5)
+    out.append(f"turn 1 ({len(c.requests())} requests, done {ok1}): cost-states {states()}")
+    typed("E2E:plain more")
+    ok2 = wait_requests(6)
+    out.append(f"turn 2 ({len(c.requests())} requests, done {ok2}): cost-states {states()}")
+    typed("/exit")
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+    time.sleep(0.5)
+    billed = sum(cost_micros(r["usage"]) for r in c.requests()) + 10_000 * len(c.requests("websearch"))
+    out.append(f"after /exit (exit {p.returncode}): cost-states {states()}, billed ${float(billed) / 1e6:.6f}")
+    if not ok1:
+        out.append("screen: " + re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", "".join(screen))[-600:])
+    return "; ".join(out)
+
+
 def observe(args):
     global RATES
     RATES = price_rates(MODEL)
@@ -882,6 +961,7 @@ def observe(args):
         ("cost-state, SIGINT", lambda c: observe_cost_state(c, "SIGINT")),
         ("cost-state, SIGKILL", lambda c: observe_cost_state(c, "SIGKILL")),
         ("cost-state, fork", observe_fork),
+        ("cost-state, interactive", observe_interactive),
         ]
         if not args.cases or any(k in j[0] for k in args.cases)
     ]
