@@ -429,6 +429,7 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
              DROP TABLE session_branches;
              DROP TABLE cost_states;
              DROP TABLE unwritten;
+             DROP TABLE session_links;
              PRAGMA user_version = 6;",
         )
         .unwrap();

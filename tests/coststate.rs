@@ -350,8 +350,11 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
     assert_eq!(figures(acme(&env.report_json(&[]))).0[0], 3_000);
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
-        c.execute_batch("DROP TABLE cost_states; DROP TABLE unwritten; PRAGMA user_version = 7;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE cost_states; DROP TABLE unwritten; DROP TABLE session_links;
+             PRAGMA user_version = 7;",
+        )
+        .unwrap();
     }
     for _ in 0..2 {
         let doc = env.report_json(&[]);
@@ -500,4 +503,35 @@ fn claude_code_2_1_328_resume_and_fork() {
         assert_eq!(arm["web_search_requests"], 1);
         assert_eq!(arm["messages"], 5);
     }
+}
+
+// Proves: a fork still running (no cost-state yet) whose file is read
+// before its parent's holds the rows of the copied responses under its own
+// session id; the parent's cost-state still finds them. Parent: 1,000 in,
+// cost-state 1,500. Fork (running): the copy, 1,000 in of its own. All:
+// 2,500 (counting the copy as unwritten too would say 3,500).
+#[test]
+fn a_running_fork_read_first_counts_the_parent_once() {
+    let env = env_with("");
+    env.append(
+        "-x-acme/fork.jsonl",
+        &[
+            resp("fork", "q1", "2026-11-10T10:00:01.000Z", 1000, 0),
+            resp("fork", "q2", "2026-11-10T10:30:01.000Z", 1000, 0),
+        ],
+    );
+    assert_eq!(env.run(&["ingest"]).status.code(), Some(0));
+    env.append(
+        "-x-acme/parent.jsonl",
+        &[
+            resp("parent", "q1", "2026-11-10T10:00:01.000Z", 1000, 0),
+            cost_state(
+                "parent",
+                "2026-11-10T09:59:59.000Z",
+                &[(MODEL, [1_500, 0, 0, 0])],
+            ),
+        ],
+    );
+    let (all, unwritten) = figures(acme(&env.report_json(&[])));
+    assert_eq!((all[0], unwritten[0]), (2_500, 500));
 }

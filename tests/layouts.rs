@@ -447,6 +447,7 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
              DROP TABLE session_branches;
              DROP TABLE cost_states;
              DROP TABLE unwritten;
+             DROP TABLE session_links;
              DROP TABLE halts;
              DROP TABLE meta;
              ALTER TABLE files DROP COLUMN ctime_ns;

@@ -1104,6 +1104,12 @@ impl<'a> Writer<'a> {
         let other_main = existing
             .iter()
             .any(|e| e.request_id != row.request_id && !e.sidechain);
+        if let Some(old) = same.filter(|o| o.session_id != row.session_id) {
+            // One response in two sessions' files (a fork's copies of its
+            // parent's): the row keeps one session id; the link lets the
+            // other session's cost-state find it (see `refresh_unwritten`).
+            self.link_sessions(&old.session_id, &row.session_id)?;
+        }
         let written = match same {
             Some(old) => {
                 let usage = old.usage.max(&row.usage);
@@ -1155,6 +1161,24 @@ impl<'a> Writer<'a> {
                 self.update(&demoted)?;
                 self.delta(e, -1);
             }
+        }
+        Ok(())
+    }
+
+    /// Records that `a` and `b` share a response, both ways, and marks both
+    /// sessions for a new computation of their unwritten parts.
+    fn link_sessions(&mut self, a: &str, b: &str) -> Result<()> {
+        if a.is_empty() || b.is_empty() {
+            return Ok(());
+        }
+        let mut st = self
+            .ledger
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO session_links (a, b) VALUES (?1, ?2), (?2, ?1)")
+            .map_err(|e| self.ledger.err(e))?;
+        if st.execute([a, b]).map_err(|e| self.ledger.err(e))? > 0 {
+            self.dirty.insert(a.to_owned());
+            self.dirty.insert(b.to_owned());
         }
         Ok(())
     }

@@ -62,7 +62,7 @@ pub struct Filter<'a> {
 
 impl Ledger {
     /// Token groups for responses with `from <= timestamp < to`, and the
-    /// unwritten requests of the counts that ended in that window.
+    /// unwritten requests of the runs that ended in that window.
     pub fn groups(
         &self,
         from: DateTime<Utc>,
@@ -142,11 +142,12 @@ impl Ledger {
     /// transcribed part is every counted response of its sessions
     /// (subagents included: they carry the parent's session id) from
     /// `startTime` to that end; the difference, never negative, is what is
-    /// unwritten so far. Each run adds what that figure grew by (it never
-    /// shrinks: a figure that would is at most the truth already counted),
-    /// placed at the run's end, in its session's place. The runs' parts
-    /// add up to the count's figure, so nothing counts twice, and a
-    /// running session's earlier runs keep theirs.
+    /// unwritten so far. Each run adds what the largest such figure so far
+    /// grew by, placed at the run's end, in its session's place. The runs'
+    /// parts add up to that figure, which never exceeds what was really
+    /// unwritten (Claude Code's totals are at most every request, the
+    /// transcribed part at least the responses they include), so nothing
+    /// counts twice; a running session's earlier runs keep theirs.
     pub fn unwritten_groups(
         &self,
         from_ms: i64,
@@ -261,9 +262,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// Every run's unwritten part of one count (see [`Ledger::groups`]'s
-    /// caller-facing description in the README, "Unwritten requests"), with
-    /// the end of the run.
+    /// Every run's unwritten part of one count (as
+    /// [`Ledger::unwritten_groups`] says), with the end of the run.
     fn unwritten_of_count(&self, start_ms: i64) -> Result<Vec<(i64, Group)>> {
         struct StateRow {
             session_id: String,
@@ -295,7 +295,23 @@ impl Ledger {
                 .map_err(|e| self.err(e))?;
             rows
         };
-        let mut sessions: Vec<&str> = rows.iter().map(|r| r.session_id.as_str()).collect();
+        // The count's sessions, and those that share responses with them (a
+        // fork still running, which has no cost-state yet, may hold the row
+        // of a response its parent's file has too).
+        let mut sessions: Vec<String> = rows.iter().map(|r| r.session_id.clone()).collect();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT b FROM session_links WHERE a = ?1")
+                .map_err(|e| self.err(e))?;
+            for s in sessions.clone() {
+                let linked = st
+                    .query_map([&s], |r| r.get::<_, String>(0))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| self.err(e))?;
+                sessions.extend(linked);
+            }
+        }
         sessions.sort_unstable();
         sessions.dedup();
         let normalise = crate::pricing::model::normalise;

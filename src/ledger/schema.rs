@@ -41,7 +41,10 @@
 //! - `unwritten` (8): what each run adds to its count's spend beyond the
 //!   transcribed responses, with its session's branch (derived from
 //!   `cost_states`, `responses` and `session_branches`, computed again by
-//!   every ingest for the sessions it changed).
+//!   every ingest for the sessions it changed);
+//! - `session_links` (8): pairs of sessions whose files hold the same
+//!   response (a fork's copies of its parent's), both ways: the row keeps
+//!   one session id, the link lets the other's `cost-state` find it.
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -262,6 +265,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX unwritten_end ON unwritten (end_ms);
     CREATE INDEX unwritten_branch ON unwritten (branch, end_ms);
+    CREATE TABLE session_links (
+        a TEXT NOT NULL,
+        b TEXT NOT NULL,
+        PRIMARY KEY (a, b)
+    ) WITHOUT ROWID;
     UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
     WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
     ",
