@@ -289,10 +289,19 @@ enum Identity {
 }
 
 fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
-    let (version, app): (i64, i64) = conn.query_row(
-        "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+    // One statement, so one snapshot: read in two, a ledger another process
+    // creates in between looks like version 0 with tables, i.e. foreign
+    // (seen with concurrent first calls on a new ledger).
+    let (version, app, objects, own): (i64, i64, i64, i64) = conn.query_row(
+        &format!(
+            "SELECT user_version, application_id,
+                    (SELECT count(*) FROM sqlite_master),
+                    (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('{}'))
+             FROM pragma_user_version, pragma_application_id",
+            OWN_TABLES.join("', '")
+        ),
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     if app == APPLICATION_ID {
         return Ok(Identity::Ours {
@@ -303,14 +312,6 @@ fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
     if app != 0 {
         return Ok(Identity::Foreign);
     }
-    let (objects, own): (i64, i64) = conn.query_row(
-        &format!(
-            "SELECT count(*), count(CASE WHEN type = 'table' AND name IN ('{}') THEN 1 END) FROM sqlite_master",
-            OWN_TABLES.join("', '")
-        ),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
     Ok(match (version, objects, own) {
         (0, 0, _) => Identity::New,
         // Written before ledgers were marked.

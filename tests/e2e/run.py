@@ -37,6 +37,7 @@ from fractions import Fraction
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import mock_api  # noqa: E402
 
 CLAUDE_VERSION = "2.1.328"
@@ -612,6 +613,38 @@ def case_i(c):
     return {"after_breach": len(later), "info": f"halted in the subagent at step {last['step']}; whole session ended (terminal_reason {run['result'].get('terminal_reason')})"}
 
 
+def case_k(c):
+    """A halt inside a subagent that runs in the background (Claude Code's
+    default): the parent runs alongside it, so its first request after the
+    launch races with the halt; nothing else reaches the model, and the
+    subagent's completion notice (a prompt) is refused."""
+    c.install(f"monthly_usd_cap: {HARD_CAP}\naction_on_breach: stop\nalert_at_pct: 0")
+    run = c.run_claude("E2E:subhalt-bg Run the subhalt-bg script.")
+    seq, _ = breach_seq(c, Fraction(HARD_CAP) * Fraction(110, 100))
+    expect(seq is not None, "no breach")
+    later = after(c, seq)
+    sub = c.requests("subagent")
+    main = c.requests("main")
+    expect(sub and sub[0]["seq"] <= seq, "the breach did not come from the subagent")
+    expect(len(sub) <= 2 and c.result_for(c.tool_use_id(sub[-1])) is None, f"the subagent went on: {len(sub)} requests")
+    # The parent's step-1 request answers the Agent launch and races with
+    # the subagent; a later one would carry the result of a tool that ran
+    # after the breach. Tools allowed before the hook saw the breach (i-sub0,
+    # i-main1) may run; none after.
+    expect(all(r["step"] <= 1 for r in main), f"the parent went on to step {max(r['step'] for r in main)}")
+    expect(not (c.marked() - {"i-sub0", "i-main1"}), f"tools ran after the halt: {sorted(c.marked())}")
+    expect(not [r for r in c.requests() if r["seq"] > sub[-1]["seq"] and r["role"] != "main"], "a request after the subagent's halt")
+    expect(len([r for r in c.requests("main") if r["seq"] > sub[-1]["seq"]]) <= 1, "the parent made more than one request after the subagent's halt")
+    text = run["result"].get("result") or ""
+    notice = "Original prompt: <task-notification>" in text and "octo-budget: arm" in text
+    expect(notice or run["result"].get("terminal_reason") == "hook_stopped", f"the run ended with {run['result'].get('terminal_reason')}: {text[:200]!r}")
+    return {
+        "after_breach": len(later),
+        "info": f"{len(main)} parent and {len(sub)} subagent requests; {[r['role'] for r in later]} after the breach; "
+        + ("the subagent's completion notice (a prompt) refused: no request" if notice else f"terminal_reason {run['result'].get('terminal_reason')}"),
+    }
+
+
 def case_j(c):
     """Untranscribed spend (issue #10): WebSearch's own request and the
     auto-compaction request are billed but never written as responses;
@@ -668,7 +701,7 @@ def expect_report_is_bill(rep, reqs, searches, all_micros, total_cost_usd):
     expect(rep["totals"]["cost_usd"] == arm["cost_usd"], "spend outside the arm")
 
 
-def case_k(c):
+def case_l(c):
     """A session with WebSearch and compaction, `--resume`d (cumulative
     cost-state, same startTime) and then forked (`--fork-session`: a new
     session whose cost-state carries the parent's totals): report = every
@@ -691,7 +724,7 @@ def case_k(c):
     return {"info": f"3 runs, 2 sessions, {len(reqs)} requests: report = billed = the fork's total_cost_usd ${all_micros / 1e6:.6f}"}
 
 
-def case_l(c):
+def case_m(c):
     """A run killed by SIGKILL (no cost-state) and `--resume`d (a new
     count: new startTime, only its own requests) that then uses WebSearch,
     after a session with WebSearch and compaction: report = every request
@@ -738,8 +771,9 @@ CASES = [
     ("h", "a subagent's own spend is counted in it", case_h),
     ("i", "a halt inside a subagent ends the session", case_i),
     ("j", "untranscribed requests: report = the bill", case_j),
-    ("k", "resume and fork: every request counted once", case_k),
-    ("l", "a SIGKILLed run, resumed: every request counted once", case_l),
+    ("k", "a halt inside a background subagent", case_k),
+    ("l", "resume and fork: every request counted once", case_l),
+    ("m", "a SIGKILLed run, resumed: every request counted once", case_m),
 ]
 
 
