@@ -535,3 +535,38 @@ fn a_running_fork_read_first_counts_the_parent_once() {
     let (all, unwritten) = figures(acme(&env.report_json(&[])));
     assert_eq!((all[0], unwritten[0]), (2_500, 500));
 }
+
+// Proves: `report --by kind --csv` names its first column `request_kind`
+// (the second, `kind`, is the kind of row) and splits the spend.
+#[test]
+fn by_kind_csv() {
+    let env = env_with("");
+    let s = "s-csv";
+    env.append(
+        &format!("-x-acme/{s}.jsonl"),
+        &[
+            resp(s, "v1", "2026-11-10T10:00:01.000Z", 1000, 0),
+            cost_state(s, "2026-11-10T09:59:59.000Z", &[(MODEL, [3_000, 0, 0, 1])]),
+        ],
+    );
+    let out = env
+        .cmd()
+        .args(["report", "--by", "kind", "--csv"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("request_kind,kind,cost_usd,"),
+        "{text}"
+    );
+    assert!(
+        lines[1] == "transcribed,breakdown,0.001000,,,,1,1,1000,0,0,0,0,0",
+        "{text}"
+    );
+    assert!(
+        lines[2] == "unwritten,breakdown,0.012000,,,,0,0,2000,0,0,0,0,1",
+        "{text}"
+    );
+    assert!(lines[3].starts_with("total,total,0.013000,"), "{text}");
+}
