@@ -68,6 +68,9 @@ pub struct Group {
     /// De-duplicated responses (advisor iterations are not responses).
     pub messages: i64,
     pub usage: Usage,
+    /// Requests Claude Code counted in its `cost-state` but never wrote as
+    /// responses (`messages` is 0): see `Ledger::unwritten_groups`.
+    pub unwritten: bool,
 }
 
 /// Where responses ran: a cwd (empty when the records had none) and the
