@@ -151,6 +151,8 @@ pub enum ByArg {
     Day,
     Session,
     Branch,
+    /// Transcribed responses vs. requests Claude Code counted but never wrote
+    Kind,
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +306,20 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Environment {
+    /// Where things are, by the flags and this environment.
+    pub fn locations(&self, global: &Global) -> octo_budget::config::location::Locations {
+        octo_budget::config::location::Locations {
+            config: global.config.clone(),
+            ledger: global.ledger.clone(),
+            claude_dirs: global.claude_dirs.clone(),
+            home: self.home.clone(),
+            xdg_config_home: self.xdg_config_home.clone(),
+            xdg_data_home: self.xdg_data_home.clone(),
+            claude_config_dir: self.claude_config_dir.clone(),
+            cwd: self.cwd.clone(),
+        }
+    }
+
     pub fn from_process() -> Environment {
         let path = |k: &str| {
             std::env::var_os(k)

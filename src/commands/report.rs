@@ -79,6 +79,7 @@ pub fn request(loaded: &Loaded, now: DateTime<Utc>, args: &ReportArgs) -> Result
         ByArg::Day => By::Day,
         ByArg::Session => By::Session,
         ByArg::Branch => By::Branch,
+        ByArg::Kind => By::Kind,
     };
     Ok(Request { period, by, only })
 }

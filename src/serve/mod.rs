@@ -71,7 +71,7 @@ pub struct Server {
 impl Server {
     /// Reads what is new into the ledger, then binds the address.
     pub fn start(ctx: Arc<Context>, loaded: Loaded, settings: Settings) -> Result<Server> {
-        let ledger_path = ctx.ledger_path(&loaded.config);
+        let ledger_path = ctx.locations.ledger_path(&loaded.config);
         let mut ledger = Ledger::open(&ledger_path, BUSY)?;
         let mut unreadable = Vec::new();
         if !settings.ingest_every.is_zero() {
@@ -124,7 +124,7 @@ impl Server {
 /// Reads new transcript lines every `--ingest-every`; a failed run is
 /// said on stderr and tried again next time.
 fn ingest_loop(state: &State) {
-    let path = state.ctx.ledger_path(&state.loaded.config);
+    let path = state.ctx.locations.ledger_path(&state.loaded.config);
     loop {
         std::thread::sleep(state.settings.ingest_every);
         let run = Ledger::open(&path, BUSY)
@@ -142,7 +142,7 @@ fn ingest_loop(state: &State) {
 }
 
 fn worker(http: &tiny_http::Server, state: &State) {
-    let path = state.ctx.ledger_path(&state.loaded.config);
+    let path = state.ctx.locations.ledger_path(&state.loaded.config);
     let mut ledger: Option<Ledger> = None;
     while let Ok(req) = http.recv() {
         if ledger.is_none() {
