@@ -438,3 +438,33 @@ fn no_answer_holds_a_path_or_transcript_text() {
         );
     }
 }
+
+#[test]
+fn a_changed_budgets_yaml_is_answered_from_without_a_restart() {
+    let env = budget_env();
+    let s = serve(&env);
+    let v: Value = serde_json::from_str(&get(&s, "/api/v1/arms/acme/budget").1).unwrap();
+    assert_eq!(v["daily_limit_usd"], 10.0);
+    // The daily cap drops to $0.50 (today's $0.60 is over it) and an arm
+    // is added. (The sleep makes the modification time differ.)
+    std::thread::sleep(Duration::from_millis(1100));
+    env.write_config(
+        &BUDGET
+            .replace("daily_usd_cap: 10", "daily_usd_cap: 0.5")
+            .replace(
+                "  - arm: other\n",
+                "  - arm: other\n    daily_usd_cap: 20\n",
+            ),
+    );
+    let (_, body) = get(&s, "/api/v1/arms/acme/status");
+    assert_eq!(body, cli(&env, &["status", "--arm", "acme", "--json"]));
+    let v: Value = serde_json::from_str(&get(&s, "/api/v1/arms/acme/budget").1).unwrap();
+    assert_eq!(v["daily_limit_usd"], 0.5);
+    assert_eq!(v["daily_remaining_usd"], 0.0);
+    assert_eq!(v["over_budget"], true);
+    // A file that no longer loads: the last good one stays in use.
+    std::thread::sleep(Duration::from_millis(1100));
+    env.write_config("budgets: [");
+    let v: Value = serde_json::from_str(&get(&s, "/api/v1/arms/other/budget").1).unwrap();
+    assert_eq!(v["daily_limit_usd"], 20.0);
+}

@@ -19,6 +19,7 @@ use octo_budget::budget::caps::{CapKind, Verdict};
 use octo_budget::budget::{Evaluator, Period, PeriodKind, Scope, Tier};
 use octo_budget::ledger::{Ledger, Store};
 use octo_budget::money::Micros;
+use octo_budget::Loaded;
 
 /// The query's parameters: only `allowed` ones, each at most once; an
 /// empty value counts as absent.
@@ -69,9 +70,8 @@ fn date(q: &BTreeMap<String, String>, key: &str) -> Result<Option<NaiveDate>, Re
         .transpose()
 }
 
-fn arm_index(state: &State, arm: &str) -> Result<usize, Reply> {
-    state
-        .loaded
+fn arm_index(loaded: &Loaded, arm: &str) -> Result<usize, Reply> {
+    loaded
         .config
         .arms
         .iter()
@@ -122,9 +122,10 @@ fn report_doc(state: &State, ledger: &Ledger, query: &str) -> Result<Reply, Repl
             "period cannot be combined with since or until",
         ));
     }
+    let loaded = state.loaded();
     let arm = q.get("arm").cloned();
     if let Some(a) = arm.as_deref().filter(|a| *a != "unattributed") {
-        arm_index(state, a)?;
+        arm_index(&loaded, a)?;
     }
     let args = ReportArgs {
         period: period.unwrap_or(PeriodArg::Month),
@@ -136,9 +137,9 @@ fn report_doc(state: &State, ledger: &Ledger, query: &str) -> Result<Reply, Repl
         csv: false,
     };
     let now = state.now();
-    let req = report_cmd::request(&state.loaded, now, &args).map_err(failed)?;
-    let mut report = octo_budget::report::build(&state.loaded, ledger, now, &req)
-        .map_err(|e| Reply::internal(&e))?;
+    let req = report_cmd::request(&loaded, now, &args).map_err(failed)?;
+    let mut report =
+        octo_budget::report::build(&loaded, ledger, now, &req).map_err(|e| Reply::internal(&e))?;
     report.unreadable = state.unreadable();
     let mut body = Vec::new();
     crate::output::json::report(&mut body, &report).map_err(|e| Reply::internal(&e))?;
@@ -149,10 +150,11 @@ fn report_doc(state: &State, ledger: &Ledger, query: &str) -> Result<Reply, Repl
 pub fn status(state: &State, ledger: &Ledger, arm: &str, query: &str) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let q = params(query, &["session", "branch"])?;
-        let i = arm_index(state, arm)?;
+        let loaded = state.loaded();
+        let i = arm_index(&loaded, arm)?;
         let unreadable = state.unreadable();
         let doc = status_cmd::evaluate(
-            &state.loaded,
+            &loaded,
             ledger,
             state.now(),
             Some(i),
@@ -202,18 +204,19 @@ pub struct TaskDoc {
 pub fn budget(state: &State, ledger: &Ledger, arm: &str, query: &str) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let q = params(query, &["session", "branch"])?;
-        let i = arm_index(state, arm)?;
+        let loaded = state.loaded();
+        let i = arm_index(&loaded, arm)?;
         let now = state.now();
         let unreadable = state.unreadable();
         let doc = status_cmd::evaluate(
-            &state.loaded,
+            &loaded,
             ledger,
             now,
             Some(i),
             q.get("session").map(String::as_str),
             q.get("branch").map(String::as_str),
             &unreadable,
-            |view| budget_doc(state, ledger, i, view),
+            |view| budget_doc(&loaded, ledger, i, view),
         )
         .map_err(failed)?
         .map_err(|e| Reply::internal(&e))?;
@@ -225,12 +228,11 @@ pub fn budget(state: &State, ledger: &Ledger, arm: &str, query: &str) -> Reply {
 }
 
 fn budget_doc(
-    state: &State,
+    loaded: &Loaded,
     ledger: &dyn Store,
     arm: usize,
     view: &crate::output::status::Status<'_>,
 ) -> octo_budget::ledger::Result<BudgetDoc> {
-    let loaded = &state.loaded;
     let tz = loaded.config.timezone;
     let eval = Evaluator {
         loaded,

@@ -20,6 +20,7 @@ use octo_budget::ledger::Ledger;
 use octo_budget::money::Micros;
 use octo_budget::report::{build, By, Request};
 use octo_budget::spend::{Owner, Tally};
+use octo_budget::Loaded;
 
 const PAGE: &str = include_str!("assets/page.html");
 const LIVE: &str = include_str!("assets/live.html");
@@ -137,7 +138,7 @@ pub struct Top {
 }
 
 fn view(state: &State, ledger: &Ledger) -> octo_budget::ledger::Result<View> {
-    let loaded = &state.loaded;
+    let loaded = &*state.loaded();
     let cfg = &loaded.config;
     let tz = cfg.timezone;
     let now = state.now();
@@ -151,7 +152,7 @@ fn view(state: &State, ledger: &Ledger) -> octo_budget::ledger::Result<View> {
     let n = cfg.arms.len();
     let by_month = engine.by_owner(&month, n)?;
     let by_hour = engine.by_owner(&Period::trailing_hour(now), n)?;
-    let days = per_day(state, ledger, now, n)?;
+    let days = per_day(loaded, ledger, now, n)?;
     let owner_row = |name: String,
                      action: String,
                      caps: &[CapState],
@@ -266,12 +267,11 @@ fn view(state: &State, ledger: &Ledger) -> octo_budget::ledger::Result<View> {
 /// Spend per owner (arms, then unattributed last) per local day, the last
 /// [`DAYS`] days up to now, oldest first.
 fn per_day(
-    state: &State,
+    loaded: &Loaded,
     ledger: &Ledger,
     now: DateTime<Utc>,
     arms: usize,
 ) -> octo_budget::ledger::Result<Vec<Vec<Micros>>> {
-    let loaded = &state.loaded;
     let tz = loaded.config.timezone;
     let mut engine =
         octo_budget::spend::Engine::new(ledger, &loaded.attributor, loaded.prices(), now);

@@ -11,8 +11,9 @@ pub mod api;
 pub mod dashboard;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
@@ -43,7 +44,9 @@ pub struct Settings {
 /// What every worker shares.
 pub struct State {
     pub ctx: Arc<Context>,
-    pub loaded: Loaded,
+    /// budgets.yaml as last loaded, and its modification time then.
+    config: Mutex<(Option<SystemTime>, Arc<Loaded>)>,
+    config_path: PathBuf,
     pub settings: Settings,
     /// What the last ingest could not read (its count is in the answers).
     pub unreadable: Mutex<Vec<Unreadable>>,
@@ -53,6 +56,24 @@ pub struct State {
 impl State {
     pub fn now(&self) -> DateTime<Utc> {
         self.settings.fixed_now.unwrap_or_else(Utc::now)
+    }
+
+    /// budgets.yaml as it is now: loaded again when the file changed (a
+    /// file that no longer loads is said on stderr and the previous one
+    /// kept), so that answers follow the file as the commands do.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        let mtime = modified(&self.config_path);
+        let mut cur = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        if mtime != cur.0 {
+            cur.0 = mtime;
+            match self.ctx.load() {
+                Ok(l) => cur.1 = Arc::new(l),
+                Err(e) => eprintln!(
+                    "octo-budget serve: budgets.yaml changed but does not load, the previous one stays in use: {e}"
+                ),
+            }
+        }
+        Arc::clone(&cur.1)
     }
 
     pub fn unreadable(&self) -> Vec<Unreadable> {
@@ -66,6 +87,9 @@ impl State {
 pub struct Server {
     http: Arc<tiny_http::Server>,
     state: Arc<State>,
+    /// The ledger of budgets.yaml at the start (a changed `ledger:` needs
+    /// a restart).
+    ledger_path: PathBuf,
 }
 
 impl Server {
@@ -82,9 +106,11 @@ impl Server {
             context: format!("cannot listen on {}", settings.listen),
             source: std::io::Error::other(e.to_string()),
         })?;
+        let config_path = loaded.config.path.clone();
         let state = Arc::new(State {
             ctx,
-            loaded,
+            config: Mutex::new((modified(&config_path), Arc::new(loaded))),
+            config_path,
             settings,
             unreadable: Mutex::new(unreadable),
             templates: dashboard::templates(),
@@ -92,6 +118,7 @@ impl Server {
         Ok(Server {
             http: Arc::new(http),
             state,
+            ledger_path,
         })
     }
 
@@ -107,13 +134,15 @@ impl Server {
         println!("octo-budget serve: listening on http://{addr}/");
         if !self.state.settings.ingest_every.is_zero() {
             let state = Arc::clone(&self.state);
-            std::thread::spawn(move || ingest_loop(&state));
+            let path = self.ledger_path.clone();
+            std::thread::spawn(move || ingest_loop(&state, &path));
         }
         let mut workers = Vec::new();
         for _ in 0..WORKERS {
             let http = Arc::clone(&self.http);
             let state = Arc::clone(&self.state);
-            workers.push(std::thread::spawn(move || worker(&http, &state)));
+            let path = self.ledger_path.clone();
+            workers.push(std::thread::spawn(move || worker(&http, &state, &path)));
         }
         for w in workers {
             let _ = w.join();
@@ -123,13 +152,13 @@ impl Server {
 
 /// Reads new transcript lines every `--ingest-every`; a failed run is
 /// said on stderr and tried again next time.
-fn ingest_loop(state: &State) {
-    let path = state.ctx.locations.ledger_path(&state.loaded.config);
+fn ingest_loop(state: &State, path: &Path) {
     loop {
         std::thread::sleep(state.settings.ingest_every);
-        let run = Ledger::open(&path, BUSY)
+        let loaded = state.loaded();
+        let run = Ledger::open(path, BUSY)
             .map_err(Error::from)
-            .and_then(|mut l| state.ctx.ingest_all(&state.loaded, &mut l, false));
+            .and_then(|mut l| state.ctx.ingest_all(&loaded, &mut l, false));
         match run {
             Ok(stats) => {
                 if let Ok(mut u) = state.unreadable.lock() {
@@ -141,12 +170,11 @@ fn ingest_loop(state: &State) {
     }
 }
 
-fn worker(http: &tiny_http::Server, state: &State) {
-    let path = state.ctx.locations.ledger_path(&state.loaded.config);
+fn worker(http: &tiny_http::Server, state: &State, path: &Path) {
     let mut ledger: Option<Ledger> = None;
     while let Ok(req) = http.recv() {
         if ledger.is_none() {
-            match Ledger::open(&path, BUSY) {
+            match Ledger::open(path, BUSY) {
                 Ok(l) => ledger = Some(l),
                 Err(e) => eprintln!("octo-budget serve: opening the ledger: {e}"),
             }
@@ -279,6 +307,10 @@ fn respond(req: Request, reply: Reply) {
     );
     // A client that went away is not the server's problem.
     let _ = req.respond(resp);
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn header(k: &str, v: &str) -> Header {
