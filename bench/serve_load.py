@@ -3,7 +3,7 @@
 while transcripts grow.
 
     python3 bench/serve_load.py [--bin target/release/octo-budget]
-        [--clients 200] [--requests 25] [--size-mb 10] [--arms 20]
+        [--clients 200] [--requests 50] [--size-mb 10] [--arms 20]
         [--append-per-s 20] [--max-seconds 120] [--keep]
 
 Generates a tree with gen_tree.py into a temp dir, starts the server on
@@ -62,12 +62,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "octo-budget"))
     ap.add_argument("--clients", type=int, default=200)
-    ap.add_argument("--requests", type=int, default=25, help="requests per client")
+    ap.add_argument("--requests", type=int, default=50, help="requests per client")
     ap.add_argument("--size-mb", type=int, default=10)
     ap.add_argument("--arms", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--append-per-s", type=float, default=20.0)
     ap.add_argument("--max-seconds", type=float, default=120.0)
+    ap.add_argument("--ingest-every", default="1s", help="serve's --ingest-every (0: the check after the load fails)")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     if not os.access(a.bin, os.X_OK):
@@ -94,7 +95,7 @@ def main():
     flags = ["--config", os.path.join(tree, "budgets.yaml"), "--claude-dir", os.path.join(tree, "claude"),
              "--ledger", os.path.join(work, "ledger.sqlite"), "--now", NOW]
     started = time.monotonic()
-    server = subprocess.Popen([a.bin] + flags + ["serve", "--listen", "127.0.0.1:0", "--ingest-every", "1s"],
+    server = subprocess.Popen([a.bin] + flags + ["serve", "--listen", "127.0.0.1:0", "--ingest-every", a.ingest_every],
                               env=env, stdout=subprocess.PIPE, stderr=open(os.path.join(work, "serve.log"), "w"),
                               text=True)
     line = server.stdout.readline()
@@ -146,7 +147,7 @@ def main():
     results = []  # (kind, seconds, ok)
     lock = threading.Lock()
     barrier = threading.Barrier(a.clients)
-    deadline = [None]
+    deadline = [None, None]  # the deadline, the start
     errors_seen = []
 
     def client(n):
@@ -177,7 +178,7 @@ def main():
                 except Exception:  # noqa: BLE001
                     pass
                 conn = None
-            mine.append((kind, time.monotonic() - t0, ok))
+            mine.append((kind, time.monotonic() - t0, ok, t0 - deadline[1]))
         if conn is not None:
             conn.close()
         with lock:
@@ -186,6 +187,7 @@ def main():
     threads = [threading.Thread(target=client, args=(n,)) for n in range(a.clients)]
     t_start = time.monotonic()
     deadline[0] = t_start + a.max_seconds
+    deadline[1] = t_start
     for t in threads:
         t.start()
     for t in threads:
@@ -225,6 +227,8 @@ def main():
         "p50_ms": ms(percentile(lat, 50)), "p90_ms": ms(percentile(lat, 90)),
         "p99_ms": ms(percentile(lat, 99)), "max_ms": ms(lat[-1] if lat else None),
         "per_endpoint": per,
+        "slowest": [{"endpoint": r[0], "ms": ms(r[1]), "started_at_s": round(r[3], 3)}
+                    for r in sorted(results, key=lambda r: -r[1])[:5]],
         "tree_mb": a.size_mb, "arms": len(arm_names), "first_read_s": round(first_read_s, 2),
         "appended_lines": appended["lines"],
         "report_equals_cli_after_load": same,
@@ -242,6 +246,7 @@ def main():
               f"p99 {v['p99_ms']:8} ms  max {v['max_ms']:8} ms")
     print(f"  after the load: /api/v1/report?period=all == report --json: {same}; "
           f"input tokens {out['input_tokens_served']} (expected {expected_input})")
+    print("  slowest: " + ", ".join(f"{x['endpoint']} {x['ms']} ms at {x['started_at_s']} s" for x in out["slowest"]))
     for e in errors_seen:
         print(f"  error: {e}")
     os.makedirs(os.path.join(HERE, "out"), exist_ok=True)

@@ -22,11 +22,13 @@ use tiny_http::{Header, Method, Request, Response};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use octo_budget::ledger::Ledger;
-use octo_budget::transcript::discover::Unreadable;
+use octo_budget::transcript::discover::{discover, Unreadable};
 use octo_budget::Loaded;
 
 /// Worker threads answering requests (each holds a ledger connection).
 const WORKERS: usize = 8;
+/// Connections the kernel queues before `serve` accepts them.
+const BACKLOG: i32 = 1024;
 /// How long a request waits for a ledger another process is writing.
 const BUSY: Duration = Duration::from_secs(10);
 
@@ -90,6 +92,10 @@ pub struct Server {
     /// The ledger of budgets.yaml at the start (a changed `ledger:` needs
     /// a restart).
     ledger_path: PathBuf,
+    /// One connection per worker, opened one after another before the
+    /// first request (opened at once, under load, they waited on each
+    /// other for seconds).
+    ledgers: Vec<Ledger>,
 }
 
 impl Server {
@@ -102,10 +108,23 @@ impl Server {
             unreadable = ctx.ingest_all(&loaded, &mut ledger, false)?.unreadable;
         }
         drop(ledger);
-        let http = tiny_http::Server::http(settings.listen).map_err(|e| Error::Io {
+        let ledgers = (0..WORKERS)
+            .map(|_| Ledger::open(&ledger_path, BUSY))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let cannot = |source| Error::Io {
             context: format!("cannot listen on {}", settings.listen),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+            source,
+        };
+        let listener = std::net::TcpListener::bind(settings.listen).map_err(cannot)?;
+        // std listens with a backlog of 128: a burst of new connections
+        // beyond it waits for SYN retransmits (1 s, 3 s, 7 s). Listening
+        // again raises it (Linux caps it at net.core.somaxconn).
+        // SAFETY: listen(2) on the socket this function owns.
+        unsafe {
+            libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), BACKLOG);
+        }
+        let http = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| cannot(std::io::Error::other(e.to_string())))?;
         let config_path = loaded.config.path.clone();
         let state = Arc::new(State {
             ctx,
@@ -119,6 +138,7 @@ impl Server {
             http: Arc::new(http),
             state,
             ledger_path,
+            ledgers,
         })
     }
 
@@ -138,11 +158,13 @@ impl Server {
             std::thread::spawn(move || ingest_loop(&state, &path));
         }
         let mut workers = Vec::new();
-        for _ in 0..WORKERS {
+        for ledger in self.ledgers {
             let http = Arc::clone(&self.http);
             let state = Arc::clone(&self.state);
             let path = self.ledger_path.clone();
-            workers.push(std::thread::spawn(move || worker(&http, &state, &path)));
+            workers.push(std::thread::spawn(move || {
+                worker(&http, &state, &path, ledger)
+            }));
         }
         for w in workers {
             let _ = w.join();
@@ -151,27 +173,55 @@ impl Server {
 }
 
 /// Reads new transcript lines every `--ingest-every`; a failed run is
-/// said on stderr and tried again next time.
+/// said on stderr and tried again next time. Unlike the commands' ingest
+/// it leaves checkpoints to SQLite's automatic (passive) one: a
+/// truncating checkpoint every few seconds made the workers' reads wait
+/// on the log's reset (seconds at p99 under load, see bench/README.md).
 fn ingest_loop(state: &State, path: &Path) {
+    let mut ledger: Option<Ledger> = None;
     loop {
         std::thread::sleep(state.settings.ingest_every);
-        let loaded = state.loaded();
-        let run = Ledger::open(path, BUSY)
-            .map_err(Error::from)
-            .and_then(|mut l| state.ctx.ingest_all(&loaded, &mut l, false));
-        match run {
-            Ok(stats) => {
-                if let Ok(mut u) = state.unreadable.lock() {
-                    *u = stats.unreadable;
+        if ledger.is_none() {
+            match Ledger::open(path, BUSY) {
+                Ok(l) => ledger = Some(l),
+                Err(e) => {
+                    eprintln!("octo-budget serve: reading transcripts: {e}");
+                    continue;
                 }
             }
-            Err(e) => eprintln!("octo-budget serve: reading transcripts: {e}"),
+        }
+        let Some(l) = ledger.as_mut() else { continue };
+        match ingest_once(state, l) {
+            Ok(unreadable) => {
+                if let Ok(mut u) = state.unreadable.lock() {
+                    *u = unreadable;
+                }
+            }
+            Err(e) => {
+                eprintln!("octo-budget serve: reading transcripts: {e}");
+                ledger = None;
+            }
         }
     }
 }
 
-fn worker(http: &tiny_http::Server, state: &State, path: &Path) {
-    let mut ledger: Option<Ledger> = None;
+/// One ingest of every transcript: what could not be read.
+fn ingest_once(state: &State, ledger: &mut Ledger) -> Result<Vec<Unreadable>> {
+    let loaded = state.loaded();
+    let found = discover(&state.ctx.locations.claude_dirs(&loaded.config));
+    let (mut stats, _) = octo_budget::ledger::ingest::ingest_until(
+        ledger,
+        &found.files,
+        &mut octo_budget::ledger::ingest::NoProgress,
+        None,
+    )?;
+    let mut unreadable = found.unreadable;
+    unreadable.append(&mut stats.unreadable);
+    Ok(unreadable)
+}
+
+fn worker(http: &tiny_http::Server, state: &State, path: &Path, ledger: Ledger) {
+    let mut ledger = Some(ledger);
     while let Ok(req) = http.recv() {
         if ledger.is_none() {
             match Ledger::open(path, BUSY) {
