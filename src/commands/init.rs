@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         .unwrap_or_else(|| today - Duration::days(DEFAULT_DAYS));
     if since > today {
         return Err(Error::Usage(format!(
-            "--since: --since {since} is after today ({today})"
+            "--since {since} is after today ({today})"
         )));
     }
     // The ledger with no config: no arms, the default transcript folders.
