@@ -11,17 +11,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use serde::Deserialize;
-
-use super::{absolute, guard, Context, Loaded};
-use crate::exit;
-use crate::output::hook_reply;
 use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
 use octo_budget::budget::{Evaluator, Which};
 use octo_budget::config::OnError;
 use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
+use serde::Deserialize;
+
+use super::{absolute, guard, Context, Loaded};
+use crate::exit;
+use crate::output::hook_reply;
 
 /// How long `check` waits for another process's ledger lock.
 pub const LOCK_WAIT: Duration = Duration::from_millis(2_500);

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use octo_budget::budget::Period;
+use octo_budget::budget::{CapKind, Evaluator};
+use octo_budget::config::normalise_path;
 use serde_json::Value;
 
 use super::Context;
 use crate::exit;
 use crate::output::status_line::{tightest, StatusLine};
-use octo_budget::budget::Period;
-use octo_budget::budget::{CapKind, Evaluator};
-use octo_budget::config::normalise_path;
 
 /// How long a refresh may take before it prints what it knows (nothing)
 /// and exits.
