@@ -711,6 +711,9 @@ struct Writer<'a> {
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
     fresh: Option<FreshLoad>,
+    /// A session's cwd changed in this transaction (attribution of places
+    /// without a cwd may move): every cached spend is dropped at commit.
+    sessions_changed: bool,
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -732,6 +735,7 @@ impl<'a> Writer<'a> {
             names: Names::default(),
             places: HashMap::new(),
             fresh: None,
+            sessions_changed: false,
         }
     }
 
@@ -835,6 +839,7 @@ impl<'a> Writer<'a> {
             self.apply_row(base)?;
         }
         let conn = &self.ledger.conn;
+        let mut sessions_changed = 0;
         {
             let mut st = conn
                 // A session's cwd is that of its earliest record, whichever
@@ -846,10 +851,12 @@ impl<'a> Writer<'a> {
                 )
                 .map_err(|e| self.ledger.err(e))?;
             for sc in &r.session_cwds {
-                st.execute(params![sc.session_id, sc.cwd, sc.ts_ms])
+                sessions_changed += st
+                    .execute(params![sc.session_id, sc.cwd, sc.ts_ms])
                     .map_err(|e| self.ledger.err(e))?;
             }
         }
+        self.sessions_changed |= sessions_changed > 0;
         let skipped = if r.reset {
             0
         } else {
@@ -1135,10 +1142,12 @@ impl<'a> Writer<'a> {
                     cache_read = cache_read + excluded.cache_read, web_search = web_search + excluded.web_search",
             )
             .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+        let mut first_changed: Option<i64> = None;
         for (k, d) in self.deltas.drain() {
             if d.messages == 0 && d.t.iter().all(|v| *v == 0) {
                 continue;
             }
+            first_changed = Some(first_changed.map_or(k.bucket, |b| b.min(k.bucket)));
             st.execute(params![
                 k.bucket,
                 k.place_id,
@@ -1156,6 +1165,29 @@ impl<'a> Writer<'a> {
                 d.t[5]
             ])
             .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+        }
+        drop(st);
+        // Cached spend (schema 9) that priced a bucket changed here is
+        // dropped in the same transaction; `rollup_gen` tells a reader that
+        // priced rows before this commit not to cache what it priced.
+        let cut = if self.sessions_changed {
+            Some(i64::MIN)
+        } else {
+            first_changed.map(|b| b * BUCKET_MS)
+        };
+        self.sessions_changed = false;
+        if let Some(cut) = cut {
+            self.ledger
+                .conn
+                .prepare_cached("DELETE FROM spend_cache WHERE upto_ms > ?1")
+                .and_then(|mut s| s.execute([cut]))
+                .and_then(|_| {
+                    self.ledger.conn.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'rollup_gen'",
+                        [],
+                    )
+                })
+                .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
         }
         Ok(())
     }
@@ -1175,6 +1207,7 @@ impl<'a> Writer<'a> {
         self.tx_open = false;
         self.pending = 0;
         self.fresh = None;
+        self.ledger.checkpoint_if_large();
         Ok(())
     }
 
@@ -1187,6 +1220,7 @@ impl<'a> Writer<'a> {
         self.places.clear();
         self.pending = 0;
         self.fresh = None;
+        self.sessions_changed = false;
     }
 
     /// After a first load: the indexes dropped for it, each built in one

@@ -331,6 +331,72 @@ impl Ledger {
         )
     }
 
+    /// Opens a read transaction (one snapshot for several queries) unless
+    /// one is open already; true when it opened one (then call
+    /// [`Ledger::end_read`]).
+    pub fn begin_read(&self) -> Result<bool> {
+        if !self.conn.is_autocommit() {
+            return Ok(false);
+        }
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map(|()| true)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends the read transaction [`Ledger::begin_read`] opened.
+    pub fn end_read(&self) {
+        let _ = self.conn.execute_batch("COMMIT");
+    }
+
+    /// How many write transactions have changed the rollup (schema 9):
+    /// read before the rows a cached spend is priced from.
+    pub fn rollup_gen(&self) -> Result<i64> {
+        rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rollup_gen'",
+            [],
+            |r| r.get::<_, i64>(0),
+        ))
+        .map(|g| g.unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
+    /// A cached spend: the priced total (picodollars) of whole UTC days
+    /// before `upto_ms`, for the scope `key` names.
+    pub fn cached_spend(&self, key: i64) -> Result<Option<(i64, crate::money::Picos)>> {
+        let row: Option<(i64, String)> = rusqlite::OptionalExtension::optional(
+            self.conn
+                .prepare_cached("SELECT upto_ms, picos FROM spend_cache WHERE key = ?1")
+                .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))),
+        )
+        .map_err(|e| self.err(e))?;
+        // A value that does not parse is treated as absent (priced again).
+        Ok(row.and_then(|(upto, p)| {
+            p.parse::<i128>()
+                .ok()
+                .map(|p| (upto, crate::money::Picos(p)))
+        }))
+    }
+
+    /// Caches a spend priced from rows read after `rollup_gen` returned
+    /// `gen`: written only if no rollup change committed since (else the
+    /// rows may already be stale). Best effort: a busy or read-only ledger
+    /// leaves the cache as it was; the caller's figure is exact either way.
+    pub fn cache_spend(&self, key: i64, upto_ms: i64, picos: crate::money::Picos, gen: i64) {
+        // Never wait for another writer here: the next call caches it.
+        if self.conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+            return;
+        }
+        let _ = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO spend_cache (key, upto_ms, picos)
+                 SELECT ?1, ?2, ?3 WHERE (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rollup_gen') = ?4",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![key, upto_ms, picos.0.to_string(), gen]));
+        let _ = self.conn.busy_timeout(self.busy);
+    }
+
     /// Lines skipped as malformed, over every file the ledger has read.
     pub fn skipped_lines(&self) -> Result<u64> {
         let n: i64 = self

@@ -26,14 +26,21 @@
 //!   found were read through once, so `check` reads only its session);
 //! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
-//!   new prompt passes the check.
+//!   new prompt passes the check;
+//! - `spend_cache` (9): priced spend of one budget scope (an arm or the
+//!   total, one calendar period, one price table and attribution) over the
+//!   whole UTC days before `upto_ms`, so that `check` prices only today's
+//!   rollup rows; the ingest transaction that changes a rollup bucket
+//!   before an entry's `upto_ms` (or any session's cwd) deletes the entry
+//!   and bumps `meta.rollup_gen`, and an entry is written only if
+//!   `rollup_gen` is still what it was when its rows were read.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 9;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -191,6 +198,20 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 7, 8: taken by concurrent branches (branches, coststate); the lead
+    // puts their migrations here at merge.
+    "",
+    "",
+    // 9: priced spend per budget scope and period over whole past UTC days
+    // (see `spend_cache` above); `rollup_gen` counts rollup changes.
+    "
+    CREATE TABLE spend_cache (
+        key INTEGER PRIMARY KEY,
+        upto_ms INTEGER NOT NULL,
+        picos TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('rollup_gen', '0');
+    ",
 ];
 
 /// What a file opened as the ledger is.
@@ -269,9 +290,10 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     ledger
         .conn
         // A short WAL: a process that opens the ledger first reads every
-        // valid frame of it (the hook does that on every call), so keep it
-        // to about a megabyte between checkpoints.
-        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 256")
+        // valid frame of it (the hook does that on every call), so ingest
+        // truncates it past about a megabyte (`Ledger::checkpoint_if_large`);
+        // the automatic checkpoint is only a backstop above that.
+        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 1024")
         .map_err(|e| ledger.err(e))?;
     if version == VERSION && marked {
         return Ok(());
