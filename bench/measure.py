@@ -457,7 +457,7 @@ def hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cm
 
     def grow():
         data, _u, _m = app(clock["ms"])
-        clock["ms"] += 7000
+        clock["ms"] += 2000
         mut.append(tpath, data)
 
     base = {"session_id": target["session_id"], "transcript_path": tpath, "cwd": target["cwd"]}
