@@ -176,6 +176,13 @@ pub enum Scope {
     Arm(String),
     Total,
     Unattributed,
+    /// One branch of an arm; `name` is `<arm>@<branch>` (git branch names
+    /// hold no spaces, so the text line stays one field).
+    Branch {
+        arm: String,
+        branch: String,
+        name: String,
+    },
 }
 
 impl Scope {
@@ -185,6 +192,15 @@ impl Scope {
             Scope::Arm(a) => a,
             Scope::Total => "total",
             Scope::Unattributed => "unattributed",
+            Scope::Branch { name, .. } => name,
+        }
+    }
+
+    /// A branch event's branch.
+    pub fn branch(&self) -> Option<&str> {
+        match self {
+            Scope::Branch { branch, .. } => Some(branch),
+            _ => None,
         }
     }
 
@@ -193,6 +209,7 @@ impl Scope {
             Scope::Arm(_) => "arm",
             Scope::Total => "total",
             Scope::Unattributed => "unattributed",
+            Scope::Branch { .. } => "branch",
         }
     }
 
@@ -202,6 +219,9 @@ impl Scope {
             Scope::Arm(a) => format!("arm:{a}"),
             Scope::Total => "total".into(),
             Scope::Unattributed => "unattributed".into(),
+            Scope::Branch { arm, branch, .. } => {
+                format!("branch:{}", serde_json::json!([arm, branch]))
+            }
         }
     }
 }
@@ -211,7 +231,8 @@ impl Scope {
 pub struct Event {
     pub level: Level,
     pub scope: Scope,
-    /// `monthly`, `weekly` or `daily`.
+    /// `monthly`, `weekly` or `daily`; `branch` for a branch cap (all
+    /// time: its `period_start` is empty and it never resets).
     pub period: &'static str,
     /// The period's first instant in the config's zone (RFC 3339).
     pub period_start: String,

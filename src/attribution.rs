@@ -154,6 +154,7 @@ mod tests {
                     action: crate::config::Action::Warn,
                     alert_at_pct: 80,
                 },
+                branch_caps: Vec::new(),
             })
             .collect()
     }

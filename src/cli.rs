@@ -123,6 +123,7 @@ pub enum ByArg {
     Model,
     Day,
     Session,
+    Branch,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +169,10 @@ pub struct StatusArgs {
     /// Also evaluate this session's cap
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
+    /// Also evaluate this git branch's cap [default: the --session's
+    /// latest branch]
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
     /// One JSON object on stdout
     #[arg(long)]
     pub json: bool,

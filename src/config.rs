@@ -64,6 +64,9 @@ pub struct Caps {
     pub session: Option<Micros>,
     /// Burn rate: spend in the trailing 60 minutes.
     pub per_hour: Option<Micros>,
+    /// Every branch of the arm but the trunk ones, over all time
+    /// (`branch_usd_cap`).
+    pub branch: Option<Micros>,
 }
 
 /// The rules every cap of an arm shares.
@@ -92,6 +95,50 @@ pub struct Arm {
     pub paths: Vec<String>,
     pub caps: Caps,
     pub policy: Policy,
+    /// `branch_caps:`: branch globs with their own cap, in file order.
+    pub branch_caps: Vec<BranchCap>,
+}
+
+/// A branch glob and its cap (`branch_caps: {"fix/*": 0.5}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchCap {
+    pub glob: String,
+    pub pattern: glob::Pattern,
+    pub cap: Micros,
+}
+
+/// The branches `branch_usd_cap` leaves alone unless `trunk_branches:`
+/// says otherwise.
+pub const DEFAULT_TRUNK_BRANCHES: [&str; 4] = ["main", "master", "trunk", "develop"];
+
+impl Arm {
+    /// True when some cap of the arm can halt the agent (see [`can_halt`];
+    /// `branch_caps` too on a `stop` arm).
+    pub fn can_halt(&self) -> bool {
+        can_halt(&self.caps, &self.policy)
+            || (self.policy.action == Action::Stop && !self.branch_caps.is_empty())
+    }
+
+    /// The cap of `branch` on this arm, and the glob that gave it (None:
+    /// `branch_usd_cap`): the first `branch_caps` glob that matches it;
+    /// else `branch_usd_cap` unless it is a trunk branch. No branch (''),
+    /// no cap.
+    pub fn branch_cap<'a>(
+        &'a self,
+        branch: &str,
+        trunk: &[String],
+    ) -> Option<(Micros, Option<&'a str>)> {
+        if branch.is_empty() {
+            return None;
+        }
+        if let Some(b) = self.branch_caps.iter().find(|b| b.pattern.matches(branch)) {
+            return Some((b.cap, Some(b.glob.as_str())));
+        }
+        if trunk.iter().any(|t| t == branch) {
+            return None;
+        }
+        self.caps.branch.map(|c| (c, None))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +192,8 @@ pub struct Config {
     pub prices: Vec<(String, RowSpec)>,
     pub claude_dirs: Vec<PathBuf>,
     pub ledger: Option<PathBuf>,
+    /// Branches `branch_usd_cap` does not cap (`trunk_branches:`).
+    pub trunk_branches: Vec<String>,
     /// One-line notices for stderr (e.g. an ignored Octorato key).
     pub notices: Vec<String>,
 }
@@ -201,6 +250,8 @@ struct RawFile {
     gate: Option<RawGate>,
     #[serde(default, deserialize_with = "nonnull::alerts")]
     alerts: Option<RawAlerts>,
+    #[serde(default, deserialize_with = "nonnull::trunk_branches")]
+    trunk_branches: Option<Vec<String>>,
 }
 
 impl RawFile {
@@ -217,6 +268,7 @@ impl RawFile {
             && self.total.is_none()
             && self.gate.is_none()
             && self.alerts.is_none()
+            && self.trunk_branches.is_none()
     }
 }
 
@@ -247,7 +299,7 @@ mod nonnull {
         )*};
     }
 
-    keys!(budgets default timezone claude_dirs ledger prices total gate alerts monthly_usd_cap weekly_usd_cap daily_usd_cap session_usd_cap max_usd_per_hour grace_pct action_on_breach alert_at_pct path paths tools on_error spike_mad spike_min_usd unattributed_pct unattributed_min_usd);
+    keys!(budgets default timezone claude_dirs ledger prices total gate alerts monthly_usd_cap weekly_usd_cap daily_usd_cap session_usd_cap max_usd_per_hour grace_pct action_on_breach alert_at_pct path paths tools on_error spike_mad spike_min_usd unattributed_pct unattributed_min_usd branch_usd_cap branch_caps trunk_branches);
 }
 
 /// Caps and policy, as an arm, the `default:` block or `total:` has them.
@@ -264,6 +316,10 @@ struct RawLimits {
     session_usd_cap: Option<f64>,
     #[serde(default, deserialize_with = "nonnull::max_usd_per_hour")]
     max_usd_per_hour: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::branch_usd_cap")]
+    branch_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::branch_caps")]
+    branch_caps: Option<serde_yaml_ng::Mapping>,
     #[serde(default, deserialize_with = "nonnull::grace_pct")]
     grace_pct: Option<f64>,
     #[serde(default, deserialize_with = "nonnull::action_on_breach")]
@@ -292,6 +348,10 @@ struct RawArm {
     session_usd_cap: Option<f64>,
     #[serde(default, deserialize_with = "nonnull::max_usd_per_hour")]
     max_usd_per_hour: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::branch_usd_cap")]
+    branch_usd_cap: Option<f64>,
+    #[serde(default, deserialize_with = "nonnull::branch_caps")]
+    branch_caps: Option<serde_yaml_ng::Mapping>,
     #[serde(default, deserialize_with = "nonnull::grace_pct")]
     grace_pct: Option<f64>,
     #[serde(default, deserialize_with = "nonnull::action_on_breach")]
@@ -308,6 +368,8 @@ impl RawArm {
             daily_usd_cap: self.daily_usd_cap,
             session_usd_cap: self.session_usd_cap,
             max_usd_per_hour: self.max_usd_per_hour,
+            branch_usd_cap: self.branch_usd_cap,
+            branch_caps: self.branch_caps.clone(),
             grace_pct: self.grace_pct,
             action_on_breach: self.action_on_breach,
             alert_at_pct: self.alert_at_pct,
@@ -347,6 +409,8 @@ const ARM_KEYS: &[&str] = &[
     "daily_usd_cap",
     "session_usd_cap",
     "max_usd_per_hour",
+    "branch_usd_cap",
+    "branch_caps",
     "grace_pct",
     "action_on_breach",
     "alert_at_pct",
@@ -510,22 +574,31 @@ impl Config {
                     }
                 }
             }
+            // The arm's own `branch_caps` replace the default's.
+            let branch_caps = match (&a.branch_caps, &default.branch_caps) {
+                (Some(m), _) => v.branch_caps(&[Seg::Key("budgets"), Seg::Index(i)], m)?,
+                (None, Some(m)) => v.branch_caps(&[Seg::Key("default")], m)?,
+                (None, None) => Vec::new(),
+            };
             arms.push(Arm {
                 name,
                 paths,
                 caps: merged.caps(),
                 policy: merged.policy(),
+                branch_caps,
             });
         }
         let total = match &raw.total {
             Some(t) => {
                 v.limits(&[Seg::Key("total")], t)?;
-                if t.session_usd_cap.is_some() || t.max_usd_per_hour.is_some() {
-                    let key = if t.session_usd_cap.is_some() {
-                        "session_usd_cap"
-                    } else {
-                        "max_usd_per_hour"
-                    };
+                let per_arm = [
+                    ("session_usd_cap", t.session_usd_cap.is_some()),
+                    ("max_usd_per_hour", t.max_usd_per_hour.is_some()),
+                    ("branch_usd_cap", t.branch_usd_cap.is_some()),
+                    ("branch_caps", t.branch_caps.is_some()),
+                ];
+                if let Some((key, _)) = per_arm.iter().find(|(_, set)| *set) {
+                    let key = *key;
                     return Err(v.error(
                         &[Seg::Key("total"), Seg::Key(key)],
                         "the team total takes monthly_usd_cap, weekly_usd_cap and daily_usd_cap"
@@ -623,6 +696,23 @@ impl Config {
             .ledger
             .as_ref()
             .map(|l| PathBuf::from(ctx.expand(l, &base)));
+        let trunk_branches = match &raw.trunk_branches {
+            Some(list) => {
+                for (i, b) in list.iter().enumerate() {
+                    if b.trim().is_empty() {
+                        return Err(v.error(
+                            &[Seg::Key("trunk_branches"), Seg::Index(i)],
+                            "an empty branch name".into(),
+                        ));
+                    }
+                }
+                list.clone()
+            }
+            None => DEFAULT_TRUNK_BRANCHES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             timezone,
@@ -633,6 +723,7 @@ impl Config {
             prices,
             claude_dirs,
             ledger,
+            trunk_branches,
             notices,
         })
     }
@@ -654,6 +745,10 @@ impl Config {
             prices: Vec::new(),
             claude_dirs: Vec::new(),
             ledger: None,
+            trunk_branches: DEFAULT_TRUNK_BRANCHES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             notices: Vec::new(),
         }
     }
@@ -665,7 +760,7 @@ impl Config {
     /// True when some arm or the total can halt the agent (see
     /// [`can_halt`]): `check` must then see every tool call.
     pub fn can_halt(&self) -> bool {
-        self.arms.iter().any(|a| can_halt(&a.caps, &a.policy))
+        self.arms.iter().any(Arm::can_halt)
             || self
                 .total
                 .as_ref()
@@ -820,6 +915,8 @@ impl RawLimits {
             daily_usd_cap: self.daily_usd_cap.or(d.daily_usd_cap),
             session_usd_cap: self.session_usd_cap.or(d.session_usd_cap),
             max_usd_per_hour: self.max_usd_per_hour.or(d.max_usd_per_hour),
+            branch_usd_cap: self.branch_usd_cap.or(d.branch_usd_cap),
+            branch_caps: self.branch_caps.clone().or_else(|| d.branch_caps.clone()),
             grace_pct: self.grace_pct.or(d.grace_pct),
             action_on_breach: self.action_on_breach.or(d.action_on_breach),
             alert_at_pct: self.alert_at_pct.or(d.alert_at_pct),
@@ -834,6 +931,7 @@ impl RawLimits {
             daily: m(self.daily_usd_cap),
             session: m(self.session_usd_cap),
             per_hour: m(self.max_usd_per_hour),
+            branch: m(self.branch_usd_cap),
         }
     }
 
@@ -907,6 +1005,42 @@ impl Validator<'_> {
         }
     }
 
+    /// `branch_caps:`: a mapping of non-empty branch globs to amounts.
+    fn branch_caps(
+        &self,
+        at: &[Seg<'_>],
+        m: &serde_yaml_ng::Mapping,
+    ) -> Result<Vec<BranchCap>, ConfigError> {
+        let mut here = at.to_vec();
+        here.push(Seg::Key("branch_caps"));
+        let mut out = Vec::new();
+        for (k, val) in m {
+            let Some(glob) = k.as_str().filter(|g| !g.trim().is_empty()) else {
+                return Err(self.error(
+                    &here,
+                    format!("{k:?} is not a branch name or glob (a non-empty string)"),
+                ));
+            };
+            let mut key = here.clone();
+            key.push(Seg::Name(glob));
+            let pattern = glob::Pattern::new(glob)
+                .map_err(|e| self.error(&key, format!("{glob:?} is not a branch glob: {e}")))?;
+            let Some(usd) = val.as_f64() else {
+                return Err(self.error(
+                    &key,
+                    format!("the cap of {glob:?} must be a number of dollars"),
+                ));
+            };
+            self.non_negative(&key, Some(usd))?;
+            out.push(BranchCap {
+                glob: glob.to_owned(),
+                pattern,
+                cap: Micros::from_f64_dollars(usd),
+            });
+        }
+        Ok(out)
+    }
+
     fn limits(&self, at: &[Seg<'_>], l: &RawLimits) -> Result<(), ConfigError> {
         let with = |k: &'static str| {
             let mut p = at.to_vec();
@@ -919,6 +1053,7 @@ impl Validator<'_> {
             ("daily_usd_cap", l.daily_usd_cap),
             ("session_usd_cap", l.session_usd_cap),
             ("max_usd_per_hour", l.max_usd_per_hour),
+            ("branch_usd_cap", l.branch_usd_cap),
             ("grace_pct", l.grace_pct),
             ("alert_at_pct", l.alert_at_pct),
         ] {
@@ -931,6 +1066,9 @@ impl Validator<'_> {
                     format!("must be between 100 and 1000 (percent of the cap), not {g}"),
                 ));
             }
+        }
+        if let Some(m) = &l.branch_caps {
+            self.branch_caps(at, m)?;
         }
         if let Some(a) = l.alert_at_pct {
             if a > 100.0 {
@@ -1328,6 +1466,59 @@ budgets:
         // A stop arm without caps has nothing to halt at.
         let none = parse("budgets:\n  - arm: a\n    action_on_breach: stop\n").unwrap();
         assert!(!none.can_halt());
+    }
+
+    #[test]
+    fn branch_caps_trunk_and_globs() {
+        let c = parse(
+            "default:\n  branch_usd_cap: 3\n  branch_caps:\n    \"fix/*\": 0.5\nbudgets:\n  - arm: a\n  - arm: b\n    branch_usd_cap: 1\n    branch_caps:\n      main: 9\n      \"feat/*\": 2\n      \"*\": 0.25\n",
+        )
+        .unwrap();
+        let trunk = &c.trunk_branches;
+        assert_eq!(trunk, &DEFAULT_TRUNK_BRANCHES.to_vec());
+        let usd = |d: f64| Micros::from_f64_dollars(d);
+        let (a, b) = (&c.arms[0], &c.arms[1]);
+        // a inherits both keys from default:.
+        assert_eq!(
+            a.branch_cap("fix/typo", trunk),
+            Some((usd(0.5), Some("fix/*")))
+        );
+        assert_eq!(a.branch_cap("feat/x", trunk), Some((usd(3.0), None)));
+        assert_eq!(a.branch_cap("develop", trunk), None);
+        assert_eq!(a.branch_cap("", trunk), None);
+        // b's own branch_caps replace default's, first match in file order;
+        // a glob names a trunk branch too.
+        assert_eq!(b.branch_cap("main", trunk), Some((usd(9.0), Some("main"))));
+        assert_eq!(
+            b.branch_cap("feat/x/y", trunk),
+            Some((usd(2.0), Some("feat/*")))
+        );
+        assert_eq!(
+            b.branch_cap("fix/typo", trunk),
+            Some((usd(0.25), Some("*")))
+        );
+        assert_eq!(b.caps.branch, Some(usd(1.0)));
+        // A stop arm with only branch_caps can halt.
+        let s =
+            parse("budgets:\n  - arm: a\n    action_on_breach: stop\n    branch_caps: {x: 1}\n")
+                .unwrap();
+        assert!(s.arms[0].can_halt() && s.can_halt());
+        let t = parse("trunk_branches: [release]\nbudgets:\n  - arm: a\n    branch_usd_cap: 1\n")
+            .unwrap();
+        assert_eq!(
+            t.arms[0].branch_cap("main", &t.trunk_branches),
+            Some((usd(1.0), None))
+        );
+        assert_eq!(t.arms[0].branch_cap("release", &t.trunk_branches), None);
+        let e = err("budgets:\n  - arm: a\n    branch_caps: [1]\n");
+        assert!(e.contains("budgets[0].branch_caps"), "{e}");
+        let e = err("budgets:\n  - arm: a\n    branch_caps: {\"fix/[\": 1}\n");
+        assert!(e.contains("not a branch glob"), "{e}");
+        let e = err("budgets:\n  - arm: a\n    branch_caps:\n      x: -1\n");
+        assert!(
+            e.contains("budgets[0].branch_caps.x") && e.contains(":4:"),
+            "{e}"
+        );
     }
 
     #[test]

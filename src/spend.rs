@@ -140,6 +140,7 @@ mod tests {
                 action: Action::Warn,
                 alert_at_pct: 80,
             },
+            branch_caps: Vec::new(),
         }
     }
 
@@ -197,6 +198,7 @@ mod tests {
             day: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             place_id: 1,
             session_id: "s".into(),
+            branch: String::new(),
             model: "claude-opus-9".into(),
             fast: false,
             us_geo: false,

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{assistant, Env};
+use common::{assistant, feed, Env};
 use serde_json::{json, Value};
 
 const MODEL: &str = "claude-haiku-4-5";
@@ -1205,13 +1205,7 @@ fn concurrent_checks_while_the_transcript_grows() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
             let mut child = c.spawn().unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(stdin.as_bytes())
-                .unwrap();
+            feed(child.stdin.take(), stdin.as_bytes());
             child
         })
         .collect();
@@ -1804,14 +1798,8 @@ fn concurrent_calls_all_halt_and_record_one_halt() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
             let mut child = c.spawn().unwrap();
-            use std::io::Write;
             let stdin = pre_tool(&env, SID, ACME, tools[i % tools.len()], json!({}));
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(stdin.as_bytes())
-                .unwrap();
+            feed(child.stdin.take(), stdin.as_bytes());
             (i, child)
         })
         .collect();

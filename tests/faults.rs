@@ -984,12 +984,10 @@ fn read_only_ledger_is_refused_and_unchanged() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(hook_input("s1", &t, "/x/acme").as_bytes())
-            .unwrap();
+        feed(
+            child.stdin.take(),
+            hook_input("s1", &t, "/x/acme").as_bytes(),
+        );
         let out = child.wait_with_output().unwrap();
         let err = stderr_of(&out);
         assert_eq!(out.status.code(), Some(code), "{cmd:?}: {err}");
@@ -1108,12 +1106,7 @@ fn disk_full_while_writing_commits_nothing_half_way() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        feed(child.stdin.take(), stdin.as_bytes());
         child.wait_with_output().unwrap()
     };
     let out = limited(&["check"], &hook_input("s1", &big, "/x/acme"));
@@ -1524,9 +1517,7 @@ fn concurrent_checks_reports_and_ingests_while_appending() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut input = child.stdin.take().unwrap();
-            input.write_all(stdin.as_bytes()).unwrap();
-            drop(input);
+            feed(child.stdin.take(), stdin.as_bytes());
             children.push((kind, child));
         }
         for (kind, child) in children {
@@ -1671,7 +1662,7 @@ fn spawn_check(
         .unwrap();
     let mut input = child.stdin.take();
     if let Some(text) = stdin {
-        input.take().unwrap().write_all(text.as_bytes()).unwrap();
+        feed(input.take(), text.as_bytes());
     }
     ((child, started), input)
 }
@@ -1734,12 +1725,7 @@ fn file_size_limit_is_an_error_with_a_reason_not_a_kill() {
             });
         }
         let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        feed(child.stdin.take(), stdin.as_bytes());
         child.wait_with_output().unwrap()
     };
     let out = limited(&["check"], &hook_input("s1", &big, "/x/acme"));

@@ -15,7 +15,7 @@ use anyhow::Result;
 use chrono::{DateTime, Duration as Days, Utc};
 use wait_timeout::ChildExt as _;
 
-use super::evaluate::{CapKind, CapState, Evaluator, Scope as CapScope};
+use super::evaluate::{CapKind, CapState, Evaluator, Scope as CapScope, Which};
 use super::{print_notices, Context, Loaded};
 use crate::alerts::{self, Event, Level, Scope};
 use crate::budget::{forecast, Period, PeriodKind};
@@ -153,19 +153,40 @@ fn evaluate(loaded: &Loaded, ledger: &Ledger, now: DateTime<Utc>) -> Result<Foun
                 CapKind::Monthly => "monthly",
                 CapKind::Weekly => "weekly",
                 CapKind::Daily => "daily",
+                CapKind::Branch => "branch",
                 CapKind::Session | CapKind::Hourly => continue,
             };
             let scope = match &c.scope {
                 CapScope::Arm(a) => Scope::Arm(a.clone()),
                 CapScope::Total => Scope::Total,
+                CapScope::Branch { arm, branch } => Scope::Branch {
+                    arm: arm.clone(),
+                    branch: branch.clone(),
+                    name: format!("{arm}@{branch}"),
+                },
             };
-            let projection = forecast(c.spent, &c.period, now);
+            // A branch cap covers all time: no forecast, no reset; said
+            // once per level ever.
+            let all_time = c.kind == CapKind::Branch;
+            let projection = if all_time {
+                None
+            } else {
+                forecast(c.spent, &c.period, now)
+            };
             let e = Event {
                 level: alerts::cap_level(c.spent, c.limit, &c.policy),
                 scope,
                 period,
-                period_start: c.period.start.with_timezone(&tz).to_rfc3339(),
-                resets: c.period.end_date(tz),
+                period_start: if all_time {
+                    String::new()
+                } else {
+                    c.period.start.with_timezone(&tz).to_rfc3339()
+                },
+                resets: if all_time {
+                    chrono::NaiveDate::MAX
+                } else {
+                    c.period.end_date(tz)
+                },
                 spent: c.spent,
                 cap: Some(c.limit),
                 action: Some(c.policy.action),
@@ -237,6 +258,16 @@ fn evaluate(loaded: &Loaded, ledger: &Ledger, now: DateTime<Utc>) -> Result<Foun
                 spike: None,
                 total: None,
             });
+        }
+        // Each capped branch of the arm that has spend.
+        if arm.caps.branch.is_some() || !arm.branch_caps.is_empty() {
+            let mut branch_caps = Vec::new();
+            for b in eval.arm_branches(i)? {
+                if let Some(c) = eval.branch_cap(Some(i), Some(&b), Which::All)? {
+                    branch_caps.push(c);
+                }
+            }
+            cap_events(branch_caps, &mut state, &mut new);
         }
         if let Some(s) = alerts::spike(today_spend[i], &daily[i], &cfg.alerts) {
             new.push(Event {

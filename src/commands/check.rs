@@ -310,7 +310,18 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         now: ctx.now,
     };
     let which = if is_gated { Which::All } else { Which::Halting };
-    let caps = eval.caps_of(arm, session, which)?;
+    let mut caps = eval.caps_of(arm, session, which)?;
+    // The session's branch: that of its latest response (or prompt) that
+    // named one, as the ledger knows it after reading the session's new
+    // bytes above.
+    if arm.is_some_and(|i| cfg.arms[i].caps.branch.is_some() || !cfg.arms[i].branch_caps.is_empty())
+    {
+        let branch = match session {
+            Some(s) => ledger.session_branch(s)?,
+            None => None,
+        };
+        caps.extend(eval.branch_cap(arm, branch.as_deref(), which)?);
+    }
     if let Some(c) = super::evaluate::halting(&caps) {
         let (head, tail) = hook_reply::halt_parts(c, cfg.timezone, session);
         if let Some(s) = halt_key {
@@ -352,6 +363,9 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         let scope = match (c.kind, session) {
             (crate::commands::evaluate::CapKind::Session, Some(s)) => {
                 format!("{}/{s}", c.scope.name())
+            }
+            (crate::commands::evaluate::CapKind::Branch, _) => {
+                format!("{}@{}", c.scope.name(), c.scope.branch().unwrap_or(""))
             }
             _ => c.scope.name().to_owned(),
         };

@@ -22,6 +22,8 @@ pub enum CapKind {
     Daily,
     Session,
     Hourly,
+    /// One git branch of an arm, over all time.
+    Branch,
 }
 
 impl CapKind {
@@ -32,6 +34,7 @@ impl CapKind {
             CapKind::Daily => "daily",
             CapKind::Session => "session",
             CapKind::Hourly => "hourly",
+            CapKind::Branch => "branch",
         }
     }
 }
@@ -41,13 +44,27 @@ impl CapKind {
 pub enum Scope {
     Arm(String),
     Total,
+    /// One branch of an arm (a branch cap).
+    Branch {
+        arm: String,
+        branch: String,
+    },
 }
 
 impl Scope {
+    /// The arm (or "total"); a branch cap's arm.
     pub fn name(&self) -> &str {
         match self {
-            Scope::Arm(a) => a,
+            Scope::Arm(a) | Scope::Branch { arm: a, .. } => a,
             Scope::Total => "total",
+        }
+    }
+
+    /// The branch of a branch cap.
+    pub fn branch(&self) -> Option<&str> {
+        match self {
+            Scope::Branch { branch, .. } => Some(branch),
+            _ => None,
         }
     }
 }
@@ -103,7 +120,7 @@ impl CapState {
     /// session caps, which never reset).
     pub fn resets(&self) -> Option<DateTime<Utc>> {
         match self.kind {
-            CapKind::Session => None,
+            CapKind::Session | CapKind::Branch => None,
             _ => Some(self.period.end),
         }
     }
@@ -162,7 +179,7 @@ impl Evaluator<'_> {
         let wanted = |caps: &crate::config::Caps, policy: &Policy| {
             which == Which::All || crate::config::can_halt(caps, policy)
         };
-        let arm = arm.filter(|&i| wanted(&cfg.arms[i].caps, &cfg.arms[i].policy));
+        let arm = arm.filter(|&i| which == Which::All || cfg.arms[i].can_halt());
         let total = cfg.total.as_ref().filter(|t| wanted(&t.caps, &t.policy));
         if arm.is_none() && total.is_none() {
             return Ok(Vec::new());
@@ -217,6 +234,68 @@ impl Evaluator<'_> {
             self.calendar_caps(&mut out, &Scope::Total, &t.caps, &t.policy, None, &places)?;
         }
         Ok(out)
+    }
+
+    /// The cap of `branch` on `arm`, if the arm caps that branch (see
+    /// [`crate::config::Arm::branch_cap`]): its spend on the arm over all
+    /// time. `which` as for [`Self::caps_of`].
+    pub fn branch_cap(
+        &self,
+        arm: Option<usize>,
+        branch: Option<&str>,
+        which: Which,
+    ) -> Result<Option<CapState>> {
+        let cfg = &self.loaded.config;
+        let (Some(i), Some(branch)) = (arm, branch) else {
+            return Ok(None);
+        };
+        let a = &cfg.arms[i];
+        if which == Which::Halting && a.policy.action != crate::config::Action::Stop {
+            return Ok(None);
+        }
+        let Some((limit, _)) = a.branch_cap(branch, &cfg.trunk_branches) else {
+            return Ok(None);
+        };
+        let places = self.ledger.places()?;
+        let empty = HashMap::new();
+        let candidates = Resolver {
+            attributor: &self.loaded.attributor,
+            places: &places,
+            session_cwds: &empty,
+        }
+        .candidate_places(i);
+        let whole = Period {
+            kind: PeriodKind::All,
+            start: DateTime::<Utc>::MIN_UTC,
+            end: DateTime::<Utc>::MAX_UTC,
+        };
+        let spent = self.spend_on(&whole, Some((i, &candidates)), None, Some(branch), &places)?;
+        let scope = Scope::Branch {
+            arm: a.name.clone(),
+            branch: branch.to_owned(),
+        };
+        Ok(Some(self.state(
+            scope,
+            CapKind::Branch,
+            limit,
+            spent,
+            a.policy,
+            whole,
+        )))
+    }
+
+    /// The branches (other than none) the arm's candidate places have
+    /// spend on, over all time.
+    pub fn arm_branches(&self, arm: usize) -> Result<Vec<String>> {
+        let places = self.ledger.places()?;
+        let empty = HashMap::new();
+        let candidates = Resolver {
+            attributor: &self.loaded.attributor,
+            places: &places,
+            session_cwds: &empty,
+        }
+        .candidate_places(arm);
+        Ok(self.ledger.branches(&candidates)?)
     }
 
     fn calendar_caps(
@@ -301,6 +380,18 @@ impl Evaluator<'_> {
         session: Option<&str>,
         places: &HashMap<i64, crate::ledger::query::Place>,
     ) -> Result<Micros> {
+        self.spend_on(period, arm, session, None, places)
+    }
+
+    /// [`Self::spend`], of one git branch ('' for none) when `branch` is set.
+    fn spend_on(
+        &self,
+        period: &Period,
+        arm: Option<(usize, &[i64])>,
+        session: Option<&str>,
+        branch: Option<&str>,
+        places: &HashMap<i64, crate::ledger::query::Place>,
+    ) -> Result<Micros> {
         let window = period.until(self.now + Duration::milliseconds(1));
         let calendar = matches!(
             period.kind,
@@ -308,13 +399,17 @@ impl Evaluator<'_> {
         );
         let day_ms = 86_400_000;
         let today_ms = window.end.timestamp_millis().div_euclid(day_ms) * day_ms;
-        if calendar && session.is_none() && today_ms > window.start.timestamp_millis() {
+        if calendar
+            && session.is_none()
+            && branch.is_none()
+            && today_ms > window.start.timestamp_millis()
+        {
             if let Some(today) = DateTime::from_timestamp_millis(today_ms) {
                 return self.spend_cached(&window, today, arm, places);
             }
         }
         Ok(self
-            .priced(window.start, window.end, arm, session, places)?
+            .priced(window.start, window.end, arm, session, branch, places)?
             .to_micros())
     }
 
@@ -339,11 +434,11 @@ impl Evaluator<'_> {
             };
             let past = match DateTime::from_timestamp_millis(from_ms) {
                 Some(from) if from_ms < today_ms => {
-                    base + self.priced(from, today, arm, None, places)?
+                    base + self.priced(from, today, arm, None, None, places)?
                 }
                 _ => base,
             };
-            let now = self.priced(today, window.end, arm, None, places)?;
+            let now = self.priced(today, window.end, arm, None, None, places)?;
             Ok((gen, from_ms != today_ms, past, now))
         })();
         if own_tx {
@@ -377,18 +472,22 @@ impl Evaluator<'_> {
     }
 
     /// Priced spend of responses with `from <= timestamp < to`: of one arm,
-    /// of one session, or of everything.
+    /// of one session, or of everything (of one git branch when `branch`
+    /// is set).
     fn priced(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         arm: Option<(usize, &[i64])>,
         session: Option<&str>,
+        branch: Option<&str>,
         places: &HashMap<i64, crate::ledger::query::Place>,
     ) -> Result<Picos> {
         let filter = Filter {
             places: arm.map(|(_, c)| c),
             session,
+            branch,
+            ..Filter::default()
         };
         let groups = self.ledger.groups(from, to, &filter)?;
         let mut pricer = Pricer::new(self.loaded.prices());

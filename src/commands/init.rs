@@ -137,6 +137,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
                 action: Action::Warn,
                 alert_at_pct: 80,
             },
+            branch_caps: Vec::new(),
         })
         .collect();
     let attributor = Attributor::new(&config_arms);

@@ -1,4 +1,5 @@
-//! `octo-budget report`: spend per arm (or per model, day or session).
+//! `octo-budget report`: spend per arm (or per model, day, session or git
+//! branch).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -114,7 +115,13 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
     // Spend up to now: a report "as of --now" ignores later records.
     let window = period.until(ctx.now + Duration::milliseconds(1));
-    let groups = ledger.groups(window.start, window.end, &Filter::default())?;
+    // Per branch, the window's responses are read (the rollup has no
+    // branch); every other breakdown reads the rollup.
+    let filter = Filter {
+        by_branch: args.by == ByArg::Branch,
+        ..Filter::default()
+    };
+    let groups = ledger.groups(window.start, window.end, &filter)?;
     let places = ledger.places()?;
     let session_cwds = ledger.session_cwds(&groups, &places)?;
     let resolver = Resolver {
@@ -152,6 +159,13 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
                     g.session_id.clone()
                 }
             }
+            ByArg::Branch => {
+                if g.branch.is_empty() {
+                    "(no branch)".into()
+                } else {
+                    g.branch.clone()
+                }
+            }
         };
         breakdown.entry(key).or_default().add(g, c);
     }
@@ -167,7 +181,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             loaded.prices(),
             &wanted,
         )?),
-        ByArg::Model | ByArg::Session => Some(
+        ByArg::Model | ByArg::Session | ByArg::Branch => Some(
             breakdown
                 .into_iter()
                 .map(|(k, t)| Row {

@@ -46,7 +46,15 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         ledger: &ledger,
         now: ctx.now,
     };
-    let caps = eval.caps(arm, args.session.as_deref())?;
+    let mut caps = eval.caps(arm, args.session.as_deref())?;
+    // The branch cap: of --branch, else of the session's latest branch.
+    let branch = match (&args.branch, args.session.as_deref()) {
+        (Some(b), _) => Some(b.clone()),
+        (None, Some(s)) => ledger.session_branch(s)?,
+        (None, None) => None,
+    };
+    let branch_cap = eval.branch_cap(arm, branch.as_deref(), super::evaluate::Which::All)?;
+    caps.extend(branch_cap.clone());
     let worst = caps.iter().map(|c| c.tier).max().unwrap_or(Tier::Ok);
     let blocking = super::evaluate::blocking(&caps);
     let halting = super::evaluate::halting(&caps);
@@ -100,6 +108,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
             "tier": worst.as_str(),
             "reason": reason,
             "caps": caps_json,
+            "branch": branch,
+            "branch_cap": branch_cap.as_ref().map(|c| cap_json(c, tz)),
             "unreadable_files": ingested.unreadable.len(),
         });
         serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -128,7 +138,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
         for c in &caps {
             t.add_row([
                 c.scope.name().to_owned(),
-                c.kind.as_str().to_owned(),
+                match c.scope.branch() {
+                    Some(b) => format!("branch {b}"),
+                    None => c.kind.as_str().to_owned(),
+                },
                 c.limit.to_string(),
                 c.spent.to_string(),
                 c.remaining().to_string(),
@@ -180,6 +193,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
 fn cap_json(c: &CapState, tz: chrono_tz::Tz) -> serde_json::Value {
     json!({
         "scope": c.scope.name(),
+        "branch": c.scope.branch(),
         "cap": c.kind.as_str(),
         "limit_usd": usd(c.limit),
         "spent_usd": usd(c.spent),

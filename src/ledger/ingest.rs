@@ -33,7 +33,7 @@ use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::discover::{TranscriptFile, Unreadable};
-use crate::transcript::parse::{envelope_cwd, parse_line, Line, SessionCwd};
+use crate::transcript::parse::{envelope_branch, envelope_cwd, parse_line, Line, SessionCwd};
 use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{Response, Usage};
 
@@ -113,6 +113,9 @@ struct FileResult {
     responses: Vec<Response>,
     /// Per session, the cwd of its earliest record in this file.
     session_cwds: Vec<SessionCwd>,
+    /// Per session, the branch of its latest response in this file (by
+    /// timestamp) that named one.
+    session_branches: FastMap<String, (String, i64)>,
     skipped: u64,
     bytes: u64,
 }
@@ -556,13 +559,39 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
             ts_ms,
         }),
     };
+    // A response without a branch takes its session's latest branch known
+    // at that point of the file (else, at apply, the ledger's).
+    let mut last_branch: FastMap<String, String> = FastMap::default();
+    let mut session_branches: FastMap<String, (String, i64)> = FastMap::default();
+    let mut note_branch = |session: &str, branch: &str, ts_ms: i64| {
+        let e = session_branches
+            .entry(session.to_owned())
+            .or_insert_with(|| (branch.to_owned(), ts_ms));
+        if ts_ms >= e.1 {
+            *e = (branch.to_owned(), ts_ms);
+        }
+    };
+    // Records without cost are parsed for their branch only until one has
+    // been seen in this read (a prompt before the session's first response).
+    let mut looked_for_branch = false;
     let mut skipped = 0u64;
     let (end, stopped) = for_each_line_until(
         &mut f,
         start as u64,
         || stop.after_chunk(),
         |line, _offset| match parse_line(line) {
-            Line::Response(r) => {
+            Line::Response(mut r) => {
+                let session = r.session_id.as_deref().unwrap_or("");
+                match &r.branch {
+                    Some(b) => {
+                        last_branch.insert(session.to_owned(), b.clone());
+                        if !session.is_empty() {
+                            note_branch(session, b, r.ts_ms);
+                        }
+                        looked_for_branch = true;
+                    }
+                    None => r.branch = last_branch.get(session).cloned(),
+                }
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
                     file_has_cwd = true;
@@ -583,6 +612,15 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                 }
             }
             Line::NoCost => {
+                if !looked_for_branch {
+                    if let Some((session, branch, ts_ms)) = envelope_branch(line) {
+                        looked_for_branch = true;
+                        if let Some(b) = branch {
+                            note_branch(&session, &b, ts_ms);
+                            last_branch.insert(session, b);
+                        }
+                    }
+                }
                 if !file_has_cwd {
                     if let Some(sc) = envelope_cwd(line) {
                         note_cwd(&sc.session_id, &sc.cwd, sc.ts_ms);
@@ -615,6 +653,7 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         head_hash,
         responses,
         session_cwds,
+        session_branches,
         skipped,
         bytes: (end - start).max(0) as u64,
     })
@@ -629,6 +668,9 @@ fn merge(into: &mut Response, dup: &Response) {
     }
     if into.session_id.is_none() {
         into.session_id.clone_from(&dup.session_id);
+    }
+    if into.branch.is_none() {
+        into.branch.clone_from(&dup.branch);
     }
     for (i, a) in dup.advisors.iter().enumerate() {
         match into.advisors.get_mut(i) {
@@ -650,6 +692,8 @@ struct Row {
     place_id: i64,
     model: String,
     ts_ms: i64,
+    /// The git branch ('' for none).
+    branch: String,
     sidechain: bool,
     counted: bool,
     fast: bool,
@@ -752,7 +796,9 @@ impl<'a> Writer<'a> {
                     })
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
-                    conn.execute_batch("DROP INDEX responses_key; DROP INDEX responses_ts")
+                    conn.execute_batch(
+                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch",
+                    )
                         .map_err(|e| self.ledger.err(e))?;
                     self.fresh = Some(FreshLoad::default());
                 }
@@ -806,8 +852,23 @@ impl<'a> Writer<'a> {
         let responses = std::mem::take(&mut r.responses);
         let count = responses.len();
         stats.responses += count;
+        // Branches the ledger knows for sessions whose responses named none
+        // before this file's first that did.
+        let mut known_branches: FastMap<String, String> = FastMap::default();
         for resp in responses {
             let place_id = self.place(resp.cwd.as_deref().unwrap_or(""), &r.project)?;
+            let branch = match (resp.branch, resp.session_id.as_deref()) {
+                (Some(b), _) => b,
+                (None, Some(s)) if !s.is_empty() => match known_branches.get(s) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = self.session_branch(s)?;
+                        known_branches.insert(s.to_owned(), b.clone());
+                        b
+                    }
+                },
+                (None, _) => String::new(),
+            };
             let base = Row {
                 id: 0,
                 message_id: resp.message_id,
@@ -816,6 +877,7 @@ impl<'a> Writer<'a> {
                 place_id,
                 model: resp.model,
                 ts_ms: resp.ts_ms,
+                branch,
                 sidechain: resp.sidechain,
                 counted: true,
                 fast: resp.fast,
@@ -855,6 +917,18 @@ impl<'a> Writer<'a> {
                     .execute(params![sc.session_id, sc.cwd, sc.ts_ms])
                     .map_err(|e| self.ledger.err(e))?;
             }
+            // A session's branch is that of its latest response naming one.
+            let mut st = conn
+                .prepare_cached(
+                    "INSERT INTO session_branches (session_id, branch, ts_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (session_id) DO UPDATE SET branch = excluded.branch, ts_ms = excluded.ts_ms
+                     WHERE excluded.ts_ms >= session_branches.ts_ms",
+                )
+                .map_err(|e| self.ledger.err(e))?;
+            for (session, (branch, ts_ms)) in &r.session_branches {
+                st.execute(params![session, branch, ts_ms])
+                    .map_err(|e| self.ledger.err(e))?;
+            }
         }
         self.sessions_changed |= sessions_changed > 0;
         let skipped = if r.reset {
@@ -888,6 +962,17 @@ impl<'a> Writer<'a> {
         .map_err(|e| self.ledger.err(e))?;
         self.pending += count + 1;
         Ok(())
+    }
+
+    /// The branch of a session's latest response that named one, as the
+    /// ledger knows it ('' when none did).
+    fn session_branch(&self, session: &str) -> Result<String> {
+        self.ledger
+            .conn
+            .prepare_cached("SELECT branch FROM session_branches WHERE session_id = ?1")
+            .and_then(|mut s| s.query_row([session], |r| r.get(0)).optional())
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.ledger.err(e))
     }
 
     fn place(&mut self, cwd: &str, project: &str) -> Result<i64> {
@@ -937,12 +1022,20 @@ impl<'a> Writer<'a> {
             Some(old) => {
                 let usage = old.usage.max(&row.usage);
                 let sidechain = old.sidechain && row.sidechain;
-                if usage == old.usage && sidechain == old.sidechain {
+                // A response keeps the first branch it was read with; one
+                // read before branches were kept (schema 7) learns it now.
+                let branch = if old.branch.is_empty() {
+                    row.branch
+                } else {
+                    old.branch.clone()
+                };
+                if usage == old.usage && sidechain == old.sidechain && branch == old.branch {
                     return Ok(());
                 }
                 let new = Row {
                     usage,
                     sidechain,
+                    branch,
                     counted: !(sidechain && other_main),
                     ..old.clone()
                 };
@@ -1008,7 +1101,7 @@ impl<'a> Writer<'a> {
             .conn
             .prepare_cached(&format!(
                 "SELECT id, message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted, fast,
-                        us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+                        us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch
                  FROM responses {filter}"
             ))
             .map_err(|e| self.ledger.err(e))?;
@@ -1028,6 +1121,7 @@ impl<'a> Writer<'a> {
                     us_geo: r.get(10)?,
                     advisor: r.get(11)?,
                     usage: super::usage_at(r, 12)?,
+                    branch: r.get(18)?,
                 })
             })
             .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
@@ -1041,8 +1135,8 @@ impl<'a> Writer<'a> {
             .conn
             .prepare_cached(
                 "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
-                    fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -1062,7 +1156,8 @@ impl<'a> Writer<'a> {
                     u.cache_write_5m as i64,
                     u.cache_write_1h as i64,
                     u.cache_read as i64,
-                    u.web_search as i64
+                    u.web_search as i64,
+                    r.branch
                 ])
             })
             .map_err(|e| self.ledger.err(e))?;
@@ -1080,7 +1175,7 @@ impl<'a> Writer<'a> {
             .conn
             .prepare_cached(
                 "UPDATE responses SET sidechain = ?2, counted = ?3, input = ?4, output = ?5, cache_write_5m = ?6,
-                    cache_write_1h = ?7, cache_read = ?8, web_search = ?9
+                    cache_write_1h = ?7, cache_read = ?8, web_search = ?9, branch = ?10
                  WHERE id = ?1",
             )
             .and_then(|mut s| {
@@ -1093,7 +1188,8 @@ impl<'a> Writer<'a> {
                     u.cache_write_5m as i64,
                     u.cache_write_1h as i64,
                     u.cache_read as i64,
-                    u.web_search as i64
+                    u.web_search as i64,
+                    r.branch
                 ])
             })
             .map_err(|e| self.ledger.err(e))?;
@@ -1231,9 +1327,10 @@ impl<'a> Writer<'a> {
             self.ledger
                 .conn
                 .execute_batch(&format!(
-                    "{}; {}",
+                    "{}; {}; {}",
                     super::schema::RESPONSES_KEY_INDEX,
-                    super::schema::RESPONSES_TS_INDEX
+                    super::schema::RESPONSES_TS_INDEX,
+                    super::schema::RESPONSES_BRANCH_INDEX
                 ))
                 .map_err(|e| self.ledger.err(e))?;
         }

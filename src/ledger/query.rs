@@ -20,6 +20,9 @@ pub struct Group {
     pub day: NaiveDate,
     pub place_id: i64,
     pub session_id: String,
+    /// The git branch ('' for none); always '' unless the filter asked for
+    /// branches ([`Filter::by_branch`] or [`Filter::branch`]).
+    pub branch: String,
     pub model: String,
     pub fast: bool,
     pub us_geo: bool,
@@ -47,6 +50,11 @@ pub struct Filter<'a> {
     pub places: Option<&'a [i64]>,
     /// Only this session.
     pub session: Option<&'a str>,
+    /// Only this git branch ('' for responses without one).
+    pub branch: Option<&'a str>,
+    /// Groups per branch. The rollup has no branch, so this (and
+    /// `branch`) reads the window's response rows.
+    pub by_branch: bool,
 }
 
 impl Ledger {
@@ -66,7 +74,9 @@ impl Ledger {
             from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
         let end_bucket = to_ms.div_euclid(BUCKET_MS); // exclusive
         let mut acc: HashMap<GroupKey, (i64, Usage)> = HashMap::new();
-        if first_bucket < end_bucket {
+        if filter.by_branch || filter.branch.is_some() {
+            self.raw_part(from_ms, to_ms, filter, &mut acc)?;
+        } else if first_bucket < end_bucket {
             self.rollup_part(first_bucket, end_bucket, filter, &mut acc)?;
             self.raw_part(from_ms, first_bucket * BUCKET_MS, filter, &mut acc)?;
             self.raw_part(end_bucket * BUCKET_MS, to_ms, filter, &mut acc)?;
@@ -79,6 +89,7 @@ impl Ledger {
                 day: day_of(k.day),
                 place_id: k.place_id,
                 session_id: k.session_id,
+                branch: k.branch,
                 model: k.model,
                 fast: k.fast,
                 us_geo: k.us_geo,
@@ -88,11 +99,12 @@ impl Ledger {
             })
             .collect();
         out.sort_by(|a, b| {
-            (a.day, a.place_id, &a.session_id, &a.model).cmp(&(
+            (a.day, a.place_id, &a.session_id, &a.model, &a.branch).cmp(&(
                 b.day,
                 b.place_id,
                 &b.session_id,
                 &b.model,
+                &b.branch,
             ))
         });
         Ok(out)
@@ -107,6 +119,10 @@ impl Ledger {
         if let Some(s) = filter.session {
             sql.push_str(&format!(" AND session_id = ?{}", args.len() + 1));
             args.push(s.to_owned().into());
+        }
+        if let Some(b) = filter.branch {
+            sql.push_str(&format!(" AND branch = ?{}", args.len() + 1));
+            args.push(b.to_owned().into());
         }
         sql
     }
@@ -137,6 +153,7 @@ impl Ledger {
                 day: r.get(0).map_err(|e| self.err(e))?,
                 place_id: r.get(1).map_err(|e| self.err(e))?,
                 session_id: r.get(2).map_err(|e| self.err(e))?,
+                branch: String::new(),
                 model: r.get(3).map_err(|e| self.err(e))?,
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
@@ -163,9 +180,11 @@ impl Ledger {
         }
         let mut args: Vec<rusqlite::types::Value> = vec![from_ms.into(), to_ms.into()];
         let extra = Self::filter_sql(filter, &mut args);
+        // With a branch, SQLite finds the rows through `responses_branch`
+        // (branch, ts_ms): a branch's spend over all time is one range.
         let sql = format!(
             "SELECT ts_ms, place_id, session_id, model, fast, us_geo, advisor,
-                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch
              FROM responses WHERE counted = 1 AND ts_ms >= ?1 AND ts_ms < ?2{extra}"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
@@ -180,6 +199,11 @@ impl Ledger {
                 day: ts.div_euclid(86_400_000),
                 place_id: r.get(1).map_err(|e| self.err(e))?,
                 session_id: r.get(2).map_err(|e| self.err(e))?,
+                branch: if filter.by_branch {
+                    r.get(13).map_err(|e| self.err(e))?
+                } else {
+                    String::new()
+                },
                 model: r.get(3).map_err(|e| self.err(e))?,
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
@@ -190,6 +214,27 @@ impl Ledger {
             e.1.add(&usage);
         }
         Ok(())
+    }
+
+    /// The branches (not '') of counted responses in `places`, sorted.
+    pub fn branches(&self, places: &[i64]) -> Result<Vec<String>> {
+        if places.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = places.iter().map(i64::to_string).collect();
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT DISTINCT branch FROM responses
+                 WHERE counted = 1 AND branch != '' AND place_id IN ({}) ORDER BY branch",
+                ids.join(",")
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .and_then(|it| it.collect::<std::result::Result<Vec<String>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
     }
 
     /// Every place, by id.
@@ -310,6 +355,18 @@ impl Ledger {
         .map_err(|e| self.err(e))
     }
 
+    /// The branch of a session's latest response (or prompt) that named
+    /// one, if the ledger has seen one.
+    pub fn session_branch(&self, session_id: &str) -> Result<Option<String>> {
+        rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT branch FROM session_branches WHERE session_id = ?1",
+            [session_id],
+            |r| r.get::<_, String>(0),
+        ))
+        .map(|b| b.filter(|b| !b.is_empty()))
+        .map_err(|e| self.err(e))
+    }
+
     /// The first and last timestamps of counted responses, if any.
     pub fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
         let (lo, hi): (Option<i64>, Option<i64>) = self
@@ -416,6 +473,7 @@ struct GroupKey {
     day: i64,
     place_id: i64,
     session_id: String,
+    branch: String,
     model: String,
     fast: bool,
     us_geo: bool,

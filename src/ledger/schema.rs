@@ -27,6 +27,13 @@
 //! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
 //!   new prompt passes the check;
+//! - `responses.branch` (7): each response's git branch ('' for none),
+//!   with an index so that a branch's spend over all time is one index
+//!   range (`check`'s branch caps); `session_branches` (7): per session,
+//!   the branch of its latest response that named one, for responses
+//!   without `gitBranch`. The rollup has no branch: only `check` (one
+//!   branch, all time) and `report --by branch` need it, and both read
+//!   the responses;
 //! - `spend_cache` (9): priced spend of one budget scope (an arm or the
 //!   total, one calendar period, one price table and attribution) over the
 //!   whole UTC days before `upto_ms`, so that `check` prices only today's
@@ -60,6 +67,9 @@ const OWN_TABLES: [&str; 6] = [
 pub const RESPONSES_KEY_INDEX: &str =
     "CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id)";
 pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX responses_ts ON responses (ts_ms)";
+/// The branch index, as migration 7 creates it.
+pub const RESPONSES_BRANCH_INDEX: &str =
+    "CREATE INDEX responses_branch ON responses (branch, ts_ms)";
 
 /// Rollup bucket width: 15 minutes, so every zone's midnight (all offsets
 /// are multiples of 15 minutes) falls on a bucket boundary.
@@ -198,9 +208,24 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
-    // 7, 8: taken by concurrent branches (branches, coststate); the lead
-    // puts their migrations here at merge.
-    "",
+    // 7: the git branch of each response, and the latest per session.
+    // Responses read before have none (''); every file is marked to be
+    // read again from its start (size -1 never matches a stat, and a zero
+    // head hash never matches a file's), and de-duplication makes the
+    // re-read count nothing twice while it gives the responses still on
+    // disk their branch. Responses whose transcripts are gone stay ''.
+    "
+    ALTER TABLE responses ADD COLUMN branch TEXT NOT NULL DEFAULT '';
+    CREATE INDEX responses_branch ON responses (branch, ts_ms);
+    CREATE TABLE session_branches (
+        session_id TEXT PRIMARY KEY,
+        branch TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    UPDATE files SET size = -1, offset = 0, head_len = 0, head_hash = 0;
+    ",
+    // 8: taken by a concurrent branch (coststate); the lead puts its
+    // migration here at merge.
     "",
     // 9: priced spend per budget scope and period over whole past UTC days
     // (see `spend_cache` above); `rollup_gen` counts rollup changes.

@@ -47,8 +47,16 @@ pub fn text(ts: &str, e: &Event) -> String {
             sp.threshold.dollars_cents()
         ));
     }
-    s.push_str(&format!(" resets={}", e.resets));
+    s.push_str(&format!(" resets={}", resets(e)));
     s
+}
+
+/// The date a cap resets; `never` for a branch cap.
+fn resets(e: &Event) -> String {
+    match e.scope.branch() {
+        Some(_) => "never".into(),
+        None => e.resets.to_string(),
+    }
 }
 
 /// The same fields as one JSON object (absent ones are null).
@@ -58,9 +66,10 @@ pub fn json(ts: &str, e: &Event) -> Value {
         "level": e.level.as_str(),
         "scope": e.scope.kind(),
         "name": e.scope.name(),
+        "branch": e.scope.branch(),
         "period": e.period,
         "period_start": e.period_start,
-        "resets": e.resets.to_string(),
+        "resets": resets(e),
         "spent_usd": usd(e.spent),
         "cap_usd": e.cap.map(usd),
         "total_usd": e.total.map(usd),

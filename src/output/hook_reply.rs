@@ -30,6 +30,7 @@ fn who(c: &CapState, session: Option<&str>) -> String {
             format!("session {short} of arm {a:?}")
         }
         (Scope::Arm(a), _) => format!("arm {a:?}"),
+        (Scope::Branch { arm, branch }, _) => format!("branch {branch:?} of arm {arm:?}"),
         (Scope::Total, _) => "the team (all arms together)".into(),
     }
 }
@@ -75,6 +76,7 @@ pub fn halted_reason(head: &str, tail: &str) -> String {
 fn until(c: &CapState, tz: Tz) -> String {
     match c.kind {
         CapKind::Session => "for the rest of this session".to_owned(),
+        CapKind::Branch => "on this branch".to_owned(),
         CapKind::Hourly => "until the last hour's spend falls below the limit".to_owned(),
         _ => format!(
             "until {}",

@@ -70,6 +70,7 @@ impl StatusLine<'_> {
                 let whose = match &c.scope {
                     Scope::Total => "team ",
                     Scope::Arm(_) => "",
+                    Scope::Branch { .. } => "branch ",
                 };
                 let pct = (c.spent.0 as i128 * 100) / c.limit.0.max(1) as i128;
                 let kind = match c.kind {

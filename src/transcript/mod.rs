@@ -62,6 +62,9 @@ pub struct Response {
     pub request_id: String,
     pub session_id: Option<String>,
     pub cwd: Option<String>,
+    /// The record's `gitBranch` (None when absent or empty: the ingest
+    /// gives such a response its session's latest known branch).
+    pub branch: Option<String>,
     pub model: String,
     /// Milliseconds since the Unix epoch (UTC).
     pub ts_ms: i64,

@@ -23,6 +23,9 @@ pub const MAX_TOKENS_PER_FIELD: u64 = 10_000_000;
 pub const MAX_WEB_SEARCHES: u64 = 1_000;
 
 /// The outcome of parsing one complete line.
+// A `Line` lives only until the caller matches it, one per line read:
+// boxing the response would cost an allocation per response for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// A costed response.
@@ -47,6 +50,8 @@ struct RawLine<'a> {
     session_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     cwd: Option<Cow<'a, str>>,
+    #[serde(rename = "gitBranch", borrow, default)]
+    git_branch: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     timestamp: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -258,6 +263,7 @@ fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: &[u8], nested:
         request_id,
         session_id: pick(|r| r.session_id.as_deref()),
         cwd: pick(|r| r.cwd.as_deref()),
+        branch: pick(|r| r.git_branch.as_deref()),
         model: model.to_owned(),
         ts_ms: ts.timestamp_millis(),
         sidechain: nested || rec.is_sidechain.unwrap_or(false),
@@ -376,6 +382,36 @@ pub fn envelope_cwd(line: &[u8]) -> Option<SessionCwd> {
     }
 }
 
+/// The session, `gitBranch` and timestamp of a record that carries no
+/// cost (a prompt names the branch before any response does), if the line
+/// mentions a branch at all (a byte search first; the line is parsed only
+/// then). The branch is None when it is empty (not a git repository).
+pub fn envelope_branch(line: &[u8]) -> Option<(String, Option<String>, i64)> {
+    static BRANCH: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"gitBranch\""));
+    BRANCH.find(line)?;
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "sessionId", borrow, default)]
+        session_id: Option<Cow<'a, str>>,
+        #[serde(rename = "gitBranch", borrow, default)]
+        git_branch: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        timestamp: Option<Cow<'a, str>>,
+    }
+    let e: Envelope<'_> = serde_json::from_slice(line.trim_ascii()).ok()?;
+    let ts_ms = e
+        .timestamp
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.timestamp_millis())?;
+    let session = e.session_id.filter(|s| !s.is_empty())?;
+    Some((
+        session.into_owned(),
+        e.git_branch.filter(|b| !b.is_empty()).map(Cow::into_owned),
+        ts_ms,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +435,23 @@ mod tests {
         assert_eq!(r.usage.web_search, 2);
         assert!(r.fast && r.us_geo && !r.sidechain);
         assert_eq!(r.ts_ms, 1_793_613_600_000);
+    }
+
+    #[test]
+    fn git_branch_is_kept_and_empty_is_none() {
+        let r = resp(
+            r#"{"type":"assistant","gitBranch":"fix/typo","timestamp":"2026-11-02T10:00:00Z","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#,
+        );
+        assert_eq!(r.branch.as_deref(), Some("fix/typo"));
+        let r = resp(
+            r#"{"type":"assistant","gitBranch":"","timestamp":"2026-11-02T10:00:00Z","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}"#,
+        );
+        assert_eq!(r.branch, None);
+        // A progress line's nested record takes the envelope's branch.
+        let r = resp(
+            r#"{"type":"progress","gitBranch":"feat/x","timestamp":"2026-11-02T10:00:00Z","data":{"message":{"message":{"id":"m","model":"x","usage":{"input_tokens":1}}}}}"#,
+        );
+        assert_eq!(r.branch.as_deref(), Some("feat/x"));
     }
 
     #[test]

@@ -350,3 +350,15 @@ impl Lcg {
         self.next_u64() % 100 < pct
     }
 }
+
+/// Writes `bytes` to a child's stdin and closes it. A child that answered
+/// before reading its input (a refusal decided first) has closed the pipe:
+/// that is its answer, not a failure of the test, which checks the exit.
+pub fn feed(stdin: Option<std::process::ChildStdin>, bytes: &[u8]) {
+    let mut stdin = stdin.expect("the child's stdin is piped");
+    match stdin.write_all(bytes) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("cannot write the child's stdin: {e}"),
+    }
+}
