@@ -445,6 +445,7 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
              DROP INDEX responses_branch;
              ALTER TABLE responses DROP COLUMN branch;
              DROP TABLE session_branches;
+             DROP TABLE spend_cache;
              DROP TABLE halts;
              DROP TABLE meta;
              ALTER TABLE files DROP COLUMN ctime_ns;
