@@ -797,7 +797,8 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
                     conn.execute_batch(
-                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch",
+                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch;
+                         DROP INDEX rollup_bucket; DROP INDEX rollup_session",
                     )
                         .map_err(|e| self.ledger.err(e))?;
                     self.fresh = Some(FreshLoad::default());
@@ -1239,10 +1240,30 @@ impl<'a> Writer<'a> {
             )
             .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
         let mut first_changed: Option<i64> = None;
-        for (k, d) in self.deltas.drain() {
-            if d.messages == 0 && d.t.iter().all(|v| *v == 0) {
-                continue;
-            }
+        // In the rollup's key order: a large flush (a first load) then
+        // appends to its B-tree instead of splitting pages all over it.
+        let mut deltas: Vec<(RollupKey, Delta)> = self
+            .deltas
+            .drain()
+            .filter(|(_, d)| d.messages != 0 || d.t.iter().any(|v| *v != 0))
+            .collect();
+        let names = &self.names;
+        deltas.sort_unstable_by(|(a, _), (b, _)| {
+            (
+                a.place_id,
+                a.bucket,
+                names.name(a.session_id),
+                names.name(a.model),
+            )
+                .cmp(&(
+                    b.place_id,
+                    b.bucket,
+                    names.name(b.session_id),
+                    names.name(b.model),
+                ))
+                .then((a.fast, a.us_geo, a.class).cmp(&(b.fast, b.us_geo, b.class)))
+        });
+        for (k, d) in deltas {
             first_changed = Some(first_changed.map_or(k.bucket, |b| b.min(k.bucket)));
             st.execute(params![
                 k.bucket,
@@ -1327,10 +1348,12 @@ impl<'a> Writer<'a> {
             self.ledger
                 .conn
                 .execute_batch(&format!(
-                    "{}; {}; {}",
+                    "{}; {}; {}; {}; {}",
                     super::schema::RESPONSES_KEY_INDEX,
                     super::schema::RESPONSES_TS_INDEX,
-                    super::schema::RESPONSES_BRANCH_INDEX
+                    super::schema::RESPONSES_BRANCH_INDEX,
+                    super::schema::ROLLUP_BUCKET_INDEX,
+                    super::schema::ROLLUP_SESSION_INDEX
                 ))
                 .map_err(|e| self.ledger.err(e))?;
         }

@@ -68,6 +68,10 @@ pub const RESPONSES_KEY_INDEX: &str =
     "CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id)";
 pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX responses_ts ON responses (ts_ms)";
 /// The branch index, as migration 7 creates it.
+/// The rollup's secondary indexes (migration 1), also dropped for a first
+/// load and built once at its end.
+pub const ROLLUP_BUCKET_INDEX: &str = "CREATE INDEX rollup_bucket ON rollup (bucket)";
+pub const ROLLUP_SESSION_INDEX: &str = "CREATE INDEX rollup_session ON rollup (session_id)";
 pub const RESPONSES_BRANCH_INDEX: &str =
     "CREATE INDEX responses_branch ON responses (branch, ts_ms)";
 
