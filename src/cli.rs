@@ -124,6 +124,8 @@ pub enum ByArg {
     Day,
     Session,
     Branch,
+    /// Transcribed responses vs. requests Claude Code counted but never wrote
+    Kind,
 }
 
 #[derive(Debug, Args)]

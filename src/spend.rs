@@ -65,6 +65,10 @@ pub struct Tally {
     pub messages: i64,
     pub usage: Usage,
     pub sessions: BTreeSet<String>,
+    /// The part of `cost` and `usage` from requests Claude Code counted but
+    /// never wrote as responses (its `cost-state` totals).
+    pub unwritten_cost: Picos,
+    pub unwritten: Usage,
 }
 
 impl Tally {
@@ -75,6 +79,10 @@ impl Tally {
         if g.messages > 0 && !g.session_id.is_empty() {
             self.sessions.insert(g.session_id.clone());
         }
+        if g.unwritten {
+            self.unwritten_cost += cost;
+            self.unwritten.add(&g.usage);
+        }
     }
 
     pub fn merge(&mut self, o: &Tally) {
@@ -82,6 +90,8 @@ impl Tally {
         self.messages += o.messages;
         self.usage.add(&o.usage);
         self.sessions.extend(o.sessions.iter().cloned());
+        self.unwritten_cost += o.unwritten_cost;
+        self.unwritten.add(&o.unwritten);
     }
 
     pub fn spent(&self) -> Micros {
@@ -208,6 +218,7 @@ mod tests {
                 input: 1_000_000,
                 ..Default::default()
             },
+            unwritten: false,
         };
         // $15 per MTok input: the dearest known input rate.
         assert_eq!(p.cost(&g).to_micros(), Micros(15_000_000));

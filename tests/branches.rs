@@ -427,6 +427,9 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
             "DROP INDEX responses_branch;
              ALTER TABLE responses DROP COLUMN branch;
              DROP TABLE session_branches;
+             DROP TABLE cost_states;
+             DROP TABLE unwritten;
+             DROP TABLE session_links;
              DROP TABLE spend_cache;
              DELETE FROM meta WHERE key = 'rollup_gen';
              PRAGMA user_version = 6;",

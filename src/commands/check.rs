@@ -270,6 +270,16 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         .filter(|t| !t.as_os_str().is_empty())
     {
         ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref())?;
+        if is_prompt {
+            // Prompts come at a person's pace: also read what other
+            // sessions wrote since their last hook call (a session that
+            // ended without a tool call, or spent after its last one, is
+            // otherwise seen only by the next `ingest`, `report` or cron
+            // run). A stat per transcript plus new bytes, for as long as
+            // the call can afford; what is left is read by the next one.
+            let until = guard::started() + history_budget(ctx);
+            ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
+        }
     }
     let session = hook.session_id.as_deref();
     // A halted session stays halted, subagents included (they carry the

@@ -152,6 +152,12 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         let key = match args.by {
             ByArg::Arm | ByArg::Day => continue,
             ByArg::Model => g.model.clone(),
+            ByArg::Kind => if g.unwritten {
+                "unwritten"
+            } else {
+                "transcribed"
+            }
+            .into(),
             ByArg::Session => {
                 if g.session_id.is_empty() {
                     "(none)".into()
@@ -181,7 +187,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
             loaded.prices(),
             &wanted,
         )?),
-        ByArg::Model | ByArg::Session | ByArg::Branch => Some(
+        ByArg::Model | ByArg::Session | ByArg::Branch | ByArg::Kind => Some(
             breakdown
                 .into_iter()
                 .map(|(k, t)| Row {

@@ -9,6 +9,8 @@ use crate::money::Micros;
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let first = match &r.breakdown {
+        // `kind` is the second column's name (the kind of row).
+        Some((crate::cli::ByArg::Kind, _)) => "request_kind".into(),
         Some((by, _)) => format!("{by:?}").to_lowercase(),
         None => "arm".into(),
     };

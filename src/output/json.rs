@@ -33,6 +33,23 @@ fn tally_fields(t: &Tally) -> Map<String, Value> {
     m.insert("sessions".into(), json!(t.sessions.len()));
     m.insert("tokens".into(), tokens(t));
     m.insert("web_search_requests".into(), json!(t.usage.web_search));
+    // The part of the above from requests Claude Code counted (cost-state)
+    // but never wrote as responses.
+    let u = &t.unwritten;
+    m.insert(
+        "unwritten".into(),
+        json!({
+            "cost_usd": usd(t.unwritten_cost.to_micros()),
+            "tokens": {
+                "input": u.input,
+                "output": u.output,
+                "cache_write_5m": u.cache_write_5m,
+                "cache_write_1h": u.cache_write_1h,
+                "cache_read": u.cache_read,
+            },
+            "web_search_requests": u.web_search,
+        }),
+    );
     m
 }
 

@@ -76,6 +76,20 @@ pub struct Response {
     pub advisors: Vec<Advisor>,
 }
 
+/// A `cost-state` record: Claude Code's own running totals of every
+/// request of a session's count (one process run, or several joined by
+/// `--resume` / `--fork-session`, which keep `start_ms`), per model. It
+/// also counts requests never written as responses (WebSearch's own
+/// request, compaction, background requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostState {
+    pub session_id: String,
+    /// `startTime`: when the count began (ms since the Unix epoch).
+    pub start_ms: i64,
+    /// Per model as Claude Code names it, the tokens and web searches.
+    pub models: Vec<(String, Usage)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advisor {
     pub model: String,
