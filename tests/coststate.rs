@@ -352,6 +352,7 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
         c.execute_batch(
             "DROP TABLE cost_states; DROP TABLE unwritten; DROP TABLE session_links;
+             DROP TABLE spend_cache; DELETE FROM meta WHERE key = 'rollup_gen';
              PRAGMA user_version = 7;",
         )
         .unwrap();
@@ -569,4 +570,69 @@ fn by_kind_csv() {
         "{text}"
     );
     assert!(lines[3].starts_with("total,total,0.013000,"), "{text}");
+}
+
+// Proves: a cost-state read after `check` cached the past days' spend
+// (schema 9) counts at the next call: the run it closes ended on 2026-11-10,
+// a cached day, and the change of its unwritten part drops the cached
+// figure in the same ingest. First the transcribed $0.0115 alone (under the
+// $0.022 hard stop: allowed, twice), then the whole $0.04 (refused).
+#[test]
+fn a_cost_state_for_a_cached_day_counts_at_the_next_call() {
+    let env = env_with("    monthly_usd_cap: 0.02\n    action_on_breach: hard_stop\n");
+    let s = "s-late";
+    let rel = format!("-x-acme/{s}.jsonl");
+    env.append(
+        &rel,
+        &[resp(s, "c1", "2026-11-10T10:00:01.000Z", 4000, 1500)],
+    );
+    let hook = json!({
+        "session_id": s, "transcript_path": env.transcript(&rel), "cwd": ACME,
+        "permission_mode": "default", "hook_event_name": "PreToolUse",
+        "tool_name": "WebSearch", "tool_input": {"query": "x"}, "tool_use_id": "toolu_01",
+    });
+    let check = || {
+        env.cmd()
+            .arg("check")
+            .write_stdin(hook.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An earlier count with nothing unwritten, read alone: the ledger gets
+    // the session's place without a cwd now, so the arm's places (part of
+    // the cached figure's key) do not change at the next step.
+    env.append(
+        &rel,
+        &[cost_state(
+            s,
+            "2026-11-01T00:00:00.000Z",
+            &[(MODEL, [0, 0, 0, 0])],
+        )],
+    );
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.append(
+        &rel,
+        &[cost_state(
+            s,
+            "2026-11-10T09:59:59.000Z",
+            &[(MODEL, [10_000, 3_000, 4_000, 1])],
+        )],
+    );
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("has spent $0.04 "), "{err}");
 }

@@ -11,7 +11,7 @@ use crate::budget::{hard_stop_at, tier, Period, PeriodKind, Tier};
 use crate::config::{Caps, Policy};
 use crate::ledger::query::Filter;
 use crate::ledger::Ledger;
-use crate::money::Micros;
+use crate::money::{Micros, Picos};
 use crate::spend::{Owner, Pricer, Resolver};
 
 /// Which cap.
@@ -365,6 +365,14 @@ impl Evaluator<'_> {
 
     /// Spend in `period` up to now: of one arm (its candidate places,
     /// resolved exactly), of one session, or of everything.
+    ///
+    /// A calendar period's whole past UTC days come from the ledger's
+    /// spend cache when it holds them (priced once, then kept until an
+    /// ingest changes one of those days), so a call prices only today's
+    /// rows however long the period's history is. The cache splits the
+    /// period only at UTC midnights, where the rollup's groups split
+    /// anyway: the figure is the same, to the picodollar, as pricing the
+    /// whole period.
     pub fn spend(
         &self,
         period: &Period,
@@ -385,20 +393,106 @@ impl Evaluator<'_> {
         places: &HashMap<i64, crate::ledger::query::Place>,
     ) -> Result<Micros> {
         let window = period.until(self.now + Duration::milliseconds(1));
+        let calendar = matches!(
+            period.kind,
+            PeriodKind::Month | PeriodKind::Week | PeriodKind::Day
+        );
+        let day_ms = 86_400_000;
+        let today_ms = window.end.timestamp_millis().div_euclid(day_ms) * day_ms;
+        if calendar
+            && session.is_none()
+            && branch.is_none()
+            && today_ms > window.start.timestamp_millis()
+        {
+            if let Some(today) = DateTime::from_timestamp_millis(today_ms) {
+                return self.spend_cached(&window, today, arm, places);
+            }
+        }
+        Ok(self
+            .priced(window.start, window.end, arm, session, branch, places)?
+            .to_micros())
+    }
+
+    fn spend_cached(
+        &self,
+        window: &Period,
+        today: DateTime<Utc>,
+        arm: Option<(usize, &[i64])>,
+        places: &HashMap<i64, crate::ledger::query::Place>,
+    ) -> Result<Micros> {
+        let key = self.cache_key(window, arm);
+        let today_ms = today.timestamp_millis();
+        let start_ms = window.start.timestamp_millis();
+        // One read snapshot for the generation, the cached figure and the
+        // rows (unless the caller already holds a transaction).
+        let own_tx = self.ledger.begin_read()?;
+        let read = (|| -> Result<(i64, bool, Picos, Picos)> {
+            let gen = self.ledger.rollup_gen()?;
+            let (from_ms, base) = match self.ledger.cached_spend(key)? {
+                Some((upto, p)) if upto <= today_ms && upto > start_ms => (upto, p),
+                _ => (start_ms, Picos(0)),
+            };
+            let past = match DateTime::from_timestamp_millis(from_ms) {
+                Some(from) if from_ms < today_ms => {
+                    base + self.priced(from, today, arm, None, None, places)?
+                }
+                _ => base,
+            };
+            let now = self.priced(today, window.end, arm, None, None, places)?;
+            Ok((gen, from_ms != today_ms, past, now))
+        })();
+        if own_tx {
+            self.ledger.end_read();
+        }
+        let (gen, moved, past, now) = read?;
+        if moved {
+            self.ledger.cache_spend(key, today_ms, past, gen);
+        }
+        Ok((past + now).to_micros())
+    }
+
+    /// What a cached spend depends on besides the ledger's rows: the
+    /// scope (and its candidate places), the period, the price table and
+    /// the attribution.
+    fn cache_key(&self, window: &Period, arm: Option<(usize, &[i64])>) -> i64 {
+        let id = format!(
+            "{:?}|{}|{:?}|{}|{}|{}",
+            window.kind,
+            window.start.timestamp_millis(),
+            arm,
+            self.loaded
+                .config
+                .arms
+                .get(arm.map_or(usize::MAX, |(i, _)| i))
+                .map_or("", |a| a.name.as_str()),
+            self.loaded.prices().identity(),
+            self.loaded.attributor.identity(),
+        );
+        xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as i64
+    }
+
+    /// Priced spend of responses with `from <= timestamp < to`: of one arm,
+    /// of one session, or of everything (of one git branch when `branch`
+    /// is set).
+    fn priced(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        arm: Option<(usize, &[i64])>,
+        session: Option<&str>,
+        branch: Option<&str>,
+        places: &HashMap<i64, crate::ledger::query::Place>,
+    ) -> Result<Picos> {
         let filter = Filter {
             places: arm.map(|(_, c)| c),
             session,
             branch,
             ..Filter::default()
         };
-        let groups = self.ledger.groups(window.start, window.end, &filter)?;
+        let groups = self.ledger.groups(from, to, &filter)?;
         let mut pricer = Pricer::new(self.loaded.prices());
         let Some((i, _)) = arm else {
-            return Ok(groups
-                .iter()
-                .map(|g| pricer.cost(g))
-                .sum::<crate::money::Picos>()
-                .to_micros());
+            return Ok(groups.iter().map(|g| pricer.cost(g)).sum::<Picos>());
         };
         // Places without a cwd are the arm's only if their session's cwd
         // (or, failing that, their folder) says so.
@@ -412,7 +506,6 @@ impl Evaluator<'_> {
             .iter()
             .filter(|g| resolver.owner(g.place_id, &g.session_id) == Owner::Arm(i))
             .map(|g| pricer.cost(g))
-            .sum::<crate::money::Picos>()
-            .to_micros())
+            .sum::<Picos>())
     }
 }
