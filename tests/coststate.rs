@@ -636,3 +636,41 @@ fn a_cost_state_for_a_cached_day_counts_at_the_next_call() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("has spent $0.04 "), "{err}");
 }
+
+// Proves: a cost-state read in a later run than its session's responses
+// (the usual case: Claude Code writes it when the process exits, after
+// the hooks and cron have read the responses) lands on the session's arm,
+// not on an unattributed place. Transcribed: 1,000 in, 1,000 out; the
+// cost-state: 3,000 in, 1,000 out: 2,000 in unwritten, all on acme.
+#[test]
+fn a_cost_state_read_after_its_responses_lands_on_the_sessions_arm() {
+    let env = env_with("");
+    let s = "s-late-state";
+    let rel = format!("-x-acme/{s}.jsonl");
+    env.append(
+        &rel,
+        &[
+            user(s, ACME, "2026-11-10T10:00:00.000Z", "go"),
+            resp(s, "m1", "2026-11-10T10:00:01.000Z", 1000, 1000),
+        ],
+    );
+    let doc = env.report_json(&[]);
+    assert_eq!(figures(acme(&doc)).0[1], 1_000);
+    env.append(
+        &rel,
+        &[cost_state(
+            s,
+            "2026-11-10T09:59:59.000Z",
+            &[(MODEL, [3_000, 1_000, 0, 0])],
+        )],
+    );
+    let doc = env.report_json(&[]);
+    let (all, unwritten) = figures(acme(&doc));
+    assert_eq!(all[1], 3_000, "{doc:#}");
+    assert_eq!(unwritten[1], 2_000, "{doc:#}");
+    assert_eq!(
+        figures(&doc["totals"]).0,
+        all,
+        "nothing unattributed: {doc:#}"
+    );
+}
