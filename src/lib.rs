@@ -19,4 +19,5 @@ pub mod protect;
 pub mod report;
 pub mod spend;
 pub mod transcript;
+
 pub use loaded::Loaded;

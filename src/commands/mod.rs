@@ -17,17 +17,17 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-
-use crate::cli::{Environment, Global};
 use octo_budget::config::location::Locations;
 use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
 use octo_budget::ledger::Ledger;
 use octo_budget::transcript::discover::{discover, session_files};
 pub use octo_budget::Loaded;
+
+use crate::cli::{Environment, Global};
+use crate::error::Result;
 
 /// Everything a command knows about its invocation.
 pub struct Context {

@@ -5,15 +5,15 @@
 
 use std::io::Write;
 
-use crate::error::Result;
+use octo_budget::budget::caps::{verdict, Verdict};
+use octo_budget::budget::{Evaluator, Which};
 
 use super::{absolute, print_notices, Context, Loaded};
 use crate::cli::StatusArgs;
+use crate::error::Result;
 use crate::exit;
 use crate::output::status::{self, Status};
 use chrono::{DateTime, Utc};
-use octo_budget::budget::caps::{verdict, Verdict};
-use octo_budget::budget::{Evaluator, Which};
 use octo_budget::ledger::Store;
 use octo_budget::transcript::discover::Unreadable;
 
