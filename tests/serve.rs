@@ -299,7 +299,10 @@ fn mistakes_are_json_errors_with_their_status() {
     assert_error(&s, "/assets/other.js", 404);
     // Read-only: other methods are refused.
     match ureq::post(&format!("{}/api/v1/report", s.base)).call() {
-        Err(ureq::Error::Status(code, _)) => assert_eq!(code, 405),
+        Err(ureq::Error::Status(code, r)) => {
+            assert_eq!(code, 405);
+            assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+        }
         other => panic!("POST answered {other:?}"),
     }
     let (status, body) = get(&s, "/healthz");

@@ -346,6 +346,9 @@ fn respond(req: Request, reply: Reply) {
     if reply.status == 401 {
         headers.push(header("WWW-Authenticate", "Bearer"));
     }
+    if reply.status == 405 {
+        headers.push(header("Allow", "GET, HEAD"));
+    }
     // tiny_http sends no body for HEAD.
     let len = reply.body.len();
     let resp = Response::new(
