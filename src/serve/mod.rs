@@ -328,8 +328,18 @@ fn authorized(state: &State, req: &Request) -> bool {
                 .or_else(|| v.strip_prefix("bearer "))
                 .unwrap_or("")
                 .trim();
-            bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+            same_token(given.as_bytes(), token.as_bytes())
         })
+}
+
+/// `given == token` in time that depends only on the token's length (not
+/// on where `given` first differs, nor on its length).
+fn same_token(given: &[u8], token: &[u8]) -> bool {
+    let mut same = given.len().ct_eq(&token.len());
+    for (i, t) in token.iter().enumerate() {
+        same &= given.get(i).copied().unwrap_or(0).ct_eq(t);
+    }
+    bool::from(same)
 }
 
 fn respond(req: Request, reply: Reply) {
@@ -368,4 +378,19 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 fn header(k: &str, v: &str) -> Header {
     Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("a valid header")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_are_equal_only_when_every_byte_and_the_length_are() {
+        assert!(same_token(b"s3cret", b"s3cret"));
+        assert!(!same_token(b"s3cres", b"s3cret"));
+        assert!(!same_token(b"s3cre", b"s3cret"));
+        assert!(!same_token(b"s3cret\0", b"s3cret"));
+        assert!(!same_token(b"", b"s3cret"));
+        assert!(!same_token(b"S3cret", b"s3cret"));
+    }
 }
