@@ -229,8 +229,15 @@ fn worker(http: &tiny_http::Server, state: &State, path: &Path, ledger: Ledger) 
                 Err(e) => eprintln!("octo-budget serve: opening the ledger: {e}"),
             }
         }
+        // A panic answers 500 (the hook in main says it on stderr) and
+        // leaves the worker serving.
         let reply = match &ledger {
-            Some(l) => answer(state, l, &req),
+            Some(l) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(state, l, &req)))
+                    .unwrap_or_else(|_| {
+                        Reply::error(500, "internal error (the server's log says more)")
+                    })
+            }
             None => Reply::error(503, "the ledger cannot be opened"),
         };
         respond(req, reply);
