@@ -7,7 +7,7 @@ while transcripts grow.
         [--append-per-s 20] [--max-seconds 120] [--keep]
 
 Generates a tree with gen_tree.py into a temp dir, starts the server on
-127.0.0.1:0 with --ingest-every 1s, then runs --clients threads at once
+127.0.0.1:0 with --ingest-every 1s, then runs --clients clients at once
 (each a keep-alive connection making --requests requests, a mix of the
 budget, status, report, dashboard and health endpoints) while a writer
 appends new assistant lines (--append-per-s) to new session files of
@@ -16,17 +16,19 @@ clients stop early, what was not sent is reported).
 
 Reports requests, errors (a status other than 200 or a failed
 connection), throughput and latency percentiles (p50, p90, p99, max)
-overall and per endpoint; writes bench/out/serve-load-<stamp>.json.
+overall and per endpoint, and the slowest requests with when they started;
+writes bench/out/serve-load-<stamp>.json. The clients are asyncio
+connections in one thread (Python threads measured their own scheduling).
 After the load it stops writing, lets one more ingest run and checks that
 /api/v1/report?period=all is byte-for-byte what `report --json --period
 all` prints, and that it counts every appended line.
 
 Exit status 1 on any error or a failed check. Python 3 standard library
-only. Note: the clients are Python threads on the same machine, so the
-latencies include the client's own scheduling.
+only. The clients run on the same machine as the server.
 """
 
 import argparse
+import asyncio
 import datetime
 import http.client
 import json
@@ -144,55 +146,50 @@ def main():
     paths += [("dashboard", "/live")] * (len(arm_names) * 3 // 2 or 1)
     paths += [("healthz", "/healthz")] * (len(arm_names) // 2 or 1)
 
-    results = []  # (kind, seconds, ok)
-    lock = threading.Lock()
-    barrier = threading.Barrier(a.clients)
-    deadline = [None, None]  # the deadline, the start
+    results = []  # (kind, seconds, ok, started at)
     errors_seen = []
 
-    def client(n):
+    async def client(n, t_start, deadline):
+        # One keep-alive HTTP/1.1 connection per client (asyncio: the
+        # clients do not queue behind each other's threads).
         rnd = random.Random(n)
         conn = None
-        mine = []
-        barrier.wait()
         for _ in range(a.requests):
-            if time.monotonic() > deadline[0]:
+            if time.monotonic() > deadline:
                 break
             kind, path = rnd.choice(paths)
             t0 = time.monotonic()
             ok = False
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection(host, port, timeout=60)
-                conn.request("GET", path)
-                r = conn.getresponse()
-                r.read()
-                ok = r.status == 200
+                    conn = await asyncio.wait_for(asyncio.open_connection(host, port), 60)
+                reader, writer = conn
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {hostport}\r\n\r\n".encode())
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+                lines = head.decode("latin-1").split("\r\n")
+                status = int(lines[0].split()[1])
+                length = next(int(l.split(":", 1)[1]) for l in lines if l.lower().startswith("content-length:"))
+                await asyncio.wait_for(reader.readexactly(length), 60)
+                ok = status == 200
                 if not ok and len(errors_seen) < 5:
-                    errors_seen.append(f"{path}: HTTP {r.status}")
+                    errors_seen.append(f"{path}: HTTP {status}")
             except Exception as e:  # noqa: BLE001
                 if len(errors_seen) < 5:
                     errors_seen.append(f"{path}: {e!r}")
-                try:
-                    conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                if conn is not None:
+                    conn[1].close()
                 conn = None
-            mine.append((kind, time.monotonic() - t0, ok, t0 - deadline[1]))
+            results.append((kind, time.monotonic() - t0, ok, t0 - t_start))
         if conn is not None:
-            conn.close()
-        with lock:
-            results.extend(mine)
+            conn[1].close()
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(a.clients)]
-    t_start = time.monotonic()
-    deadline[0] = t_start + a.max_seconds
-    deadline[1] = t_start
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - t_start
+    async def load():
+        t_start = time.monotonic()
+        await asyncio.gather(*(client(n, t_start, t_start + a.max_seconds) for n in range(a.clients)))
+        return time.monotonic() - t_start
+
+    elapsed = asyncio.run(load())
 
     # Consistency after the load: stop writing, let an ingest run.
     stop_writing.set()

@@ -374,7 +374,10 @@ fn respond(req: Request, reply: Reply) {
         &reply.body[..],
         Some(len),
         None,
-    );
+    )
+    // The length is known: say it, never chunk (tiny_http chunks bodies
+    // over 32 KiB by default).
+    .with_chunked_threshold(usize::MAX);
     // A client that went away is not the server's problem.
     let _ = req.respond(resp);
 }
