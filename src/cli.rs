@@ -247,12 +247,6 @@ pub struct HookTarget {
     pub force: bool,
 }
 
-/// A usage mistake clap cannot see (`--since` after `--until`, an unknown
-/// `--arm`): exit 2, like clap's own usage errors.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
@@ -273,6 +267,20 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// Where things are, by the flags and this environment.
+    pub fn locations(&self, global: &Global) -> octo_budget::config::location::Locations {
+        octo_budget::config::location::Locations {
+            config: global.config.clone(),
+            ledger: global.ledger.clone(),
+            claude_dirs: global.claude_dirs.clone(),
+            home: self.home.clone(),
+            xdg_config_home: self.xdg_config_home.clone(),
+            xdg_data_home: self.xdg_data_home.clone(),
+            claude_config_dir: self.claude_config_dir.clone(),
+            cwd: self.cwd.clone(),
+        }
+    }
+
     pub fn from_process() -> Environment {
         let path = |k: &str| {
             std::env::var_os(k)

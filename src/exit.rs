@@ -7,7 +7,7 @@ pub const OK: u8 = 0;
 /// `check`: the call is refused. Claude Code treats only 2 as a block.
 /// Also clap's code for a usage error (a wrong flag) in every command.
 pub const BLOCK: u8 = 2;
-/// A usage error: clap's (an unknown flag) and ours (`cli::UsageError`).
+/// A usage error: clap's (an unknown flag) and ours (`error::Error::Usage`).
 pub const USAGE: u8 = 2;
 /// budgets.yaml is missing, unreadable or invalid.
 pub const CONFIG: u8 = 3;

@@ -1,23 +1,13 @@
-//! octo-budget: per-repository budgets for Claude Code.
-//!
-//! Data flows one way: `cli` (flags, environment) -> `config` -> the pure
-//! core (`transcript`, `pricing`, `attribution`, `budget`, `spend`) ->
-//! `ledger` -> `output`, with exit codes in `exit`. See README,
-//! "Architecture".
+//! octo-budget: per-repository budgets for Claude Code. The binary: `cli`
+//! reads flags and environment, `commands` call the `octo_budget` library
+//! (every rule) and hand its results to `output`; `error` decides exit
+//! codes (`exit`). See README, "Architecture".
 
-mod alerts;
-mod attribution;
-mod budget;
 mod cli;
 mod commands;
-mod config;
+mod error;
 mod exit;
-mod ledger;
-mod money;
 mod output;
-mod pricing;
-mod spend;
-mod transcript;
 
 use std::process::ExitCode;
 
@@ -31,8 +21,10 @@ fn main() -> ExitCode {
     // write error) instead of killing the process with no reason.
     commands::guard::ignore_sigxfsz();
     let cli = Cli::parse();
+    let env = Environment::from_process();
     let ctx = Context {
-        env: Environment::from_process(),
+        locations: env.locations(&cli.global),
+        env,
         now: cli.global.now.unwrap_or_else(chrono::Utc::now),
         global: cli.global.clone(),
     };
@@ -62,23 +54,14 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(Ok(code)) => exit::code(code),
-        Ok(Err(e)) if is_broken_pipe(&e) => exit::code(exit::OK),
+        Ok(Err(e)) if e.is_broken_pipe() => exit::code(exit::OK),
         Ok(Err(e)) => {
-            eprintln!("octo-budget: {}", one_line(&e));
-            exit::code(exit_code_of(&e))
+            eprintln!("octo-budget: {}", e.to_string().replace('\n', " "));
+            exit::code(e.exit_code())
         }
         Err(p) if is_broken_stdout_panic(p.as_ref()) => exit::code(exit::OK),
         Err(_) => exit::code(exit::INTERNAL),
     }
-}
-
-/// True when writing stdout failed because its reader went away (`report
-/// | head`): exit quietly with 0, as ripgrep does.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// `println!` panics when stdout is a closed pipe; its message is
@@ -108,42 +91,7 @@ fn run_check(ctx: &Context) -> u8 {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            commands::check::fail(&anyhow::anyhow!("internal error: {msg}"))
+            commands::check::fail(&error::Error::Internal(msg))
         }
     }
-}
-
-fn one_line(e: &anyhow::Error) -> String {
-    // The chain, ": "-joined, skipping a cause its parent already printed
-    // (errors like `ConfigError::Read` show their source in their message).
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if out.ends_with(&s) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s);
-    }
-    out.replace('\n', " ")
-}
-
-fn exit_code_of(e: &anyhow::Error) -> u8 {
-    for cause in e.chain() {
-        if cause.downcast_ref::<cli::UsageError>().is_some() {
-            return exit::USAGE;
-        }
-        if cause.downcast_ref::<config::ConfigError>().is_some() {
-            return exit::CONFIG;
-        }
-        if cause.downcast_ref::<ledger::LedgerError>().is_some() {
-            return exit::LEDGER;
-        }
-        if cause.downcast_ref::<std::io::Error>().is_some() {
-            return exit::IO;
-        }
-    }
-    exit::INTERNAL
 }

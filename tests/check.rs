@@ -1910,6 +1910,20 @@ fn a_late_response_for_a_past_day_counts_at_the_next_call() {
     );
     let msg = warning_of(&check(&env, &agent(&env, ACME)));
     assert!(msg.contains("$900.00"), "{msg}");
+    // The month's past days (up to 2026-11-20, UTC) are cached: $900.
+    let cached: Vec<(i64, String)> = rusqlite::Connection::open(&env.ledger)
+        .unwrap()
+        .prepare("SELECT upto_ms, picos FROM spend_cache")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let upto = chrono::DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap();
+    assert!(
+        cached.contains(&(upto.timestamp_millis(), "900000000000000".into())),
+        "{cached:?}"
+    );
     // A second call uses the cached past days: same figure, no new warning.
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
     env.append(

@@ -2,31 +2,24 @@
 //! monthly, weekly and daily caps (and the team total's) for the periods
 //! containing `--now`, spikes and unattributed spend, and says each new
 //! event once (see `ledger::outbox` for how "once" holds under
-//! concurrency). Rules are in `crate::alerts`, lines in
+//! concurrency). Rules are in `octo_budget::alerts`, lines in
 //! `output::alert_line`; docs/alerts.md is the user's guide.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
-use chrono::{DateTime, Duration as Days, Utc};
+use octo_budget::alerts::{self, events::found, Event};
+use octo_budget::ledger::outbox::{AlertWrites, Queued};
+use octo_budget::ledger::Ledger;
 use wait_timeout::ChildExt as _;
 
-use super::evaluate::{CapKind, CapState, Evaluator, Scope as CapScope, Which};
-use super::{print_notices, Context, Loaded};
-use crate::alerts::{self, Event, Level, Scope};
-use crate::budget::{forecast, Period, PeriodKind};
+use super::{print_notices, Context};
 use crate::cli::AlertsArgs;
+use crate::error::Result;
 use crate::exit;
-use crate::ledger::outbox::{AlertWrites, Queued};
-use crate::ledger::query::Filter;
-use crate::ledger::Ledger;
-use crate::money::{Micros, Picos};
 use crate::output::alert_line;
-use crate::spend::{Owner, Pricer, Resolver};
 
 /// How long `alerts` waits for other processes' ledger locks.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -42,11 +35,11 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
     let tz = loaded.config.timezone;
     let mut ledger = ctx.open_ledger(&loaded.config, LOCK_WAIT)?;
     ctx.ingest_all(&loaded, &mut ledger, false)?;
-    let events = evaluate(&loaded, &ledger, ctx.now)?;
+    let events = found(&loaded, &ledger, ctx.now)?;
     let ts = alert_line::timestamp(ctx.now, tz);
     let render = |e: &Event| {
         if args.json {
-            alert_line::json(&ts, e).to_string()
+            alert_line::json(&ts, e)
         } else {
             alert_line::text(&ts, e)
         }
@@ -97,7 +90,7 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
             .map(|&i| Queued {
                 key: new[i].key(),
                 text: alert_line::text(&ts, &new[i]),
-                json: alert_line::json(&ts, &new[i]).to_string(),
+                json: alert_line::json(&ts, &new[i]),
             })
             .collect();
         (
@@ -126,225 +119,6 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
         return Ok(exit::DELIVERY);
     }
     Ok(exit::OK)
-}
-
-/// What `alerts` found at `now`.
-struct Found {
-    /// Every cap's state (OK included) and the unattributed share, for
-    /// `--all`.
-    state: Vec<Event>,
-    /// Candidate events: crossed levels, forecasts, spikes, unattributed.
-    new: Vec<Event>,
-}
-
-fn evaluate(loaded: &Loaded, ledger: &Ledger, now: DateTime<Utc>) -> Result<Found> {
-    let cfg = &loaded.config;
-    let tz = cfg.timezone;
-    let eval = Evaluator {
-        loaded,
-        ledger,
-        now,
-    };
-    let mut state = Vec::new();
-    let mut new = Vec::new();
-    let cap_events = |caps: Vec<CapState>, state: &mut Vec<Event>, new: &mut Vec<Event>| {
-        for c in caps {
-            let period = match c.kind {
-                CapKind::Monthly => "monthly",
-                CapKind::Weekly => "weekly",
-                CapKind::Daily => "daily",
-                CapKind::Branch => "branch",
-                CapKind::Session | CapKind::Hourly => continue,
-            };
-            let scope = match &c.scope {
-                CapScope::Arm(a) => Scope::Arm(a.clone()),
-                CapScope::Total => Scope::Total,
-                CapScope::Branch { arm, branch } => Scope::Branch {
-                    arm: arm.clone(),
-                    branch: branch.clone(),
-                    name: format!("{arm}@{branch}"),
-                },
-            };
-            // A branch cap covers all time: no forecast, no reset; said
-            // once per level ever.
-            let all_time = c.kind == CapKind::Branch;
-            let projection = if all_time {
-                None
-            } else {
-                forecast(c.spent, &c.period, now)
-            };
-            let e = Event {
-                level: alerts::cap_level(c.spent, c.limit, &c.policy),
-                scope,
-                period,
-                period_start: if all_time {
-                    String::new()
-                } else {
-                    c.period.start.with_timezone(&tz).to_rfc3339()
-                },
-                resets: if all_time {
-                    chrono::NaiveDate::MAX
-                } else {
-                    c.period.end_date(tz)
-                },
-                spent: c.spent,
-                cap: Some(c.limit),
-                action: Some(c.policy.action),
-                forecast: projection,
-                projects: None,
-                spike: None,
-                total: None,
-            };
-            if e.level != Level::Ok {
-                new.push(e.clone());
-            }
-            if let Some(p) = alerts::forecast_passes(c.spent, projection, c.limit, &c.policy) {
-                new.push(Event {
-                    level: Level::Forecast,
-                    projects: Some(p),
-                    ..e.clone()
-                });
-            }
-            state.push(e);
-        }
-    };
-
-    // Spend per local day (the previous 14 and today) and this month, by
-    // owner, each read once for all arms.
-    let today = now.with_timezone(&tz).date_naive();
-    let first_day = ledger
-        .time_span()?
-        .map(|(first, _)| first.with_timezone(&tz).date_naive());
-    let previous: Vec<_> = (1..=alerts::BASELINE_DAYS as i64)
-        .rev()
-        .map(|n| today - Days::days(n))
-        .filter(|d| first_day.is_some_and(|f| *d >= f))
-        .collect();
-    let mut daily: Vec<Vec<Micros>> = vec![Vec::new(); cfg.arms.len()];
-    for d in &previous {
-        let (per_arm, _) = spend_by_owner(loaded, ledger, &Period::dates(*d, *d, tz), now)?;
-        for (i, m) in per_arm.into_iter().enumerate() {
-            daily[i].push(m);
-        }
-    }
-    let day = Period::containing(PeriodKind::Day, now, tz);
-    let (today_spend, _) = spend_by_owner(loaded, ledger, &day, now)?;
-    let month = Period::containing(PeriodKind::Month, now, tz);
-    let (month_arms, month_unattributed) = spend_by_owner(loaded, ledger, &month, now)?;
-
-    for (i, arm) in cfg.arms.iter().enumerate() {
-        let before = state.len();
-        cap_events(
-            eval.caps(Some(i), None)?
-                .into_iter()
-                .filter(|c| matches!(c.scope, CapScope::Arm(_)))
-                .collect(),
-            &mut state,
-            &mut new,
-        );
-        if state.len() == before {
-            // An arm without calendar caps still has a line in --all.
-            state.push(Event {
-                level: Level::Ok,
-                scope: Scope::Arm(arm.name.clone()),
-                period: "monthly",
-                period_start: month.start.with_timezone(&tz).to_rfc3339(),
-                resets: month.end_date(tz),
-                spent: month_arms[i],
-                cap: None,
-                action: Some(arm.policy.action),
-                forecast: forecast(month_arms[i], &month, now),
-                projects: None,
-                spike: None,
-                total: None,
-            });
-        }
-        // Each capped branch of the arm that has spend.
-        if arm.caps.branch.is_some() || !arm.branch_caps.is_empty() {
-            let mut branch_caps = Vec::new();
-            for b in eval.arm_branches(i)? {
-                if let Some(c) = eval.branch_cap(Some(i), Some(&b), Which::All)? {
-                    branch_caps.push(c);
-                }
-            }
-            cap_events(branch_caps, &mut state, &mut new);
-        }
-        if let Some(s) = alerts::spike(today_spend[i], &daily[i], &cfg.alerts) {
-            new.push(Event {
-                level: Level::Spike,
-                scope: Scope::Arm(arm.name.clone()),
-                period: "daily",
-                period_start: day.start.with_timezone(&tz).to_rfc3339(),
-                resets: day.end_date(tz),
-                spent: today_spend[i],
-                cap: None,
-                action: Some(arm.policy.action),
-                forecast: None,
-                projects: None,
-                spike: Some(s),
-                total: None,
-            });
-        }
-    }
-    if cfg.total.is_some() {
-        cap_events(eval.caps(None, None)?, &mut state, &mut new);
-    }
-    let all = month_arms.iter().fold(month_unattributed, |a, b| a + *b);
-    let unattributed = Event {
-        level: if alerts::unattributed_alarming(month_unattributed, all, &cfg.alerts) {
-            Level::Unattributed
-        } else {
-            Level::Ok
-        },
-        scope: Scope::Unattributed,
-        period: "monthly",
-        period_start: month.start.with_timezone(&tz).to_rfc3339(),
-        resets: month.end_date(tz),
-        spent: month_unattributed,
-        cap: None,
-        action: None,
-        forecast: None,
-        projects: None,
-        spike: None,
-        total: Some(all),
-    };
-    if unattributed.level != Level::Ok {
-        new.push(unattributed.clone());
-    }
-    state.push(unattributed);
-    Ok(Found { state, new })
-}
-
-/// Spend in `period` up to `now`, per arm (config order) and unattributed.
-fn spend_by_owner(
-    loaded: &Loaded,
-    ledger: &Ledger,
-    period: &Period,
-    now: DateTime<Utc>,
-) -> Result<(Vec<Micros>, Micros)> {
-    let window = period.until(now + Days::milliseconds(1));
-    let groups = ledger.groups(window.start, window.end, &Filter::default())?;
-    let places = ledger.places()?;
-    let session_cwds: HashMap<String, String> = ledger.session_cwds(&groups, &places)?;
-    let resolver = Resolver {
-        attributor: &loaded.attributor,
-        places: &places,
-        session_cwds: &session_cwds,
-    };
-    let mut pricer = Pricer::new(loaded.prices());
-    let mut per_arm = vec![Picos(0); loaded.config.arms.len()];
-    let mut unattributed = Picos(0);
-    for g in &groups {
-        let c = pricer.cost(g);
-        match resolver.owner(g.place_id, &g.session_id) {
-            Owner::Arm(i) => per_arm[i] += c,
-            Owner::Unattributed => unattributed += c,
-        }
-    }
-    Ok((
-        per_arm.into_iter().map(Picos::to_micros).collect(),
-        unattributed.to_micros(),
-    ))
 }
 
 /// Pipes each waiting event to `command`, one run of it per event, and

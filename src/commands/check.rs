@@ -10,15 +10,17 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use octo_budget::budget::caps::{blocking, halting};
+use octo_budget::budget::Tier;
+use octo_budget::budget::{Evaluator, Which};
+use octo_budget::config::OnError;
+use octo_budget::ledger::notices::NoticeKey;
+use octo_budget::protect;
 use serde::Deserialize;
 
-use super::evaluate::{Evaluator, Which};
-use super::{guard, protect, Context, Loaded};
-use crate::budget::Tier;
-use crate::config::{normalise_path, OnError};
+use super::{absolute, guard, Context, Loaded};
+use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
-use crate::ledger::notices::NoticeKey;
 use crate::output::hook_reply;
 
 /// How long `check` waits for another process's ledger lock.
@@ -68,7 +70,7 @@ pub enum Decision {
 /// A warning to show once: recorded as given only after it was written.
 pub struct Warning {
     message: String,
-    ledger: crate::ledger::Ledger,
+    ledger: octo_budget::ledger::Ledger,
     scope: String,
     cap: &'static str,
     period_start: String,
@@ -100,7 +102,7 @@ const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
 /// Runs the hook: loads the config, reads stdin, decides, prints, returns
 /// the exit code.
 pub fn run(ctx: &Context) -> u8 {
-    let outcome = ctx.load().map_err(anyhow::Error::from).and_then(|loaded| {
+    let outcome = ctx.load().map_err(Error::from).and_then(|loaded| {
         // From here on a failure (or the watchdog, or a signal) answers
         // as the config says.
         guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
@@ -108,7 +110,7 @@ pub fn run(ctx: &Context) -> u8 {
         std::io::stdin()
             .take(MAX_STDIN)
             .read_to_end(&mut input)
-            .context("cannot read the hook input on stdin")?;
+            .context(|| "cannot read the hook input on stdin".into())?;
         decide(ctx, &loaded, &input)
     });
     match outcome {
@@ -153,8 +155,8 @@ fn answer_json(json: &str) -> u8 {
 /// What a failure does: refuse (the default) or allow when the loaded
 /// config says `on_error: allow`. Decided from what is already known: no
 /// config is loaded again here.
-pub fn fail(e: &anyhow::Error) -> u8 {
-    let reason = format!("{e:#}").replace('\n', " ");
+pub fn fail(e: &Error) -> u8 {
+    let reason = e.to_string().replace('\n', " ");
     let allow = guard::on_error_allow();
     let code = guard::claim(if allow { exit::OK } else { exit::BLOCK });
     let mut err = std::io::stderr();
@@ -172,47 +174,54 @@ pub fn fail(e: &anyhow::Error) -> u8 {
 /// other fields `check` reads must have their types, or the input is
 /// refused as not being hook JSON.
 fn validate(raw: &serde_json::Value) -> Result<()> {
+    let refuse = |why: &str| Err(Error::Undecided(why.to_owned()));
     let event = match raw.get("hook_event_name") {
-        None => bail!("hook input has no hook_event_name"),
+        None => return refuse("hook input has no hook_event_name"),
         Some(serde_json::Value::String(e)) => e.as_str(),
-        Some(_) => bail!("hook input's hook_event_name is not a string"),
+        Some(_) => return refuse("hook input's hook_event_name is not a string"),
     };
     match event {
         "PreToolUse" => {
             let tool = raw.get("tool_name").and_then(|t| t.as_str());
             if tool.is_none_or(|t| t.trim().is_empty()) {
-                bail!("PreToolUse hook input has no tool_name (a non-empty string)");
+                return refuse("PreToolUse hook input has no tool_name (a non-empty string)");
             }
             if !raw.get("tool_input").is_some_and(|i| i.is_object()) {
-                bail!("PreToolUse hook input's tool_input is missing or not an object");
+                return refuse("PreToolUse hook input's tool_input is missing or not an object");
             }
         }
         "UserPromptSubmit" => {
             if raw.get("prompt").is_some_and(|p| !p.is_string()) {
-                bail!("UserPromptSubmit hook input's prompt is not a string");
+                return refuse("UserPromptSubmit hook input's prompt is not a string");
             }
         }
         // Installed when some arm can be halted: ends a halted session.
         "PostToolUse" => {}
         e if STOP_EVENTS.contains(&e) => {}
-        other => bail!(
-            "octo-budget check decides only PreToolUse and UserPromptSubmit hook events, not {:?}; wire it to those (octo-budget hook install)",
-            other.chars().take(64).collect::<String>()
-        ),
+        other => {
+            return refuse(&format!(
+                "octo-budget check decides only PreToolUse and UserPromptSubmit hook events, not {:?}; wire it to those (octo-budget hook install)",
+                other.chars().take(64).collect::<String>()
+            ))
+        }
     }
     Ok(())
 }
 
+fn not_hook_json(e: &serde_json::Error) -> Error {
+    Error::Undecided(format!("stdin is not Claude Code hook JSON: {e}"))
+}
+
 fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     let cfg = &loaded.config;
-    let raw: serde_json::Value =
-        serde_json::from_slice(stdin).context("stdin is not Claude Code hook JSON")?;
+    let raw: serde_json::Value = serde_json::from_slice(stdin).map_err(|e| not_hook_json(&e))?;
     if !raw.is_object() {
-        bail!("stdin is not Claude Code hook JSON (not an object)");
+        return Err(Error::Undecided(
+            "stdin is not Claude Code hook JSON (not an object)".into(),
+        ));
     }
     validate(&raw)?;
-    let hook: HookInput =
-        serde_json::from_value(raw).context("stdin is not Claude Code hook JSON")?;
+    let hook: HookInput = serde_json::from_value(raw).map_err(|e| not_hook_json(&e))?;
     let event = hook.hook_event_name.as_deref().unwrap_or("");
     let tool = hook.tool_name.as_deref().unwrap_or("");
     let (is_prompt, what) = match event {
@@ -228,19 +237,20 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             .map(|p| p.to_string_lossy().into_owned())
     });
     let config_path = absolute(&cfg.path, ctx);
-    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    let ledger_path = absolute(&ctx.locations.ledger_path(cfg), ctx);
     if !is_prompt {
         let protected = protect::Protected::new(
             &config_path,
             &ledger_path,
-            &protect::transcript_trees(ctx, cfg, hook.transcript_path.as_deref()),
+            &ctx.locations
+                .transcript_trees(cfg, hook.transcript_path.as_deref()),
             ctx.env.home.as_deref(),
         );
         if let Some(reason) = protected.check(tool, hook.tool_input.as_ref(), cwd.as_deref()) {
             return Ok(Decision::Block(reason));
         }
     }
-    let is_gated = is_prompt || gated(tool, &cfg.gate.tools);
+    let is_gated = is_prompt || cfg.gate.gates(tool);
     // Once some arm or the total can halt the agent, every call of every
     // session is decided (a halted session must stop whatever it runs).
     let halting_config = cfg.can_halt();
@@ -253,7 +263,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         read_session(&ledger_path, &hook);
         return Ok(Decision::Allow);
     }
-    let mut ledger = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
+    let mut ledger = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
     if !ledger.history_read()? {
         // A ledger that has not read all history yet (the hook was wired
         // by hand, without `hook install` or `ingest`): read it, committing
@@ -262,7 +272,9 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         let until = guard::started() + history_budget(ctx);
         let (_, complete) = ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
         if !complete {
-            bail!("the ledger is still reading the transcript history for the first time; each call reads more, and `octo-budget ingest` finishes it now");
+            return Err(Error::Undecided(
+                "the ledger is still reading the transcript history for the first time; each call reads more, and `octo-budget ingest` finishes it now".into(),
+            ));
         }
     } else if let Some(t) = hook
         .transcript_path
@@ -308,7 +320,9 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             if !is_gated {
                 return Ok(Decision::Allow); // only the kill switch looks at it
             }
-            bail!("cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder");
+            return Err(Error::Undecided(
+                "cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder".into(),
+            ));
         }
         if arm.is_none() && cfg.total.is_none() && halted.is_none() {
             return Ok(Decision::Allow);
@@ -332,7 +346,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         };
         caps.extend(eval.branch_cap(arm, branch.as_deref(), which)?);
     }
-    if let Some(c) = super::evaluate::halting(&caps) {
+    if let Some(c) = halting(&caps) {
         let (head, tail) = hook_reply::halt_parts(c, cfg.timezone, session);
         if let Some(s) = halt_key {
             ledger.record_halt(s, &head, &tail, ctx.now.timestamp_millis())?;
@@ -348,7 +362,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     if !is_gated {
         return Ok(Decision::Allow);
     }
-    if let Some(c) = super::evaluate::blocking(&caps) {
+    if let Some(c) = blocking(&caps) {
         return Ok(Decision::Block(hook_reply::block_reason(
             c,
             &what,
@@ -358,27 +372,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     }
     // A warning once per arm, cap, period and tier.
     for c in caps.iter().filter(|c| c.tier >= Tier::Alert) {
-        // The burn rate's window moves with every call: key it by the clock
-        // hour instead, or its warning would repeat on every call.
-        let key_start = match c.kind {
-            crate::commands::evaluate::CapKind::Hourly => {
-                ctx.now
-                    - chrono::Duration::milliseconds(
-                        ctx.now.timestamp_millis().rem_euclid(3_600_000),
-                    )
-            }
-            _ => c.period.start,
-        };
-        let period_start = key_start.with_timezone(&cfg.timezone).to_rfc3339();
-        let scope = match (c.kind, session) {
-            (crate::commands::evaluate::CapKind::Session, Some(s)) => {
-                format!("{}/{s}", c.scope.name())
-            }
-            (crate::commands::evaluate::CapKind::Branch, _) => {
-                format!("{}@{}", c.scope.name(), c.scope.branch().unwrap_or(""))
-            }
-            _ => c.scope.name().to_owned(),
-        };
+        let (scope, period_start) = c.notice_scope_and_start(ctx.now, cfg.timezone, session);
         let key = NoticeKey {
             channel: "hook",
             scope: &scope,
@@ -418,11 +412,11 @@ fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decisi
     if !cfg.can_halt() {
         return Decision::Allow;
     }
-    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    let ledger_path = absolute(&ctx.locations.ledger_path(cfg), ctx);
     if !ledger_path.exists() {
         return Decision::Allow;
     }
-    let halt = crate::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
+    let halt = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
         .and_then(|ledger| ledger.halt(session));
     match halt {
         Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
@@ -460,55 +454,22 @@ fn read_session(ledger_path: &Path, hook: &HookInput) {
     else {
         return;
     };
-    let Ok(mut ledger) = crate::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+    let Ok(mut ledger) = octo_budget::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
         return;
     };
     if ledger.history_read().unwrap_or(false) {
-        let files = super::session_files(t, hook.session_id.as_deref());
-        let _ = crate::ledger::ingest::ingest_within(
+        let files = octo_budget::transcript::discover::session_files(t, hook.session_id.as_deref());
+        let _ = octo_budget::ledger::ingest::ingest_within(
             &mut ledger,
             &files,
-            &mut crate::ledger::ingest::NoProgress,
+            &mut octo_budget::ledger::ingest::NoProgress,
             READ_ONLY_MAX_BYTES,
         );
     }
-}
-
-fn absolute(p: &Path, ctx: &Context) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        ctx.env.cwd.clone().unwrap_or_default().join(p)
-    };
-    PathBuf::from(normalise_path(&abs.to_string_lossy()))
 }
 
 fn history_budget(ctx: &Context) -> Duration {
     ctx.global.history_budget_ms.map_or(HISTORY_BUDGET, |ms| {
         Duration::from_millis(ms).min(HISTORY_BUDGET)
     })
-}
-
-/// True when `tool` matches one of the gate's names or `*` patterns.
-pub fn gated(tool: &str, patterns: &[String]) -> bool {
-    patterns
-        .iter()
-        .any(|p| p == tool || glob::Pattern::new(p).is_ok_and(|g| g.matches(tool)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gate_patterns_match_names_and_globs() {
-        let pats: Vec<String> = ["Agent", "Task", "mcp__*"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert!(gated("Agent", &pats));
-        assert!(gated("mcp__playwright__click", &pats));
-        assert!(!gated("TaskCreate", &pats));
-        assert!(!gated("Bash", &pats));
-    }
 }

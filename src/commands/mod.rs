@@ -4,12 +4,10 @@
 pub mod alerts;
 pub mod check;
 pub mod docs;
-pub mod evaluate;
 pub mod guard;
 pub mod hook;
 pub mod ingest;
 pub mod init;
-pub mod protect;
 pub mod report;
 pub mod status;
 pub mod statusline;
@@ -18,41 +16,25 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use octo_budget::config::location::Locations;
+use octo_budget::config::{Config, ConfigError, PathContext};
+use octo_budget::ledger::ingest::{IngestStats, Progress};
+use octo_budget::ledger::Ledger;
+use octo_budget::transcript::discover::{discover, session_files};
+pub use octo_budget::Loaded;
 
-use crate::attribution::Attributor;
 use crate::cli::{Environment, Global};
-use crate::config::{Config, ConfigError, PathContext};
-use crate::ledger::ingest::{IngestStats, Progress};
-use crate::ledger::query::real_path;
-use crate::ledger::Ledger;
-use crate::pricing::PriceTable;
-use crate::transcript::discover::{discover, transcript_project, TranscriptFile};
+use crate::error::Result;
 
 /// Everything a command knows about its invocation.
 pub struct Context {
     pub global: Global,
     pub env: Environment,
     pub now: DateTime<Utc>,
-}
-
-/// A loaded configuration with what is derived from it.
-pub struct Loaded {
-    pub config: Config,
-    pub attributor: Attributor,
-    /// Built on first use: the hook's calls for tools it does not gate
-    /// never price anything.
-    prices: std::sync::OnceLock<PriceTable>,
-}
-
-impl Loaded {
-    /// The embedded price table with the config's `prices:` overrides.
-    pub fn prices(&self) -> &PriceTable {
-        self.prices
-            .get_or_init(|| PriceTable::new(&self.config.prices))
-    }
+    /// Where budgets.yaml, the ledger and the transcripts are.
+    pub locations: Locations,
 }
 
 impl Context {
@@ -91,112 +73,13 @@ impl Context {
             .and_then(|n| n.parse().ok())
     }
 
-    fn xdg_config(&self) -> Option<PathBuf> {
-        self.env
-            .xdg_config_home
-            .clone()
-            .or_else(|| self.env.home.as_ref().map(|h| h.join(".config")))
-    }
-
-    /// `--config`, `$OCTO_BUDGET_CONFIG`, `./budgets.yaml`, then
-    /// `$XDG_CONFIG_HOME/octo-budget/budgets.yaml`.
-    pub fn config_path(&self) -> std::result::Result<PathBuf, ConfigError> {
-        if let Some(p) = &self.global.config {
-            return Ok(p.clone());
-        }
-        let mut tried = Vec::new();
-        let local = self
-            .env
-            .cwd
-            .clone()
-            .unwrap_or_default()
-            .join("budgets.yaml");
-        if local.is_file() {
-            return Ok(local);
-        }
-        tried.push(local);
-        if let Some(x) = self.xdg_config() {
-            let p = x.join("octo-budget").join("budgets.yaml");
-            if p.is_file() {
-                return Ok(p);
-            }
-            tried.push(p);
-        }
-        Err(ConfigError::NotFound {
-            tried: tried
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-    }
-
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
-        let path = self.config_path()?;
-        let config = Config::load(&path, &self.path_context())?;
-        // An arm path reached through a symlink on this machine also owns
-        // the real folder (paths that do not exist here stay text).
-        let attributor = Attributor::with_real_paths(&config.arms, real_path);
-        Ok(Loaded {
-            config,
-            attributor,
-            prices: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
-    /// `$XDG_DATA_HOME/octo-budget/ledger.sqlite`.
-    pub fn ledger_path(&self, config: &Config) -> PathBuf {
-        if let Some(p) = &self.global.ledger {
-            return p.clone();
-        }
-        if let Some(p) = &config.ledger {
-            return p.clone();
-        }
-        let data = self
-            .env
-            .xdg_data_home
-            .clone()
-            .or_else(|| {
-                self.env
-                    .home
-                    .as_ref()
-                    .map(|h| h.join(".local").join("share"))
-            })
-            .unwrap_or_else(|| PathBuf::from("."));
-        data.join("octo-budget").join("ledger.sqlite")
-    }
-
-    /// `--claude-dir`, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, then both
-    /// `~/.claude` and `$XDG_CONFIG_HOME/claude`.
-    pub fn claude_dirs(&self, config: &Config) -> Vec<PathBuf> {
-        if !self.global.claude_dirs.is_empty() {
-            return self.global.claude_dirs.clone();
-        }
-        if !config.claude_dirs.is_empty() {
-            return config.claude_dirs.clone();
-        }
-        if let Some(d) = &self.env.claude_config_dir {
-            return d
-                .to_str()
-                .unwrap_or_default()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect();
-        }
-        let mut dirs = Vec::new();
-        if let Some(h) = &self.env.home {
-            dirs.push(h.join(".claude"));
-        }
-        if let Some(x) = self.xdg_config() {
-            dirs.push(x.join("claude"));
-        }
-        dirs
+        let path = self.locations.config_path()?;
+        Ok(Loaded::new(Config::load(&path, &self.path_context())?))
     }
 
     pub fn open_ledger(&self, config: &Config, busy: Duration) -> Result<Ledger> {
-        Ok(Ledger::open(&self.ledger_path(config), busy)?)
+        Ok(Ledger::open(&self.locations.ledger_path(config), busy)?)
     }
 
     /// Discovers every transcript and ingests what is new.
@@ -222,7 +105,7 @@ impl Context {
         self.ingest_discovered(
             loaded,
             ledger,
-            &mut crate::ledger::ingest::NoProgress,
+            &mut octo_budget::ledger::ingest::NoProgress,
             until,
         )
     }
@@ -231,12 +114,12 @@ impl Context {
         &self,
         loaded: &Loaded,
         ledger: &mut Ledger,
-        progress: &mut dyn crate::ledger::ingest::Progress,
+        progress: &mut dyn octo_budget::ledger::ingest::Progress,
         until: Option<Instant>,
     ) -> Result<(IngestStats, bool)> {
-        let found = discover(&self.claude_dirs(&loaded.config));
+        let found = discover(&self.locations.claude_dirs(&loaded.config));
         let (mut stats, complete) =
-            crate::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
+            octo_budget::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
         let mut unreadable = found.unreadable;
         unreadable.append(&mut stats.unreadable);
         stats.unreadable = unreadable;
@@ -259,104 +142,23 @@ impl Context {
         session_id: Option<&str>,
     ) -> Result<IngestStats> {
         let files = session_files(transcript, session_id);
-        Ok(crate::ledger::ingest::ingest(
+        Ok(octo_budget::ledger::ingest::ingest(
             ledger,
             &files,
-            &mut crate::ledger::ingest::NoProgress,
+            &mut octo_budget::ledger::ingest::NoProgress,
         )?)
     }
 }
 
-impl Loaded {
-    /// The arm that owns a directory of this machine: by its spelling,
-    /// else by its real path (a symlinked checkout).
-    pub fn arm_of_dir(&self, dir: &str) -> Option<usize> {
-        let dir = crate::config::normalise_path(dir);
-        self.attributor
-            .by_cwd(&dir)
-            .or_else(|| real_path(&dir).and_then(|r| self.attributor.by_cwd(&r)))
-    }
-}
-
-/// A session's transcripts, in every layout: the session file itself,
-/// everything under its folder (`<project>/<session>/**`: subagents,
-/// workflows, later layouts) and the project's flat `agent-*.jsonl`
-/// subagent files (they carry the parent's `sessionId`, not its name;
-/// those of other sessions cost a `stat` each and add their own spend).
-pub fn session_files(transcript: &Path, session_id: Option<&str>) -> Vec<TranscriptFile> {
-    let Some(parent) = transcript.parent() else {
-        return Vec::new();
-    };
-    // The project folder is the one right below `projects/`; a transcript
-    // elsewhere is taken as `<project>/<file>`.
-    let project_dir = transcript
-        .ancestors()
-        .skip(1)
-        .find(|a| a.parent().and_then(Path::file_name) == Some("projects".as_ref()))
-        .unwrap_or(parent);
-    let projects = project_dir.parent().unwrap_or(project_dir);
-    let project = if project_dir.file_name() == Some("projects".as_ref()) {
-        String::new() // a file directly under `projects/`, as discover names it
+/// `p` made absolute against the working folder, `.` and `..` folded
+/// (lexically: symlinks stay as they are).
+pub fn absolute(p: &Path, ctx: &Context) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
     } else {
-        project_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        ctx.env.cwd.clone().unwrap_or_default().join(p)
     };
-    let mut out = vec![TranscriptFile {
-        path: transcript.to_path_buf(),
-        project: project.clone(),
-    }];
-    let mut add = |path: &Path| {
-        let rel = path.strip_prefix(projects).unwrap_or(path);
-        let rel = if project_dir == projects {
-            Path::new(&project).join(rel)
-        } else {
-            rel.to_path_buf()
-        };
-        if path != transcript && transcript_project(&rel).is_some() {
-            out.push(TranscriptFile {
-                path: path.to_path_buf(),
-                project: project.clone(),
-            });
-        }
-    };
-    let stem = session_id.map(str::to_owned).or_else(|| {
-        transcript
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-    });
-    let mut folders = Vec::new();
-    if let Some(stem) = stem.filter(|s| !s.is_empty() && !s.contains('/') && s != "..") {
-        folders.push(project_dir.join(stem));
-    }
-    if parent != project_dir {
-        folders.push(parent.to_path_buf()); // `<project>/<session>/chat.jsonl`
-    }
-    for folder in folders.iter().filter(|f| f.is_dir()) {
-        for e in walkdir::WalkDir::new(folder)
-            .into_iter()
-            .filter_entry(|e| {
-                !(e.file_type().is_dir()
-                    && (e.file_name() == "tool-results" || e.file_name() == "memory"))
-            })
-            .filter_map(|e| e.ok())
-        {
-            if e.file_type().is_file() || e.file_type().is_symlink() {
-                add(e.path());
-            }
-        }
-    }
-    if let Ok(dir) = std::fs::read_dir(project_dir) {
-        for e in dir.filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            let name = name.as_encoded_bytes();
-            if name.starts_with(b"agent-") && name.ends_with(b".jsonl") {
-                add(&e.path());
-            }
-        }
-    }
-    out
+    PathBuf::from(octo_budget::config::normalise_path(&abs.to_string_lossy()))
 }
 
 /// A progress bar on stderr, shown only when a scan takes over a second on
@@ -419,7 +221,7 @@ impl Progress for ProgressBar {
 
 /// `--arm NAME` names no arm of the config: a usage error (exit 2) that
 /// names the config and suggests the nearest arm (or lists a few).
-pub fn unknown_arm(config: &Config, name: &str) -> crate::cli::UsageError {
+pub fn unknown_arm(config: &Config, name: &str) -> crate::error::Error {
     let names: Vec<&str> = config.arms.iter().map(|a| a.name.as_str()).collect();
     let hint = match strsim_nearest(name, &names) {
         Some(best) => format!("did you mean {best:?}?"),
@@ -427,7 +229,7 @@ pub fn unknown_arm(config: &Config, name: &str) -> crate::cli::UsageError {
         None if names.len() <= 10 => format!("arms: {}", names.join(", ")),
         None => format!("{} arms, e.g. {}", names.len(), names[..10].join(", ")),
     };
-    crate::cli::UsageError(format!(
+    crate::error::Error::Usage(format!(
         "--arm {name:?}: {} has no such arm ({hint})",
         config.path.display()
     ))

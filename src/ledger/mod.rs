@@ -7,7 +7,9 @@
 //! - [`query`]: token groups for a window of time (attribution and prices
 //!   are applied by the caller, so config changes re-price all history);
 //! - [`notices`]: what has already been said (alerts, hook warnings);
-//! - [`outbox`]: claiming alert events once, and `--command` deliveries.
+//! - [`outbox`]: claiming alert events once, and `--command` deliveries;
+//! - [`halts`]: sessions the kill switch halted;
+//! - [`store`]: the [`Store`] trait, what the core asks of a ledger.
 
 pub mod halts;
 pub mod ingest;
@@ -15,6 +17,9 @@ pub mod notices;
 pub mod outbox;
 pub mod query;
 pub mod schema;
+pub mod store;
+
+pub use store::Store;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

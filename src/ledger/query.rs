@@ -11,40 +11,10 @@ use rusqlite::params_from_iter;
 
 use super::schema::BUCKET_MS;
 use super::{Ledger, Result};
+use crate::model::Usage;
 use crate::pricing::PromptClass;
-use crate::transcript::Usage;
 
-/// Tokens that share everything pricing and attribution look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub day: NaiveDate,
-    pub place_id: i64,
-    pub session_id: String,
-    /// The git branch ('' for none); always '' unless the filter asked for
-    /// branches ([`Filter::by_branch`] or [`Filter::branch`]).
-    pub branch: String,
-    pub model: String,
-    pub fast: bool,
-    pub us_geo: bool,
-    pub class: PromptClass,
-    /// De-duplicated responses (advisor iterations are not responses).
-    pub messages: i64,
-    pub usage: Usage,
-    /// Requests Claude Code counted in its `cost-state` but never wrote as
-    /// responses (`messages` is 0): see [`Ledger::unwritten_groups`].
-    pub unwritten: bool,
-}
-
-/// Where responses ran: a cwd (empty when the records had none) and the
-/// transcript folder they were read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    pub cwd: String,
-    pub project: String,
-    /// The cwd's real path on this machine when it differs (a symlink),
-    /// resolved when the place was first read.
-    pub real_cwd: Option<String>,
-}
+pub use crate::model::{Group, Place};
 
 /// Which groups to read.
 #[derive(Debug, Clone, Default)]
@@ -862,7 +832,7 @@ fn day_of(days_since_epoch: i64) -> NaiveDate {
 
 /// The real path of a directory when it exists on this machine and its
 /// spelling differs (a symlink on the way); `None` otherwise.
-pub(crate) fn real_path(path: &str) -> Option<String> {
+pub fn real_path(path: &str) -> Option<String> {
     if path.is_empty() {
         return None;
     }

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use serde_json::{json, Value};
+use octo_budget::alerts::Event;
+use serde::Serialize;
 
-use crate::alerts::Event;
-use crate::output::json::usd;
+use crate::output::json::Usd;
 
 /// `--now` in the config's zone, to the second.
 pub fn timestamp(now: DateTime<Utc>, tz: Tz) -> String {
@@ -59,36 +59,64 @@ fn resets(e: &Event) -> String {
     }
 }
 
-/// The same fields as one JSON object (absent ones are null).
-pub fn json(ts: &str, e: &Event) -> Value {
-    json!({
-        "ts": ts,
-        "level": e.level.as_str(),
-        "scope": e.scope.kind(),
-        "name": e.scope.name(),
-        "branch": e.scope.branch(),
-        "period": e.period,
-        "period_start": e.period_start,
-        "resets": resets(e),
-        "spent_usd": usd(e.spent),
-        "cap_usd": e.cap.map(usd),
-        "total_usd": e.total.map(usd),
-        "pct": e.pct(),
-        "forecast_usd": e.forecast.map(usd),
-        "passes": e.projects.map(|p| p.as_str()),
-        "action": e.action.map(|a| a.as_str()),
-        "median_usd": e.spike.map(|s| usd(s.baseline.median)),
-        "mad_usd": e.spike.map(|s| usd(s.baseline.mad)),
-        "threshold_usd": e.spike.map(|s| usd(s.threshold)),
-    })
+/// The same fields as one JSON object (absent ones are null): `alerts
+/// --json`.
+#[derive(Debug, Serialize)]
+pub struct AlertDoc<'a> {
+    pub ts: &'a str,
+    pub level: &'static str,
+    pub scope: &'static str,
+    pub name: &'a str,
+    pub branch: Option<&'a str>,
+    pub period: &'static str,
+    pub period_start: &'a str,
+    pub resets: String,
+    pub spent_usd: Usd,
+    pub cap_usd: Option<Usd>,
+    pub total_usd: Option<Usd>,
+    pub pct: Option<f64>,
+    pub forecast_usd: Option<Usd>,
+    pub passes: Option<&'static str>,
+    pub action: Option<&'static str>,
+    pub median_usd: Option<Usd>,
+    pub mad_usd: Option<Usd>,
+    pub threshold_usd: Option<Usd>,
+}
+
+pub fn doc<'a>(ts: &'a str, e: &'a Event) -> AlertDoc<'a> {
+    AlertDoc {
+        ts,
+        level: e.level.as_str(),
+        scope: e.scope.kind(),
+        name: e.scope.name(),
+        branch: e.scope.branch(),
+        period: e.period,
+        period_start: &e.period_start,
+        resets: resets(e),
+        spent_usd: Usd(e.spent),
+        cap_usd: e.cap.map(Usd),
+        total_usd: e.total.map(Usd),
+        pct: e.pct(),
+        forecast_usd: e.forecast.map(Usd),
+        passes: e.projects.map(|p| p.as_str()),
+        action: e.action.map(|a| a.as_str()),
+        median_usd: e.spike.map(|s| Usd(s.baseline.median)),
+        mad_usd: e.spike.map(|s| Usd(s.baseline.mad)),
+        threshold_usd: e.spike.map(|s| Usd(s.threshold)),
+    }
+}
+
+/// [`doc`] as one line of JSON.
+pub fn json(ts: &str, e: &Event) -> String {
+    serde_json::to_string(&doc(ts, e)).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{Level, Scope};
-    use crate::config::Action;
-    use crate::money::Micros;
+    use octo_budget::alerts::{Level, Scope};
+    use octo_budget::config::Action;
+    use octo_budget::money::Micros;
 
     #[test]
     fn text_line_matches_the_documented_shape() {
@@ -115,7 +143,7 @@ mod tests {
             text(&ts, &e),
             "2026-11-20T10:00:00-05:00 WARN acme monthly spent=$1012.30 cap=$1000.00 pct=101.2 forecast=$1650.00 resets=2026-12-01"
         );
-        let j = json(&ts, &e);
+        let j: serde_json::Value = serde_json::from_str(&json(&ts, &e)).unwrap();
         assert_eq!(j["spent_usd"].to_string(), "1012.3");
         assert_eq!(j["pct"].as_f64(), Some(101.2));
         assert_eq!(j["action"], "hard_stop");

@@ -3,15 +3,15 @@
 
 use std::io::{self, Write};
 
-use crate::commands::report::{Report, Row, RowKind};
-use crate::money::Micros;
+use octo_budget::money::Micros;
+use octo_budget::report::{By, Report, Row};
 
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let first = match &r.breakdown {
         // `kind` is the second column's name (the kind of row).
-        Some((crate::cli::ByArg::Kind, _)) => "request_kind".into(),
-        Some((by, _)) => format!("{by:?}").to_lowercase(),
+        Some((By::Kind, _)) => "request_kind".into(),
+        Some((by, _)) => by.as_str().to_owned(),
         None => "arm".into(),
     };
     w.write_record([
@@ -46,12 +46,7 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
         .chain(std::iter::once((&r.total, r.total.tally.spent())))
     {
         let u = &row.tally.usage;
-        let kind = match row.kind {
-            RowKind::Arm => "arm",
-            RowKind::Unattributed => "unattributed",
-            RowKind::Total => "total",
-            RowKind::Breakdown => "breakdown",
-        };
+        let kind = row.kind.as_str();
         w.write_record([
             row.label.clone(),
             kind.into(),

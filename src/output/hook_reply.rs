@@ -4,9 +4,8 @@
 //! 0). Claude Code caps hook output at 10,000 characters.
 
 use chrono_tz::Tz;
-use serde_json::json;
-
-use crate::commands::evaluate::{CapKind, CapState, Scope};
+use octo_budget::budget::{CapKind, CapState, Scope};
+use serde::Serialize;
 
 const MAX_LEN: usize = 9_000;
 
@@ -30,8 +29,9 @@ fn who(c: &CapState, session: Option<&str>) -> String {
             format!("session {short} of arm {a:?}")
         }
         (Scope::Arm(a), _) => format!("arm {a:?}"),
-        (Scope::Branch { arm, branch }, _) => format!("branch {branch:?} of arm {arm:?}"),
+        (Scope::Branch { arm, branch, .. }, _) => format!("branch {branch:?} of arm {arm:?}"),
         (Scope::Total, _) => "the team (all arms together)".into(),
+        (Scope::Unattributed, _) => "spend no arm owns".into(),
     }
 }
 
@@ -107,9 +107,44 @@ fn spent(c: &CapState, session: Option<&str>) -> String {
     }
 }
 
+/// Hook JSON on stdout: see Claude Code's hook output fields.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply {
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub continue_: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_specific_output: Option<PreToolUseOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_message: Option<String>,
+}
+
+/// `hookSpecificOutput` of a PreToolUse reply.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreToolUseOutput {
+    pub hook_event_name: &'static str,
+    pub permission_decision: &'static str,
+    pub permission_decision_reason: String,
+}
+
+impl Reply {
+    fn line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// Hook JSON that ends the session after a tool ran (PostToolUse).
 pub fn stop(reason: &str) -> String {
-    json!({"continue": false, "stopReason": clip(reason.to_owned())}).to_string()
+    Reply {
+        continue_: Some(false),
+        stop_reason: Some(clip(reason.to_owned())),
+        hook_specific_output: None,
+        system_message: None,
+    }
+    .line()
 }
 
 /// Hook JSON that refuses a PreToolUse call AND halts the agent: measured
@@ -118,21 +153,22 @@ pub fn stop(reason: &str) -> String {
 /// and the session ends with no further model request.
 pub fn halt(reason: &str) -> String {
     let reason = clip(reason.to_owned());
-    json!({
-        "continue": false,
-        "stopReason": reason,
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "deny",
-            "permissionDecisionReason": reason,
-        },
-    })
-    .to_string()
+    Reply {
+        continue_: Some(false),
+        stop_reason: Some(reason.clone()),
+        hook_specific_output: Some(PreToolUseOutput {
+            hook_event_name: "PreToolUse",
+            permission_decision: "deny",
+            permission_decision_reason: reason,
+        }),
+        system_message: None,
+    }
+    .line()
 }
 
 /// A one-line warning for a cap at alert or warn.
 pub fn warning(c: &CapState, session: Option<&str>) -> String {
-    let pct = crate::money::Micros::percent_of(c.spent, c.limit).unwrap_or(100.0);
+    let pct = octo_budget::money::Micros::percent_of(c.spent, c.limit).unwrap_or(100.0);
     let next = match c.hard_stop_at() {
         Some(h) if c.halts() => format!("the agent is halted at {h}"),
         Some(h) => format!("hard stop at {h}"),
@@ -149,12 +185,19 @@ pub fn warning(c: &CapState, session: Option<&str>) -> String {
 
 /// Hook JSON that allows the call and shows `message` to the user.
 pub fn system_message(message: &str) -> String {
-    json!({ "systemMessage": clip(message.to_owned()) }).to_string()
+    Reply {
+        continue_: None,
+        stop_reason: None,
+        hook_specific_output: None,
+        system_message: Some(clip(message.to_owned())),
+    }
+    .line()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn halt_denies_the_call_and_stops_the_agent_with_one_reason() {

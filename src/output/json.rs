@@ -1,136 +1,279 @@
-//! JSON output. The shapes here are a contract (README, "JSON output").
+//! JSON output of `report` and `status`. The shapes here are a contract
+//! (README, "JSON output"): each is a serde type, serialized as declared.
 
 use std::io::{self, Write};
 
-use serde_json::{json, Map, Value};
-
-use crate::budget::PeriodKind;
-use crate::commands::report::{Report, Row};
-use crate::money::Micros;
-use crate::spend::Tally;
+use octo_budget::budget::{CapState, PeriodKind, Tier};
+use octo_budget::model::Usage;
+use octo_budget::money::Micros;
+use octo_budget::report::{Report, Row};
+use octo_budget::spend::Tally;
+use serde::{Serialize, Serializer};
 
 /// Dollars as a JSON number with micro-dollar precision.
-pub fn usd(m: Micros) -> Value {
-    // Printed from the exact decimal so that no binary rounding shows.
-    serde_json::from_str(&m.plain()).unwrap_or(Value::Null)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usd(pub Micros);
+
+impl Serialize for Usd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Parsed from the exact decimal, so that the shortest float that
+        // reads back as it is printed: no binary rounding shows.
+        s.serialize_f64(self.0.plain().parse::<f64>().unwrap_or(0.0))
+    }
 }
 
-pub fn tokens(t: &Tally) -> Value {
-    let u = &t.usage;
-    json!({
-        "input": u.input,
-        "output": u.output,
-        "cache_write_5m": u.cache_write_5m,
-        "cache_write_1h": u.cache_write_1h,
-        "cache_read": u.cache_read,
-    })
+/// Token counts of a row.
+#[derive(Debug, Serialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
 }
 
-fn tally_fields(t: &Tally) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("cost_usd".into(), usd(t.spent()));
-    m.insert("messages".into(), json!(t.messages));
-    m.insert("sessions".into(), json!(t.sessions.len()));
-    m.insert("tokens".into(), tokens(t));
-    m.insert("web_search_requests".into(), json!(t.usage.web_search));
-    // The part of the above from requests Claude Code counted (cost-state)
-    // but never wrote as responses.
-    let u = &t.unwritten;
-    m.insert(
-        "unwritten".into(),
-        json!({
-            "cost_usd": usd(t.unwritten_cost.to_micros()),
-            "tokens": {
-                "input": u.input,
-                "output": u.output,
-                "cache_write_5m": u.cache_write_5m,
-                "cache_write_1h": u.cache_write_1h,
-                "cache_read": u.cache_read,
+impl Tokens {
+    pub fn of(t: &Tally) -> Tokens {
+        Tokens::from(&t.usage)
+    }
+}
+
+impl From<&Usage> for Tokens {
+    fn from(u: &Usage) -> Tokens {
+        Tokens {
+            input: u.input,
+            output: u.output,
+            cache_write_5m: u.cache_write_5m,
+            cache_write_1h: u.cache_write_1h,
+            cache_read: u.cache_read,
+        }
+    }
+}
+
+/// The sums every row of a report carries.
+#[derive(Debug, Serialize)]
+pub struct Sums {
+    pub cost_usd: Usd,
+    pub messages: i64,
+    pub sessions: usize,
+    pub tokens: Tokens,
+    pub web_search_requests: u64,
+    /// The part of the above from requests Claude Code counted
+    /// (cost-state) but never wrote as responses.
+    pub unwritten: Unwritten,
+}
+
+/// `unwritten` of a row.
+#[derive(Debug, Serialize)]
+pub struct Unwritten {
+    pub cost_usd: Usd,
+    pub tokens: Tokens,
+    pub web_search_requests: u64,
+}
+
+impl Sums {
+    fn of(t: &Tally, cost: Micros) -> Sums {
+        Sums {
+            cost_usd: Usd(cost),
+            messages: t.messages,
+            sessions: t.sessions.len(),
+            tokens: Tokens::of(t),
+            web_search_requests: t.usage.web_search,
+            unwritten: Unwritten {
+                cost_usd: Usd(t.unwritten_cost.to_micros()),
+                tokens: Tokens::from(&t.unwritten),
+                web_search_requests: t.unwritten.web_search,
             },
-            "web_search_requests": u.web_search,
-        }),
-    );
-    m
+        }
+    }
 }
 
-fn arm_row(r: &Row) -> Value {
-    let mut m = Map::new();
-    m.insert("arm".into(), json!(r.label));
-    m.extend(tally_fields(&r.tally));
-    m.insert("cap_usd".into(), r.cap.map(usd).unwrap_or(Value::Null));
-    m.insert(
-        "spent_pct".into(),
-        r.spent_pct().map(|p| json!(p)).unwrap_or(Value::Null),
-    );
-    m.insert(
-        "tier".into(),
-        r.tier.map(|t| json!(t.as_str())).unwrap_or(Value::Null),
-    );
-    Value::Object(m)
+/// `period`: `start` and `end` are null for all time.
+#[derive(Debug, Serialize)]
+pub struct PeriodDoc {
+    pub kind: &'static str,
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ArmRow {
+    pub arm: String,
+    #[serde(flatten)]
+    pub sums: Sums,
+    pub cap_usd: Option<Usd>,
+    pub spent_pct: Option<f64>,
+    pub tier: Option<Tier>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BreakdownRow {
+    pub key: String,
+    #[serde(flatten)]
+    pub sums: Sums,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Breakdown {
+    pub by: &'static str,
+    pub rows: Vec<BreakdownRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnpricedModel {
+    pub model: String,
+    pub messages: i64,
+    pub tokens: Tokens,
+    pub priced_as_usd: Usd,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PricesDoc {
+    pub effective_from: String,
+}
+
+/// `report --json`.
+#[derive(Debug, Serialize)]
+pub struct ReportDoc {
+    pub period: PeriodDoc,
+    pub timezone: &'static str,
+    pub arms: Vec<ArmRow>,
+    pub unattributed: Option<Sums>,
+    pub totals: Sums,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
+    pub unpriced_models: Vec<UnpricedModel>,
+    pub skipped_lines: u64,
+    pub unreadable_files: usize,
+    pub prices: PricesDoc,
+}
+
+impl ReportDoc {
+    pub fn of(r: &Report) -> ReportDoc {
+        let tz = r.timezone;
+        let period = match r.period.kind {
+            PeriodKind::All => PeriodDoc {
+                kind: "all",
+                start: None,
+                end: None,
+            },
+            kind => PeriodDoc {
+                kind: kind.as_str(),
+                start: Some(r.period.start.with_timezone(&tz).to_rfc3339()),
+                end: Some(r.period.end.with_timezone(&tz).to_rfc3339()),
+            },
+        };
+        let arm_row = |row: &Row| ArmRow {
+            arm: row.label.clone(),
+            sums: Sums::of(&row.tally, row.tally.spent()),
+            cap_usd: row.cap.map(Usd),
+            spent_pct: row.spent_pct(),
+            tier: row.tier,
+        };
+        // Rows add up to `totals.cost_usd` exactly (largest remainder).
+        let breakdown = r.breakdown.as_ref().map(|(by, rows)| Breakdown {
+            by: by.as_str(),
+            rows: rows
+                .iter()
+                .zip(r.breakdown_micros())
+                .map(|(row, spent)| BreakdownRow {
+                    key: row.label.clone(),
+                    sums: Sums::of(&row.tally, spent),
+                })
+                .collect(),
+        });
+        ReportDoc {
+            period,
+            timezone: tz.name(),
+            arms: r.arms.iter().map(arm_row).collect(),
+            unattributed: r
+                .unattributed
+                .as_ref()
+                .map(|u| Sums::of(&u.tally, u.tally.spent())),
+            totals: Sums::of(&r.total.tally, r.total.tally.spent()),
+            breakdown,
+            unpriced_models: r
+                .unpriced
+                .iter()
+                .map(|(model, t)| UnpricedModel {
+                    model: model.clone(),
+                    messages: t.messages,
+                    tokens: Tokens::of(t),
+                    priced_as_usd: Usd(t.spent()),
+                })
+                .collect(),
+            skipped_lines: r.skipped_lines,
+            unreadable_files: r.unreadable.len(),
+            prices: PricesDoc {
+                effective_from: r.prices_effective_from.to_string(),
+            },
+        }
+    }
 }
 
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
-    let tz = r.timezone;
-    let period = match r.period.kind {
-        PeriodKind::All => json!({"kind": "all", "start": null, "end": null}),
-        kind => json!({
-            "kind": kind.as_str(),
-            "start": r.period.start.with_timezone(&tz).to_rfc3339(),
-            "end": r.period.end.with_timezone(&tz).to_rfc3339(),
-        }),
-    };
-    let mut doc = Map::new();
-    doc.insert("period".into(), period);
-    doc.insert("timezone".into(), json!(tz.name()));
-    doc.insert(
-        "arms".into(),
-        Value::Array(r.arms.iter().map(arm_row).collect()),
-    );
-    doc.insert(
-        "unattributed".into(),
-        r.unattributed
-            .as_ref()
-            .map(|u| Value::Object(tally_fields(&u.tally)))
-            .unwrap_or(Value::Null),
-    );
-    doc.insert("totals".into(), Value::Object(tally_fields(&r.total.tally)));
-    if let Some((by, rows)) = &r.breakdown {
-        // Rows add up to `totals.cost_usd` exactly (largest remainder).
-        let shown = r.breakdown_micros();
-        let rows: Vec<Value> = rows
-            .iter()
-            .zip(shown)
-            .map(|(row, spent)| {
-                let mut m = Map::new();
-                m.insert("key".into(), json!(row.label));
-                m.extend(tally_fields(&row.tally));
-                m.insert("cost_usd".into(), usd(spent));
-                Value::Object(m)
-            })
-            .collect();
-        doc.insert(
-            "breakdown".into(),
-            json!({"by": format!("{by:?}").to_lowercase(), "rows": rows}),
-        );
+    pretty(out, &ReportDoc::of(r))
+}
+
+/// One cap in `status --json`.
+#[derive(Debug, Serialize)]
+pub struct CapDoc {
+    pub scope: String,
+    pub branch: Option<String>,
+    pub cap: &'static str,
+    pub limit_usd: Usd,
+    pub spent_usd: Usd,
+    pub remaining_usd: Usd,
+    pub spent_pct: Option<f64>,
+    pub tier: Tier,
+    pub action: &'static str,
+    pub hard_stop_at_usd: Option<Usd>,
+    pub period_start: String,
+    pub resets: Option<String>,
+    pub over: bool,
+}
+
+impl CapDoc {
+    pub fn of(c: &CapState, tz: chrono_tz::Tz) -> CapDoc {
+        CapDoc {
+            scope: c.scope.owner().to_owned(),
+            branch: c.scope.branch().map(str::to_owned),
+            cap: c.kind.as_str(),
+            limit_usd: Usd(c.limit),
+            spent_usd: Usd(c.spent),
+            remaining_usd: Usd(c.remaining()),
+            spent_pct: Micros::percent_of(c.spent, c.limit),
+            tier: c.tier,
+            action: c.policy.action.as_str(),
+            hard_stop_at_usd: c.hard_stop_at().map(Usd),
+            period_start: c.period.start.with_timezone(&tz).to_rfc3339(),
+            resets: c.resets().map(|r| r.with_timezone(&tz).to_rfc3339()),
+            over: c.spent >= c.limit,
+        }
     }
-    doc.insert(
-        "unpriced_models".into(),
-        Value::Array(
-            r.unpriced
-                .iter()
-                .map(|(model, t)| {
-                    json!({"model": model, "messages": t.messages, "tokens": tokens(t), "priced_as_usd": usd(t.spent())})
-                })
-                .collect(),
-        ),
-    );
-    doc.insert("skipped_lines".into(), json!(r.skipped_lines));
-    doc.insert("unreadable_files".into(), json!(r.unreadable.len()));
-    doc.insert(
-        "prices".into(),
-        json!({"effective_from": r.prices_effective_from.to_string()}),
-    );
-    serde_json::to_writer_pretty(&mut *out, &Value::Object(doc))?;
+}
+
+/// `status --json`.
+#[derive(Debug, Serialize)]
+pub struct StatusDoc {
+    pub arm: Option<String>,
+    pub now: String,
+    pub timezone: &'static str,
+    pub decision: &'static str,
+    pub over_budget: bool,
+    pub session_halted: bool,
+    pub tier: Tier,
+    pub reason: Option<String>,
+    pub caps: Vec<CapDoc>,
+    /// The branch whose cap is evaluated (`--branch`, else the session's).
+    pub branch: Option<String>,
+    pub branch_cap: Option<CapDoc>,
+    pub unreadable_files: usize,
+}
+
+/// `v` as pretty JSON and a newline.
+pub fn pretty(out: &mut impl Write, v: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)
 }
 
@@ -140,8 +283,9 @@ mod tests {
 
     #[test]
     fn usd_is_exact_to_the_micro_dollar() {
-        assert_eq!(usd(Micros(1_123_400_000)).to_string(), "1123.4");
-        assert_eq!(usd(Micros(27_856)).to_string(), "0.027856");
-        assert_eq!(usd(Micros(0)).to_string(), "0.0");
+        let s = |m| serde_json::to_string(&Usd(Micros(m))).unwrap();
+        assert_eq!(s(1_123_400_000), "1123.4");
+        assert_eq!(s(27_856), "0.027856");
+        assert_eq!(s(0), "0.0");
     }
 }

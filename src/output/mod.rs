@@ -5,12 +5,13 @@ pub mod alert_line;
 pub mod csv;
 pub mod hook_reply;
 pub mod json;
+pub mod status;
 pub mod status_line;
 pub mod table;
 
 /// `12345678` -> `12,345,678`.
 pub fn thousands(n: u64) -> String {
-    crate::money::group_thousands(n)
+    octo_budget::money::group_thousands(n)
 }
 
 #[cfg(test)]

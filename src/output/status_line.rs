@@ -1,9 +1,9 @@
 //! The one line `octo-budget statusline` prints under Claude Code's prompt:
 //! `acme $812.40/$1,000 monthly (81% alert) | session $3.12 | $4.10/h`.
 
-use crate::budget::Tier;
-use crate::commands::evaluate::{CapKind, CapState, Scope};
-use crate::money::Micros;
+use octo_budget::budget::Tier;
+use octo_budget::budget::{CapKind, CapState, Scope};
+use octo_budget::money::Micros;
 
 /// What the line shows.
 pub struct StatusLine<'a> {
@@ -69,7 +69,7 @@ impl StatusLine<'_> {
             Some(c) => {
                 let whose = match &c.scope {
                     Scope::Total => "team ",
-                    Scope::Arm(_) => "",
+                    Scope::Arm(_) | Scope::Unattributed => "",
                     Scope::Branch { .. } => "branch ",
                 };
                 let pct = (c.spent.0 as i128 * 100) / c.limit.0.max(1) as i128;
@@ -107,9 +107,9 @@ impl StatusLine<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::{Period, PeriodKind};
-    use crate::config::{Action, Policy};
     use chrono::{TimeZone, Utc};
+    use octo_budget::budget::{Period, PeriodKind};
+    use octo_budget::config::{Action, Policy};
 
     fn cap(kind: CapKind, spent: i64, limit: i64, tier: Tier) -> CapState {
         let t = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();

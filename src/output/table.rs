@@ -3,11 +3,11 @@
 use std::io::{self, Write};
 
 use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+use octo_budget::budget::{PeriodKind, Tier};
+use octo_budget::money::Micros;
+use octo_budget::report::{Report, Row, RowKind};
 
 use super::thousands;
-use crate::budget::{PeriodKind, Tier};
-use crate::commands::report::{Report, Row, RowKind};
-use crate::money::Micros;
 
 pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let mut t = Table::new();
@@ -19,7 +19,7 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         t.enforce_styling();
     }
     let first = match &r.breakdown {
-        Some((by, _)) => format!("{by:?}").to_lowercase(),
+        Some((by, _)) => by.as_str().to_owned(),
         None => "arm".into(),
     };
     t.set_header(

@@ -3,10 +3,14 @@
 //! are new. Pure: spend, caps, settings and what was already said come in
 //! as arguments.
 
+pub mod events;
+
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
 
+pub use crate::budget::Scope;
+use crate::budget::{crossed, Crossed};
 use crate::config::{Action, AlertSettings, Policy};
 use crate::ledger::outbox::AlertKey;
 use crate::money::Micros;
@@ -44,19 +48,16 @@ impl Level {
     }
 }
 
-/// The highest level `spent` has reached against `limit`. Unlike
-/// `budget::tier`, crossing the cap is WARN on alert-only arms too (the
+/// The highest level `spent` has reached against `limit` ([`crossed`]).
+/// Unlike `budget::tier`, crossing the cap is WARN on alert-only arms too (the
 /// line says what happened; whether anything is blocked is `check`'s
 /// business).
 pub fn cap_level(spent: Micros, limit: Micros, policy: &Policy) -> Level {
-    if policy.action.has_hard_stop() && spent >= limit.scale_pct(policy.grace_pct) {
-        Level::HardStop
-    } else if spent >= limit {
-        Level::Warn
-    } else if policy.alert_at_pct > 0 && spent >= limit.scale_pct(policy.alert_at_pct) {
-        Level::Alert
-    } else {
-        Level::Ok
+    match crossed(spent, limit, policy) {
+        Crossed::HardStop => Level::HardStop,
+        Crossed::Cap => Level::Warn,
+        Crossed::AlertAt => Level::Alert,
+        Crossed::Nothing => Level::Ok,
     }
 }
 
@@ -168,62 +169,6 @@ pub fn unattributed_alarming(unattributed: Micros, total: Micros, s: &AlertSetti
         && unattributed >= s.unattributed_min
         && unattributed.0 > 0
         && unattributed.0 as i128 * 100 > s.unattributed_pct as i128 * total.0 as i128
-}
-
-/// Whose event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    Arm(String),
-    Total,
-    Unattributed,
-    /// One branch of an arm; `name` is `<arm>@<branch>` (git branch names
-    /// hold no spaces, so the text line stays one field).
-    Branch {
-        arm: String,
-        branch: String,
-        name: String,
-    },
-}
-
-impl Scope {
-    /// As lines show it.
-    pub fn name(&self) -> &str {
-        match self {
-            Scope::Arm(a) => a,
-            Scope::Total => "total",
-            Scope::Unattributed => "unattributed",
-            Scope::Branch { name, .. } => name,
-        }
-    }
-
-    /// A branch event's branch.
-    pub fn branch(&self) -> Option<&str> {
-        match self {
-            Scope::Branch { branch, .. } => Some(branch),
-            _ => None,
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Scope::Arm(_) => "arm",
-            Scope::Total => "total",
-            Scope::Unattributed => "unattributed",
-            Scope::Branch { .. } => "branch",
-        }
-    }
-
-    /// As the ledger remembers it (an arm may be called "total").
-    pub fn key(&self) -> String {
-        match self {
-            Scope::Arm(a) => format!("arm:{a}"),
-            Scope::Total => "total".into(),
-            Scope::Unattributed => "unattributed".into(),
-            Scope::Branch { arm, branch, .. } => {
-                format!("branch:{}", serde_json::json!([arm, branch]))
-            }
-        }
-    }
 }
 
 /// One line: an event, or (with `--all`) a cap's current state.

@@ -20,8 +20,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::Context;
-use crate::config::{normalise_path, Config};
+use crate::config::normalise_path;
 
 const FILE_TOOLS: [&str; 4] = ["Edit", "Write", "MultiEdit", "NotebookEdit"];
 /// What SQLite keeps next to the ledger.
@@ -113,41 +112,6 @@ pub struct Protected {
     transcript_ancestors: Vec<String>,
     /// HOME, for `~` and `$HOME` in shell words.
     home: Option<String>,
-}
-
-/// The `projects/` trees of every Claude dir octo-budget may read from:
-/// the ones in use, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, `~/.claude` and
-/// `~/.config/claude`, and the one holding the hook's own transcript.
-pub fn transcript_trees(ctx: &Context, cfg: &Config, transcript: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = ctx.claude_dirs(cfg);
-    dirs.extend(cfg.claude_dirs.iter().cloned());
-    if let Some(d) = ctx
-        .env
-        .claude_config_dir
-        .as_deref()
-        .and_then(|d| d.to_str())
-    {
-        dirs.extend(d.split(',').filter(|s| !s.is_empty()).map(PathBuf::from));
-    }
-    if let Some(h) = &ctx.env.home {
-        dirs.push(h.join(".claude"));
-        dirs.push(h.join(".config").join("claude"));
-    }
-    if let Some(x) = &ctx.env.xdg_config_home {
-        dirs.push(x.join("claude"));
-    }
-    let cwd = ctx.env.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let mut trees: Vec<PathBuf> = dirs.iter().map(|d| cwd.join(d).join("projects")).collect();
-    if let Some(p) = transcript
-        .into_iter()
-        .flat_map(Path::ancestors)
-        .find(|a| a.file_name().is_some_and(|n| n == "projects"))
-    {
-        trees.push(p.to_path_buf());
-    }
-    trees.sort();
-    trees.dedup();
-    trees
 }
 
 impl Protected {

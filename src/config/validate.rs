@@ -1,422 +1,17 @@
-//! budgets.yaml: schema, defaults, validation.
-//!
-//! Octorato's file loads unchanged (`budgets:`, `default:`, `spend_json`);
-//! everything else is an extension. Validation is strict: an unknown key, a
-//! wrong type, a negative cap, a duplicate arm or path, or a bad time zone
-//! is an error naming the file, line and key. A broken config is never
-//! read as "no budgets".
+//! Loading budgets.yaml: bounded reading, parsing into the schema, and
+//! validation with errors that name file, line and key. Paths in the file
+//! are expanded (`~`, `$HOME`, relative to the file) and normalised.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
-use serde::Deserialize;
 
+use super::schema::*;
+use super::*;
 use crate::money::Micros;
-use crate::pricing::table::RowSpec;
-
-/// What a breach does (Octorato's `action_on_breach`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Alert,
-    #[default]
-    Warn,
-    HardStop,
-    /// Like `hard_stop` below the hard stop; at it, the agent is halted
-    /// (every tool call and prompt), not only refused gated tools.
-    Stop,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Alert => "alert",
-            Action::Warn => "warn",
-            Action::HardStop => "hard_stop",
-            Action::Stop => "stop",
-        }
-    }
-
-    /// True for the actions that stop work at cap x grace_pct/100.
-    pub fn has_hard_stop(self) -> bool {
-        matches!(self, Action::HardStop | Action::Stop)
-    }
-}
-
-/// What `check` does when it cannot decide (`gate: {on_error: ...}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    #[default]
-    Deny,
-    Allow,
-}
-
-/// The caps one arm (or the team total) can have. Any combination.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Caps {
-    pub monthly: Option<Micros>,
-    pub weekly: Option<Micros>,
-    pub daily: Option<Micros>,
-    pub session: Option<Micros>,
-    /// Burn rate: spend in the trailing 60 minutes.
-    pub per_hour: Option<Micros>,
-    /// Every branch of the arm but the trunk ones, over all time
-    /// (`branch_usd_cap`).
-    pub branch: Option<Micros>,
-}
-
-/// The rules every cap of an arm shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub grace_pct: u32,
-    pub action: Action,
-    pub alert_at_pct: u32,
-}
-
-/// True when some cap of `caps` can halt the agent under `policy`: any cap
-/// of a `stop` arm (or total) at its hard stop, and the session cap and
-/// burn rate of a `hard_stop` arm.
-pub fn can_halt(caps: &Caps, policy: &Policy) -> bool {
-    match policy.action {
-        Action::Stop => *caps != Caps::default(),
-        Action::HardStop => caps.session.is_some() || caps.per_hour.is_some(),
-        Action::Alert | Action::Warn => false,
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arm {
-    pub name: String,
-    /// Absolute, normalised repository paths (need not exist here).
-    pub paths: Vec<String>,
-    pub caps: Caps,
-    pub policy: Policy,
-    /// `branch_caps:`: branch globs with their own cap, in file order.
-    pub branch_caps: Vec<BranchCap>,
-}
-
-/// A branch glob and its cap (`branch_caps: {"fix/*": 0.5}`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BranchCap {
-    pub glob: String,
-    pub pattern: glob::Pattern,
-    pub cap: Micros,
-}
-
-/// The branches `branch_usd_cap` leaves alone unless `trunk_branches:`
-/// says otherwise.
-pub const DEFAULT_TRUNK_BRANCHES: [&str; 4] = ["main", "master", "trunk", "develop"];
-
-impl Arm {
-    /// True when some cap of the arm can halt the agent (see [`can_halt`];
-    /// `branch_caps` too on a `stop` arm).
-    pub fn can_halt(&self) -> bool {
-        can_halt(&self.caps, &self.policy)
-            || (self.policy.action == Action::Stop && !self.branch_caps.is_empty())
-    }
-
-    /// The cap of `branch` on this arm, and the glob that gave it (None:
-    /// `branch_usd_cap`): the first `branch_caps` glob that matches it;
-    /// else `branch_usd_cap` unless it is a trunk branch. No branch (''),
-    /// no cap.
-    pub fn branch_cap<'a>(
-        &'a self,
-        branch: &str,
-        trunk: &[String],
-    ) -> Option<(Micros, Option<&'a str>)> {
-        if branch.is_empty() {
-            return None;
-        }
-        if let Some(b) = self.branch_caps.iter().find(|b| b.pattern.matches(branch)) {
-            return Some((b.cap, Some(b.glob.as_str())));
-        }
-        if trunk.iter().any(|t| t == branch) {
-            return None;
-        }
-        self.caps.branch.map(|c| (c, None))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Total {
-    pub caps: Caps,
-    pub policy: Policy,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gate {
-    /// Exact tool names or `*` globs.
-    pub tools: Vec<String>,
-    pub on_error: OnError,
-}
-
-pub const DEFAULT_GATED_TOOLS: [&str; 5] = ["Agent", "Task", "WebSearch", "WebFetch", "mcp__*"];
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertSettings {
-    /// A day is a spike when it exceeds median + spike_mad * MAD of the
-    /// previous 14 days...
-    pub spike_mad: f64,
-    /// ...and is at least this many dollars above the median.
-    pub spike_min: Micros,
-    /// Unattributed spend gets its own line above this share of the total...
-    pub unattributed_pct: u32,
-    /// ...and this many dollars.
-    pub unattributed_min: Micros,
-}
-
-impl Default for AlertSettings {
-    fn default() -> Self {
-        AlertSettings {
-            spike_mad: 5.0,
-            spike_min: Micros(20 * Micros::PER_DOLLAR),
-            unattributed_pct: 10,
-            unattributed_min: Micros(5 * Micros::PER_DOLLAR),
-        }
-    }
-}
-
-/// A loaded, validated configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub path: PathBuf,
-    pub timezone: Tz,
-    pub arms: Vec<Arm>,
-    pub total: Option<Total>,
-    pub gate: Gate,
-    pub alerts: AlertSettings,
-    pub prices: Vec<(String, RowSpec)>,
-    pub claude_dirs: Vec<PathBuf>,
-    pub ledger: Option<PathBuf>,
-    /// Branches `branch_usd_cap` does not cap (`trunk_branches:`).
-    pub trunk_branches: Vec<String>,
-    /// One-line notices for stderr (e.g. an ignored Octorato key).
-    pub notices: Vec<String>,
-}
-
-/// A config error: where and what.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: {key}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-    },
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error(
-        "no budgets.yaml found (looked at {tried}); pass --config PATH or set OCTO_BUDGET_CONFIG"
-    )]
-    NotFound { tried: String },
-}
-
-// ---- The file as written --------------------------------------------------
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    // Every key may be left out, but a key that is present must have a
-    // value: `budgets:` or `monthly_usd_cap:` left empty (null) is an
-    // error, never "no budgets" or "no cap" (see `nonnull`).
-    #[serde(default, deserialize_with = "nonnull::budgets")]
-    budgets: Option<Vec<RawArm>>,
-    #[serde(default, deserialize_with = "nonnull::default")]
-    default: Option<RawLimits>,
-    #[serde(default)]
-    spend_json: Option<serde_yaml_ng::Value>,
-    #[serde(default, deserialize_with = "nonnull::timezone")]
-    timezone: Option<String>,
-    #[serde(default, deserialize_with = "nonnull::claude_dirs")]
-    claude_dirs: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "nonnull::ledger")]
-    ledger: Option<String>,
-    #[serde(default, deserialize_with = "nonnull::prices")]
-    prices: Option<BTreeMap<String, RowSpec>>,
-    #[serde(default, deserialize_with = "nonnull::total")]
-    total: Option<RawLimits>,
-    #[serde(default, deserialize_with = "nonnull::gate")]
-    gate: Option<RawGate>,
-    #[serde(default, deserialize_with = "nonnull::alerts")]
-    alerts: Option<RawAlerts>,
-    #[serde(default, deserialize_with = "nonnull::trunk_branches")]
-    trunk_branches: Option<Vec<String>>,
-}
-
-impl RawFile {
-    /// True when the document holds no key at all (empty, comments only,
-    /// `---`, `~`).
-    fn is_empty(&self) -> bool {
-        self.budgets.is_none()
-            && self.default.is_none()
-            && self.spend_json.is_none()
-            && self.timezone.is_none()
-            && self.claude_dirs.is_none()
-            && self.ledger.is_none()
-            && self.prices.is_none()
-            && self.total.is_none()
-            && self.gate.is_none()
-            && self.alerts.is_none()
-            && self.trunk_branches.is_none()
-    }
-}
-
-/// A key that is present must have a value: `key:` with nothing after it
-/// (or `null`, `~`) is an error, for every key. Used with
-/// `#[serde(default)]`, so that a key left out is still `None`.
-mod nonnull {
-    use serde::{Deserialize, Deserializer};
-
-    fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-        key: &str,
-    ) -> Result<Option<T>, D::Error> {
-        match Option::<T>::deserialize(d)? {
-            Some(v) => Ok(Some(v)),
-            // Parsed back into key and message by `serde_error`.
-            None => Err(serde::de::Error::custom(format!("empty key `{key}`"))),
-        }
-    }
-
-    macro_rules! keys {
-        ($($key:ident)*) => {$(
-            pub fn $key<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-                d: D,
-            ) -> Result<Option<T>, D::Error> {
-                present(d, stringify!($key))
-            }
-        )*};
-    }
-
-    keys!(budgets default timezone claude_dirs ledger prices total gate alerts monthly_usd_cap weekly_usd_cap daily_usd_cap session_usd_cap max_usd_per_hour grace_pct action_on_breach alert_at_pct path paths tools on_error spike_mad spike_min_usd unattributed_pct unattributed_min_usd branch_usd_cap branch_caps trunk_branches);
-}
-
-/// Caps and policy, as an arm, the `default:` block or `total:` has them.
-#[derive(Debug, Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    #[serde(default, deserialize_with = "nonnull::monthly_usd_cap")]
-    monthly_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::weekly_usd_cap")]
-    weekly_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::daily_usd_cap")]
-    daily_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::session_usd_cap")]
-    session_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::max_usd_per_hour")]
-    max_usd_per_hour: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::branch_usd_cap")]
-    branch_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::branch_caps")]
-    branch_caps: Option<serde_yaml_ng::Mapping>,
-    #[serde(default, deserialize_with = "nonnull::grace_pct")]
-    grace_pct: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::action_on_breach")]
-    action_on_breach: Option<Action>,
-    #[serde(default, deserialize_with = "nonnull::alert_at_pct")]
-    alert_at_pct: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArm {
-    arm: String,
-    #[serde(default, deserialize_with = "nonnull::path")]
-    path: Option<String>,
-    #[serde(default, deserialize_with = "nonnull::paths")]
-    paths: Option<Vec<String>>,
-    // The fields of `RawLimits`, spelled out: serde's `flatten` would lose
-    // the line numbers of errors inside an arm.
-    #[serde(default, deserialize_with = "nonnull::monthly_usd_cap")]
-    monthly_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::weekly_usd_cap")]
-    weekly_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::daily_usd_cap")]
-    daily_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::session_usd_cap")]
-    session_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::max_usd_per_hour")]
-    max_usd_per_hour: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::branch_usd_cap")]
-    branch_usd_cap: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::branch_caps")]
-    branch_caps: Option<serde_yaml_ng::Mapping>,
-    #[serde(default, deserialize_with = "nonnull::grace_pct")]
-    grace_pct: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::action_on_breach")]
-    action_on_breach: Option<Action>,
-    #[serde(default, deserialize_with = "nonnull::alert_at_pct")]
-    alert_at_pct: Option<f64>,
-}
-
-impl RawArm {
-    fn limits(&self) -> RawLimits {
-        RawLimits {
-            monthly_usd_cap: self.monthly_usd_cap,
-            weekly_usd_cap: self.weekly_usd_cap,
-            daily_usd_cap: self.daily_usd_cap,
-            session_usd_cap: self.session_usd_cap,
-            max_usd_per_hour: self.max_usd_per_hour,
-            branch_usd_cap: self.branch_usd_cap,
-            branch_caps: self.branch_caps.clone(),
-            grace_pct: self.grace_pct,
-            action_on_breach: self.action_on_breach,
-            alert_at_pct: self.alert_at_pct,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGate {
-    #[serde(default, deserialize_with = "nonnull::tools")]
-    tools: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "nonnull::on_error")]
-    on_error: Option<OnError>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAlerts {
-    #[serde(default, deserialize_with = "nonnull::spike_mad")]
-    spike_mad: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::spike_min_usd")]
-    spike_min_usd: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::unattributed_pct")]
-    unattributed_pct: Option<f64>,
-    #[serde(default, deserialize_with = "nonnull::unattributed_min_usd")]
-    unattributed_min_usd: Option<f64>,
-}
-
-/// Every key the file may hold, for "did you mean" suggestions.
-const ARM_KEYS: &[&str] = &[
-    "arm",
-    "path",
-    "paths",
-    "monthly_usd_cap",
-    "weekly_usd_cap",
-    "daily_usd_cap",
-    "session_usd_cap",
-    "max_usd_per_hour",
-    "branch_usd_cap",
-    "branch_caps",
-    "grace_pct",
-    "action_on_breach",
-    "alert_at_pct",
-];
-
-// ---- Loading ---------------------------------------------------------------
 
 /// What config loading needs from the environment (read in `cli`).
 #[derive(Debug, Clone, Default)]
@@ -485,9 +80,11 @@ impl Config {
         let raw: RawFile = if text.trim().is_empty() {
             RawFile::default()
         } else {
-            serde_yaml_ng::from_str::<Option<RawFile>>(text)
-                .map_err(|e| serde_error(path, text, e))?
-                .unwrap_or_default()
+            serde_path_to_error::deserialize::<_, Option<RawFile>>(
+                serde_yaml_ng::Deserializer::from_str(text),
+            )
+            .map_err(|e| serde_error(path, text, e))?
+            .unwrap_or_default()
         };
         if raw.is_empty() {
             return Err(syntax(
@@ -633,7 +230,7 @@ impl Config {
                     .clone()
                     .unwrap_or_else(|| DEFAULT_GATED_TOOLS.iter().map(|s| s.to_string()).collect());
                 for (i, t) in tools.iter().enumerate() {
-                    if t.trim().is_empty() || glob::Pattern::new(t).is_err() {
+                    if t.trim().is_empty() || tool_pattern(t).is_none() {
                         return Err(v.error(
                             &[Seg::Key("gate"), Seg::Key("tools"), Seg::Index(i)],
                             format!("{t:?} is not a tool name or a * pattern"),
@@ -907,43 +504,6 @@ fn check_flow_depth(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl RawLimits {
-    fn or(&self, d: &RawLimits) -> RawLimits {
-        RawLimits {
-            monthly_usd_cap: self.monthly_usd_cap.or(d.monthly_usd_cap),
-            weekly_usd_cap: self.weekly_usd_cap.or(d.weekly_usd_cap),
-            daily_usd_cap: self.daily_usd_cap.or(d.daily_usd_cap),
-            session_usd_cap: self.session_usd_cap.or(d.session_usd_cap),
-            max_usd_per_hour: self.max_usd_per_hour.or(d.max_usd_per_hour),
-            branch_usd_cap: self.branch_usd_cap.or(d.branch_usd_cap),
-            branch_caps: self.branch_caps.clone().or_else(|| d.branch_caps.clone()),
-            grace_pct: self.grace_pct.or(d.grace_pct),
-            action_on_breach: self.action_on_breach.or(d.action_on_breach),
-            alert_at_pct: self.alert_at_pct.or(d.alert_at_pct),
-        }
-    }
-
-    fn caps(&self) -> Caps {
-        let m = |v: Option<f64>| v.map(Micros::from_f64_dollars);
-        Caps {
-            monthly: m(self.monthly_usd_cap),
-            weekly: m(self.weekly_usd_cap),
-            daily: m(self.daily_usd_cap),
-            session: m(self.session_usd_cap),
-            per_hour: m(self.max_usd_per_hour),
-            branch: m(self.branch_usd_cap),
-        }
-    }
-
-    fn policy(&self) -> Policy {
-        Policy {
-            grace_pct: self.grace_pct.map(|g| g.round() as u32).unwrap_or(110),
-            action: self.action_on_breach.unwrap_or_default(),
-            alert_at_pct: self.alert_at_pct.map(|g| g.round() as u32).unwrap_or(80),
-        }
-    }
-}
-
 // ---- Errors with places ------------------------------------------------------
 
 /// A step of a key path: `budgets`, `[2]`, `arm`.
@@ -1023,8 +583,9 @@ impl Validator<'_> {
             };
             let mut key = here.clone();
             key.push(Seg::Name(glob));
-            let pattern = glob::Pattern::new(glob)
-                .map_err(|e| self.error(&key, format!("{glob:?} is not a branch glob: {e}")))?;
+            let pattern = glob_matcher(glob).map_err(|e| {
+                self.error(&key, format!("{glob:?} is not a branch glob: {}", e.kind()))
+            })?;
             let Some(usd) = val.as_f64() else {
                 return Err(self.error(
                     &key,
@@ -1182,30 +743,39 @@ fn locate(text: &str, at: &[Seg<'_>]) -> (usize, usize) {
     found
 }
 
-/// Turns a serde error into one that names file, line, key and a suggestion.
-fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError {
-    let msg = e.to_string();
+/// Turns a serde error into one that names file, line, key and a
+/// suggestion: the key from the error's path (`serde_path_to_error`), the
+/// line and column from the YAML parser's [`serde_yaml_ng::Location`]
+/// (or, where the parser points at the enclosing mapping, the key's own
+/// line).
+fn serde_error(
+    path: &Path,
+    text: &str,
+    e: serde_path_to_error::Error<serde_yaml_ng::Error>,
+) -> ConfigError {
+    let at = e.path().to_string();
+    let e = e.into_inner();
     let Some(loc) = e.location() else {
         return ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: msg,
+            message: e.to_string(),
         };
     };
-    // serde_yaml_ng: "<key path>: <message> at line L column C".
-    let body = msg.rsplit_once(" at line ").map(|(b, _)| b).unwrap_or(&msg);
-    let (key, detail) = match body.split_once(": ") {
-        Some((k, d)) if !k.contains(' ') => (k.to_owned(), d.to_owned()),
-        _ => (String::from("(document)"), body.to_owned()),
+    let key = if at == "." || at.is_empty() {
+        String::from("(document)")
+    } else {
+        at
     };
-    if let Some(field) = detail
-        .strip_prefix("empty key `")
-        .and_then(|r| r.strip_suffix('`'))
-    {
-        let key = if key == "(document)" {
-            field.to_owned()
-        } else {
-            format!("{key}.{field}")
-        };
+    // The parser's message, without the place it appends and the key path
+    // it puts first (both known here).
+    let msg = e.to_string();
+    let place = format!(" at line {} column {}", loc.line(), loc.column());
+    let msg = msg.strip_suffix(&place).unwrap_or(&msg);
+    let detail = match msg.split_once(": ") {
+        Some((k, d)) if !k.contains(' ') => d.to_owned(),
+        _ => msg.to_owned(),
+    };
+    if detail.starts_with("empty key `") {
         let (line, column) = match locate(text, &parse_key_path(&key)) {
             (1, 1) => (loc.line(), loc.column()),
             found => found,
@@ -1227,11 +797,7 @@ fn serde_error(path: &Path, text: &str, e: serde_yaml_ng::Error) -> ConfigError 
                 &expected.iter().map(String::as_str).collect::<Vec<_>>(),
             );
             let best = best.or_else(|| nearest(&field, ARM_KEYS));
-            let key = if key == "(document)" {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
+            // The error's path ends with the unknown key itself.
             (key, format!("unknown key {field:?}{}", did_you_mean(best)))
         }
         None => (key, detail),
@@ -1343,6 +909,18 @@ budgets:
     grace_pct: 120
     action_on_breach: alert
 ";
+
+    #[test]
+    fn gate_patterns_match_names_and_globs() {
+        let gate = Gate {
+            tools: ["Agent", "Task", "mcp__*"].map(String::from).to_vec(),
+            on_error: OnError::Deny,
+        };
+        assert!(gate.gates("Agent"));
+        assert!(gate.gates("mcp__playwright__click"));
+        assert!(!gate.gates("TaskCreate"));
+        assert!(!gate.gates("Bash"));
+    }
 
     #[test]
     fn loads_octorato_file_unchanged() {

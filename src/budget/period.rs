@@ -1,70 +1,9 @@
-//! Budget rules: calendar periods in the config's zone, tiers, forecasts.
-//! Pure: `now` and the zone come in as arguments.
+//! Calendar periods in the config's zone. Pure: `now` and the zone come
+//! in as arguments.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-
-use crate::config::{Action, Policy};
-use crate::money::Micros;
-
-/// How bad it is, ordered so that the worst of several caps is the `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    Ok,
-    Alert,
-    Warn,
-    HardStop,
-    /// At the hard stop of a `stop` arm (or a halting session cap or burn
-    /// rate): the next call halts the agent.
-    Stop,
-}
-
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Ok => "ok",
-            Tier::Alert => "alert",
-            Tier::Warn => "warn",
-            Tier::HardStop => "hard_stop",
-            Tier::Stop => "stop",
-        }
-    }
-}
-
-/// The tier of `spent` against `cap` under Octorato's rules, with
-/// `alert_at_pct` below the cap:
-/// - at or over `cap * grace_pct / 100` on a hard_stop arm: hard_stop
-///   (on a stop arm: stop);
-/// - at or over the cap: warn (alert on alert-only arms);
-/// - at or over `alert_at_pct` percent of the cap: alert (0 turns this off);
-/// - otherwise ok.
-pub fn tier(spent: Micros, cap: Micros, policy: &Policy) -> Tier {
-    if policy.action.has_hard_stop() && spent >= hard_stop_at(cap, policy) {
-        return if policy.action == Action::Stop {
-            Tier::Stop
-        } else {
-            Tier::HardStop
-        };
-    }
-    if spent >= cap {
-        return if policy.action == Action::Alert {
-            Tier::Alert
-        } else {
-            Tier::Warn
-        };
-    }
-    if policy.alert_at_pct > 0 && spent >= cap.scale_pct(policy.alert_at_pct) {
-        return Tier::Alert;
-    }
-    Tier::Ok
-}
-
-/// Where a hard_stop (or stop) arm is stopped: the cap times its grace.
-pub fn hard_stop_at(cap: Micros, policy: &Policy) -> Micros {
-    cap.scale_pct(policy.grace_pct)
-}
 
 /// The kinds of period a cap or report covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -160,6 +99,15 @@ impl Period {
         }
     }
 
+    /// All of time (a session's spend).
+    pub fn whole() -> Period {
+        Period {
+            kind: PeriodKind::All,
+            start: DateTime::<Utc>::MIN_UTC,
+            end: DateTime::<Utc>::MAX_UTC,
+        }
+    }
+
     /// The trailing hour before `now` (burn rate).
     pub fn trailing_hour(now: DateTime<Utc>) -> Period {
         Period {
@@ -183,66 +131,12 @@ impl Period {
     }
 }
 
-/// The linear projection of this period's spend to its end, once at least
-/// a day of it has passed (a first day's spend says little about a month).
-/// `None` when there is not yet enough history.
-pub fn forecast(spent: Micros, period: &Period, now: DateTime<Utc>) -> Option<Micros> {
-    let elapsed = (now.min(period.end) - period.start).num_seconds();
-    let total = (period.end - period.start).num_seconds();
-    if elapsed < 24 * 3600 || total <= 0 || elapsed <= 0 {
-        return None;
-    }
-    Some(Micros(
-        (spent.0 as i128 * total as i128 / elapsed as i128) as i64,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn pol(action: Action) -> Policy {
-        Policy {
-            grace_pct: 110,
-            action,
-            alert_at_pct: 80,
-        }
-    }
-
-    #[test]
-    fn tiers_follow_octorato() {
-        let cap = Micros(1_000_000_000);
-        let hs = pol(Action::HardStop);
-        assert_eq!(tier(Micros(799_999_999), cap, &hs), Tier::Ok);
-        assert_eq!(tier(Micros(800_000_000), cap, &hs), Tier::Alert);
-        assert_eq!(tier(Micros(1_000_000_000), cap, &hs), Tier::Warn);
-        assert_eq!(tier(Micros(1_099_999_999), cap, &hs), Tier::Warn);
-        assert_eq!(tier(Micros(1_100_000_000), cap, &hs), Tier::HardStop);
-        // stop arms: the same tiers below the hard stop, stop at it.
-        let st = pol(Action::Stop);
-        assert_eq!(tier(Micros(799_999_999), cap, &st), Tier::Ok);
-        assert_eq!(tier(Micros(800_000_000), cap, &st), Tier::Alert);
-        assert_eq!(tier(Micros(1_099_999_999), cap, &st), Tier::Warn);
-        assert_eq!(tier(Micros(1_100_000_000), cap, &st), Tier::Stop);
-        // warn arms never reach hard_stop; alert arms never pass alert.
-        assert_eq!(
-            tier(Micros(5_000_000_000), cap, &pol(Action::Warn)),
-            Tier::Warn
-        );
-        assert_eq!(
-            tier(Micros(5_000_000_000), cap, &pol(Action::Alert)),
-            Tier::Alert
-        );
-        // alert_at_pct 0 turns the early alert off.
-        let quiet = Policy {
-            alert_at_pct: 0,
-            ..hs
-        };
-        assert_eq!(tier(Micros(999_000_000), cap, &quiet), Tier::Ok);
     }
 
     #[test]
@@ -277,16 +171,5 @@ mod tests {
         let tz: Tz = "America/Santiago".parse().unwrap();
         let d = NaiveDate::from_ymd_opt(2022, 9, 11).unwrap();
         assert_eq!(local_midnight(tz, d), at("2022-09-11T04:00:00Z"));
-    }
-
-    #[test]
-    fn forecast_waits_a_day_then_projects_linearly() {
-        let m = Period::containing(PeriodKind::Month, at("2026-11-10T00:00:00Z"), Tz::UTC);
-        assert_eq!(forecast(Micros(100), &m, at("2026-11-01T12:00:00Z")), None);
-        // 10 of 30 days: x3.
-        assert_eq!(
-            forecast(Micros(300_000_000), &m, at("2026-11-11T00:00:00Z")),
-            Some(Micros(900_000_000))
-        );
     }
 }
