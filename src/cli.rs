@@ -25,9 +25,14 @@ pub struct Global {
     #[arg(long, global = true, env = "OCTO_BUDGET_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Ledger file [default: `ledger:` in budgets.yaml, then
-    /// $XDG_DATA_HOME/octo-budget/ledger.sqlite]
-    #[arg(long, global = true, env = "OCTO_BUDGET_LEDGER", value_name = "PATH")]
+    /// Ledger file, or a team ledger's postgres:// URI [default: `ledger:`
+    /// in budgets.yaml, then $XDG_DATA_HOME/octo-budget/ledger.sqlite]
+    #[arg(
+        long,
+        global = true,
+        env = "OCTO_BUDGET_LEDGER",
+        value_name = "PATH|URI"
+    )]
     pub ledger: Option<PathBuf>,
 
     /// A Claude Code config directory to read transcripts from (repeatable)
@@ -262,6 +267,13 @@ pub struct Environment {
     pub tz: Option<String>,
     pub no_color: bool,
     pub cwd: Option<PathBuf>,
+    /// `OCTO_BUDGET_HOST`: this machine's name in a team ledger.
+    pub host: Option<String>,
+    /// `PGPASSWORD`, `PGPASSFILE`, `PGUSER` (else `USER`): a team ledger's
+    /// password and default user, as libpq takes them.
+    pub pg_password: Option<String>,
+    pub pg_passfile: Option<PathBuf>,
+    pub user: Option<String>,
 }
 
 impl Environment {
@@ -280,6 +292,15 @@ impl Environment {
             tz: std::env::var("TZ").ok().filter(|v| !v.is_empty()),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             cwd: std::env::current_dir().ok(),
+            host: std::env::var("OCTO_BUDGET_HOST")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+            pg_password: std::env::var("PGPASSWORD").ok().filter(|v| !v.is_empty()),
+            pg_passfile: path("PGPASSFILE"),
+            user: std::env::var("PGUSER")
+                .or_else(|_| std::env::var("USER"))
+                .ok()
+                .filter(|v| !v.is_empty()),
         }
     }
 }

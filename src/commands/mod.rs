@@ -16,16 +16,23 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::cli::{Environment, Global};
 use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
+use octo_budget::ledger::team::{self, Team, TeamUri};
 use octo_budget::ledger::Ledger;
 use octo_budget::transcript::discover::{discover, transcript_project, TranscriptFile};
 pub use octo_budget::Loaded;
+
+/// How long a command waits to connect to a team ledger's server.
+pub const TEAM_WAIT: Duration = Duration::from_secs(10);
+
+/// This process's connection to a team ledger (see [`Context::with_team`]).
+static TEAM: std::sync::Mutex<Option<Team>> = std::sync::Mutex::new(None);
 
 /// Everything a command knows about its invocation.
 pub struct Context {
@@ -116,16 +123,41 @@ impl Context {
     }
 
     /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
-    /// `$XDG_DATA_HOME/octo-budget/ledger.sqlite`.
+    /// `$XDG_DATA_HOME/octo-budget/ledger.sqlite`. For a team ledger (a
+    /// `postgres://` URI): this machine's working copy of it,
+    /// `$XDG_DATA_HOME/octo-budget/team/<host>-<hash of the URI>.sqlite`.
     pub fn ledger_path(&self, config: &Config) -> PathBuf {
-        if let Some(p) = &self.global.ledger {
-            return p.clone();
+        let named = self.global.ledger.as_ref().or(config.ledger.as_ref());
+        if let Some(p) = named {
+            match p.to_str() {
+                Some(uri) if team::is_uri(uri) => {
+                    let host: String = self
+                        .host_name()
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    let hash = xxhash_rust::xxh3::xxh3_64(uri.trim().as_bytes());
+                    return self
+                        .data_dir()
+                        .join("octo-budget")
+                        .join("team")
+                        .join(format!("{host}-{hash:016x}.sqlite"));
+                }
+                _ => return p.clone(),
+            }
         }
-        if let Some(p) = &config.ledger {
-            return p.clone();
-        }
-        let data = self
-            .env
+        self.data_dir().join("octo-budget").join("ledger.sqlite")
+    }
+
+    /// `$XDG_DATA_HOME`, else `~/.local/share`.
+    fn data_dir(&self) -> PathBuf {
+        self.env
             .xdg_data_home
             .clone()
             .or_else(|| {
@@ -134,8 +166,107 @@ impl Context {
                     .as_ref()
                     .map(|h| h.join(".local").join("share"))
             })
-            .unwrap_or_else(|| PathBuf::from("."));
-        data.join("octo-budget").join("ledger.sqlite")
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The team ledger named by `--ledger`, `$OCTO_BUDGET_LEDGER` or
+    /// `ledger:`, if it is a `postgres://` URI (a bad one is a usage error).
+    pub fn team_uri(&self, config: &Config) -> Result<Option<TeamUri>> {
+        let named = self.global.ledger.as_ref().or(config.ledger.as_ref());
+        match named.and_then(|p| p.to_str()) {
+            Some(uri) if team::is_uri(uri) => TeamUri::parse(uri)
+                .map(Some)
+                .map_err(|e| Error::Usage(format!("ledger URI: {e}"))),
+            _ => Ok(None),
+        }
+    }
+
+    /// This machine's name in a team ledger: `$OCTO_BUDGET_HOST`, else
+    /// the host name.
+    pub fn host_name(&self) -> String {
+        if let Some(h) = &self.env.host {
+            return h.trim().to_string();
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is writable for its length; gethostname
+        // writes at most that many bytes.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        match rc {
+            0 if end > 0 => String::from_utf8_lossy(&buf[..end]).into_owned(),
+            _ => "localhost".into(),
+        }
+    }
+
+    /// The password for a team ledger: `$PGPASSWORD`, else the first
+    /// matching line of `$PGPASSFILE` or `~/.pgpass` (ignored, as libpq
+    /// does, when group or others may read it).
+    fn team_password(&self, uri: &TeamUri) -> Option<String> {
+        if let Some(p) = &self.env.pg_password {
+            return Some(p.clone());
+        }
+        let file = self
+            .env
+            .pg_passfile
+            .clone()
+            .or_else(|| self.env.home.as_ref().map(|h| h.join(".pgpass")))?;
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&file).ok()?;
+        if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+            return None;
+        }
+        let text = std::fs::read_to_string(&file).ok()?;
+        let (host, port, db, user) = uri.pgpass_key(&self.default_pg_user());
+        team::pgpass_lookup(&text, &host, port, &db, &user)
+    }
+
+    fn default_pg_user(&self) -> String {
+        self.env.user.clone().unwrap_or_else(|| "postgres".into())
+    }
+
+    /// Runs `f` with this process's connection to the team ledger
+    /// (connecting at most once per process, waiting at most `timeout`);
+    /// None for a one-machine ledger.
+    pub fn with_team<T>(
+        &self,
+        config: &Config,
+        timeout: Duration,
+        f: impl FnOnce(&mut Team) -> octo_budget::ledger::Result<T>,
+    ) -> Result<Option<T>> {
+        let Some(uri) = self.team_uri(config)? else {
+            return Ok(None);
+        };
+        let mut slot = TEAM.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let password = self.team_password(&uri);
+            *slot = Some(Team::connect(
+                &uri,
+                password.as_deref(),
+                &self.default_pg_user(),
+                &self.host_name(),
+                timeout,
+            )?);
+        }
+        let team = slot.as_mut().expect("connected above");
+        match f(team) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                // A failed connection is not reused.
+                *slot = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// For a team ledger: sends what this machine read and takes what the
+    /// team wrote (one round trip; see `ledger::team`).
+    pub fn sync_team(
+        &self,
+        config: &Config,
+        ledger: &mut Ledger,
+        timeout: Duration,
+    ) -> Result<Option<team::SyncStats>> {
+        self.with_team(config, timeout, |t| t.sync(ledger))
     }
 
     /// `--claude-dir`, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, then both
@@ -219,6 +350,11 @@ impl Context {
                 ledger.mark_history_read()?;
             }
         }
+        let wait = until.map_or(TEAM_WAIT, |u| {
+            u.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(500))
+        });
+        self.sync_team(&loaded.config, ledger, wait)?;
         Ok((stats, complete))
     }
 

@@ -659,6 +659,79 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     })
 }
 
+/// A response as a team ledger's server holds it (see [`super::team`]).
+#[derive(Debug, Clone)]
+pub struct RemoteResponse {
+    pub message_id: String,
+    pub request_id: String,
+    pub session_id: String,
+    pub cwd: String,
+    pub project: String,
+    pub model: String,
+    pub ts_ms: i64,
+    pub branch: String,
+    pub sidechain: bool,
+    pub fast: bool,
+    pub us_geo: bool,
+    pub advisor: bool,
+    pub usage: Usage,
+}
+
+/// A session's first cwd as a team ledger's server holds it.
+#[derive(Debug, Clone)]
+pub struct RemoteSession {
+    pub session_id: String,
+    pub cwd: String,
+    pub first_ts: i64,
+}
+
+/// Merges rows from a team ledger's server into this ledger exactly as
+/// rows read from transcripts are merged (maximum per field, the rollup in
+/// step, sidechain copies not counted twice), inside the transaction the
+/// caller holds open.
+pub(crate) fn apply_remote(
+    ledger: &mut Ledger,
+    rows: Vec<RemoteResponse>,
+    sessions: &[RemoteSession],
+) -> Result<()> {
+    let mut w = Writer::new(ledger);
+    w.tx_open = true;
+    for r in rows {
+        let place_id = w.place(&r.cwd, &r.project)?;
+        w.apply_row(Row {
+            id: 0,
+            message_id: r.message_id,
+            request_id: r.request_id,
+            session_id: r.session_id,
+            place_id,
+            model: r.model,
+            ts_ms: r.ts_ms,
+            branch: r.branch,
+            sidechain: r.sidechain,
+            counted: true,
+            fast: r.fast,
+            us_geo: r.us_geo,
+            advisor: r.advisor,
+            usage: r.usage,
+        })?;
+    }
+    w.flush_rollup()?;
+    let mut st = w
+        .ledger
+        .conn
+        .prepare_cached(
+            "INSERT INTO sessions (session_id, cwd, first_ts) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, first_ts = excluded.first_ts
+             WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)",
+        )
+        .map_err(|e| w.ledger.err(e))?;
+    for s in sessions {
+        st.execute(params![s.session_id, s.cwd, s.first_ts])
+            .map_err(|e| w.ledger.err(e))?;
+    }
+    Ok(())
+}
+
 /// Merges a duplicate of a response into the first copy seen.
 fn merge(into: &mut Response, dup: &Response) {
     into.usage = into.usage.max(&dup.usage);

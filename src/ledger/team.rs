@@ -1,0 +1,1069 @@
+//! A team ledger on PostgreSQL (13 or later): one budget for every machine.
+//!
+//! Each machine keeps a local SQLite ledger as its working copy (a cache
+//! per server and host name): it reads its own transcripts into it exactly
+//! as a one-machine ledger does (file positions stay per host), and every
+//! command then *syncs* it with the server in one round trip: the rows it
+//! changed since the last sync go up (`INSERT ... ON CONFLICT DO UPDATE
+//! SET x = GREATEST(...)`: merge by maximum per field, as SQLite does), and
+//! every row any machine wrote since this one last looked comes down and
+//! is merged into the cache the same way. So `report`, `check`, `status`
+//! and `alerts` read the team's spend through the same [`Store`] code as a
+//! single machine, a response present on two machines counts once, and a
+//! response read while the server was down stays marked in the cache and
+//! goes up on the next successful sync (nothing lost; merging by maximum
+//! makes a repeat count nothing twice).
+//!
+//! Changes are found by triggers on the cache's `responses` and `sessions`
+//! (tables `team_pending`, `team_pending_sessions`, created in a cache
+//! only). What comes down is found by the writing transaction's id: each
+//! server row keeps `wxid` (the `xid8` of the transaction that last raised
+//! it), and a sync asks for rows with `wxid >= ` the `xmin` of the previous
+//! sync's snapshot (every transaction below it had finished, so nothing is
+//! missed; a row seen twice merges to the same values).
+//!
+//! Alert events are claimed on the server (`octo_budget_notices`, a unique
+//! key): of all machines, only the one whose insert wins says an event.
+//!
+//! [`Store`]: super::Store
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, NoTls};
+use rusqlite::params;
+
+use super::ingest::{apply_remote, RemoteResponse, RemoteSession};
+use super::outbox::AlertKey;
+use super::{Ledger, LedgerError, Result};
+use crate::transcript::Usage;
+
+/// The newest server schema this binary writes and understands.
+pub const VERSION: i64 = 1;
+
+/// `pg_advisory_xact_lock` key held while the schema is created or
+/// migrated ("OCTB").
+const MIGRATION_LOCK: i64 = 0x4F43_5442;
+
+/// Rows sent per statement.
+const CHUNK: usize = 4000;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: responses (merged by maximum), session cwds, alert claims.
+    "
+    CREATE TABLE octo_budget_responses (
+        message_id text NOT NULL,
+        request_id text NOT NULL,
+        session_id text NOT NULL,
+        cwd text NOT NULL,
+        project text NOT NULL,
+        model text NOT NULL,
+        ts_ms bigint NOT NULL,
+        branch text NOT NULL,
+        sidechain boolean NOT NULL,
+        fast boolean NOT NULL,
+        us_geo boolean NOT NULL,
+        advisor boolean NOT NULL,
+        input bigint NOT NULL,
+        output bigint NOT NULL,
+        cache_write_5m bigint NOT NULL,
+        cache_write_1h bigint NOT NULL,
+        cache_read bigint NOT NULL,
+        web_search bigint NOT NULL,
+        host text NOT NULL,
+        wxid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        PRIMARY KEY (message_id, request_id)
+    );
+    CREATE INDEX octo_budget_responses_wxid ON octo_budget_responses (wxid);
+    CREATE TABLE octo_budget_sessions (
+        session_id text PRIMARY KEY,
+        cwd text NOT NULL,
+        first_ts bigint NOT NULL,
+        wxid xid8 NOT NULL DEFAULT pg_current_xact_id()
+    );
+    CREATE INDEX octo_budget_sessions_wxid ON octo_budget_sessions (wxid);
+    CREATE TABLE octo_budget_notices (
+        scope text NOT NULL,
+        cap text NOT NULL,
+        period_start text NOT NULL,
+        level text NOT NULL,
+        host text NOT NULL,
+        created_ms bigint NOT NULL,
+        PRIMARY KEY (scope, cap, period_start, level)
+    );
+    ",
+];
+
+/// The cache's own tables and triggers (a one-machine ledger has none).
+const CACHE_TABLES: &str = "
+    CREATE TABLE team_pending (id INTEGER PRIMARY KEY);
+    CREATE TABLE team_pending_sessions (session_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE team_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TRIGGER team_responses_insert AFTER INSERT ON responses
+        BEGIN INSERT OR IGNORE INTO team_pending (id) VALUES (NEW.id); END;
+    CREATE TRIGGER team_responses_update AFTER UPDATE ON responses
+        BEGIN INSERT OR IGNORE INTO team_pending (id) VALUES (NEW.id); END;
+    CREATE TRIGGER team_sessions_insert AFTER INSERT ON sessions
+        BEGIN INSERT OR IGNORE INTO team_pending_sessions (session_id) VALUES (NEW.session_id); END;
+    CREATE TRIGGER team_sessions_update AFTER UPDATE ON sessions
+        BEGIN INSERT OR IGNORE INTO team_pending_sessions (session_id) VALUES (NEW.session_id); END;
+    INSERT INTO team_pending (id) SELECT id FROM responses;
+    INSERT INTO team_pending_sessions (session_id) SELECT session_id FROM sessions;
+";
+
+/// True for a ledger value that names a PostgreSQL server.
+pub fn is_uri(s: &str) -> bool {
+    let l = s.trim_start().to_ascii_lowercase();
+    l.starts_with("postgres://") || l.starts_with("postgresql://")
+}
+
+/// How the connection is encrypted (libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// `disable`: plain TCP.
+    Disable,
+    /// `prefer` (libpq's default) or `require`: TLS when the server offers
+    /// it (`require`: only), the certificate not verified (as libpq does
+    /// without a root certificate).
+    Encrypt { required: bool },
+    /// `verify-ca`, `verify-full`: TLS, the certificate verified against
+    /// `sslrootcert` (or the system's roots) and the host name.
+    Verify,
+}
+
+/// A parsed team ledger URI (never holding a password).
+#[derive(Debug, Clone)]
+pub struct TeamUri {
+    config: Config,
+    tls: Tls,
+    root_cert: Option<PathBuf>,
+    /// The URI as given, to name the server in messages.
+    pub display: String,
+}
+
+impl TeamUri {
+    /// Parses a `postgres://` or `postgresql://` URI in libpq's syntax.
+    /// A password in it is refused: it belongs in `PGPASSWORD` or
+    /// `~/.pgpass`, not in budgets.yaml or settings.json.
+    pub fn parse(uri: &str) -> std::result::Result<TeamUri, String> {
+        let uri = uri.trim();
+        let (base, query) = match uri.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (uri, None),
+        };
+        let rest = base.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if userinfo.contains(':') {
+                return Err(password_refused());
+            }
+        }
+        let mut tls = Tls::Encrypt { required: false };
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_decode(v);
+            match k {
+                "password" => return Err(password_refused()),
+                "sslmode" => {
+                    tls = match v.as_str() {
+                        "disable" => Tls::Disable,
+                        "allow" | "prefer" => Tls::Encrypt { required: false },
+                        "require" => Tls::Encrypt { required: true },
+                        "verify-ca" | "verify-full" => Tls::Verify,
+                        other => return Err(format!("unknown sslmode `{other}` (disable, allow, prefer, require, verify-ca, verify-full)")),
+                    };
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(v)),
+                // libpq's client-certificate and password-file options are
+                // not supported: say so rather than ignore them.
+                "sslcert" | "sslkey" | "passfile" | "service" => {
+                    return Err(format!("`{k}` is not supported in a team ledger URI"))
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let mut plain = base.to_string();
+        if !kept.is_empty() {
+            plain.push('?');
+            plain.push_str(&kept.join("&"));
+        }
+        let config = Config::from_str(&plain).map_err(|e| e.to_string())?;
+        if config.get_password().is_some() {
+            return Err(password_refused());
+        }
+        Ok(TeamUri {
+            config,
+            tls,
+            root_cert,
+            display: uri.to_string(),
+        })
+    }
+
+    /// The (host, port, database, user) that `~/.pgpass` is matched
+    /// against, with libpq's defaults filled in from `user`.
+    pub fn pgpass_key(&self, default_user: &str) -> (String, u16, String, String) {
+        let host = match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(postgres::config::Host::Unix(_)) | None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let user = self.config.get_user().unwrap_or(default_user).to_string();
+        let db = self.config.get_dbname().unwrap_or(&user).to_string();
+        (host, port, db, user)
+    }
+}
+
+fn password_refused() -> String {
+    "a password in the ledger URI is refused: put it in PGPASSWORD or ~/.pgpass (never in budgets.yaml or settings.json)".into()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 3 <= b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The password for (host, port, database, user) in the text of a
+/// `~/.pgpass` file, as libpq reads it: one `host:port:database:user:password`
+/// per line, `*` matching anything, `\:` and `\\` escaping, `#` comments,
+/// the first matching line winning.
+pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
+    let port = port.to_string();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim_start().starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut cur = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                }
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        fields.push(cur);
+        if fields.len() != 5 {
+            continue;
+        }
+        let hit = |pat: &str, v: &str| pat == "*" || pat == v;
+        if hit(&fields[0], host)
+            && hit(&fields[1], &port)
+            && hit(&fields[2], db)
+            && hit(&fields[3], user)
+        {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+/// What a sync moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    pub sent: usize,
+    pub received: usize,
+}
+
+/// A connection to a team ledger.
+pub struct Team {
+    client: Client,
+    server: String,
+    host: String,
+}
+
+impl std::fmt::Debug for Team {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Team")
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+fn server_err(server: &str, detail: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Server {
+        server: server.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// A PostgreSQL error as one line: the server's message when there is one.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                let t = inner.to_string();
+                if !s.contains(&t) {
+                    s.push_str(": ");
+                    s.push_str(&t);
+                }
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+fn code_of(e: &postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
+impl Team {
+    /// Connects, waiting at most `timeout` for the server; `password`
+    /// from `PGPASSWORD` or `~/.pgpass`, `host` names this machine.
+    pub fn connect(
+        uri: &TeamUri,
+        password: Option<&str>,
+        default_user: &str,
+        host: &str,
+        timeout: Duration,
+    ) -> Result<Team> {
+        let server = uri.display.clone();
+        let mut config = uri.config.clone();
+        if config.get_user().is_none() {
+            config.user(default_user);
+        }
+        if config.get_hosts().is_empty() {
+            let socket = Path::new("/var/run/postgresql");
+            if socket.is_dir() {
+                config.host_path(socket);
+            } else {
+                config.host("localhost");
+            }
+        }
+        if let Some(p) = password {
+            config.password(p);
+        }
+        config.connect_timeout(timeout);
+        config.application_name("octo-budget");
+        let client = match uri.tls {
+            Tls::Disable => {
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                config.connect(NoTls)
+            }
+            Tls::Encrypt { required } => {
+                config.ssl_mode(if required {
+                    postgres::config::SslMode::Require
+                } else {
+                    postgres::config::SslMode::Prefer
+                });
+                config.connect(tls_connector(None, false).map_err(|e| server_err(&server, e))?)
+            }
+            Tls::Verify => {
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(
+                    tls_connector(uri.root_cert.as_deref(), true)
+                        .map_err(|e| server_err(&server, e))?,
+                )
+            }
+        }
+        .map_err(|e| server_err(&server, format!("cannot connect: {}", describe(&e))))?;
+        Ok(Team {
+            client,
+            server,
+            host: host.to_string(),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn err(&self, e: postgres::Error) -> LedgerError {
+        server_err(&self.server, describe(&e))
+    }
+
+    /// Creates or migrates the server's schema under an advisory lock (so
+    /// that machines starting together do it once); a newer schema than
+    /// this binary knows is refused.
+    pub fn migrate(&mut self) -> Result<()> {
+        let server = self.server.clone();
+        let err = |e: postgres::Error| server_err(&server, describe(&e));
+        let mut tx = self.client.transaction().map_err(err)?;
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS octo_budget_meta (key text PRIMARY KEY, value text NOT NULL)"
+        ))
+        .map_err(err)?;
+        let found: i64 = tx
+            .query_opt(
+                "SELECT value FROM octo_budget_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .map_err(err)?
+            .map(|r| r.get::<_, String>(0).parse().unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        if found > VERSION {
+            return Err(too_new(&server, found));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let target = i as i64 + 1;
+            if found < target {
+                tx.batch_execute(sql).map_err(err)?;
+                tx.execute(
+                    "INSERT INTO octo_budget_meta (key, value) VALUES ('schema_version', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&target.to_string()],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Sends what the cache changed since the last sync and merges what the
+    /// team wrote since then into it, holding the cache's write lock (one
+    /// sync at a time per cache). One round trip when fewer than 4,000 rows
+    /// changed here.
+    pub fn sync(&mut self, ledger: &mut Ledger) -> Result<SyncStats> {
+        let conn_err = |l: &Ledger, e| l.err(e);
+        ledger
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| conn_err(ledger, e))?;
+        let res = self.sync_in_tx(ledger);
+        match res {
+            Ok(s) => {
+                if let Err(e) = ledger.conn.execute_batch("COMMIT") {
+                    let _ = ledger.conn.execute_batch("ROLLBACK");
+                    return Err(ledger.err(e));
+                }
+                Ok(s)
+            }
+            Err(e) => {
+                let _ = ledger.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn sync_in_tx(&mut self, ledger: &mut Ledger) -> Result<SyncStats> {
+        let fresh: bool = ledger
+            .conn
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'team_pending')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| ledger.err(e))?;
+        if fresh {
+            // Everything read before this cache became one is sent.
+            ledger
+                .conn
+                .execute_batch(CACHE_TABLES)
+                .map_err(|e| ledger.err(e))?;
+        }
+        let cursor: String = ledger
+            .conn
+            .query_row(
+                "SELECT value FROM team_state WHERE key = 'cursor'",
+                [],
+                |r| r.get(0),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok("0".to_string()),
+                e => Err(e),
+            })
+            .map_err(|e| ledger.err(e))?;
+        let mut stats = SyncStats::default();
+        let mut read_only = false;
+        let mut migrated = false;
+        loop {
+            let (rows, sessions, more) = if read_only {
+                (Vec::new(), Vec::new(), false)
+            } else {
+                pending(ledger)?
+            };
+            let pull = !more;
+            let sent = rows.len() + sessions.len();
+            let result = self.exchange(&rows, &sessions, pull.then_some(cursor.as_str()));
+            let answer = match result {
+                Ok(a) => a,
+                Err(e) if !migrated && matches!(code_of(&e), Some("42P01")) => {
+                    // No schema yet (undefined_table): create it, then retry.
+                    self.migrate()?;
+                    migrated = true;
+                    continue;
+                }
+                Err(e) if !read_only && matches!(code_of(&e), Some("42501")) => {
+                    // A read-only role (insufficient_privilege): only read;
+                    // this machine's rows stay marked for a role that may write.
+                    read_only = true;
+                    continue;
+                }
+                Err(e) if matches!(code_of(&e), Some("40P01") | Some("40001")) => {
+                    // Deadlock or serialization failure: nothing was written.
+                    continue;
+                }
+                Err(e) => return Err(self.err(e)),
+            };
+            if answer.version > VERSION {
+                return Err(too_new(&self.server, answer.version));
+            }
+            if answer.version < VERSION && !migrated {
+                self.migrate()?;
+                migrated = true;
+                continue;
+            }
+            if !read_only {
+                mark_sent(ledger, &rows, &sessions)?;
+                stats.sent += sent;
+            }
+            if pull {
+                stats.received += answer.responses.len() + answer.sessions.len();
+                let before: Option<HashSet<i64>> = if read_only {
+                    Some(pending_ids(ledger)?)
+                } else {
+                    None
+                };
+                apply_remote(ledger, answer.responses, &answer.sessions)?;
+                // What came down is on the server already.
+                match before {
+                    None => ledger
+                        .conn
+                        .execute_batch(
+                            "DELETE FROM team_pending; DELETE FROM team_pending_sessions",
+                        )
+                        .map_err(|e| ledger.err(e))?,
+                    Some(keep) => {
+                        let now = pending_ids(ledger)?;
+                        let mut del = ledger
+                            .conn
+                            .prepare_cached("DELETE FROM team_pending WHERE id = ?1")
+                            .map_err(|e| ledger.err(e))?;
+                        for id in now.difference(&keep) {
+                            del.execute([id]).map_err(|e| ledger.err(e))?;
+                        }
+                    }
+                }
+                ledger
+                    .conn
+                    .execute(
+                        "INSERT INTO team_state (key, value) VALUES ('cursor', ?1)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [&answer.cursor],
+                    )
+                    .map_err(|e| ledger.err(e))?;
+                return Ok(stats);
+            }
+        }
+    }
+
+    /// One statement: upsert `rows` and `sessions`, and (with `cursor`)
+    /// read back everything written at or after it.
+    fn exchange(
+        &mut self,
+        rows: &[RemoteResponse],
+        sessions: &[RemoteSession],
+        cursor: Option<&str>,
+    ) -> std::result::Result<Answer, postgres::Error> {
+        let col = |f: fn(&RemoteResponse) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        let int = |f: fn(&RemoteResponse) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+        let flag = |f: fn(&RemoteResponse) -> bool| rows.iter().map(f).collect::<Vec<bool>>();
+        let (mid, rid, sid, cwd, project, model, branch) = (
+            col(|r| &r.message_id),
+            col(|r| &r.request_id),
+            col(|r| &r.session_id),
+            col(|r| &r.cwd),
+            col(|r| &r.project),
+            col(|r| &r.model),
+            col(|r| &r.branch),
+        );
+        let ts = int(|r| r.ts_ms);
+        let (side, fast, geo, adv) = (
+            flag(|r| r.sidechain),
+            flag(|r| r.fast),
+            flag(|r| r.us_geo),
+            flag(|r| r.advisor),
+        );
+        let tok: [Vec<i64>; 6] = [
+            int(|r| r.usage.input as i64),
+            int(|r| r.usage.output as i64),
+            int(|r| r.usage.cache_write_5m as i64),
+            int(|r| r.usage.cache_write_1h as i64),
+            int(|r| r.usage.cache_read as i64),
+            int(|r| r.usage.web_search as i64),
+        ];
+        let s_id: Vec<&str> = sessions.iter().map(|s| s.session_id.as_str()).collect();
+        let s_cwd: Vec<&str> = sessions.iter().map(|s| s.cwd.as_str()).collect();
+        let s_ts: Vec<i64> = sessions.iter().map(|s| s.first_ts).collect();
+        let pull = cursor.is_some();
+        let cursor = cursor.unwrap_or("0");
+        let host = self.host.as_str();
+        let t = Type::TEXT_ARRAY;
+        let i = Type::INT8_ARRAY;
+        let b = Type::BOOL_ARRAY;
+        let params: [(&(dyn ToSql + Sync), Type); 25] = [
+            (&mid, t.clone()),
+            (&rid, t.clone()),
+            (&sid, t.clone()),
+            (&cwd, t.clone()),
+            (&project, t.clone()),
+            (&model, t.clone()),
+            (&ts, i.clone()),
+            (&branch, t.clone()),
+            (&side, b.clone()),
+            (&fast, b.clone()),
+            (&geo, b.clone()),
+            (&adv, b.clone()),
+            (&tok[0], i.clone()),
+            (&tok[1], i.clone()),
+            (&tok[2], i.clone()),
+            (&tok[3], i.clone()),
+            (&tok[4], i.clone()),
+            (&tok[5], i.clone()),
+            (&host, Type::TEXT),
+            (&s_id, t.clone()),
+            (&s_cwd, t.clone()),
+            (&s_ts, i.clone()),
+            (&cursor, Type::TEXT),
+            (&pull, Type::BOOL),
+            (&VERSION, Type::INT8),
+        ];
+        let got = self.client.query_typed(SYNC_SQL, &params)?;
+        let mut answer = Answer {
+            version: 0,
+            cursor: "0".into(),
+            responses: Vec::new(),
+            sessions: Vec::new(),
+        };
+        for r in got {
+            let kind: i32 = r.get(0);
+            match kind {
+                0 => {
+                    answer.version = r
+                        .get::<_, Option<String>>(1)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    answer.cursor = r.get(2);
+                }
+                1 => answer.responses.push(RemoteResponse {
+                    message_id: r.get(1),
+                    request_id: r.get(2),
+                    session_id: r.get(3),
+                    cwd: r.get(4),
+                    project: r.get(5),
+                    model: r.get(6),
+                    branch: r.get(7),
+                    ts_ms: r.get(8),
+                    sidechain: r.get(9),
+                    fast: r.get(10),
+                    us_geo: r.get(11),
+                    advisor: r.get(12),
+                    usage: Usage {
+                        input: r.get::<_, i64>(13).max(0) as u64,
+                        output: r.get::<_, i64>(14).max(0) as u64,
+                        cache_write_5m: r.get::<_, i64>(15).max(0) as u64,
+                        cache_write_1h: r.get::<_, i64>(16).max(0) as u64,
+                        cache_read: r.get::<_, i64>(17).max(0) as u64,
+                        web_search: r.get::<_, i64>(18).max(0) as u64,
+                    },
+                }),
+                _ => answer.sessions.push(RemoteSession {
+                    session_id: r.get(3),
+                    cwd: r.get(4),
+                    first_ts: r.get(8),
+                }),
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Which of `keys` some machine of the team has claimed already.
+    pub fn alerts_known(&mut self, keys: &[AlertKey]) -> Result<HashSet<AlertKey>> {
+        let (scope, cap, start, level) = key_columns(keys);
+        let rows = self
+            .client
+            .query_typed(
+                "SELECT n.scope, n.cap, n.period_start, n.level
+                 FROM octo_budget_notices n
+                 JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k (scope, cap, period_start, level)
+                   USING (scope, cap, period_start, level)",
+                &[
+                    (&scope, Type::TEXT_ARRAY),
+                    (&cap, Type::TEXT_ARRAY),
+                    (&start, Type::TEXT_ARRAY),
+                    (&level, Type::TEXT_ARRAY),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(key_of).collect())
+    }
+
+    /// Claims `keys` for this machine: returns those whose unique insert
+    /// won (no other machine, and no earlier run, had claimed them).
+    pub fn claim_alerts(&mut self, keys: &[AlertKey], now_ms: i64) -> Result<HashSet<AlertKey>> {
+        let (scope, cap, start, level) = key_columns(keys);
+        let host = self.host.clone();
+        let rows = self
+            .client
+            .query_typed(
+                "INSERT INTO octo_budget_notices (scope, cap, period_start, level, host, created_ms)
+                 SELECT k.*, $5, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k
+                 ON CONFLICT DO NOTHING
+                 RETURNING scope, cap, period_start, level",
+                &[
+                    (&scope, Type::TEXT_ARRAY),
+                    (&cap, Type::TEXT_ARRAY),
+                    (&start, Type::TEXT_ARRAY),
+                    (&level, Type::TEXT_ARRAY),
+                    (&host, Type::TEXT),
+                    (&now_ms, Type::INT8),
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(key_of).collect())
+    }
+}
+
+fn key_columns(keys: &[AlertKey]) -> (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) {
+    (
+        keys.iter().map(|k| k.scope.as_str()).collect(),
+        keys.iter().map(|k| k.cap.as_str()).collect(),
+        keys.iter().map(|k| k.period_start.as_str()).collect(),
+        keys.iter().map(|k| k.level.as_str()).collect(),
+    )
+}
+
+fn key_of(r: &postgres::Row) -> AlertKey {
+    AlertKey {
+        scope: r.get(0),
+        cap: r.get(1),
+        period_start: r.get(2),
+        level: r.get(3),
+    }
+}
+
+fn too_new(server: &str, found: i64) -> LedgerError {
+    LedgerError::TooNew {
+        path: PathBuf::from(server),
+        found,
+        supported: VERSION,
+    }
+}
+
+struct Answer {
+    version: i64,
+    cursor: String,
+    responses: Vec<RemoteResponse>,
+    sessions: Vec<RemoteSession>,
+}
+
+/// The sync statement: the upserts are data-modifying CTEs, so sending,
+/// reading back and the schema version are one round trip. The `WHERE` of
+/// each `DO UPDATE` leaves a row that nothing raises untouched (its `wxid`
+/// stays, so it is not sent to everybody again).
+const SYNC_SQL: &str = "
+WITH up AS (
+    INSERT INTO octo_budget_responses AS t (message_id, request_id, session_id, cwd, project, model, ts_ms, branch,
+        sidechain, fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, host)
+    SELECT u.*, $19 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
+        $8::text[], $9::bool[], $10::bool[], $11::bool[], $12::bool[], $13::int8[], $14::int8[], $15::int8[],
+        $16::int8[], $17::int8[], $18::int8[]) AS u
+    ON CONFLICT (message_id, request_id) DO UPDATE SET
+        input = GREATEST(t.input, excluded.input),
+        output = GREATEST(t.output, excluded.output),
+        cache_write_5m = GREATEST(t.cache_write_5m, excluded.cache_write_5m),
+        cache_write_1h = GREATEST(t.cache_write_1h, excluded.cache_write_1h),
+        cache_read = GREATEST(t.cache_read, excluded.cache_read),
+        web_search = GREATEST(t.web_search, excluded.web_search),
+        sidechain = t.sidechain AND excluded.sidechain,
+        branch = CASE WHEN t.branch = '' THEN excluded.branch ELSE t.branch END,
+        wxid = pg_current_xact_id()
+    WHERE excluded.input > t.input OR excluded.output > t.output
+       OR excluded.cache_write_5m > t.cache_write_5m OR excluded.cache_write_1h > t.cache_write_1h
+       OR excluded.cache_read > t.cache_read OR excluded.web_search > t.web_search
+       OR (t.sidechain AND NOT excluded.sidechain) OR (t.branch = '' AND excluded.branch <> '')
+    RETURNING 1
+), ses AS (
+    INSERT INTO octo_budget_sessions AS t (session_id, cwd, first_ts)
+    SELECT * FROM unnest($20::text[], $21::text[], $22::int8[])
+    ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, first_ts = excluded.first_ts,
+        wxid = pg_current_xact_id()
+    WHERE (excluded.first_ts, excluded.cwd) < (t.first_ts, t.cwd)
+    RETURNING 1
+)
+SELECT 0, (SELECT value FROM octo_budget_meta WHERE key = 'schema_version'),
+       pg_snapshot_xmin(pg_current_snapshot())::text,
+       (SELECT count(*) FROM up)::text, (SELECT count(*) FROM ses)::text, $25::text, NULL::text, NULL::text,
+       NULL::int8, NULL::bool, NULL::bool, NULL::bool, NULL::bool,
+       NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8
+UNION ALL
+SELECT 1, message_id, request_id, session_id, cwd, project, model, branch, ts_ms, sidechain, fast, us_geo, advisor,
+       input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+FROM octo_budget_responses WHERE $24 AND wxid >= $23::xid8
+UNION ALL
+SELECT 2, NULL, NULL, session_id, cwd, NULL, NULL, NULL, first_ts, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL
+FROM octo_budget_sessions WHERE $24 AND wxid >= $23::xid8
+";
+
+/// The cache's changed rows not yet sent (at most [`CHUNK`]), sorted by
+/// key (concurrent upserts in one order do not deadlock), and whether
+/// more are waiting.
+fn pending(ledger: &Ledger) -> Result<(Vec<RemoteResponse>, Vec<RemoteSession>, bool)> {
+    let mut st = ledger
+        .conn
+        .prepare_cached(
+            "SELECT r.message_id, r.request_id, r.session_id, p.cwd, p.project, r.model, r.branch, r.ts_ms,
+                    r.sidechain, r.fast, r.us_geo, r.advisor,
+                    r.input, r.output, r.cache_write_5m, r.cache_write_1h, r.cache_read, r.web_search
+             FROM team_pending q JOIN responses r ON r.id = q.id JOIN places p ON p.id = r.place_id
+             ORDER BY q.id LIMIT ?1",
+        )
+        .map_err(|e| ledger.err(e))?;
+    let mut rows = st
+        .query_map([CHUNK as i64 + 1], |r| {
+            Ok(RemoteResponse {
+                message_id: r.get(0)?,
+                request_id: r.get(1)?,
+                session_id: r.get(2)?,
+                cwd: r.get(3)?,
+                project: r.get(4)?,
+                model: r.get(5)?,
+                branch: r.get(6)?,
+                ts_ms: r.get(7)?,
+                sidechain: r.get(8)?,
+                fast: r.get(9)?,
+                us_geo: r.get(10)?,
+                advisor: r.get(11)?,
+                usage: super::usage_at(r, 12)?,
+            })
+        })
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| ledger.err(e))?;
+    let more = rows.len() > CHUNK;
+    rows.truncate(CHUNK);
+    rows.sort_by(|a, b| (&a.message_id, &a.request_id).cmp(&(&b.message_id, &b.request_id)));
+    let sessions = if more {
+        Vec::new()
+    } else {
+        let mut st = ledger
+            .conn
+            .prepare_cached(
+                "SELECT s.session_id, s.cwd, s.first_ts FROM team_pending_sessions q
+                 JOIN sessions s ON s.session_id = q.session_id ORDER BY s.session_id",
+            )
+            .map_err(|e| ledger.err(e))?;
+        st.query_map([], |r| {
+            Ok(RemoteSession {
+                session_id: r.get(0)?,
+                cwd: r.get(1)?,
+                first_ts: r.get(2)?,
+            })
+        })
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| ledger.err(e))?
+    };
+    Ok((rows, sessions, more))
+}
+
+fn pending_ids(ledger: &Ledger) -> Result<HashSet<i64>> {
+    let mut st = ledger
+        .conn
+        .prepare_cached("SELECT id FROM team_pending")
+        .map_err(|e| ledger.err(e))?;
+    st.query_map([], |r| r.get(0))
+        .and_then(|it| it.collect::<std::result::Result<HashSet<i64>, _>>())
+        .map_err(|e| ledger.err(e))
+}
+
+fn mark_sent(ledger: &Ledger, rows: &[RemoteResponse], sessions: &[RemoteSession]) -> Result<()> {
+    let mut del = ledger
+        .conn
+        .prepare_cached(
+            "DELETE FROM team_pending WHERE id = (SELECT id FROM responses WHERE message_id = ?1 AND request_id = ?2)",
+        )
+        .map_err(|e| ledger.err(e))?;
+    for r in rows {
+        del.execute(params![r.message_id, r.request_id])
+            .map_err(|e| ledger.err(e))?;
+    }
+    let mut del = ledger
+        .conn
+        .prepare_cached("DELETE FROM team_pending_sessions WHERE session_id = ?1")
+        .map_err(|e| ledger.err(e))?;
+    for s in sessions {
+        del.execute([&s.session_id]).map_err(|e| ledger.err(e))?;
+    }
+    Ok(())
+}
+
+/// The TLS connector: with `verify`, the server's certificate must chain
+/// to `root_cert` (else the system's roots) and name the host.
+fn tls_connector(
+    root_cert: Option<&Path>,
+    verify: bool,
+) -> std::result::Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        match root_cert {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+                for cert in rustls_pki_types_pem(&pem)? {
+                    roots.add(cert).map_err(|e| e.to_string())?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn rustls_pki_types_pem(
+    pem: &[u8],
+) -> std::result::Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("sslrootcert: {e:?}"))
+}
+
+/// `sslmode=require`/`prefer`: encrypted, the certificate not checked (as
+/// libpq without a root certificate); signatures are still verified.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_recognised_and_passwords_refused() {
+        assert!(is_uri("postgres://h/db"));
+        assert!(is_uri("postgresql://h/db"));
+        assert!(!is_uri("/var/lib/ledger.sqlite"));
+        let u = TeamUri::parse("postgresql://ob@db.example:6543/budget?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem")
+            .unwrap();
+        assert_eq!(u.tls, Tls::Verify);
+        assert_eq!(u.root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            u.pgpass_key("me"),
+            ("db.example".into(), 6543, "budget".into(), "ob".into())
+        );
+        let sock = TeamUri::parse("postgresql:///budget?host=/var/run/postgresql").unwrap();
+        assert_eq!(
+            sock.pgpass_key("me"),
+            ("localhost".into(), 5432, "budget".into(), "me".into())
+        );
+        assert!(TeamUri::parse("postgres://ob:secret@h/db")
+            .unwrap_err()
+            .contains("PGPASSWORD"));
+        assert!(TeamUri::parse("postgres://h/db?password=secret").is_err());
+        assert!(TeamUri::parse("postgres://h/db?sslmode=bogus").is_err());
+        assert_eq!(
+            TeamUri::parse("postgres://h/db?sslmode=disable")
+                .unwrap()
+                .tls,
+            Tls::Disable
+        );
+    }
+
+    #[test]
+    fn pgpass_follows_libpq() {
+        let text =
+            "# comment\nother:5432:*:ob:no\ndb\\:x:*:budget:ob:p\\:w\\\\d\n*:*:*:ob:fallback\n";
+        assert_eq!(
+            pgpass_lookup(text, "db:x", 5432, "budget", "ob").as_deref(),
+            Some("p:w\\d")
+        );
+        assert_eq!(
+            pgpass_lookup(text, "db", 1, "x", "ob").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            pgpass_lookup(text, "other", 5432, "x", "ob").as_deref(),
+            Some("no")
+        );
+        assert_eq!(
+            pgpass_lookup(text, "other", 5433, "x", "ob").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(pgpass_lookup(text, "db", 5432, "x", "someone"), None);
+    }
+}
