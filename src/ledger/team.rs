@@ -504,7 +504,12 @@ impl Team {
             };
             let pull = !more;
             let sent = rows.len() + sessions.len();
-            let result = self.exchange(&rows, &sessions, pull.then_some(cursor.as_str()));
+            // Nothing to send: the plain read (a read-only role's only one).
+            let result = if read_only || (rows.is_empty() && sessions.is_empty()) {
+                self.pull_only(&cursor)
+            } else {
+                self.exchange(&rows, &sessions, pull.then_some(cursor.as_str()))
+            };
             let answer = match result {
                 Ok(a) => a,
                 Err(e) if !migrated && matches!(code_of(&e), Some("42P01")) => {
@@ -649,54 +654,68 @@ impl Team {
             (&VERSION, Type::INT8),
         ];
         let got = self.client.query_typed(SYNC_SQL, &params)?;
-        let mut answer = Answer {
-            version: 0,
-            cursor: "0".into(),
-            responses: Vec::new(),
-            sessions: Vec::new(),
-        };
-        for r in got {
-            let kind: i32 = r.get(0);
-            match kind {
-                0 => {
-                    answer.version = r
-                        .get::<_, Option<String>>(1)
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    answer.cursor = r.get(2);
-                }
-                1 => answer.responses.push(RemoteResponse {
-                    message_id: r.get(1),
-                    request_id: r.get(2),
-                    session_id: r.get(3),
-                    cwd: r.get(4),
-                    project: r.get(5),
-                    model: r.get(6),
-                    branch: r.get(7),
-                    ts_ms: r.get(8),
-                    sidechain: r.get(9),
-                    fast: r.get(10),
-                    us_geo: r.get(11),
-                    advisor: r.get(12),
-                    usage: Usage {
-                        input: r.get::<_, i64>(13).max(0) as u64,
-                        output: r.get::<_, i64>(14).max(0) as u64,
-                        cache_write_5m: r.get::<_, i64>(15).max(0) as u64,
-                        cache_write_1h: r.get::<_, i64>(16).max(0) as u64,
-                        cache_read: r.get::<_, i64>(17).max(0) as u64,
-                        web_search: r.get::<_, i64>(18).max(0) as u64,
-                    },
-                }),
-                _ => answer.sessions.push(RemoteSession {
-                    session_id: r.get(3),
-                    cwd: r.get(4),
-                    first_ts: r.get(8),
-                }),
-            }
-        }
-        Ok(answer)
+        Ok(answer_of(got))
     }
 
+    /// The same for a role that may only read: nothing goes up.
+    fn pull_only(&mut self, cursor: &str) -> std::result::Result<Answer, postgres::Error> {
+        let got = self
+            .client
+            .query_typed(PULL_SQL, &[(&cursor, Type::TEXT), (&true, Type::BOOL)])?;
+        Ok(answer_of(got))
+    }
+}
+
+fn answer_of(got: Vec<postgres::Row>) -> Answer {
+    let mut answer = Answer {
+        version: 0,
+        cursor: "0".into(),
+        responses: Vec::new(),
+        sessions: Vec::new(),
+    };
+    for r in got {
+        let kind: i32 = r.get(0);
+        match kind {
+            0 => {
+                answer.version = r
+                    .get::<_, Option<String>>(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                answer.cursor = r.get(2);
+            }
+            1 => answer.responses.push(RemoteResponse {
+                message_id: r.get(1),
+                request_id: r.get(2),
+                session_id: r.get(3),
+                cwd: r.get(4),
+                project: r.get(5),
+                model: r.get(6),
+                branch: r.get(7),
+                ts_ms: r.get(8),
+                sidechain: r.get(9),
+                fast: r.get(10),
+                us_geo: r.get(11),
+                advisor: r.get(12),
+                usage: Usage {
+                    input: r.get::<_, i64>(13).max(0) as u64,
+                    output: r.get::<_, i64>(14).max(0) as u64,
+                    cache_write_5m: r.get::<_, i64>(15).max(0) as u64,
+                    cache_write_1h: r.get::<_, i64>(16).max(0) as u64,
+                    cache_read: r.get::<_, i64>(17).max(0) as u64,
+                    web_search: r.get::<_, i64>(18).max(0) as u64,
+                },
+            }),
+            _ => answer.sessions.push(RemoteSession {
+                session_id: r.get(3),
+                cwd: r.get(4),
+                first_ts: r.get(8),
+            }),
+        }
+    }
+    answer
+}
+
+impl Team {
     /// Which of `keys` some machine of the team has claimed already.
     pub fn alerts_known(&mut self, keys: &[AlertKey]) -> Result<HashSet<AlertKey>> {
         let (scope, cap, start, level) = key_columns(keys);
@@ -824,6 +843,23 @@ UNION ALL
 SELECT 2, NULL, NULL, session_id, cwd, NULL, NULL, NULL, first_ts, NULL, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL
 FROM octo_budget_sessions WHERE $24 AND wxid >= $23::xid8
+";
+
+/// The sync statement without the upserts, for a read-only role.
+const PULL_SQL: &str = "
+SELECT 0, (SELECT value FROM octo_budget_meta WHERE key = 'schema_version'),
+       pg_snapshot_xmin(pg_current_snapshot())::text,
+       NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+       NULL::int8, NULL::bool, NULL::bool, NULL::bool, NULL::bool,
+       NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8
+UNION ALL
+SELECT 1, message_id, request_id, session_id, cwd, project, model, branch, ts_ms, sidechain, fast, us_geo, advisor,
+       input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+FROM octo_budget_responses WHERE $2 AND wxid >= $1::xid8
+UNION ALL
+SELECT 2, NULL, NULL, session_id, cwd, NULL, NULL, NULL, first_ts, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL
+FROM octo_budget_sessions WHERE $2 AND wxid >= $1::xid8
 ";
 
 /// The cache's changed rows not yet sent (at most [`CHUNK`]), sorted by
