@@ -129,6 +129,8 @@ pub enum ByArg {
     Day,
     Session,
     Branch,
+    /// Transcribed responses vs. requests Claude Code counted but never wrote
+    Kind,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +279,38 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// Where things are, by the flags and this environment.
+    pub fn locations(&self, global: &Global) -> octo_budget::config::location::Locations {
+        octo_budget::config::location::Locations {
+            config: global.config.clone(),
+            ledger: global.ledger.clone(),
+            claude_dirs: global.claude_dirs.clone(),
+            home: self.home.clone(),
+            xdg_config_home: self.xdg_config_home.clone(),
+            xdg_data_home: self.xdg_data_home.clone(),
+            claude_config_dir: self.claude_config_dir.clone(),
+            cwd: self.cwd.clone(),
+            host: self.host_name(),
+        }
+    }
+
+    /// This machine's name in a team ledger: `$OCTO_BUDGET_HOST`, else the
+    /// host name.
+    pub fn host_name(&self) -> String {
+        if let Some(h) = &self.host {
+            return h.trim().to_string();
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is writable for its length; gethostname
+        // writes at most that many bytes.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        match rc {
+            0 if end > 0 => String::from_utf8_lossy(&buf[..end]).into_owned(),
+            _ => "localhost".into(),
+        }
+    }
+
     pub fn from_process() -> Environment {
         let path = |k: &str| {
             std::env::var_os(k)

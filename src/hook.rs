@@ -8,7 +8,8 @@
 //! "block"`. Every other key and hook is kept as it was, in its order.
 //! Installing twice changes nothing; installing with another config
 //! replaces octo-budget's entries in place. Uninstall removes octo-budget's
-//! own entries and nothing else. The file work is `commands::hook`'s.
+//! own entries and nothing else. Reading and writing the file is the
+//! `hook install` command's job.
 
 use std::path::Path;
 

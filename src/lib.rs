@@ -11,10 +11,13 @@ pub mod config;
 pub mod hook;
 pub mod ledger;
 pub mod loaded;
+pub mod model;
 pub mod money;
 pub mod pricing;
+pub mod proposal;
 pub mod protect;
 pub mod report;
 pub mod spend;
 pub mod transcript;
+
 pub use loaded::Loaded;

@@ -1,9 +1,7 @@
-//! octo-budget: per-repository budgets for Claude Code.
-//!
-//! Data flows one way: `cli` (flags, environment) -> `config` -> the pure
-//! core (`transcript`, `pricing`, `attribution`, `budget`, `spend`) ->
-//! `ledger` -> `output`, with exit codes in `exit`. See README,
-//! "Architecture".
+//! octo-budget: per-repository budgets for Claude Code. The binary: `cli`
+//! reads flags and environment, `commands` call the `octo_budget` library
+//! (every rule) and hand its results to `output`; `error` decides exit
+//! codes (`exit`). See README, "Architecture".
 
 mod cli;
 mod commands;
@@ -23,8 +21,10 @@ fn main() -> ExitCode {
     // write error) instead of killing the process with no reason.
     commands::guard::ignore_sigxfsz();
     let cli = Cli::parse();
+    let env = Environment::from_process();
     let ctx = Context {
-        env: Environment::from_process(),
+        locations: env.locations(&cli.global),
+        env,
         now: cli.global.now.unwrap_or_else(chrono::Utc::now),
         global: cli.global.clone(),
     };

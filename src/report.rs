@@ -23,6 +23,9 @@ pub enum By {
     Day,
     Session,
     Branch,
+    /// Transcribed responses vs. requests Claude Code counted but never
+    /// wrote.
+    Kind,
 }
 
 impl By {
@@ -33,6 +36,7 @@ impl By {
             By::Day => "day",
             By::Session => "session",
             By::Branch => "branch",
+            By::Kind => "kind",
         }
     }
 }
@@ -163,6 +167,8 @@ pub fn build(
             By::Session => g.session_id.clone(),
             By::Branch if g.branch.is_empty() => "(no branch)".into(),
             By::Branch => g.branch.clone(),
+            By::Kind if g.unwritten => "unwritten".into(),
+            By::Kind => "transcribed".into(),
         };
         breakdown.entry(key).or_default().add(g, c);
     })?;
@@ -171,7 +177,7 @@ pub fn build(
     let breakdown = match req.by {
         By::Arm => None,
         By::Day => Some(by_local_day(loaded, ledger, now, &window, &wanted)?),
-        By::Model | By::Session | By::Branch => Some(
+        By::Model | By::Session | By::Branch | By::Kind => Some(
             breakdown
                 .into_iter()
                 .map(|(k, t)| Row::of(k, RowKind::Breakdown, t))

@@ -71,6 +71,10 @@ pub struct Tally {
     pub messages: i64,
     pub usage: Usage,
     pub sessions: BTreeSet<String>,
+    /// The part of `cost` and `usage` from requests Claude Code counted but
+    /// never wrote as responses (its `cost-state` totals).
+    pub unwritten_cost: Picos,
+    pub unwritten: Usage,
 }
 
 impl Tally {
@@ -81,6 +85,10 @@ impl Tally {
         if g.messages > 0 && !g.session_id.is_empty() {
             self.sessions.insert(g.session_id.clone());
         }
+        if g.unwritten {
+            self.unwritten_cost += cost;
+            self.unwritten.add(&g.usage);
+        }
     }
 
     pub fn merge(&mut self, o: &Tally) {
@@ -88,6 +96,8 @@ impl Tally {
         self.messages += o.messages;
         self.usage.add(&o.usage);
         self.sessions.extend(o.sessions.iter().cloned());
+        self.unwritten_cost += o.unwritten_cost;
+        self.unwritten.add(&o.unwritten);
     }
 
     pub fn spent(&self) -> Micros {
@@ -401,9 +411,139 @@ mod tests {
                 input: 1_000_000,
                 ..Default::default()
             },
+            unwritten: false,
         };
         // $15 per MTok input: the dearest known input rate.
         assert_eq!(p.cost(&g).to_micros(), Micros(15_000_000));
         assert_eq!(p.unpriced["claude-opus-9"].messages, 1);
+    }
+
+    /// A ledger backend other than SQLite: groups and places in memory.
+    /// Proves the engine needs nothing but [`Store`].
+    struct MemoryStore {
+        groups: Vec<Group>,
+        places: HashMap<i64, Place>,
+        session_cwds: HashMap<String, String>,
+    }
+
+    impl Store for MemoryStore {
+        fn groups(
+            &self,
+            from: DateTime<Utc>,
+            to: DateTime<Utc>,
+            filter: &Filter<'_>,
+        ) -> Result<Vec<Group>> {
+            let day = |d: NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
+            Ok(self
+                .groups
+                .iter()
+                .filter(|g| day(g.day) >= from && day(g.day) < to)
+                .filter(|g| filter.places.is_none_or(|p| p.contains(&g.place_id)))
+                .filter(|g| filter.session.is_none_or(|s| s == g.session_id))
+                .cloned()
+                .collect())
+        }
+        fn places(&self) -> Result<HashMap<i64, Place>> {
+            Ok(self.places.clone())
+        }
+        fn session_cwds(
+            &self,
+            _: &[Group],
+            _: &HashMap<i64, Place>,
+        ) -> Result<HashMap<String, String>> {
+            Ok(self.session_cwds.clone())
+        }
+        fn first_cwds(&self, _: &[&str]) -> Result<HashMap<String, String>> {
+            Ok(self.session_cwds.clone())
+        }
+        fn session_cwd(&self, s: &str) -> Result<Option<String>> {
+            Ok(self.session_cwds.get(s).cloned())
+        }
+        fn session_branch(&self, _: &str) -> Result<Option<String>> {
+            Ok(None)
+        }
+        fn branches(&self, _: &[i64]) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn time_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+            Ok(None)
+        }
+        fn skipped_lines(&self) -> Result<u64> {
+            Ok(0)
+        }
+        fn history_read(&self) -> Result<bool> {
+            Ok(true)
+        }
+        fn halt(&self, _: &str) -> Result<Option<crate::ledger::halts::Halt>> {
+            Ok(None)
+        }
+        fn record_halt(&self, _: &str, _: &str, _: &str, _: i64) -> Result<()> {
+            Ok(())
+        }
+        fn clear_halt(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn notice_given(&self, _: &crate::ledger::notices::NoticeKey<'_>) -> Result<bool> {
+            Ok(false)
+        }
+        fn record_notice(&self, _: &crate::ledger::notices::NoticeKey<'_>, _: i64) -> Result<bool> {
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn the_engine_prices_and_attributes_through_any_store() {
+        let arms = vec![arm("acme", "/x/acme"), arm("beta", "/x/beta")];
+        let attributor = Attributor::new(&arms);
+        let table = PriceTable::new(&[]);
+        let place = |cwd: &str, project: &str| Place {
+            cwd: cwd.into(),
+            project: project.into(),
+            real_cwd: None,
+        };
+        // claude-haiku-4-5: $1 per MTok input.
+        let group = |day: u32, place_id: i64, session: &str, input: u64| Group {
+            day: NaiveDate::from_ymd_opt(2026, 11, day).unwrap(),
+            place_id,
+            session_id: session.into(),
+            branch: String::new(),
+            model: "claude-haiku-4-5".into(),
+            fast: false,
+            us_geo: false,
+            class: PromptClass(0),
+            messages: 1,
+            usage: Usage {
+                input,
+                ..Default::default()
+            },
+            unwritten: false,
+        };
+        let store = MemoryStore {
+            groups: vec![
+                group(2, 1, "s1", 1_000_000),  // acme by cwd: $1
+                group(3, 2, "s2", 2_000_000),  // no cwd, session in beta: $2
+                group(3, 3, "s3", 4_000_000),  // a cwd no arm owns: $4
+                group(20, 1, "s1", 8_000_000), // acme, after now
+            ],
+            places: [
+                (1, place("/x/acme/api", "-x-acme-api")),
+                (2, place("", "-elsewhere")),
+                (3, place("/tmp", "-tmp")),
+            ]
+            .into(),
+            session_cwds: [("s2".to_string(), "/x/beta".to_string())].into(),
+        };
+        let now = "2026-11-10T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let month = Period::containing(crate::budget::PeriodKind::Month, now, chrono_tz::Tz::UTC);
+        let mut e = Engine::new(&store, &attributor, &table, now);
+        let by = e.by_owner(&month, arms.len()).unwrap();
+        let usd = |d: i64| Micros(d * Micros::PER_DOLLAR);
+        assert_eq!(by.arms[0].spent(), usd(1));
+        assert_eq!(by.arms[1].spent(), usd(2));
+        assert_eq!(by.unattributed.spent(), usd(4));
+        assert_eq!(by.all(), usd(7));
+        assert_eq!(e.of_arm(&month, 1).unwrap(), usd(2));
+        assert_eq!(e.of_all(&month, Some("s1")).unwrap(), usd(1));
+        assert!(e.unpriced().is_empty());
     }
 }

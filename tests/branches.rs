@@ -427,6 +427,9 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
             "DROP INDEX responses_branch;
              ALTER TABLE responses DROP COLUMN branch;
              DROP TABLE session_branches;
+             DROP TABLE cost_states;
+             DROP TABLE unwritten;
+             DROP TABLE session_links;
              PRAGMA user_version = 6;",
         )
         .unwrap();
@@ -449,7 +452,7 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     // Read once: the next run reads nothing.
     let out = ok(&env.run(&["ingest"]));
     assert!(out.starts_with("ingested 0 of "), "{out}");

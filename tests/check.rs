@@ -393,6 +393,38 @@ fn user_prompt_is_refused_at_hard_stop_and_other_events_are_not_decided() {
     }
 }
 
+// Proves: a prompt reads what other sessions wrote since their last hook
+// call. Session A asks a gated tool under the cap (allowed, and the ledger
+// has then read all history), then spends past the hard stop with no tool
+// call after it, so no hook of A reads that spend. A NEW session's first
+// prompt, whose own transcript does not exist yet, is refused; a gated
+// tool call of another new session was not enough to see it (tool calls
+// read their own session only), which is why the prompt reads them all.
+#[test]
+fn a_prompt_sees_spend_other_sessions_wrote_after_their_last_hook_call() {
+    let env = acme("hard_stop", dollars(500));
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "msg_late",
+            "2026-11-20T11:00:00.000Z",
+            dollars(700),
+        )],
+    );
+    assert_allowed_silently(&check(
+        &env,
+        &pre_tool(&env, "s-other", ACME, "Agent", json!({})),
+    ));
+    let e = assert_blocked(&check(&env, &prompt(&env, "s-new", ACME)));
+    assert!(
+        e.contains("has spent $1,200.00") && e.contains("this prompt refused"),
+        "{e}"
+    );
+}
+
 // Proves (issue 15, item 2): hook JSON without hook_event_name, with an
 // unknown spelling of one, or a PreToolUse without a tool name or without
 // a tool_input object, is refused with its reason on an arm

@@ -432,8 +432,8 @@ fn arm_paths_and_cwds_match_through_symlinks() {
 /// A ledger of schema 3 (files keyed by path only; here with the same file
 /// recorded under two paths, as a symlinked Claude dir left it) upgrades
 /// without recounting: same totals, the doubled skipped line counted once.
-/// Schema 7 (branches) reads every file on disk once more from its start,
-/// for the branches of its responses; de-duplication counts nothing twice.
+/// Schemas 7 (branches) and 8 (cost-state records) read the files on disk
+/// once more from their start; de-duplication counts nothing twice.
 #[test]
 fn a_schema_3_ledger_upgrades_without_recounting() {
     let env = layouts_env();
@@ -445,6 +445,9 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
              DROP INDEX responses_branch;
              ALTER TABLE responses DROP COLUMN branch;
              DROP TABLE session_branches;
+             DROP TABLE cost_states;
+             DROP TABLE unwritten;
+             DROP TABLE session_links;
              DROP TABLE halts;
              DROP TABLE meta;
              ALTER TABLE files DROP COLUMN ctime_ns;
@@ -463,7 +466,8 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
     assert!(
         out.starts_with(&format!(
             "ingested {TRANSCRIPTS} of {TRANSCRIPTS} transcript files ("
-        )) && !out.contains("(0 bytes"),
+        )) && !out.contains("(0 bytes")
+            && out.contains(" 1 malformed lines skipped"),
         "{out}"
     );
     assert_fixture_totals(&env.report_json(&[]));

@@ -299,6 +299,18 @@ fn assert_tally_types(v: &Value, what: &str) {
     for (_, n) in v["tokens"].as_object().unwrap() {
         assert!(n.is_u64(), "{what}.tokens: {n}");
     }
+    let u = &v["unwritten"];
+    assert_eq!(
+        keys(u),
+        ["cost_usd", "tokens", "web_search_requests"],
+        "{what}.unwritten"
+    );
+    assert!(
+        u["cost_usd"].is_number()
+            && u["web_search_requests"].is_u64()
+            && keys(&u["tokens"]) == keys(&v["tokens"]),
+        "{what}.unwritten: {u}"
+    );
 }
 
 /// `report --json` has exactly the documented fields with the documented
@@ -339,6 +351,7 @@ fn json_contract_field_names_and_types() {
                 "spent_pct",
                 "tier",
                 "tokens",
+                "unwritten",
                 "web_search_requests"
             ]
         );
@@ -361,6 +374,7 @@ fn json_contract_field_names_and_types() {
                 "messages",
                 "sessions",
                 "tokens",
+                "unwritten",
                 "web_search_requests"
             ],
             "{what}"

@@ -19,7 +19,6 @@ use crate::output::hook_reply;
 use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
 use octo_budget::budget::{Evaluator, Which};
-use octo_budget::config::Config;
 use octo_budget::config::OnError;
 use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
@@ -231,12 +230,13 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             .map(|p| p.to_string_lossy().into_owned())
     });
     let config_path = absolute(&cfg.path, ctx);
-    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    let ledger_path = absolute(&ctx.locations.ledger_path(cfg), ctx);
     if !is_prompt {
         let protected = protect::Protected::new(
             &config_path,
             &ledger_path,
-            &transcript_trees(ctx, cfg, hook.transcript_path.as_deref()),
+            &ctx.locations
+                .transcript_trees(cfg, hook.transcript_path.as_deref()),
             ctx.env.home.as_deref(),
         );
         if let Some(reason) = protected.check(tool, hook.tool_input.as_ref(), cwd.as_deref()) {
@@ -274,6 +274,16 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         .filter(|t| !t.as_os_str().is_empty())
     {
         ctx.ingest_session(&mut ledger, t, hook.session_id.as_deref())?;
+        if is_prompt {
+            // Prompts come at a person's pace: also read what other
+            // sessions wrote since their last hook call (a session that
+            // ended without a tool call, or spent after its last one, is
+            // otherwise seen only by the next `ingest`, `report` or cron
+            // run). A stat per transcript plus new bytes, for as long as
+            // the call can afford; what is left is read by the next one.
+            let until = guard::started() + history_budget(ctx);
+            ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
+        }
     }
     if history_read {
         // A team ledger: this session's new responses go up, the team's
@@ -397,7 +407,7 @@ fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decisi
     if !cfg.can_halt() {
         return Decision::Allow;
     }
-    let ledger_path = absolute(&ctx.ledger_path(cfg), ctx);
+    let ledger_path = absolute(&ctx.locations.ledger_path(cfg), ctx);
     if !ledger_path.exists() {
         return Decision::Allow;
     }
@@ -447,7 +457,7 @@ fn read_session(ledger_path: &Path, hook: &HookInput) {
         return;
     };
     if ledger.history_read().unwrap_or(false) {
-        let files = super::session_files(t, hook.session_id.as_deref());
+        let files = octo_budget::transcript::discover::session_files(t, hook.session_id.as_deref());
         let _ = octo_budget::ledger::ingest::ingest_within(
             &mut ledger,
             &files,
@@ -461,39 +471,4 @@ fn history_budget(ctx: &Context) -> Duration {
     ctx.global.history_budget_ms.map_or(HISTORY_BUDGET, |ms| {
         Duration::from_millis(ms).min(HISTORY_BUDGET)
     })
-}
-
-/// The `projects/` trees of every Claude dir octo-budget may read from:
-/// the ones in use, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, `~/.claude` and
-/// `~/.config/claude`, and the one holding the hook's own transcript.
-pub fn transcript_trees(ctx: &Context, cfg: &Config, transcript: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = ctx.claude_dirs(cfg);
-    dirs.extend(cfg.claude_dirs.iter().cloned());
-    if let Some(d) = ctx
-        .env
-        .claude_config_dir
-        .as_deref()
-        .and_then(|d| d.to_str())
-    {
-        dirs.extend(d.split(',').filter(|s| !s.is_empty()).map(PathBuf::from));
-    }
-    if let Some(h) = &ctx.env.home {
-        dirs.push(h.join(".claude"));
-        dirs.push(h.join(".config").join("claude"));
-    }
-    if let Some(x) = &ctx.env.xdg_config_home {
-        dirs.push(x.join("claude"));
-    }
-    let cwd = ctx.env.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let mut trees: Vec<PathBuf> = dirs.iter().map(|d| cwd.join(d).join("projects")).collect();
-    if let Some(p) = transcript
-        .into_iter()
-        .flat_map(Path::ancestors)
-        .find(|a| a.file_name().is_some_and(|n| n == "projects"))
-    {
-        trees.push(p.to_path_buf());
-    }
-    trees.sort();
-    trees.dedup();
-    trees
 }

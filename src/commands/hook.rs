@@ -50,14 +50,12 @@ fn refuse_config_from_cwd(ctx: &Context) -> Option<u8> {
     if ctx.global.config.is_some() {
         return None;
     }
-    let found = ctx.config_path().ok()?;
+    let found = ctx.locations.config_path().ok()?;
     let cwd = ctx.env.cwd.as_ref()?;
     if found != cwd.join("budgets.yaml") {
         return None;
     }
-    let own = ctx
-        .xdg_config()
-        .map(|x| x.join("octo-budget").join("budgets.yaml"));
+    let own = ctx.locations.user_config();
     let same = |a: &Path, b: &Path| matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b);
     if own.as_deref().is_some_and(|own| same(&found, own)) {
         return None;

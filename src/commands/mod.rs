@@ -21,11 +21,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::cli::{Environment, Global};
+use octo_budget::config::location::Locations;
 use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
 use octo_budget::ledger::team::{self, Team, TeamUri};
 use octo_budget::ledger::Ledger;
-use octo_budget::transcript::discover::{discover, transcript_project, TranscriptFile};
+use octo_budget::transcript::discover::{discover, session_files};
 pub use octo_budget::Loaded;
 
 /// How long a command waits to connect to a team ledger's server.
@@ -39,6 +40,8 @@ pub struct Context {
     pub global: Global,
     pub env: Environment,
     pub now: DateTime<Utc>,
+    /// Where budgets.yaml, the ledger and the transcripts are.
+    pub locations: Locations,
 }
 
 impl Context {
@@ -77,124 +80,19 @@ impl Context {
             .and_then(|n| n.parse().ok())
     }
 
-    fn xdg_config(&self) -> Option<PathBuf> {
-        self.env
-            .xdg_config_home
-            .clone()
-            .or_else(|| self.env.home.as_ref().map(|h| h.join(".config")))
-    }
-
-    /// `--config`, `$OCTO_BUDGET_CONFIG`, `./budgets.yaml`, then
-    /// `$XDG_CONFIG_HOME/octo-budget/budgets.yaml`.
-    pub fn config_path(&self) -> std::result::Result<PathBuf, ConfigError> {
-        if let Some(p) = &self.global.config {
-            return Ok(p.clone());
-        }
-        let mut tried = Vec::new();
-        let local = self
-            .env
-            .cwd
-            .clone()
-            .unwrap_or_default()
-            .join("budgets.yaml");
-        if local.is_file() {
-            return Ok(local);
-        }
-        tried.push(local);
-        if let Some(x) = self.xdg_config() {
-            let p = x.join("octo-budget").join("budgets.yaml");
-            if p.is_file() {
-                return Ok(p);
-            }
-            tried.push(p);
-        }
-        Err(ConfigError::NotFound {
-            tried: tried
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-    }
-
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
-        let path = self.config_path()?;
+        let path = self.locations.config_path()?;
         Ok(Loaded::new(Config::load(&path, &self.path_context())?))
-    }
-
-    /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
-    /// `$XDG_DATA_HOME/octo-budget/ledger.sqlite`. For a team ledger (a
-    /// `postgres://` URI): this machine's working copy of it,
-    /// `$XDG_DATA_HOME/octo-budget/team/<host>-<hash of the URI>.sqlite`.
-    pub fn ledger_path(&self, config: &Config) -> PathBuf {
-        let named = self.global.ledger.as_ref().or(config.ledger.as_ref());
-        if let Some(p) = named {
-            match p.to_str() {
-                Some(uri) if team::is_uri(uri) => {
-                    let host: String = self
-                        .host_name()
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                                c
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
-                    let hash = xxhash_rust::xxh3::xxh3_64(uri.trim().as_bytes());
-                    return self
-                        .data_dir()
-                        .join("octo-budget")
-                        .join("team")
-                        .join(format!("{host}-{hash:016x}.sqlite"));
-                }
-                _ => return p.clone(),
-            }
-        }
-        self.data_dir().join("octo-budget").join("ledger.sqlite")
-    }
-
-    /// `$XDG_DATA_HOME`, else `~/.local/share`.
-    fn data_dir(&self) -> PathBuf {
-        self.env
-            .xdg_data_home
-            .clone()
-            .or_else(|| {
-                self.env
-                    .home
-                    .as_ref()
-                    .map(|h| h.join(".local").join("share"))
-            })
-            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// The team ledger named by `--ledger`, `$OCTO_BUDGET_LEDGER` or
     /// `ledger:`, if it is a `postgres://` URI (a bad one is a usage error).
     pub fn team_uri(&self, config: &Config) -> Result<Option<TeamUri>> {
-        let named = self.global.ledger.as_ref().or(config.ledger.as_ref());
-        match named.and_then(|p| p.to_str()) {
-            Some(uri) if team::is_uri(uri) => TeamUri::parse(uri)
+        match self.locations.team_ledger(config) {
+            Some(uri) => TeamUri::parse(uri)
                 .map(Some)
                 .map_err(|e| Error::Usage(format!("ledger URI: {e}"))),
-            _ => Ok(None),
-        }
-    }
-
-    /// This machine's name in a team ledger: `$OCTO_BUDGET_HOST`, else
-    /// the host name.
-    pub fn host_name(&self) -> String {
-        if let Some(h) = &self.env.host {
-            return h.trim().to_string();
-        }
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is writable for its length; gethostname
-        // writes at most that many bytes.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        match rc {
-            0 if end > 0 => String::from_utf8_lossy(&buf[..end]).into_owned(),
-            _ => "localhost".into(),
+            None => Ok(None),
         }
     }
 
@@ -243,7 +141,7 @@ impl Context {
                 &uri,
                 password.as_deref(),
                 &self.default_pg_user(),
-                &self.host_name(),
+                &self.locations.host,
                 timeout,
             )?);
         }
@@ -269,36 +167,8 @@ impl Context {
         self.with_team(config, timeout, |t| t.sync(ledger))
     }
 
-    /// `--claude-dir`, `claude_dirs:`, `$CLAUDE_CONFIG_DIR`, then both
-    /// `~/.claude` and `$XDG_CONFIG_HOME/claude`.
-    pub fn claude_dirs(&self, config: &Config) -> Vec<PathBuf> {
-        if !self.global.claude_dirs.is_empty() {
-            return self.global.claude_dirs.clone();
-        }
-        if !config.claude_dirs.is_empty() {
-            return config.claude_dirs.clone();
-        }
-        if let Some(d) = &self.env.claude_config_dir {
-            return d
-                .to_str()
-                .unwrap_or_default()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect();
-        }
-        let mut dirs = Vec::new();
-        if let Some(h) = &self.env.home {
-            dirs.push(h.join(".claude"));
-        }
-        if let Some(x) = self.xdg_config() {
-            dirs.push(x.join("claude"));
-        }
-        dirs
-    }
-
     pub fn open_ledger(&self, config: &Config, busy: Duration) -> Result<Ledger> {
-        Ok(Ledger::open(&self.ledger_path(config), busy)?)
+        Ok(Ledger::open(&self.locations.ledger_path(config), busy)?)
     }
 
     /// Discovers every transcript and ingests what is new.
@@ -336,7 +206,7 @@ impl Context {
         progress: &mut dyn octo_budget::ledger::ingest::Progress,
         until: Option<Instant>,
     ) -> Result<(IngestStats, bool)> {
-        let found = discover(&self.claude_dirs(&loaded.config));
+        let found = discover(&self.locations.claude_dirs(&loaded.config));
         let (mut stats, complete) =
             octo_budget::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
         let mut unreadable = found.unreadable;
@@ -383,87 +253,6 @@ pub fn absolute(p: &Path, ctx: &Context) -> PathBuf {
         ctx.env.cwd.clone().unwrap_or_default().join(p)
     };
     PathBuf::from(octo_budget::config::normalise_path(&abs.to_string_lossy()))
-}
-
-/// A session's transcripts, in every layout: the session file itself,
-/// everything under its folder (`<project>/<session>/**`: subagents,
-/// workflows, later layouts) and the project's flat `agent-*.jsonl`
-/// subagent files (they carry the parent's `sessionId`, not its name;
-/// those of other sessions cost a `stat` each and add their own spend).
-pub fn session_files(transcript: &Path, session_id: Option<&str>) -> Vec<TranscriptFile> {
-    let Some(parent) = transcript.parent() else {
-        return Vec::new();
-    };
-    // The project folder is the one right below `projects/`; a transcript
-    // elsewhere is taken as `<project>/<file>`.
-    let project_dir = transcript
-        .ancestors()
-        .skip(1)
-        .find(|a| a.parent().and_then(Path::file_name) == Some("projects".as_ref()))
-        .unwrap_or(parent);
-    let projects = project_dir.parent().unwrap_or(project_dir);
-    let project = if project_dir.file_name() == Some("projects".as_ref()) {
-        String::new() // a file directly under `projects/`, as discover names it
-    } else {
-        project_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let mut out = vec![TranscriptFile {
-        path: transcript.to_path_buf(),
-        project: project.clone(),
-    }];
-    let mut add = |path: &Path| {
-        let rel = path.strip_prefix(projects).unwrap_or(path);
-        let rel = if project_dir == projects {
-            Path::new(&project).join(rel)
-        } else {
-            rel.to_path_buf()
-        };
-        if path != transcript && transcript_project(&rel).is_some() {
-            out.push(TranscriptFile {
-                path: path.to_path_buf(),
-                project: project.clone(),
-            });
-        }
-    };
-    let stem = session_id.map(str::to_owned).or_else(|| {
-        transcript
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-    });
-    let mut folders = Vec::new();
-    if let Some(stem) = stem.filter(|s| !s.is_empty() && !s.contains('/') && s != "..") {
-        folders.push(project_dir.join(stem));
-    }
-    if parent != project_dir {
-        folders.push(parent.to_path_buf()); // `<project>/<session>/chat.jsonl`
-    }
-    for folder in folders.iter().filter(|f| f.is_dir()) {
-        for e in walkdir::WalkDir::new(folder)
-            .into_iter()
-            .filter_entry(|e| {
-                !(e.file_type().is_dir()
-                    && (e.file_name() == "tool-results" || e.file_name() == "memory"))
-            })
-            .filter_map(|e| e.ok())
-        {
-            if e.file_type().is_file() || e.file_type().is_symlink() {
-                add(e.path());
-            }
-        }
-    }
-    if let Ok(dir) = std::fs::read_dir(project_dir) {
-        for e in dir.filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            let name = name.as_encoded_bytes();
-            if name.starts_with(b"agent-") && name.ends_with(b".jsonl") {
-                add(&e.path());
-            }
-        }
-    }
-    out
 }
 
 /// A progress bar on stderr, shown only when a scan takes over a second on

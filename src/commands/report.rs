@@ -58,6 +58,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         ByArg::Day => By::Day,
         ByArg::Session => By::Session,
         ByArg::Branch => By::Branch,
+        ByArg::Kind => By::Kind,
     };
     let mut report = build(&loaded, &ledger, ctx.now, &Request { period, by, only })?;
     report.unreadable = ingested.unreadable;

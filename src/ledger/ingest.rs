@@ -35,7 +35,7 @@ use crate::pricing::PromptClass;
 use crate::transcript::discover::{TranscriptFile, Unreadable};
 use crate::transcript::parse::{envelope_branch, envelope_cwd, parse_line, Line, SessionCwd};
 use crate::transcript::reader::{for_each_line_until, read_head};
-use crate::transcript::{Response, Usage};
+use crate::transcript::{CostState, Response, Usage};
 
 /// How many leading bytes identify a file's content.
 const HEAD_LEN: u64 = 4096;
@@ -116,6 +116,9 @@ struct FileResult {
     /// Per session, the branch of its latest response in this file (by
     /// timestamp) that named one.
     session_branches: FastMap<String, (String, i64)>,
+    /// `cost-state` records, each with the timestamp of the latest
+    /// response before it in the file (the end of the run it closes).
+    cost_states: Vec<(CostState, i64)>,
     skipped: u64,
     bytes: u64,
 }
@@ -575,6 +578,8 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     // been seen in this read (a prompt before the session's first response).
     let mut looked_for_branch = false;
     let mut skipped = 0u64;
+    let mut cost_states: Vec<(CostState, Option<i64>)> = Vec::new();
+    let mut latest_ts: Option<i64> = None;
     let (end, stopped) = for_each_line_until(
         &mut f,
         start as u64,
@@ -592,6 +597,7 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                     }
                     None => r.branch = last_branch.get(session).cloned(),
                 }
+                latest_ts = latest_ts.max(Some(r.ts_ms));
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
                     file_has_cwd = true;
@@ -628,10 +634,26 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                     }
                 }
             }
+            Line::CostState(c) => cost_states.push((c, latest_ts)),
             Line::Malformed(_) => skipped += 1,
         },
     )?;
     let end = end as i64;
+    // A cost-state read with no response before it in these bytes (the
+    // rest were read earlier, e.g. by the hook): its run ended at the
+    // latest response in the bytes before them.
+    let earlier = if start > 0 && cost_states.iter().any(|(_, t)| t.is_none()) {
+        latest_response_before(&mut f, start as u64)?
+    } else {
+        None
+    };
+    let cost_states = cost_states
+        .into_iter()
+        .map(|(c, t)| {
+            let end = t.or(earlier).unwrap_or(c.start_ms).max(c.start_ms);
+            (c, end)
+        })
+        .collect();
     let mut meta = w.meta;
     if stopped {
         // Read only up to `end`: recorded as the file's size, so the next
@@ -654,6 +676,7 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         responses,
         session_cwds,
         session_branches,
+        cost_states,
         skipped,
         bytes: (end - start).max(0) as u64,
     })
@@ -730,6 +753,26 @@ pub(crate) fn apply_remote(
             .map_err(|e| w.ledger.err(e))?;
     }
     Ok(())
+}
+
+/// The timestamp of the latest response in a file's first `until` bytes.
+fn latest_response_before(f: &mut File, until: u64) -> std::io::Result<Option<i64>> {
+    let mut latest = None;
+    let past = std::cell::Cell::new(false);
+    for_each_line_until(
+        f,
+        0,
+        || past.get(),
+        |line, offset| {
+            // `offset` is where the line starts.
+            if offset >= until {
+                past.set(true);
+            } else if let Line::Response(r) = parse_line(line) {
+                latest = latest.max(Some(r.ts_ms));
+            }
+        },
+    )?;
+    Ok(latest)
 }
 
 /// Merges a duplicate of a response into the first copy seen.
@@ -828,6 +871,10 @@ struct Writer<'a> {
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
     fresh: Option<FreshLoad>,
+    /// Sessions whose counted responses or `cost-state`s changed in this
+    /// transaction: their unwritten parts are computed again before it
+    /// commits.
+    dirty: std::collections::HashSet<String>,
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -849,6 +896,7 @@ impl<'a> Writer<'a> {
             names: Names::default(),
             places: HashMap::new(),
             fresh: None,
+            dirty: std::collections::HashSet::new(),
         }
     }
 
@@ -997,6 +1045,51 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
             }
         }
+        for (c, end_ms) in std::mem::take(&mut r.cost_states) {
+            self.dirty.insert(c.session_id.clone());
+            let cwd = r
+                .session_cwds
+                .iter()
+                .find(|sc| sc.session_id == c.session_id)
+                .map_or("", |sc| sc.cwd.as_str())
+                .to_owned();
+            let place_id = self.place(&cwd, &r.project)?;
+            let mut st = self
+                .ledger
+                .conn
+                // One row per run's totals (a cumulative count has one per
+                // run); the same record read again merges by maximum.
+                .prepare_cached(
+                    "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
+                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
+                        input = max(input, excluded.input), output = max(output, excluded.output),
+                        cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
+                        cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
+                        cache_read = max(cache_read, excluded.cache_read),
+                        web_search = max(web_search, excluded.web_search)",
+                )
+                .map_err(|e| self.ledger.err(e))?;
+            for (model, u) in &c.models {
+                st.execute(params![
+                    c.session_id,
+                    c.start_ms,
+                    model,
+                    place_id,
+                    end_ms,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+                .map_err(|e| self.ledger.err(e))?;
+            }
+            self.pending += 1;
+        }
+        let conn = &self.ledger.conn;
         let skipped = if r.reset {
             0
         } else {
@@ -1084,6 +1177,12 @@ impl<'a> Writer<'a> {
         let other_main = existing
             .iter()
             .any(|e| e.request_id != row.request_id && !e.sidechain);
+        if let Some(old) = same.filter(|o| o.session_id != row.session_id) {
+            // One response in two sessions' files (a fork's copies of its
+            // parent's): the row keeps one session id; the link lets the
+            // other session's cost-state find it (see `refresh_unwritten`).
+            self.link_sessions(&old.session_id, &row.session_id)?;
+        }
         let written = match same {
             Some(old) => {
                 let usage = old.usage.max(&row.usage);
@@ -1135,6 +1234,24 @@ impl<'a> Writer<'a> {
                 self.update(&demoted)?;
                 self.delta(e, -1);
             }
+        }
+        Ok(())
+    }
+
+    /// Records that `a` and `b` share a response, both ways, and marks both
+    /// sessions for a new computation of their unwritten parts.
+    fn link_sessions(&mut self, a: &str, b: &str) -> Result<()> {
+        if a.is_empty() || b.is_empty() {
+            return Ok(());
+        }
+        let mut st = self
+            .ledger
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO session_links (a, b) VALUES (?1, ?2), (?2, ?1)")
+            .map_err(|e| self.ledger.err(e))?;
+        if st.execute([a, b]).map_err(|e| self.ledger.err(e))? > 0 {
+            self.dirty.insert(a.to_owned());
+            self.dirty.insert(b.to_owned());
         }
         Ok(())
     }
@@ -1263,6 +1380,9 @@ impl<'a> Writer<'a> {
     }
 
     fn delta(&mut self, r: &Row, sign: i64) {
+        if !self.dirty.contains(&r.session_id) {
+            self.dirty.insert(r.session_id.clone());
+        }
         let key = RollupKey {
             bucket: r.ts_ms.div_euclid(BUCKET_MS),
             place_id: r.place_id,
@@ -1333,7 +1453,16 @@ impl<'a> Writer<'a> {
         if !self.tx_open {
             return Ok(());
         }
-        if let Err(e) = self.flush_rollup().and_then(|()| self.rebuild_indexes()) {
+        if let Err(e) = self
+            .flush_rollup()
+            .and_then(|()| self.rebuild_indexes())
+            .and_then(|()| {
+                // With the rollup and indexes up to date.
+                let dirty = std::mem::take(&mut self.dirty);
+                self.ledger
+                    .refresh_unwritten(dirty.iter().map(String::as_str))
+            })
+        {
             self.rollback();
             return Err(e);
         }
@@ -1354,6 +1483,7 @@ impl<'a> Writer<'a> {
         }
         self.deltas.clear();
         self.places.clear();
+        self.dirty.clear();
         self.pending = 0;
         self.fresh = None;
     }

@@ -11,37 +11,10 @@ use rusqlite::params_from_iter;
 
 use super::schema::BUCKET_MS;
 use super::{Ledger, Result};
+use crate::model::Usage;
 use crate::pricing::PromptClass;
-use crate::transcript::Usage;
 
-/// Tokens that share everything pricing and attribution look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub day: NaiveDate,
-    pub place_id: i64,
-    pub session_id: String,
-    /// The git branch ('' for none); always '' unless the filter asked for
-    /// branches ([`Filter::by_branch`] or [`Filter::branch`]).
-    pub branch: String,
-    pub model: String,
-    pub fast: bool,
-    pub us_geo: bool,
-    pub class: PromptClass,
-    /// De-duplicated responses (advisor iterations are not responses).
-    pub messages: i64,
-    pub usage: Usage,
-}
-
-/// Where responses ran: a cwd (empty when the records had none) and the
-/// transcript folder they were read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    pub cwd: String,
-    pub project: String,
-    /// The cwd's real path on this machine when it differs (a symlink),
-    /// resolved when the place was first read.
-    pub real_cwd: Option<String>,
-}
+pub use crate::model::{Group, Place};
 
 /// Which groups to read.
 #[derive(Debug, Clone, Default)]
@@ -58,15 +31,31 @@ pub struct Filter<'a> {
 }
 
 impl Ledger {
-    /// Token groups for responses with `from <= timestamp < to`.
+    /// Token groups for responses with `from <= timestamp < to`, and the
+    /// unwritten requests of the runs that ended in that window.
     pub fn groups(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         filter: &Filter<'_>,
     ) -> Result<Vec<Group>> {
-        let from_ms = from.timestamp_millis();
-        let to_ms = to.timestamp_millis();
+        let mut out =
+            self.transcribed_groups(from.timestamp_millis(), to.timestamp_millis(), filter)?;
+        out.extend(self.unwritten_groups(
+            from.timestamp_millis(),
+            to.timestamp_millis(),
+            filter,
+        )?);
+        Ok(out)
+    }
+
+    /// Token groups for responses with `from_ms <= timestamp < to_ms`.
+    fn transcribed_groups(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
         if to_ms <= from_ms {
             return Ok(Vec::new());
         }
@@ -96,6 +85,7 @@ impl Ledger {
                 class: PromptClass(k.class),
                 messages,
                 usage,
+                unwritten: false,
             })
             .collect();
         out.sort_by(|a, b| {
@@ -107,6 +97,294 @@ impl Ledger {
                 &b.branch,
             ))
         });
+        Ok(out)
+    }
+
+    /// The requests Claude Code counted but never wrote as responses, for
+    /// the runs that ended in `[from_ms, to_ms)`.
+    ///
+    /// A count is what one `cost-state` `startTime` totals: one process
+    /// run, every `--resume` of it (cumulative totals, same `startTime`) and
+    /// every `--fork-session` of it (a new session whose totals carry the
+    /// parent's, same `startTime`). At the end of each of its runs (a
+    /// `cost-state`), its total per model and kind is the largest any of
+    /// its sessions had reported by then (a fork carries its parent); its
+    /// transcribed part is every counted response of its sessions
+    /// (subagents included: they carry the parent's session id) from
+    /// `startTime` to that end; the difference, never negative, is what is
+    /// unwritten so far. Each run adds what the largest such figure so far
+    /// grew by, placed at the run's end, in its session's place. The runs'
+    /// parts add up to that figure, which never exceeds what was really
+    /// unwritten (Claude Code's totals are at most every request, the
+    /// transcribed part at least the responses they include), so nothing
+    /// counts twice; a running session's earlier runs keep theirs.
+    pub fn unwritten_groups(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<Group>> {
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        // Kept up to date by every ingest (see `refresh_unwritten`).
+        let mut args: Vec<rusqlite::types::Value> = vec![from_ms.into(), to_ms.into()];
+        let extra = Self::filter_sql(filter, &mut args);
+        let sql = format!(
+            "SELECT end_ms, place_id, session_id, model,
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch
+             FROM unwritten WHERE end_ms >= ?1 AND end_ms < ?2{extra}"
+        );
+        let with_branch = filter.by_branch || filter.branch.is_some();
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params_from_iter(args.iter()), |r| {
+                let end_ms: i64 = r.get(0)?;
+                Ok(Group {
+                    day: day_of(end_ms.div_euclid(86_400_000)),
+                    place_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    // The session's branch when its run ended.
+                    branch: if with_branch {
+                        r.get(10)?
+                    } else {
+                        String::new()
+                    },
+                    model: r.get(3)?,
+                    // Claude Code's totals do not say which requests were
+                    // fast, US-only or long-context: standard rates.
+                    fast: false,
+                    us_geo: false,
+                    class: PromptClass(0),
+                    messages: 0,
+                    usage: super::usage_at(r, 4)?,
+                    unwritten: true,
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Computes again the unwritten parts of the counts (`startTime`s) that
+    /// `sessions` belong to, from their `cost_states` and transcribed
+    /// responses, into `unwritten`. Called by ingest (in its transaction,
+    /// with the rollup up to date) for the sessions it changed.
+    pub(crate) fn refresh_unwritten<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<()> {
+        let mut starts: Vec<i64> = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT DISTINCT start_ms FROM cost_states WHERE session_id = ?1")
+                .map_err(|e| self.err(e))?;
+            for s in sessions {
+                let found = st
+                    .query_map([s], |r| r.get::<_, i64>(0))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| self.err(e))?;
+                starts.extend(found);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        for start in starts {
+            let runs = self.unwritten_of_count(start)?;
+            self.conn
+                .prepare_cached("DELETE FROM unwritten WHERE start_ms = ?1")
+                .and_then(|mut st| st.execute([start]))
+                .map_err(|e| self.err(e))?;
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO unwritten (start_ms, end_ms, session_id, model, place_id,
+                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                        COALESCE((SELECT branch FROM session_branches WHERE session_id = ?3), ''))
+                     ON CONFLICT (start_ms, end_ms, session_id, model) DO UPDATE SET
+                        input = input + excluded.input, output = output + excluded.output,
+                        cache_write_5m = cache_write_5m + excluded.cache_write_5m,
+                        cache_write_1h = cache_write_1h + excluded.cache_write_1h,
+                        cache_read = cache_read + excluded.cache_read,
+                        web_search = web_search + excluded.web_search",
+                )
+                .map_err(|e| self.err(e))?;
+            for (end_ms, g) in runs {
+                let u = &g.usage;
+                st.execute(rusqlite::params![
+                    start,
+                    end_ms,
+                    g.session_id,
+                    g.model,
+                    g.place_id,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every run's unwritten part of one count (as
+    /// [`Ledger::unwritten_groups`] says), with the end of the run.
+    fn unwritten_of_count(&self, start_ms: i64) -> Result<Vec<(i64, Group)>> {
+        struct StateRow {
+            session_id: String,
+            model: String,
+            place_id: i64,
+            end_ms: i64,
+            usage: Usage,
+        }
+        let rows: Vec<StateRow> = {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT session_id, model, place_id, end_ms, input, output, cache_write_5m,
+                            cache_write_1h, cache_read, web_search
+                     FROM cost_states WHERE start_ms = ?1 ORDER BY end_ms, session_id, model",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([start_ms], |r| {
+                    Ok(StateRow {
+                        session_id: r.get(0)?,
+                        model: r.get(1)?,
+                        place_id: r.get(2)?,
+                        end_ms: r.get(3)?,
+                        usage: super::usage_at(r, 4)?,
+                    })
+                })
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.err(e))?;
+            rows
+        };
+        // The count's sessions, and those that share responses with them (a
+        // fork still running, which has no cost-state yet, may hold the row
+        // of a response its parent's file has too).
+        let mut sessions: Vec<String> = rows.iter().map(|r| r.session_id.clone()).collect();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT b FROM session_links WHERE a = ?1")
+                .map_err(|e| self.err(e))?;
+            for s in sessions.clone() {
+                let linked = st
+                    .query_map([&s], |r| r.get::<_, String>(0))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| self.err(e))?;
+                sessions.extend(linked);
+            }
+        }
+        sessions.sort_unstable();
+        sessions.dedup();
+        let normalise = crate::pricing::model::normalise;
+        // Per model (as the price table knows it): the name shown, Claude
+        // Code's total so far, what was transcribed so far, and the largest
+        // unwritten figure so far.
+        struct PerModel {
+            key: String,
+            name: String,
+            total: Usage,
+            written: Usage,
+            unwritten: Usage,
+        }
+        let mut models: Vec<PerModel> = Vec::new();
+        let mut out = Vec::new();
+        let mut written_to = start_ms; // transcribed responses read up to here (exclusive)
+        let mut i = 0;
+        while i < rows.len() {
+            // One run's end: every row with this end_ms.
+            let end_ms = rows[i].end_ms;
+            let first = i;
+            while i < rows.len() && rows[i].end_ms == end_ms {
+                let r = &rows[i];
+                let key = normalise(&r.model);
+                match models.iter_mut().find(|m| m.key == key) {
+                    Some(m) => m.total = m.total.max(&r.usage),
+                    None => models.push(PerModel {
+                        key,
+                        name: r.model.clone(),
+                        total: r.usage,
+                        written: Usage::default(),
+                        unwritten: Usage::default(),
+                    }),
+                }
+                i += 1;
+            }
+            let upto = end_ms.saturating_add(1);
+            if upto > written_to {
+                for s in &sessions {
+                    let f = Filter {
+                        session: Some(s),
+                        ..Filter::default()
+                    };
+                    for g in self.transcribed_groups(written_to, upto, &f)? {
+                        let key = normalise(&g.model);
+                        match models.iter_mut().find(|m| m.key == key) {
+                            Some(m) => m.written.add(&g.usage),
+                            None => models.push(PerModel {
+                                key,
+                                name: g.model.clone(),
+                                total: Usage::default(),
+                                written: g.usage,
+                                unwritten: Usage::default(),
+                            }),
+                        }
+                    }
+                }
+                written_to = upto;
+            }
+            let (session_id, place_id) = (rows[first].session_id.clone(), rows[first].place_id);
+            for m in &mut models {
+                let (t, w) = (&m.total, &m.written);
+                let now = Usage {
+                    input: t.input.saturating_sub(w.input),
+                    output: t.output.saturating_sub(w.output),
+                    cache_write_5m: t.cache_write_5m.saturating_sub(w.cache_write_5m),
+                    cache_write_1h: t.cache_write_1h.saturating_sub(w.cache_write_1h),
+                    cache_read: t.cache_read.saturating_sub(w.cache_read),
+                    web_search: t.web_search.saturating_sub(w.web_search),
+                }
+                .max(&m.unwritten);
+                let u = &m.unwritten;
+                let grew = Usage {
+                    input: now.input - u.input,
+                    output: now.output - u.output,
+                    cache_write_5m: now.cache_write_5m - u.cache_write_5m,
+                    cache_write_1h: now.cache_write_1h - u.cache_write_1h,
+                    cache_read: now.cache_read - u.cache_read,
+                    web_search: now.web_search - u.web_search,
+                };
+                m.unwritten = now;
+                if grew != Usage::default() {
+                    out.push((
+                        end_ms,
+                        Group {
+                            day: day_of(end_ms.div_euclid(86_400_000)),
+                            place_id,
+                            session_id: session_id.clone(),
+                            branch: String::new(),
+                            model: m.name.clone(),
+                            // Claude Code's totals do not say which requests were
+                            // fast, US-only or long-context: standard rates.
+                            fast: false,
+                            us_geo: false,
+                            class: PromptClass(0),
+                            messages: 0,
+                            usage: grew,
+                            unwritten: true,
+                        },
+                    ));
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -372,7 +650,9 @@ impl Ledger {
         let (lo, hi): (Option<i64>, Option<i64>) = self
             .conn
             .query_row(
-                "SELECT MIN(ts_ms), MAX(ts_ms) FROM responses WHERE counted = 1",
+                "SELECT MIN(t), MAX(t) FROM (SELECT MIN(ts_ms) AS t FROM responses WHERE counted = 1
+                   UNION ALL SELECT MAX(ts_ms) FROM responses WHERE counted = 1
+                   UNION ALL SELECT MIN(end_ms) FROM unwritten UNION ALL SELECT MAX(end_ms) FROM unwritten)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

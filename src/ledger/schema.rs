@@ -33,14 +33,25 @@
 //!   the branch of its latest response that named one, for responses
 //!   without `gitBranch`. The rollup has no branch: only `check` (one
 //!   branch, all time) and `report --by branch` need it, and both read
-//!   the responses.
+//!   the responses;
+//! - `cost_states` (8): Claude Code's own totals (`cost-state` records) per
+//!   session, count (`startTime`), model and end of the run they close (the
+//!   time of the latest response before them in the file), with the
+//!   session's place;
+//! - `unwritten` (8): what each run adds to its count's spend beyond the
+//!   transcribed responses, with its session's branch (derived from
+//!   `cost_states`, `responses` and `session_branches`, computed again by
+//!   every ingest for the sessions it changed);
+//! - `session_links` (8): pairs of sessions whose files hold the same
+//!   response (a fork's copies of its parent's), both ways: the row keeps
+//!   one session id, the link lets the other's `cost-state` find it.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -217,6 +228,51 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     UPDATE files SET size = -1, offset = 0, head_len = 0, head_hash = 0;
     ",
+    // 8: Claude Code's own totals per session and count (`cost-state`), for
+    // the requests it never writes as responses. Session files already
+    // read are read again from the start, once, to find them (re-reading
+    // adds nothing else: copies merge); subagent files never hold one.
+    "
+    CREATE TABLE cost_states (
+        session_id TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        place_id INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        PRIMARY KEY (start_ms, session_id, model, end_ms)
+    ) WITHOUT ROWID;
+    CREATE INDEX cost_states_session ON cost_states (session_id);
+    CREATE TABLE unwritten (
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        place_id INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        branch TEXT NOT NULL,
+        PRIMARY KEY (start_ms, end_ms, session_id, model)
+    ) WITHOUT ROWID;
+    CREATE INDEX unwritten_end ON unwritten (end_ms);
+    CREATE INDEX unwritten_branch ON unwritten (branch, end_ms);
+    CREATE TABLE session_links (
+        a TEXT NOT NULL,
+        b TEXT NOT NULL,
+        PRIMARY KEY (a, b)
+    ) WITHOUT ROWID;
+    UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
+    WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
+    ",
 ];
 
 /// What a file opened as the ledger is.
@@ -233,10 +289,19 @@ enum Identity {
 }
 
 fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
-    let (version, app): (i64, i64) = conn.query_row(
-        "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+    // One statement, so one snapshot: read in two, a ledger another process
+    // creates in between looks like version 0 with tables, i.e. foreign
+    // (seen with concurrent first calls on a new ledger).
+    let (version, app, objects, own): (i64, i64, i64, i64) = conn.query_row(
+        &format!(
+            "SELECT user_version, application_id,
+                    (SELECT count(*) FROM sqlite_master),
+                    (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('{}'))
+             FROM pragma_user_version, pragma_application_id",
+            OWN_TABLES.join("', '")
+        ),
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     if app == APPLICATION_ID {
         return Ok(Identity::Ours {
@@ -247,14 +312,6 @@ fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
     if app != 0 {
         return Ok(Identity::Foreign);
     }
-    let (objects, own): (i64, i64) = conn.query_row(
-        &format!(
-            "SELECT count(*), count(CASE WHEN type = 'table' AND name IN ('{}') THEN 1 END) FROM sqlite_master",
-            OWN_TABLES.join("', '")
-        ),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
     Ok(match (version, objects, own) {
         (0, 0, _) => Identity::New,
         // Written before ledgers were marked.

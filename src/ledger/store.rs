@@ -27,7 +27,9 @@ use super::{Ledger, Result};
 
 /// What the core reads from (and records in) a ledger.
 pub trait Store {
-    /// Token groups of responses with `from <= timestamp < to`.
+    /// Token groups of responses with `from <= timestamp < to`, and of
+    /// the requests Claude Code counted but never wrote (`cost-state`) for
+    /// the runs that ended in that window (`Group::unwritten`).
     fn groups(
         &self,
         from: DateTime<Utc>,

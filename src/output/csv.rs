@@ -4,11 +4,13 @@
 use std::io::{self, Write};
 
 use octo_budget::money::Micros;
-use octo_budget::report::{Report, Row};
+use octo_budget::report::{By, Report, Row};
 
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let first = match &r.breakdown {
+        // `kind` is the second column's name (the kind of row).
+        Some((By::Kind, _)) => "request_kind".into(),
         Some((by, _)) => by.as_str().to_owned(),
         None => "arm".into(),
     };

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde::{Serialize, Serializer};
 
 use octo_budget::budget::{CapState, PeriodKind, Tier};
+use octo_budget::model::Usage;
 use octo_budget::money::Micros;
 use octo_budget::report::{Report, Row};
 use octo_budget::spend::Tally;
@@ -34,7 +35,12 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn of(t: &Tally) -> Tokens {
-        let u = &t.usage;
+        Tokens::from(&t.usage)
+    }
+}
+
+impl From<&Usage> for Tokens {
+    fn from(u: &Usage) -> Tokens {
         Tokens {
             input: u.input,
             output: u.output,
@@ -53,6 +59,17 @@ pub struct Sums {
     pub sessions: usize,
     pub tokens: Tokens,
     pub web_search_requests: u64,
+    /// The part of the above from requests Claude Code counted
+    /// (cost-state) but never wrote as responses.
+    pub unwritten: Unwritten,
+}
+
+/// `unwritten` of a row.
+#[derive(Debug, Serialize)]
+pub struct Unwritten {
+    pub cost_usd: Usd,
+    pub tokens: Tokens,
+    pub web_search_requests: u64,
 }
 
 impl Sums {
@@ -63,6 +80,11 @@ impl Sums {
             sessions: t.sessions.len(),
             tokens: Tokens::of(t),
             web_search_requests: t.usage.web_search,
+            unwritten: Unwritten {
+                cost_usd: Usd(t.unwritten_cost.to_micros()),
+                tokens: Tokens::from(&t.unwritten),
+                web_search_requests: t.unwritten.web_search,
+            },
         }
     }
 }

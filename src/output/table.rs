@@ -96,9 +96,16 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
             first.reason
         )?;
     }
+    if r.total.tally.unwritten_cost.0 != 0 {
+        writeln!(
+            out,
+            "unwritten requests: {} of the total (counted by Claude Code, never written as responses; --by kind)",
+            r.total.tally.unwritten_cost.to_micros()
+        )?;
+    }
     writeln!(
         out,
-        "prices: list prices as of {}; spend is an estimate and a lower bound (see README)",
+        "prices: list prices as of {}; spend is an estimate (see README)",
         r.prices_effective_from
     )?;
     Ok(())

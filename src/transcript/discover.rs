@@ -178,6 +178,87 @@ pub fn transcript_project(rel: &Path) -> Option<String> {
     )
 }
 
+/// A session's transcripts, in every layout: the session file itself,
+/// everything under its folder (`<project>/<session>/**`: subagents,
+/// workflows, later layouts) and the project's flat `agent-*.jsonl`
+/// subagent files (they carry the parent's `sessionId`, not its name;
+/// those of other sessions cost a `stat` each and add their own spend).
+pub fn session_files(transcript: &Path, session_id: Option<&str>) -> Vec<TranscriptFile> {
+    let Some(parent) = transcript.parent() else {
+        return Vec::new();
+    };
+    // The project folder is the one right below `projects/`; a transcript
+    // elsewhere is taken as `<project>/<file>`.
+    let project_dir = transcript
+        .ancestors()
+        .skip(1)
+        .find(|a| a.parent().and_then(Path::file_name) == Some("projects".as_ref()))
+        .unwrap_or(parent);
+    let projects = project_dir.parent().unwrap_or(project_dir);
+    let project = if project_dir.file_name() == Some("projects".as_ref()) {
+        String::new() // a file directly under `projects/`, as discover names it
+    } else {
+        project_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut out = vec![TranscriptFile {
+        path: transcript.to_path_buf(),
+        project: project.clone(),
+    }];
+    let mut add = |path: &Path| {
+        let rel = path.strip_prefix(projects).unwrap_or(path);
+        let rel = if project_dir == projects {
+            Path::new(&project).join(rel)
+        } else {
+            rel.to_path_buf()
+        };
+        if path != transcript && transcript_project(&rel).is_some() {
+            out.push(TranscriptFile {
+                path: path.to_path_buf(),
+                project: project.clone(),
+            });
+        }
+    };
+    let stem = session_id.map(str::to_owned).or_else(|| {
+        transcript
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+    });
+    let mut folders = Vec::new();
+    if let Some(stem) = stem.filter(|s| !s.is_empty() && !s.contains('/') && s != "..") {
+        folders.push(project_dir.join(stem));
+    }
+    if parent != project_dir {
+        folders.push(parent.to_path_buf()); // `<project>/<session>/chat.jsonl`
+    }
+    for folder in folders.iter().filter(|f| f.is_dir()) {
+        for e in WalkDir::new(folder)
+            .into_iter()
+            .filter_entry(|e| {
+                !(e.file_type().is_dir()
+                    && (e.file_name() == "tool-results" || e.file_name() == "memory"))
+            })
+            .filter_map(|e| e.ok())
+        {
+            if e.file_type().is_file() || e.file_type().is_symlink() {
+                add(e.path());
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(project_dir) {
+        for e in dir.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            if name.starts_with(b"agent-") && name.ends_with(b".jsonl") {
+                add(&e.path());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

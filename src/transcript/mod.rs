@@ -6,50 +6,7 @@ pub mod discover;
 pub mod parse;
 pub mod reader;
 
-/// Token counts of one response (or one advisor iteration). Field names
-/// follow the price table's categories.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    pub cache_write_5m: u64,
-    pub cache_write_1h: u64,
-    pub cache_read: u64,
-    pub web_search: u64,
-}
-
-impl Usage {
-    /// Field-wise maximum: how duplicates of one response merge (an early
-    /// streaming snapshot carries a placeholder `output_tokens`).
-    pub fn max(&self, o: &Usage) -> Usage {
-        Usage {
-            input: self.input.max(o.input),
-            output: self.output.max(o.output),
-            cache_write_5m: self.cache_write_5m.max(o.cache_write_5m),
-            cache_write_1h: self.cache_write_1h.max(o.cache_write_1h),
-            cache_read: self.cache_read.max(o.cache_read),
-            web_search: self.web_search.max(o.web_search),
-        }
-    }
-
-    /// The prompt size the long-context rules look at:
-    /// uncached input + cache writes + cache reads.
-    pub fn prompt_tokens(&self) -> u64 {
-        self.input
-            .saturating_add(self.cache_write_5m)
-            .saturating_add(self.cache_write_1h)
-            .saturating_add(self.cache_read)
-    }
-
-    pub fn add(&mut self, o: &Usage) {
-        self.input = self.input.saturating_add(o.input);
-        self.output = self.output.saturating_add(o.output);
-        self.cache_write_5m = self.cache_write_5m.saturating_add(o.cache_write_5m);
-        self.cache_write_1h = self.cache_write_1h.saturating_add(o.cache_write_1h);
-        self.cache_read = self.cache_read.saturating_add(o.cache_read);
-        self.web_search = self.web_search.saturating_add(o.web_search);
-    }
-}
+pub use crate::model::Usage;
 
 /// What one costed record says. A response's identity is
 /// (`message_id`, `request_id`); lines without a `message.id` get a
@@ -74,6 +31,20 @@ pub struct Response {
     pub usage: Usage,
     /// `advisor_message` iterations: extra usage billed at their own model.
     pub advisors: Vec<Advisor>,
+}
+
+/// A `cost-state` record: Claude Code's own running totals of every
+/// request of a session's count (one process run, or several joined by
+/// `--resume` / `--fork-session`, which keep `start_ms`), per model. It
+/// also counts requests never written as responses (WebSearch's own
+/// request, compaction, background requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostState {
+    pub session_id: String,
+    /// `startTime`: when the count began (ms since the Unix epoch).
+    pub start_ms: i64,
+    /// Per model as Claude Code names it, the tokens and web searches.
+    pub models: Vec<(String, Usage)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Advisor, Response, Usage};
+use super::{Advisor, CostState, Response, Usage};
 
 /// The most tokens one usage field of one response may hold: 10 million,
 /// ten times the largest context window (1M tokens), which leaves room for
@@ -30,6 +30,8 @@ pub const MAX_WEB_SEARCHES: u64 = 1_000;
 pub enum Line {
     /// A costed response.
     Response(Response),
+    /// Claude Code's own totals of a session's requests (`cost-state`).
+    CostState(CostState),
     /// A valid record that carries no cost (user, summary, `<synthetic>`,
     /// unknown types, ...). Skipped silently.
     NoCost,
@@ -153,6 +155,9 @@ pub fn parse_line(line: &[u8]) -> Line {
         return Line::NoCost;
     }
     if !may_carry_usage(trimmed) {
+        if is_cost_state(trimmed) {
+            return cost_state(trimmed);
+        }
         return if looks_like_object(trimmed) {
             Line::NoCost
         } else {
@@ -312,6 +317,133 @@ fn usage_of(
         cache_write_1h: w1,
         cache_read: cache_read.unwrap_or(0),
         web_search: web_search.unwrap_or(0),
+    })
+}
+
+/// True when a line may be a `cost-state` record (a byte search).
+fn is_cost_state(line: &[u8]) -> bool {
+    static KIND: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"cost-state\""));
+    KIND.find(line).is_some()
+}
+
+#[derive(Deserialize)]
+struct RawCostState<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(rename = "sessionId", borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(rename = "startTime", default)]
+    start_time: Option<Value>,
+    #[serde(rename = "modelUsage", default)]
+    model_usage: Option<std::collections::BTreeMap<String, Option<RawModelUsage>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawModelUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(rename = "cacheCreationEphemeral5mInputTokens", default)]
+    cache_creation_5m: Option<u64>,
+    #[serde(rename = "cacheCreationEphemeral1hInputTokens", default)]
+    cache_creation_1h: Option<u64>,
+    #[serde(default)]
+    web_search_requests: Option<u64>,
+}
+
+/// The most tokens of one kind a `cost-state` may hold per model: the
+/// per-response bound times 100,000 responses (it sums a whole session).
+const MAX_COST_STATE_TOKENS: u64 = MAX_TOKENS_PER_FIELD * 100_000;
+
+/// Parses a line that mentions `"cost-state"`: a `cost-state` record, or
+/// any other record (a user quoting the word) that costs nothing.
+fn cost_state(line: &[u8]) -> Line {
+    let raw: RawCostState<'_> = match serde_json::from_slice(line) {
+        Ok(raw) => raw,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            // Another shape; a cost-state with unusable fields is counted.
+            return match serde_json::from_slice::<Value>(line) {
+                Ok(v) if v.get("type").and_then(Value::as_str) == Some("cost-state") => {
+                    Line::Malformed("wrong type in a cost-state field")
+                }
+                Ok(v) if v.is_object() => Line::NoCost,
+                _ => Line::Malformed("not a JSON object"),
+            };
+        }
+        Err(_) => return Line::Malformed("invalid JSON"),
+    };
+    if raw.kind.as_deref() != Some("cost-state") {
+        return Line::NoCost;
+    }
+    let Some(session_id) = raw.session_id.filter(|s| !s.is_empty()) else {
+        return Line::Malformed("cost-state without sessionId");
+    };
+    let start_ms = match raw.start_time {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(&s)
+            .ok()
+            .map(|t| t.timestamp_millis()),
+        _ => None,
+    };
+    let Some(start_ms) = start_ms else {
+        return Line::Malformed("cost-state without startTime");
+    };
+    let mut models = Vec::new();
+    for (model, u) in raw.model_usage.unwrap_or_default() {
+        let u = u.unwrap_or_default();
+        let fields = [
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_input_tokens,
+            u.cache_creation_input_tokens,
+            u.cache_creation_5m,
+            u.cache_creation_1h,
+        ];
+        if fields
+            .iter()
+            .any(|f| f.is_some_and(|v| v > MAX_COST_STATE_TOKENS))
+            || u.web_search_requests
+                .is_some_and(|w| w > MAX_WEB_SEARCHES * 100_000)
+        {
+            return Line::Malformed("implausible token count");
+        }
+        let model = model.trim();
+        if model.is_empty() || model == "<synthetic>" {
+            continue;
+        }
+        // The same rules as a response's usage: the larger of the total and
+        // the split is the total; what the split leaves is 5-minute writes.
+        let (w5, w1) = match (u.cache_creation_5m, u.cache_creation_1h) {
+            (None, None) => (u.cache_creation_input_tokens.unwrap_or(0), 0),
+            (s5, s1) => {
+                let (s5, s1) = (s5.unwrap_or(0), s1.unwrap_or(0));
+                let total = u.cache_creation_input_tokens.unwrap_or(0).max(s5 + s1);
+                (total - s1, s1)
+            }
+        };
+        models.push((
+            model.to_owned(),
+            Usage {
+                input: u.input_tokens.unwrap_or(0),
+                output: u.output_tokens.unwrap_or(0),
+                cache_write_5m: w5,
+                cache_write_1h: w1,
+                cache_read: u.cache_read_input_tokens.unwrap_or(0),
+                web_search: u.web_search_requests.unwrap_or(0),
+            },
+        ));
+    }
+    Line::CostState(CostState {
+        session_id: session_id.into_owned(),
+        start_ms,
+        models,
     })
 }
 
@@ -628,6 +760,60 @@ mod tests {
         // Deep nesting elsewhere in a valid record that carries no cost.
         let other = format!(r#"{{"type":"user","usage":{deep}}}"#);
         assert_eq!(parse_line(other.as_bytes()), Line::NoCost);
+    }
+
+    /// A real `cost-state` line of Claude Code 2.1.328 (from the e2e
+    /// suite's fork observation): every field the totals need.
+    #[test]
+    fn cost_state_of_claude_code_2_1_328() {
+        let line = br#"{"type":"cost-state","sessionId":"794dd8a8","totalCostUSD":0.22098099999999998,"totalAPIDuration":221,"totalDuration":928,"startTime":1796022850297,"modelUsage":{"claude-sonnet-4-6":{"inputTokens":2878,"outputTokens":3499,"thinkingTokens":0,"cacheReadInputTokens":258730,"cacheCreationInputTokens":16635,"cacheCreationEphemeral5mInputTokens":12252,"cacheCreationEphemeral1hInputTokens":4383,"webSearchRequests":1,"costUSD":0.22098099999999998}},"hasUnknownModelCost":false}"#;
+        let Line::CostState(c) = parse_line(line) else {
+            panic!("not a cost-state: {:?}", parse_line(line));
+        };
+        assert_eq!(c.session_id, "794dd8a8");
+        assert_eq!(c.start_ms, 1_796_022_850_297);
+        assert_eq!(
+            c.models,
+            vec![(
+                "claude-sonnet-4-6".to_string(),
+                Usage {
+                    input: 2878,
+                    output: 3499,
+                    cache_write_5m: 12252,
+                    cache_write_1h: 4383,
+                    cache_read: 258730,
+                    web_search: 1,
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn odd_cost_states() {
+        // No split: every write is a 5-minute write; nulls are absent.
+        let Line::CostState(c) = parse_line(
+            br#"{"type":"cost-state","sessionId":"s","startTime":5,"modelUsage":{"claude-haiku-4-5":{"inputTokens":7,"outputTokens":null,"cacheCreationInputTokens":40},"<synthetic>":{"inputTokens":1},"x":null}}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.models.len(), 2);
+        assert_eq!(c.models[0].0, "claude-haiku-4-5");
+        assert_eq!((c.models[0].1.input, c.models[0].1.cache_write_5m), (7, 40));
+        assert_eq!(c.models[1].1, Usage::default());
+        // Without a session or a start the totals cannot be placed.
+        for bad in [
+            &br#"{"type":"cost-state","startTime":5,"modelUsage":{}}"#[..],
+            br#"{"type":"cost-state","sessionId":"s","modelUsage":{}}"#,
+            br#"{"type":"cost-state","sessionId":"s","startTime":5,"modelUsage":{"m":{"inputTokens":"9"}}}"#,
+            br#"{"type":"cost-state","sessionId":"s","startTime":5,"modelUsage":{"m":{"inputTokens":1000000000000000}}}"#,
+        ] {
+            assert!(matches!(parse_line(bad), Line::Malformed(_)), "{bad:?}");
+        }
+        // Another record that holds the word is not a cost-state.
+        let user = br#"{"type":"user","message":{"content":{"cost-state":1}}}"#;
+        assert_eq!(parse_line(user), Line::NoCost);
+        let quoted = br#"{"type":"user","message":{"content":"what is \"cost-state\"?"}}"#;
+        assert_eq!(parse_line(quoted), Line::NoCost);
     }
 
     #[test]

@@ -211,6 +211,10 @@ SCRIPTS = {
     # Long: Bash calls that sleep, so a run can be killed mid-way.
     "slow": [{"blocks": [bash(f'sleep 0.5; touch "$E2E_MARKS/slow{i}"')]} for i in range(12)]
     + [{"blocks": [("text", "Slow done.")]}],
+    # As slow, then a WebSearch: a run killed during the Bash calls and
+    # resumed makes its unwritten request in the resumed run.
+    "slowsearch": [{"blocks": [bash(f'sleep 0.5; touch "$E2E_MARKS/slow{i}"')]} for i in range(8)]
+    + [{"blocks": [websearch()]}, {"blocks": [("text", "Slow search done.")]}],
 }
 
 

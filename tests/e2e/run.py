@@ -385,7 +385,8 @@ HARD_CAP = "0.10"
 
 
 def case_a(c):
-    """report --json equals the usage served for every transcribed response."""
+    """report --json equals the usage served: its transcribed part for every
+    transcribed response, its unwritten part for WebSearch's own request."""
     c.install("")
     run = c.run_claude("E2E:account Run the account script.")
     main, sub, ws = c.requests("main"), c.requests("subagent"), c.requests("websearch")
@@ -398,18 +399,23 @@ def case_a(c):
     expect(tids == served_ids, f"transcribed ids {sorted(tids)} != main+subagent responses {sorted(served_ids)}")
     rep = c.report()
     arm = [a for a in rep["arms"] if a["arm"] == "e2e"][0]
-    want = {k: sum(tokens_of(r["usage"])[k] for r in served) for k in ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")}
-    expect(arm["tokens"] == want, f"report tokens {arm['tokens']} != served {want}")
+    kinds = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+    want = {k: sum(tokens_of(r["usage"])[k] for r in served) for k in kinds}
+    transcribed = {k: arm["tokens"][k] - arm["unwritten"]["tokens"][k] for k in kinds}
+    expect(transcribed == want, f"report tokens (transcribed part) {transcribed} != served {want}")
+    unwritten = {k: sum(tokens_of(r["usage"])[k] for r in ws) for k in kinds}
+    expect(arm["unwritten"]["tokens"] == unwritten and arm["unwritten"]["web_search_requests"] == 1, f"report unwritten {arm['unwritten']} != WebSearch's own request {unwritten}")
     expect(arm["messages"] == len(served), f"report messages {arm['messages']} != {len(served)} responses served")
     micros = sum(cost_micros(r["usage"]) for r in served)
     expect(micros.denominator == 1, "the scripted usage should cost whole micro-dollars")
-    got = round(arm["cost_usd"] * 1_000_000)
-    expect(got == micros, f"report cost ${arm['cost_usd']} != served ${micros / 1_000_000} (list prices)")
+    got = round(arm["cost_usd"] * 1_000_000) - round(arm["unwritten"]["cost_usd"] * 1_000_000)
+    expect(got == micros, f"report cost (transcribed part) ${got / 1e6} != served ${micros / 1_000_000} (list prices)")
     expect(rep["totals"]["cost_usd"] == arm["cost_usd"] and (rep.get("unattributed") or {}).get("messages", 0) == 0, "spend outside the arm")
-    untranscribed = sum(cost_micros(r["usage"]) for r in ws)
+    untranscribed = sum(cost_micros(r["usage"]) for r in ws) + 10_000
+    expect_report_is_bill(rep, main + sub + ws, 1, micros + untranscribed, run["result"]["total_cost_usd"])
     return {
         "responses": len(served),
-        "info": f"${got / 1e6:.6f} over {len(served)} responses = served; WebSearch's own request (${untranscribed / 1e6:.6f} + 1 search) is not transcribed; claude total_cost_usd {run['result'].get('total_cost_usd')}",
+        "info": f"${got / 1e6:.6f} over {len(served)} responses = served; + WebSearch's own request and search ${untranscribed / 1e6:.6f} (unwritten) = claude total_cost_usd {run['result'].get('total_cost_usd')}",
     }
 
 
@@ -669,8 +675,89 @@ def case_j(c):
     all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 10_000  # + one search at $10 per 1000
     expect(round(run["result"]["total_cost_usd"] * 1e6) == all_micros, f"total_cost_usd {run['result']['total_cost_usd']} != ${all_micros / 1e6}")
     rep = c.report()
-    gap = all_micros - round(rep["totals"]["cost_usd"] * 1e6)
-    return {"info": f"cost-state = all {len(reqs)} requests = total_cost_usd ${all_micros / 1e6:.6f}; report ${rep['totals']['cost_usd']:.6f} (transcribed only: ${gap / 1e6:.6f} unwritten, issue #10)"}
+    expect_report_is_bill(rep, reqs, 1, all_micros, run["result"]["total_cost_usd"])
+    unwritten = [r for r in reqs if r["role"] in ("compact", "websearch")]
+    uw = rep["totals"]["unwritten"]
+    want_uw = {k: sum(tokens_of(r["usage"])[k] for r in unwritten) for k in kinds}
+    expect(uw["tokens"] == want_uw and uw["web_search_requests"] == 1, f"report unwritten {uw} != the compaction and WebSearch requests {want_uw}")
+    by_kind = json.loads(c.octo("report", "--json", "--period", "all", "--by", "kind").stdout)["breakdown"]["rows"]
+    keys = {r["key"]: round(r["cost_usd"] * 1e6) for r in by_kind}
+    uw_micros = sum(cost_micros(r["usage"]) for r in unwritten) + 10_000
+    expect(keys == {"transcribed": all_micros - uw_micros, "unwritten": uw_micros}, f"--by kind {keys}")
+    return {"info": f"cost-state = all {len(reqs)} requests = total_cost_usd = report ${all_micros / 1e6:.6f}, of which unwritten (compaction, WebSearch's own request and its search) ${uw_micros / 1e6:.6f}"}
+
+
+def expect_report_is_bill(rep, reqs, searches, all_micros, total_cost_usd):
+    """`report --json` equals what the mock billed over ALL requests (tokens
+    per kind, web searches) and Claude Code's own total_cost_usd."""
+    kinds = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+    billed = {k: sum(tokens_of(r["usage"])[k] for r in reqs) for k in kinds}
+    arm = [a for a in rep["arms"] if a["arm"] == "e2e"][0]
+    expect(arm["tokens"] == billed, f"report tokens {arm['tokens']} != billed over all requests {billed}")
+    expect(arm["web_search_requests"] == searches, f"report web searches {arm['web_search_requests']} != {searches}")
+    got = round(arm["cost_usd"] * 1e6)
+    expect(got == all_micros, f"report ${arm['cost_usd']} != billed ${all_micros / 1e6}")
+    expect(round(total_cost_usd * 1e6) == got, f"report ${arm['cost_usd']} != Claude Code's total_cost_usd {total_cost_usd}")
+    expect(rep["totals"]["cost_usd"] == arm["cost_usd"], "spend outside the arm")
+
+
+def case_l(c):
+    """A session with WebSearch and compaction, `--resume`d (cumulative
+    cost-state, same startTime) and then forked (`--fork-session`: a new
+    session whose cost-state carries the parent's totals): report = every
+    request billed, counted once, = the last run's total_cost_usd."""
+    c.install("")
+    sid = str(uuid.uuid4())
+    c.run_claude("E2E:compact Run the compact script.", "--session-id", sid)
+    c.octo("ingest")  # the first run's cost-state is in the ledger before the next
+    c.run_claude("E2E:plain go on", "--resume", sid)
+    run3 = c.run_claude("E2E:plain fork it", "--resume", sid, "--fork-session")
+    reqs = c.requests()
+    roles = [r["role"] for r in reqs]
+    expect(roles.count("compact") == 1 and roles.count("websearch") == 1, f"the mock served {roles}")
+    states = []
+    for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", "*.jsonl")):
+        states += [json.loads(line) for line in open(f) if '"cost-state"' in line]
+    expect(len(states) == 3 and len({d["startTime"] for d in states}) == 1, f"cost-states: {[(d['sessionId'][:8], d['startTime']) for d in states]}")
+    all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 10_000
+    expect_report_is_bill(c.report(), reqs, 1, all_micros, run3["result"]["total_cost_usd"])
+    return {"info": f"3 runs, 2 sessions, {len(reqs)} requests: report = billed = the fork's total_cost_usd ${all_micros / 1e6:.6f}"}
+
+
+def case_m(c):
+    """A run killed by SIGKILL (no cost-state) and `--resume`d (a new
+    count: new startTime, only its own requests) that then uses WebSearch,
+    after a session with WebSearch and compaction: report = every request
+    billed (the killed run's responses are not taken off the resumed run's
+    unwritten request)."""
+    c.install("")
+    run1 = c.run_claude("E2E:compact Run the compact script.")
+    sid = str(uuid.uuid4())
+    p = subprocess.Popen(
+        c.claude_args("E2E:slowsearch Run the slowsearch script.", "--session-id", sid),
+        env=c.env(), cwd=c.proj, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    time.sleep(3)
+    c.octo("ingest")  # the killed run is being read while it runs
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=CLAUDE_TIMEOUT)
+    time.sleep(0.5)
+    killed = len(c.requests())
+    expect(not [r for r in c.requests() if r["role"] == "websearch"][1:], "the killed run reached its WebSearch")
+    run3 = c.run_claude("E2E:slowsearch continue", "--resume", sid)
+    reqs = c.requests()
+    states = []
+    for f in glob.glob(os.path.join(c.cfgdir, "projects", "*", f"{sid}.jsonl")):
+        states += [json.loads(line) for line in open(f) if '"cost-state"' in line]
+    expect(len(states) == 1, f"{len(states)} cost-states in the killed and resumed session")
+    expect([r["role"] for r in reqs].count("websearch") == 2, "the resumed run made no WebSearch request")
+    all_micros = sum(cost_micros(r["usage"]) for r in reqs) + 20_000
+    # The killed run is in no total of Claude Code's (its requests are all
+    # transcribed: Bash only), the resumed run's total is its own requests.
+    killed_micros = sum(cost_micros(r["usage"]) for r in reqs[5:killed])
+    total = (round(run1["result"]["total_cost_usd"] * 1e6) + killed_micros + round(run3["result"]["total_cost_usd"] * 1e6)) / 1e6
+    expect_report_is_bill(c.report(), reqs, 2, all_micros, total)
+    return {"info": f"killed after {killed - 5} requests (${killed_micros / 1e6:.6f}, in no cost-state); report = billed ${all_micros / 1e6:.6f} = run totals + the killed run"}
 
 
 CASES = [
@@ -683,8 +770,10 @@ CASES = [
     ("g", "a warn systemMessage appears once", case_g),
     ("h", "a subagent's own spend is counted in it", case_h),
     ("i", "a halt inside a subagent ends the session", case_i),
-    ("j", "untranscribed requests: cost-state counts them", case_j),
+    ("j", "untranscribed requests: report = the bill", case_j),
     ("k", "a halt inside a background subagent", case_k),
+    ("l", "resume and fork: every request counted once", case_l),
+    ("m", "a SIGKILLed run, resumed: every request counted once", case_m),
 ]
 
 
@@ -786,6 +875,112 @@ def observe_cost_state(c, sig):
     return line
 
 
+def observe_fork(c):
+    """`--resume <id> --fork-session` of a session that used WebSearch and
+    was compacted: the fork's file, its cost-state and startTime."""
+    sid = str(uuid.uuid4())
+    c.run_claude("E2E:compact Run the compact script.", "--session-id", sid)
+    n1 = len(c.requests())
+    billed1 = sum(cost_micros(r["usage"]) for r in c.requests()) + 10_000
+    run2 = c.run_claude("E2E:plain fork it", "--resume", sid, "--fork-session")
+    billed2 = sum(cost_micros(r["usage"]) for r in c.requests()[n1:])
+    files = sorted(glob.glob(os.path.join(c.cfgdir, "projects", "*", "*.jsonl")))
+    out = [f"parent billed ${float(billed1) / 1e6:.6f}, fork run billed ${float(billed2) / 1e6:.6f}; result total_cost_usd {run2['result'].get('total_cost_usd')}"]
+    parent_start = None
+    for f in files:
+        lines = [json.loads(line) for line in open(f)]
+        name = os.path.basename(f)[:-6]
+        states = [(i, d) for i, d in enumerate(lines) if d.get("type") == "cost-state"]
+        sids = sorted({d.get("sessionId") for d in lines if d.get("sessionId")})
+        desc = []
+        for i, d in states:
+            desc.append(f"line {i + 1}/{len(lines)} sessionId {'own' if d.get('sessionId') == name else d.get('sessionId')} ${d['totalCostUSD']:.6f} startTime {d['startTime']}")
+        if name == sid:
+            parent_start = states[-1][1]["startTime"] if states else None
+        out.append(f"{'parent' if name == sid else 'fork'} file: {len(lines)} lines, sessionIds {['own' if s == name else s for s in sids]}, cost-states [{'; '.join(desc)}]")
+    out.append(f"parent startTime {parent_start}")
+    return " | ".join(out)
+
+
+def observe_interactive(c):
+    """An interactive session (no -p, in a pseudo-terminal): when is
+    `cost-state` written: after each turn, or when the process ends?"""
+    import pty
+    import threading
+    sid = str(uuid.uuid4())
+    key = c.env()["ANTHROPIC_API_KEY"]
+    json.dump(
+        {
+            "hasCompletedOnboarding": True,
+            "theme": "dark",
+            "bypassPermissionsModeAccepted": True,
+            "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+            "projects": {c.proj: {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
+        },
+        open(os.path.join(c.cfgdir, ".claude.json"), "w"),
+    )
+    master, slave = pty.openpty()
+    env = dict(c.env(), TERM="xterm-256color", COLUMNS="120", LINES="40")
+    p = subprocess.Popen(
+        [c.claude, "--permission-mode", "bypassPermissions", "--model", MODEL, "--session-id", sid],
+        env=env, cwd=c.proj, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+    )
+    os.close(slave)
+    screen = []
+
+    def pump():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            screen.append(data.decode(errors="replace"))
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def wait_requests(n, secs=30):
+        t = time.time()
+        while time.time() - t < secs:
+            if len(c.requests()) >= n:
+                time.sleep(2)
+                return True
+            time.sleep(0.3)
+        return False
+
+    def typed(text):
+        for ch in text:
+            os.write(master, ch.encode())
+            time.sleep(0.01)
+        time.sleep(0.3)
+        os.write(master, b"\r")
+
+    def states():
+        return [(d["totalCostUSD"], d["startTime"]) for d, _ in cost_states(c, sid)]
+
+    out = []
+    time.sleep(6)
+    typed("E2E:compact Run the compact script.")
+    ok1 = wait_requests(5)
+    out.append(f"turn 1 ({len(c.requests())} requests, done {ok1}): cost-states {states()}")
+    typed("E2E:plain more")
+    ok2 = wait_requests(6)
+    out.append(f"turn 2 ({len(c.requests())} requests, done {ok2}): cost-states {states()}")
+    typed("/exit")
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+    time.sleep(0.5)
+    billed = sum(cost_micros(r["usage"]) for r in c.requests()) + 10_000 * len(c.requests("websearch"))
+    out.append(f"after /exit (exit {p.returncode}): cost-states {states()}, billed ${float(billed) / 1e6:.6f}")
+    if not ok1:
+        out.append("screen: " + re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", "".join(screen))[-600:])
+    return "; ".join(out)
+
+
 def observe(args):
     global RATES
     RATES = price_rates(MODEL)
@@ -799,6 +994,8 @@ def observe(args):
         ("cost-state, SIGTERM", lambda c: observe_cost_state(c, "SIGTERM")),
         ("cost-state, SIGINT", lambda c: observe_cost_state(c, "SIGINT")),
         ("cost-state, SIGKILL", lambda c: observe_cost_state(c, "SIGKILL")),
+        ("cost-state, fork", observe_fork),
+        ("cost-state, interactive", observe_interactive),
         ]
         if not args.cases or any(k in j[0] for k in args.cases)
     ]
