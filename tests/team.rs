@@ -676,3 +676,39 @@ fn a_read_only_role_reports_and_passwords_stay_out_of_files() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("reader-pw"));
     assert!(!settings.exists());
 }
+
+// Proves: Claude Code's own totals (`cost-state`, the requests it never
+// writes as responses) reach the team too: a session on host a and its
+// `--fork-session` on host b (which copies the parent's responses and
+// carries the parent's totals) give the team the totals one machine
+// holding both files reaches, unwritten requests included.
+#[test]
+fn cost_states_and_forks_across_hosts_count_as_on_one_machine() {
+    let Some(pg) = Pg::start() else { return };
+    let mut env = fixture_env();
+    env.now = "2026-11-30T12:00:00Z".into();
+    let (a, b, c) = (
+        host(&env, &pg, "a"),
+        host(&env, &pg, "b"),
+        host(&env, &pg, "c"),
+    );
+    let from = repo_path("fixtures/coststate/projects/-work-e2e-repo");
+    for (h, file) in [(&a, "parent.jsonl"), (&b, "fork.jsonl")] {
+        let dir = h.claude.join("projects/-work-e2e-repo");
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(from.join(file), dir.join(file)).unwrap();
+    }
+    assert!(a.run(&["ingest", "--quiet"]).status.success());
+    assert!(b.run(&["ingest", "--quiet"]).status.success());
+    let whole = single_machine(&env, &repo_path("fixtures/coststate"));
+    let team = c.report();
+    assert_eq!(totals(&team), totals(&whole));
+    assert_eq!(team["totals"]["cost_usd"], whole["totals"]["cost_usd"]);
+    assert_eq!(team["totals"]["unwritten"], whole["totals"]["unwritten"]);
+    assert!(
+        whole["totals"]["unwritten"]["cost_usd"].as_f64().unwrap() > 0.0,
+        "the fixture has unwritten requests"
+    );
+    // Host a, which read only the parent, learns the fork's share too.
+    assert_eq!(totals(&a.report()), totals(&whole));
+}

@@ -708,18 +708,47 @@ pub struct RemoteSession {
     pub first_ts: i64,
 }
 
+/// One model's totals of a `cost-state` record as a team ledger's server
+/// holds them.
+#[derive(Debug, Clone)]
+pub struct RemoteCost {
+    pub session_id: String,
+    pub start_ms: i64,
+    pub model: String,
+    pub end_ms: i64,
+    pub cwd: String,
+    pub project: String,
+    pub usage: Usage,
+}
+
+/// What a team ledger's sync moves, either way.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteBatch {
+    pub responses: Vec<RemoteResponse>,
+    pub sessions: Vec<RemoteSession>,
+    pub costs: Vec<RemoteCost>,
+    /// Sessions sharing a response (a fork's copies), one way each.
+    pub links: Vec<(String, String)>,
+}
+
+impl RemoteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn len(&self) -> usize {
+        self.responses.len() + self.sessions.len() + self.costs.len() + self.links.len()
+    }
+}
+
 /// Merges rows from a team ledger's server into this ledger exactly as
 /// rows read from transcripts are merged (maximum per field, the rollup in
-/// step, sidechain copies not counted twice), inside the transaction the
-/// caller holds open.
-pub(crate) fn apply_remote(
-    ledger: &mut Ledger,
-    rows: Vec<RemoteResponse>,
-    sessions: &[RemoteSession],
-) -> Result<()> {
+/// step, sidechain copies not counted twice, the unwritten parts of
+/// cost-states computed again), inside the transaction the caller holds
+/// open.
+pub(crate) fn apply_remote(ledger: &mut Ledger, batch: RemoteBatch) -> Result<()> {
     let mut w = Writer::new(ledger);
     w.tx_open = true;
-    for r in rows {
+    for r in batch.responses {
         let place_id = w.place(&r.cwd, &r.project)?;
         w.apply_row(Row {
             id: 0,
@@ -738,6 +767,43 @@ pub(crate) fn apply_remote(
             usage: r.usage,
         })?;
     }
+    for (a, b) in &batch.links {
+        w.link_sessions(a, b)?;
+    }
+    for c in &batch.costs {
+        let place_id = w.place(&c.cwd, &c.project)?;
+        w.dirty.insert(c.session_id.clone());
+        let u = &c.usage;
+        w.ledger
+            .conn
+            .prepare_cached(
+                "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
+                    input = max(input, excluded.input), output = max(output, excluded.output),
+                    cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
+                    cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
+                    cache_read = max(cache_read, excluded.cache_read),
+                    web_search = max(web_search, excluded.web_search)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    c.session_id,
+                    c.start_ms,
+                    c.model,
+                    place_id,
+                    c.end_ms,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+            })
+            .map_err(|e| w.ledger.err(e))?;
+    }
     w.flush_rollup()?;
     let mut st = w
         .ledger
@@ -748,11 +814,13 @@ pub(crate) fn apply_remote(
              WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)",
         )
         .map_err(|e| w.ledger.err(e))?;
-    for s in sessions {
+    for s in &batch.sessions {
         st.execute(params![s.session_id, s.cwd, s.first_ts])
             .map_err(|e| w.ledger.err(e))?;
     }
-    Ok(())
+    drop(st);
+    let dirty = std::mem::take(&mut w.dirty);
+    w.ledger.refresh_unwritten(dirty.iter().map(String::as_str))
 }
 
 /// The timestamp of the latest response in a file's first `until` bytes.

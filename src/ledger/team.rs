@@ -37,7 +37,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls};
 use rusqlite::params;
 
-use super::ingest::{apply_remote, RemoteResponse, RemoteSession};
+use super::ingest::{apply_remote, RemoteBatch, RemoteCost, RemoteResponse, RemoteSession};
 use super::outbox::AlertKey;
 use super::{Ledger, LedgerError, Result};
 use crate::transcript::Usage;
@@ -53,7 +53,8 @@ const MIGRATION_LOCK: i64 = 0x4F43_5442;
 const CHUNK: usize = 4000;
 
 const MIGRATIONS: &[&str] = &[
-    // 1: responses (merged by maximum), session cwds, alert claims.
+    // 1: responses and cost-states (merged by maximum), session cwds,
+    // sessions sharing responses, alert claims.
     "
     CREATE TABLE octo_budget_responses (
         message_id text NOT NULL,
@@ -86,6 +87,30 @@ const MIGRATIONS: &[&str] = &[
         wxid xid8 NOT NULL DEFAULT pg_current_xact_id()
     );
     CREATE INDEX octo_budget_sessions_wxid ON octo_budget_sessions (wxid);
+    CREATE TABLE octo_budget_cost_states (
+        session_id text NOT NULL,
+        start_ms bigint NOT NULL,
+        model text NOT NULL,
+        end_ms bigint NOT NULL,
+        cwd text NOT NULL,
+        project text NOT NULL,
+        input bigint NOT NULL,
+        output bigint NOT NULL,
+        cache_write_5m bigint NOT NULL,
+        cache_write_1h bigint NOT NULL,
+        cache_read bigint NOT NULL,
+        web_search bigint NOT NULL,
+        wxid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        PRIMARY KEY (start_ms, session_id, model, end_ms)
+    );
+    CREATE INDEX octo_budget_cost_states_wxid ON octo_budget_cost_states (wxid);
+    CREATE TABLE octo_budget_session_links (
+        a text NOT NULL,
+        b text NOT NULL,
+        wxid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        PRIMARY KEY (a, b)
+    );
+    CREATE INDEX octo_budget_session_links_wxid ON octo_budget_session_links (wxid);
     CREATE TABLE octo_budget_notices (
         scope text NOT NULL,
         cap text NOT NULL,
@@ -111,8 +136,21 @@ const CACHE_TABLES: &str = "
         BEGIN INSERT OR IGNORE INTO team_pending_sessions (session_id) VALUES (NEW.session_id); END;
     CREATE TRIGGER team_sessions_update AFTER UPDATE ON sessions
         BEGIN INSERT OR IGNORE INTO team_pending_sessions (session_id) VALUES (NEW.session_id); END;
+    CREATE TABLE team_pending_costs (
+        session_id TEXT NOT NULL, start_ms INTEGER NOT NULL, model TEXT NOT NULL, end_ms INTEGER NOT NULL,
+        PRIMARY KEY (start_ms, session_id, model, end_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE team_pending_links (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+    CREATE TRIGGER team_costs_insert AFTER INSERT ON cost_states
+        BEGIN INSERT OR IGNORE INTO team_pending_costs VALUES (NEW.session_id, NEW.start_ms, NEW.model, NEW.end_ms); END;
+    CREATE TRIGGER team_costs_update AFTER UPDATE ON cost_states
+        BEGIN INSERT OR IGNORE INTO team_pending_costs VALUES (NEW.session_id, NEW.start_ms, NEW.model, NEW.end_ms); END;
+    CREATE TRIGGER team_links_insert AFTER INSERT ON session_links
+        BEGIN INSERT OR IGNORE INTO team_pending_links (a, b) VALUES (NEW.a, NEW.b); END;
     INSERT INTO team_pending (id) SELECT id FROM responses;
     INSERT INTO team_pending_sessions (session_id) SELECT session_id FROM sessions;
+    INSERT INTO team_pending_costs SELECT session_id, start_ms, model, end_ms FROM cost_states;
+    INSERT INTO team_pending_links SELECT a, b FROM session_links;
 ";
 
 /// True for a ledger value that names a PostgreSQL server.
@@ -496,19 +534,19 @@ impl Team {
         let mut stats = SyncStats::default();
         let mut read_only = false;
         let mut migrated = false;
+        let mut retries = 0;
         loop {
-            let (rows, sessions, more) = if read_only {
-                (Vec::new(), Vec::new(), false)
+            let (batch, more) = if read_only {
+                (RemoteBatch::default(), false)
             } else {
                 pending(ledger)?
             };
             let pull = !more;
-            let sent = rows.len() + sessions.len();
             // Nothing to send: the plain read (a read-only role's only one).
-            let result = if read_only || (rows.is_empty() && sessions.is_empty()) {
+            let result = if batch.is_empty() {
                 self.pull_only(&cursor)
             } else {
-                self.exchange(&rows, &sessions, pull.then_some(cursor.as_str()))
+                self.exchange(&batch, pull.then_some(cursor.as_str()))
             };
             let answer = match result {
                 Ok(a) => a,
@@ -524,8 +562,9 @@ impl Team {
                     read_only = true;
                     continue;
                 }
-                Err(e) if matches!(code_of(&e), Some("40P01") | Some("40001")) => {
+                Err(e) if retries < 5 && matches!(code_of(&e), Some("40P01") | Some("40001")) => {
                     // Deadlock or serialization failure: nothing was written.
+                    retries += 1;
                     continue;
                 }
                 Err(e) => return Err(self.err(e)),
@@ -539,36 +578,16 @@ impl Team {
                 continue;
             }
             if !read_only {
-                mark_sent(ledger, &rows, &sessions)?;
-                stats.sent += sent;
+                mark_sent(ledger, &batch)?;
+                stats.sent += batch.len();
             }
             if pull {
-                stats.received += answer.responses.len() + answer.sessions.len();
-                let before: Option<HashSet<i64>> = if read_only {
-                    Some(pending_ids(ledger)?)
-                } else {
-                    None
-                };
-                apply_remote(ledger, answer.responses, &answer.sessions)?;
-                // What came down is on the server already.
-                match before {
-                    None => ledger
-                        .conn
-                        .execute_batch(
-                            "DELETE FROM team_pending; DELETE FROM team_pending_sessions",
-                        )
-                        .map_err(|e| ledger.err(e))?,
-                    Some(keep) => {
-                        let now = pending_ids(ledger)?;
-                        let mut del = ledger
-                            .conn
-                            .prepare_cached("DELETE FROM team_pending WHERE id = ?1")
-                            .map_err(|e| ledger.err(e))?;
-                        for id in now.difference(&keep) {
-                            del.execute([id]).map_err(|e| ledger.err(e))?;
-                        }
-                    }
-                }
+                stats.received += answer.batch.len();
+                let before = pending_keys(ledger)?;
+                apply_remote(ledger, answer.batch)?;
+                // What came down is on the server already: only what was
+                // waiting before (a read-only role's own rows) stays marked.
+                forget_new_marks(ledger, &before)?;
                 ledger
                     .conn
                     .execute(
@@ -582,14 +601,14 @@ impl Team {
         }
     }
 
-    /// One statement: upsert `rows` and `sessions`, and (with `cursor`)
-    /// read back everything written at or after it.
+    /// One statement: upsert `batch`, and (with `cursor`) read back
+    /// everything written at or after it.
     fn exchange(
         &mut self,
-        rows: &[RemoteResponse],
-        sessions: &[RemoteSession],
+        batch: &RemoteBatch,
         cursor: Option<&str>,
     ) -> std::result::Result<Answer, postgres::Error> {
+        let rows = &batch.responses;
         let col = |f: fn(&RemoteResponse) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
         let int = |f: fn(&RemoteResponse) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
         let flag = |f: fn(&RemoteResponse) -> bool| rows.iter().map(f).collect::<Vec<bool>>();
@@ -609,24 +628,28 @@ impl Team {
             flag(|r| r.us_geo),
             flag(|r| r.advisor),
         );
-        let tok: [Vec<i64>; 6] = [
-            int(|r| r.usage.input as i64),
-            int(|r| r.usage.output as i64),
-            int(|r| r.usage.cache_write_5m as i64),
-            int(|r| r.usage.cache_write_1h as i64),
-            int(|r| r.usage.cache_read as i64),
-            int(|r| r.usage.web_search as i64),
-        ];
-        let s_id: Vec<&str> = sessions.iter().map(|s| s.session_id.as_str()).collect();
-        let s_cwd: Vec<&str> = sessions.iter().map(|s| s.cwd.as_str()).collect();
-        let s_ts: Vec<i64> = sessions.iter().map(|s| s.first_ts).collect();
+        let tok = tokens(rows.iter().map(|r| &r.usage));
+        let s = &batch.sessions;
+        let s_id: Vec<&str> = s.iter().map(|s| s.session_id.as_str()).collect();
+        let s_cwd: Vec<&str> = s.iter().map(|s| s.cwd.as_str()).collect();
+        let s_ts: Vec<i64> = s.iter().map(|s| s.first_ts).collect();
+        let c = &batch.costs;
+        let c_sid: Vec<&str> = c.iter().map(|c| c.session_id.as_str()).collect();
+        let c_start: Vec<i64> = c.iter().map(|c| c.start_ms).collect();
+        let c_model: Vec<&str> = c.iter().map(|c| c.model.as_str()).collect();
+        let c_end: Vec<i64> = c.iter().map(|c| c.end_ms).collect();
+        let c_cwd: Vec<&str> = c.iter().map(|c| c.cwd.as_str()).collect();
+        let c_project: Vec<&str> = c.iter().map(|c| c.project.as_str()).collect();
+        let c_tok = tokens(c.iter().map(|c| &c.usage));
+        let l_a: Vec<&str> = batch.links.iter().map(|l| l.0.as_str()).collect();
+        let l_b: Vec<&str> = batch.links.iter().map(|l| l.1.as_str()).collect();
         let pull = cursor.is_some();
         let cursor = cursor.unwrap_or("0");
         let host = self.host.as_str();
         let t = Type::TEXT_ARRAY;
         let i = Type::INT8_ARRAY;
         let b = Type::BOOL_ARRAY;
-        let params: [(&(dyn ToSql + Sync), Type); 25] = [
+        let params: [(&(dyn ToSql + Sync), Type); 38] = [
             (&mid, t.clone()),
             (&rid, t.clone()),
             (&sid, t.clone()),
@@ -651,18 +674,61 @@ impl Team {
             (&s_ts, i.clone()),
             (&cursor, Type::TEXT),
             (&pull, Type::BOOL),
-            (&VERSION, Type::INT8),
+            (&c_sid, t.clone()),
+            (&c_start, i.clone()),
+            (&c_model, t.clone()),
+            (&c_end, i.clone()),
+            (&c_cwd, t.clone()),
+            (&c_project, t.clone()),
+            (&c_tok[0], i.clone()),
+            (&c_tok[1], i.clone()),
+            (&c_tok[2], i.clone()),
+            (&c_tok[3], i.clone()),
+            (&c_tok[4], i.clone()),
+            (&c_tok[5], i.clone()),
+            (&l_a, t.clone()),
+            (&l_b, t.clone()),
         ];
-        let got = self.client.query_typed(SYNC_SQL, &params)?;
+        let got = self.client.query_typed(&sync_sql(), &params)?;
         Ok(answer_of(got))
     }
 
-    /// The same for a role that may only read: nothing goes up.
+    /// The read alone (nothing to send, or a role that may only read).
     fn pull_only(&mut self, cursor: &str) -> std::result::Result<Answer, postgres::Error> {
         let got = self
             .client
-            .query_typed(PULL_SQL, &[(&cursor, Type::TEXT), (&true, Type::BOOL)])?;
+            .query_typed(&pull_sql(), &[(&cursor, Type::TEXT), (&true, Type::BOOL)])?;
         Ok(answer_of(got))
+    }
+}
+
+/// The six token columns of some usages, as arrays.
+fn tokens<'a>(usages: impl Iterator<Item = &'a Usage>) -> [Vec<i64>; 6] {
+    let mut out: [Vec<i64>; 6] = Default::default();
+    for u in usages {
+        for (col, v) in out.iter_mut().zip([
+            u.input,
+            u.output,
+            u.cache_write_5m,
+            u.cache_write_1h,
+            u.cache_read,
+            u.web_search,
+        ]) {
+            col.push(v as i64);
+        }
+    }
+    out
+}
+
+fn usage_of(r: &postgres::Row, first: usize) -> Usage {
+    let t = |i: usize| r.get::<_, Option<i64>>(first + i).unwrap_or(0).max(0) as u64;
+    Usage {
+        input: t(0),
+        output: t(1),
+        cache_write_5m: t(2),
+        cache_write_1h: t(3),
+        cache_read: t(4),
+        web_search: t(5),
     }
 }
 
@@ -670,46 +736,48 @@ fn answer_of(got: Vec<postgres::Row>) -> Answer {
     let mut answer = Answer {
         version: 0,
         cursor: "0".into(),
-        responses: Vec::new(),
-        sessions: Vec::new(),
+        batch: RemoteBatch::default(),
     };
+    let text = |r: &postgres::Row, i: usize| r.get::<_, Option<String>>(i).unwrap_or_default();
+    let int = |r: &postgres::Row, i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0);
+    let flag = |r: &postgres::Row, i: usize| r.get::<_, Option<bool>>(i).unwrap_or(false);
     for r in got {
         let kind: i32 = r.get(0);
         match kind {
             0 => {
-                answer.version = r
-                    .get::<_, Option<String>>(1)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                answer.cursor = r.get(2);
+                answer.version = text(&r, 1).parse().unwrap_or(0);
+                answer.cursor = text(&r, 2);
             }
-            1 => answer.responses.push(RemoteResponse {
-                message_id: r.get(1),
-                request_id: r.get(2),
-                session_id: r.get(3),
-                cwd: r.get(4),
-                project: r.get(5),
-                model: r.get(6),
-                branch: r.get(7),
-                ts_ms: r.get(8),
-                sidechain: r.get(9),
-                fast: r.get(10),
-                us_geo: r.get(11),
-                advisor: r.get(12),
-                usage: Usage {
-                    input: r.get::<_, i64>(13).max(0) as u64,
-                    output: r.get::<_, i64>(14).max(0) as u64,
-                    cache_write_5m: r.get::<_, i64>(15).max(0) as u64,
-                    cache_write_1h: r.get::<_, i64>(16).max(0) as u64,
-                    cache_read: r.get::<_, i64>(17).max(0) as u64,
-                    web_search: r.get::<_, i64>(18).max(0) as u64,
-                },
+            1 => answer.batch.responses.push(RemoteResponse {
+                message_id: text(&r, 1),
+                request_id: text(&r, 2),
+                session_id: text(&r, 3),
+                cwd: text(&r, 4),
+                project: text(&r, 5),
+                model: text(&r, 6),
+                branch: text(&r, 7),
+                ts_ms: int(&r, 8),
+                sidechain: flag(&r, 9),
+                fast: flag(&r, 10),
+                us_geo: flag(&r, 11),
+                advisor: flag(&r, 12),
+                usage: usage_of(&r, 13),
             }),
-            _ => answer.sessions.push(RemoteSession {
-                session_id: r.get(3),
-                cwd: r.get(4),
-                first_ts: r.get(8),
+            2 => answer.batch.sessions.push(RemoteSession {
+                session_id: text(&r, 3),
+                cwd: text(&r, 4),
+                first_ts: int(&r, 8),
             }),
+            3 => answer.batch.costs.push(RemoteCost {
+                session_id: text(&r, 3),
+                cwd: text(&r, 4),
+                project: text(&r, 5),
+                model: text(&r, 6),
+                start_ms: int(&r, 8),
+                end_ms: int(&r, 19),
+                usage: usage_of(&r, 13),
+            }),
+            _ => answer.batch.links.push((text(&r, 3), text(&r, 4))),
         }
     }
     answer
@@ -792,15 +860,70 @@ fn too_new(server: &str, found: i64) -> LedgerError {
 struct Answer {
     version: i64,
     cursor: String,
-    responses: Vec<RemoteResponse>,
-    sessions: Vec<RemoteSession>,
+    batch: RemoteBatch,
+}
+
+/// The columns every row of a sync's answer has: kind (0 the header, 1 a
+/// response, 2 a session, 3 a cost-state, 4 a session link), seven texts,
+/// a timestamp, four flags, six token counts and a second timestamp.
+const NULLS_AFTER_KIND: &str =
+    "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+       NULL::int8, NULL::bool, NULL::bool, NULL::bool, NULL::bool,
+       NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8";
+
+/// Reading back, at or after the cursor `$23` when `$24`: one arm of the
+/// answer per table.
+fn pulls() -> String {
+    "
+UNION ALL
+SELECT 1, message_id, request_id, session_id, cwd, project, model, branch, ts_ms, sidechain, fast, us_geo, advisor,
+       input, output, cache_write_5m, cache_write_1h, cache_read, web_search, NULL
+FROM octo_budget_responses WHERE $24 AND wxid >= $23::xid8
+UNION ALL
+SELECT 2, NULL, NULL, session_id, cwd, NULL, NULL, NULL, first_ts, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM octo_budget_sessions WHERE $24 AND wxid >= $23::xid8
+UNION ALL
+SELECT 3, NULL, NULL, session_id, cwd, project, model, NULL, start_ms, NULL, NULL, NULL, NULL,
+       input, output, cache_write_5m, cache_write_1h, cache_read, web_search, end_ms
+FROM octo_budget_cost_states WHERE $24 AND wxid >= $23::xid8
+UNION ALL
+SELECT 4, NULL, NULL, a, b, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM octo_budget_session_links WHERE $24 AND wxid >= $23::xid8
+"
+    .to_string()
+}
+
+/// The header row: the server's schema version and the snapshot's xmin
+/// (the next cursor).
+const HEADER: &str = "SELECT 0, (SELECT value FROM octo_budget_meta WHERE key = 'schema_version'),
+       pg_snapshot_xmin(pg_current_snapshot())::text";
+
+/// The read alone; `$1`/`$2` stand for the cursor and the flag.
+fn pull_sql() -> String {
+    format!(
+        "{HEADER}, {}\n{}",
+        &NULLS_AFTER_KIND["NULL::text, NULL::text, ".len()..],
+        pulls()
+    )
+    .replace("$23", "$1")
+    .replace("$24", "$2")
 }
 
 /// The sync statement: the upserts are data-modifying CTEs, so sending,
 /// reading back and the schema version are one round trip. The `WHERE` of
 /// each `DO UPDATE` leaves a row that nothing raises untouched (its `wxid`
 /// stays, so it is not sent to everybody again).
-const SYNC_SQL: &str = "
+fn sync_sql() -> String {
+    format!(
+        "{UPSERTS}\n{HEADER}, {}\n{}",
+        &NULLS_AFTER_KIND["NULL::text, NULL::text, ".len()..],
+        pulls()
+    )
+}
+
+const UPSERTS: &str = "
 WITH up AS (
     INSERT INTO octo_budget_responses AS t (message_id, request_id, session_id, cwd, project, model, ts_ms, branch,
         sidechain, fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, host)
@@ -829,43 +952,35 @@ WITH up AS (
         wxid = pg_current_xact_id()
     WHERE (excluded.first_ts, excluded.cwd) < (t.first_ts, t.cwd)
     RETURNING 1
-)
-SELECT 0, (SELECT value FROM octo_budget_meta WHERE key = 'schema_version'),
-       pg_snapshot_xmin(pg_current_snapshot())::text,
-       (SELECT count(*) FROM up)::text, (SELECT count(*) FROM ses)::text, $25::text, NULL::text, NULL::text,
-       NULL::int8, NULL::bool, NULL::bool, NULL::bool, NULL::bool,
-       NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8
-UNION ALL
-SELECT 1, message_id, request_id, session_id, cwd, project, model, branch, ts_ms, sidechain, fast, us_geo, advisor,
-       input, output, cache_write_5m, cache_write_1h, cache_read, web_search
-FROM octo_budget_responses WHERE $24 AND wxid >= $23::xid8
-UNION ALL
-SELECT 2, NULL, NULL, session_id, cwd, NULL, NULL, NULL, first_ts, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL
-FROM octo_budget_sessions WHERE $24 AND wxid >= $23::xid8
-";
+), cost AS (
+    INSERT INTO octo_budget_cost_states AS t (session_id, start_ms, model, end_ms, cwd, project,
+        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+    SELECT * FROM unnest($25::text[], $26::int8[], $27::text[], $28::int8[], $29::text[], $30::text[],
+        $31::int8[], $32::int8[], $33::int8[], $34::int8[], $35::int8[], $36::int8[])
+    ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
+        input = GREATEST(t.input, excluded.input),
+        output = GREATEST(t.output, excluded.output),
+        cache_write_5m = GREATEST(t.cache_write_5m, excluded.cache_write_5m),
+        cache_write_1h = GREATEST(t.cache_write_1h, excluded.cache_write_1h),
+        cache_read = GREATEST(t.cache_read, excluded.cache_read),
+        web_search = GREATEST(t.web_search, excluded.web_search),
+        wxid = pg_current_xact_id()
+    WHERE excluded.input > t.input OR excluded.output > t.output
+       OR excluded.cache_write_5m > t.cache_write_5m OR excluded.cache_write_1h > t.cache_write_1h
+       OR excluded.cache_read > t.cache_read OR excluded.web_search > t.web_search
+    RETURNING 1
+), link AS (
+    INSERT INTO octo_budget_session_links (a, b)
+    SELECT * FROM unnest($37::text[], $38::text[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)";
 
-/// The sync statement without the upserts, for a read-only role.
-const PULL_SQL: &str = "
-SELECT 0, (SELECT value FROM octo_budget_meta WHERE key = 'schema_version'),
-       pg_snapshot_xmin(pg_current_snapshot())::text,
-       NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
-       NULL::int8, NULL::bool, NULL::bool, NULL::bool, NULL::bool,
-       NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8
-UNION ALL
-SELECT 1, message_id, request_id, session_id, cwd, project, model, branch, ts_ms, sidechain, fast, us_geo, advisor,
-       input, output, cache_write_5m, cache_write_1h, cache_read, web_search
-FROM octo_budget_responses WHERE $2 AND wxid >= $1::xid8
-UNION ALL
-SELECT 2, NULL, NULL, session_id, cwd, NULL, NULL, NULL, first_ts, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL
-FROM octo_budget_sessions WHERE $2 AND wxid >= $1::xid8
-";
-
-/// The cache's changed rows not yet sent (at most [`CHUNK`]), sorted by
-/// key (concurrent upserts in one order do not deadlock), and whether
-/// more are waiting.
-fn pending(ledger: &Ledger) -> Result<(Vec<RemoteResponse>, Vec<RemoteSession>, bool)> {
+/// The cache's changed rows not yet sent (at most [`CHUNK`] responses),
+/// sorted by key (concurrent upserts in one order do not deadlock), and
+/// whether more are waiting.
+fn pending(ledger: &Ledger) -> Result<(RemoteBatch, bool)> {
+    let err = |e| ledger.err(e);
     let mut st = ledger
         .conn
         .prepare_cached(
@@ -875,7 +990,7 @@ fn pending(ledger: &Ledger) -> Result<(Vec<RemoteResponse>, Vec<RemoteSession>, 
              FROM team_pending q JOIN responses r ON r.id = q.id JOIN places p ON p.id = r.place_id
              ORDER BY q.id LIMIT ?1",
         )
-        .map_err(|e| ledger.err(e))?;
+        .map_err(err)?;
     let mut rows = st
         .query_map([CHUNK as i64 + 1], |r| {
             Ok(RemoteResponse {
@@ -895,21 +1010,26 @@ fn pending(ledger: &Ledger) -> Result<(Vec<RemoteResponse>, Vec<RemoteSession>, 
             })
         })
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| ledger.err(e))?;
+        .map_err(err)?;
     let more = rows.len() > CHUNK;
     rows.truncate(CHUNK);
     rows.sort_by(|a, b| (&a.message_id, &a.request_id).cmp(&(&b.message_id, &b.request_id)));
-    let sessions = if more {
-        Vec::new()
-    } else {
-        let mut st = ledger
-            .conn
-            .prepare_cached(
-                "SELECT s.session_id, s.cwd, s.first_ts FROM team_pending_sessions q
-                 JOIN sessions s ON s.session_id = q.session_id ORDER BY s.session_id",
-            )
-            .map_err(|e| ledger.err(e))?;
-        st.query_map([], |r| {
+    let mut batch = RemoteBatch {
+        responses: rows,
+        ..RemoteBatch::default()
+    };
+    if more {
+        return Ok((batch, true));
+    }
+    let mut st = ledger
+        .conn
+        .prepare_cached(
+            "SELECT s.session_id, s.cwd, s.first_ts FROM team_pending_sessions q
+             JOIN sessions s ON s.session_id = q.session_id ORDER BY s.session_id",
+        )
+        .map_err(err)?;
+    batch.sessions = st
+        .query_map([], |r| {
             Ok(RemoteSession {
                 session_id: r.get(0)?,
                 cwd: r.get(1)?,
@@ -917,38 +1037,135 @@ fn pending(ledger: &Ledger) -> Result<(Vec<RemoteResponse>, Vec<RemoteSession>, 
             })
         })
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| ledger.err(e))?
-    };
-    Ok((rows, sessions, more))
+        .map_err(err)?;
+    let mut st = ledger
+        .conn
+        .prepare_cached(
+            "SELECT c.session_id, c.start_ms, c.model, c.end_ms, p.cwd, p.project,
+                    c.input, c.output, c.cache_write_5m, c.cache_write_1h, c.cache_read, c.web_search
+             FROM team_pending_costs q
+             JOIN cost_states c ON c.session_id = q.session_id AND c.start_ms = q.start_ms
+                  AND c.model = q.model AND c.end_ms = q.end_ms
+             JOIN places p ON p.id = c.place_id
+             ORDER BY c.start_ms, c.session_id, c.model, c.end_ms",
+        )
+        .map_err(err)?;
+    batch.costs = st
+        .query_map([], |r| {
+            Ok(RemoteCost {
+                session_id: r.get(0)?,
+                start_ms: r.get(1)?,
+                model: r.get(2)?,
+                end_ms: r.get(3)?,
+                cwd: r.get(4)?,
+                project: r.get(5)?,
+                usage: super::usage_at(r, 6)?,
+            })
+        })
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(err)?;
+    let mut st = ledger
+        .conn
+        .prepare_cached("SELECT a, b FROM team_pending_links ORDER BY a, b")
+        .map_err(err)?;
+    batch.links = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(err)?;
+    Ok((batch, false))
 }
 
-fn pending_ids(ledger: &Ledger) -> Result<HashSet<i64>> {
+/// The marks waiting before a read is applied.
+struct Marks {
+    responses: HashSet<i64>,
+    others: i64,
+}
+
+fn pending_keys(ledger: &Ledger) -> Result<Marks> {
+    let err = |e| ledger.err(e);
     let mut st = ledger
         .conn
         .prepare_cached("SELECT id FROM team_pending")
-        .map_err(|e| ledger.err(e))?;
-    st.query_map([], |r| r.get(0))
+        .map_err(err)?;
+    let responses = st
+        .query_map([], |r| r.get(0))
         .and_then(|it| it.collect::<std::result::Result<HashSet<i64>, _>>())
-        .map_err(|e| ledger.err(e))
+        .map_err(err)?;
+    let others: i64 = ledger
+        .conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM team_pending_sessions) + (SELECT count(*) FROM team_pending_costs)
+                  + (SELECT count(*) FROM team_pending_links)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    Ok(Marks { responses, others })
 }
 
-fn mark_sent(ledger: &Ledger, rows: &[RemoteResponse], sessions: &[RemoteSession]) -> Result<()> {
+/// Drops the marks that applying the server's rows added (they are on the
+/// server already). When nothing else was waiting (every writer's case
+/// after its upserts), all marks go.
+fn forget_new_marks(ledger: &Ledger, before: &Marks) -> Result<()> {
+    let err = |e| ledger.err(e);
+    if before.responses.is_empty() && before.others == 0 {
+        return ledger
+            .conn
+            .execute_batch(
+                "DELETE FROM team_pending; DELETE FROM team_pending_sessions;
+                 DELETE FROM team_pending_costs; DELETE FROM team_pending_links",
+            )
+            .map_err(err);
+    }
+    // A read-only role's own rows wait for a role that may write; the
+    // server's rows it merged (rarely the same keys) are sent again then,
+    // which merges to the same values.
+    let now = pending_keys(ledger)?;
+    let mut del = ledger
+        .conn
+        .prepare_cached("DELETE FROM team_pending WHERE id = ?1")
+        .map_err(err)?;
+    for id in now.responses.difference(&before.responses) {
+        del.execute([id]).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn mark_sent(ledger: &Ledger, batch: &RemoteBatch) -> Result<()> {
+    let err = |e| ledger.err(e);
     let mut del = ledger
         .conn
         .prepare_cached(
             "DELETE FROM team_pending WHERE id = (SELECT id FROM responses WHERE message_id = ?1 AND request_id = ?2)",
         )
-        .map_err(|e| ledger.err(e))?;
-    for r in rows {
+        .map_err(err)?;
+    for r in &batch.responses {
         del.execute(params![r.message_id, r.request_id])
-            .map_err(|e| ledger.err(e))?;
+            .map_err(err)?;
     }
     let mut del = ledger
         .conn
         .prepare_cached("DELETE FROM team_pending_sessions WHERE session_id = ?1")
-        .map_err(|e| ledger.err(e))?;
-    for s in sessions {
-        del.execute([&s.session_id]).map_err(|e| ledger.err(e))?;
+        .map_err(err)?;
+    for s in &batch.sessions {
+        del.execute([&s.session_id]).map_err(err)?;
+    }
+    let mut del = ledger
+        .conn
+        .prepare_cached(
+            "DELETE FROM team_pending_costs WHERE session_id = ?1 AND start_ms = ?2 AND model = ?3 AND end_ms = ?4",
+        )
+        .map_err(err)?;
+    for c in &batch.costs {
+        del.execute(params![c.session_id, c.start_ms, c.model, c.end_ms])
+            .map_err(err)?;
+    }
+    let mut del = ledger
+        .conn
+        .prepare_cached("DELETE FROM team_pending_links WHERE a = ?1 AND b = ?2")
+        .map_err(err)?;
+    for (a, b) in &batch.links {
+        del.execute([a, b]).map_err(err)?;
     }
     Ok(())
 }
