@@ -50,6 +50,11 @@ pub struct Global {
     /// 3000] (for tests)
     #[arg(long, global = true, hide = true, value_name = "MS")]
     pub history_budget_ms: Option<u64>,
+    /// A team ledger: `check` and `statusline` answer from this machine's
+    /// working copy without contacting the server when it synced less than
+    /// MS milliseconds ago (0: always sync) [default: 2000]
+    #[arg(long, global = true, env = "OCTO_BUDGET_TEAM_CACHE_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub team_cache_ms: Option<u64>,
     /// Colours in report tables and the status line: auto (on a terminal),
     /// always or never; NO_COLOR (set and non-empty) turns them off
     #[arg(

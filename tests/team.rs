@@ -439,7 +439,8 @@ fn check_on_one_host_blocks_on_the_teams_spend() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("acme"));
 }
 
-// Proves: with the server stopped, `check` refuses within its deadline
+// Proves: with the server stopped, `check` answers from the working copy
+// within the cache bound, and past it refuses within its deadline
 // with a reason naming the server (never the password), `report` and
 // `alerts` exit 4 with one line; what was read meanwhile goes up on the
 // next run once the server is back, and the totals are exact.
@@ -470,7 +471,22 @@ fn server_down_refuses_then_catches_up_exactly() {
     drop(f);
 
     let input = prompt("s-down", "/work/clients/beta", &a.claude.join(rel));
-    let (out, took) = check(a.cmd().env("PGPASSWORD", "sekrit-pw"), &input);
+    // Within the cache bound (here a minute), `check` answers from the
+    // working copy without the server: beta is under its caps.
+    let (out, _) = check(a.cmd().env("OCTO_BUDGET_TEAM_CACHE_MS", "60000"), &input);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Past it (0: always sync), the server is needed.
+    let (out, took) = check(
+        a.cmd()
+            .env("PGPASSWORD", "sekrit-pw")
+            .env("OCTO_BUDGET_TEAM_CACHE_MS", "0"),
+        &input,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(took < Duration::from_secs(6), "check took {took:?}");

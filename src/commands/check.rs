@@ -287,8 +287,9 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     }
     if history_read {
         // A team ledger: this session's new responses go up, the team's
-        // come down (one round trip; a first read of history synced).
-        ctx.sync_team(cfg, &mut ledger, TEAM_WAIT)?;
+        // come down (one round trip; a first read of history synced),
+        // unless the working copy synced within --team-cache-ms.
+        ctx.sync_team_unless_fresh(cfg, &mut ledger, TEAM_WAIT)?;
     }
     let session = hook.session_id.as_deref();
     // A halted session stays halted, subagents included (they carry the

@@ -32,6 +32,17 @@ pub use octo_budget::Loaded;
 /// How long a command waits to connect to a team ledger's server.
 pub const TEAM_WAIT: Duration = Duration::from_secs(10);
 
+/// How long `check` and `statusline` answer from a team ledger's working
+/// copy after a sync (`--team-cache-ms`).
+pub const TEAM_CACHE_MS: u64 = 2_000;
+
+/// The wall clock in milliseconds (the age of a team ledger's last sync).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// This process's connection to a team ledger (see [`Context::with_team`]).
 static TEAM: std::sync::Mutex<Option<Team>> = std::sync::Mutex::new(None);
 
@@ -164,7 +175,28 @@ impl Context {
         ledger: &mut Ledger,
         timeout: Duration,
     ) -> Result<Option<team::SyncStats>> {
-        self.with_team(config, timeout, |t| t.sync(ledger))
+        let now_ms = wall_ms();
+        self.with_team(config, timeout, |t| t.sync(ledger, now_ms))
+    }
+
+    /// The same for `check` and `statusline`, unless the working copy
+    /// synced less than `--team-cache-ms` (default 2 s) ago: then they
+    /// answer from it (the team's spend at most that old; this machine's
+    /// own is read into it on every call and sent with the next sync).
+    pub fn sync_team_unless_fresh(
+        &self,
+        config: &Config,
+        ledger: &mut Ledger,
+        timeout: Duration,
+    ) -> Result<()> {
+        if self.locations.team_ledger(config).is_none() {
+            return Ok(());
+        }
+        let within = self.global.team_cache_ms.unwrap_or(TEAM_CACHE_MS) as i64;
+        if !team::synced_within(ledger, wall_ms(), within)? {
+            self.sync_team(config, ledger, timeout)?;
+        }
+        Ok(())
     }
 
     pub fn open_ledger(&self, config: &Config, busy: Duration) -> Result<Ledger> {
@@ -224,7 +256,13 @@ impl Context {
             u.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(500))
         });
-        self.sync_team(&loaded.config, ledger, wait)?;
+        match until {
+            // `check` and `statusline`: within their deadline and cache bound.
+            Some(_) => self.sync_team_unless_fresh(&loaded.config, ledger, wait)?,
+            None => {
+                self.sync_team(&loaded.config, ledger, wait)?;
+            }
+        }
         Ok((stats, complete))
     }
 

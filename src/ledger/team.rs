@@ -321,6 +321,30 @@ pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) ->
     None
 }
 
+/// True when this working copy synced with its server at most `within_ms`
+/// before `now_ms` (wall clock): `check` then answers from it (the team's
+/// spend at most that old, this machine's own up to date).
+pub fn synced_within(ledger: &Ledger, now_ms: i64, within_ms: i64) -> Result<bool> {
+    if within_ms <= 0 {
+        return Ok(false);
+    }
+    let last: Option<String> = ledger
+        .conn
+        .query_row(
+            "SELECT value FROM team_state WHERE key = 'synced_ms'",
+            [],
+            |r| r.get(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows | rusqlite::Error::SqliteFailure(..) => Ok(None),
+            e => Err(e),
+        })
+        .map_err(|e| ledger.err(e))?;
+    Ok(last
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_some_and(|t| t <= now_ms && now_ms - t < within_ms))
+}
+
 /// What a sync moved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SyncStats {
@@ -481,13 +505,25 @@ impl Team {
     /// team wrote since then into it, holding the cache's write lock (one
     /// sync at a time per cache). One round trip when fewer than 4,000 rows
     /// changed here.
-    pub fn sync(&mut self, ledger: &mut Ledger) -> Result<SyncStats> {
+    /// `now_ms` (the wall clock) is recorded as the time of this sync (see
+    /// [`synced_within`]).
+    pub fn sync(&mut self, ledger: &mut Ledger, now_ms: i64) -> Result<SyncStats> {
         let conn_err = |l: &Ledger, e| l.err(e);
         ledger
             .conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| conn_err(ledger, e))?;
-        let res = self.sync_in_tx(ledger);
+        let res = self.sync_in_tx(ledger).and_then(|s| {
+            ledger
+                .conn
+                .execute(
+                    "INSERT INTO team_state (key, value) VALUES ('synced_ms', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [now_ms.to_string()],
+                )
+                .map_err(|e| ledger.err(e))?;
+            Ok(s)
+        });
         match res {
             Ok(s) => {
                 if let Err(e) = ledger.conn.execute_batch("COMMIT") {
