@@ -15,7 +15,9 @@ Reports (stdout, and JSON in bench/out/team-<time>.json):
   server, and whether a third host's report equals the generated totals;
 - check: p50/p99 of `check` (a prompt in an arm, its session growing by
   one response per call, so each call sends one row and reads the team's
-  new rows) on loopback and with --delay-ms of added round-trip time.
+  new rows) on loopback and with --delay-ms of added round-trip time, with
+  the default working-copy cache (calls back to back: most answer from the
+  copy) and with OCTO_BUDGET_TEAM_CACHE_MS=0 (every call syncs).
 """
 
 import argparse
@@ -182,9 +184,12 @@ def main():
         uri = f"postgres://postgres@127.0.0.1:{server.port}/postgres?sslmode=disable"
         now = "2026-11-28T00:00:00Z"
 
-        def env(host, claude):
-            return {"HOME": home, "PATH": os.environ.get("PATH", ""), "TZ": "UTC",
-                    "OCTO_BUDGET_HOST": host, "CLAUDE_CONFIG_DIR": claude}
+        def env(host, claude, cache_ms=None):
+            e = {"HOME": home, "PATH": os.environ.get("PATH", ""), "TZ": "UTC",
+                 "OCTO_BUDGET_HOST": host, "CLAUDE_CONFIG_DIR": claude}
+            if cache_ms is not None:
+                e["OCTO_BUDGET_TEAM_CACHE_MS"] = str(cache_ms)
+            return e
 
         def cmd(ledger, *a):
             return [binary, "--config", cfg, "--ledger", ledger, "--now", now, *a]
@@ -207,7 +212,7 @@ def main():
                  and got.get("tokens", {}).get("input") == expected["input"]
                  and got.get("tokens", {}).get("output") == expected["output"])
 
-        def check_latency(ledger, host):
+        def check_latency(ledger, host, cache_ms=None):
             claude = os.path.join(work, f"claude-{host}")
             proj = os.path.join(claude, "projects", "-work-acme")
             os.makedirs(proj, exist_ok=True)
@@ -221,7 +226,7 @@ def main():
                                    "cwd": "/work/acme", "hook_event_name": "UserPromptSubmit",
                                    "prompt": "go"})
                 t = time.perf_counter()
-                r = subprocess.run(cmd(ledger, "check"), env=env(host, claude), input=hook,
+                r = subprocess.run(cmd(ledger, "check"), env=env(host, claude, cache_ms), input=hook,
                                    capture_output=True, text=True)
                 times.append((time.perf_counter() - t) * 1000)
                 if r.returncode != 0:
@@ -230,16 +235,20 @@ def main():
 
         sqlite = check_latency(os.path.join(work, "local.sqlite"), "solo")
         loop = check_latency(uri, "loop")
+        loop_sync = check_latency(uri, "loopsync", 0)
         proxy = DelayProxy(server.port, args.delay_ms / 1000)
         delayed_uri = uri.replace(f":{server.port}/", f":{proxy.port}/")
         delayed = check_latency(delayed_uri, "delayed")
+        delayed_sync = check_latency(delayed_uri, "delayedsync", 0)
         result = {
             "hosts": args.hosts, "responses_per_host": args.responses,
             "ingest_exit_codes": codes, "ingest_wall_s": round(ingest_s, 3),
             "ingest_responses_per_s": round(total / ingest_s),
             "reader_first_report_s": round(reader_s, 3), "reader_totals_exact": exact,
-            "check_sqlite": sqlite, "check_team_loopback": loop,
-            f"check_team_plus_{args.delay_ms:g}ms_rtt": delayed,
+            "check_sqlite": sqlite,
+            "check_team_loopback_cache_2s": loop, "check_team_loopback_always_sync": loop_sync,
+            f"check_team_plus_{args.delay_ms:g}ms_rtt_cache_2s": delayed,
+            f"check_team_plus_{args.delay_ms:g}ms_rtt_always_sync": delayed_sync,
             "calls": args.calls, "loadavg": os.getloadavg(),
         }
         print(json.dumps(result, indent=2))

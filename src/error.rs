@@ -25,6 +25,12 @@ pub enum Error {
     /// or written: exit 5 (a closed stdout ends quietly with 0).
     #[error("{}", io_message(context, source))]
     Io { context: String, source: io::Error },
+    /// `check` or `statusline` cannot answer from what it was given (the
+    /// input on stdin, a ledger still reading history, no folder to tell
+    /// the arm by): `check` refuses the call (or allows it with
+    /// `gate.on_error: allow`), `statusline` shows the reason.
+    #[error("{0}")]
+    Undecided(String),
     /// A bug: exit 70.
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,7 +58,7 @@ impl From<io::Error> for Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => exit::USAGE,
+            Error::Usage(_) | Error::Undecided(_) => exit::USAGE,
             Error::Config(_) => exit::CONFIG,
             Error::Ledger(_) => exit::LEDGER,
             Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => exit::OK,

@@ -125,8 +125,19 @@ pub fn matcher(gated: &[String]) -> String {
 pub fn glob_to_regex(glob: &str) -> String {
     let mut out = String::new();
     let mut chars = glob.chars().peekable();
+    // Open `{a,b}` alternations (globset's, which the gate matches with).
+    let mut depth = 0usize;
     while let Some(c) = chars.next() {
         match c {
+            '{' => {
+                depth += 1;
+                out.push('(');
+            }
+            ',' if depth > 0 => out.push('|'),
+            '}' if depth > 0 => {
+                depth -= 1;
+                out.push(')');
+            }
             '*' => out.push_str(".*"),
             '?' => out.push('.'),
             '[' => {
@@ -498,6 +509,8 @@ mod tests {
             "mcp__play.ight__[^x].*"
         );
         assert_eq!(glob_to_regex("a.b"), "a\\.b");
+        // An alternation, as the gate (globset) reads it.
+        assert_eq!(glob_to_regex("mcp__{a,b}__*"), "mcp__(a|b)__.*");
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn run_check(ctx: &Context) -> u8 {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            commands::check::fail(&anyhow::anyhow!("internal error: {msg}"))
+            commands::check::fail(&error::Error::Internal(msg))
         }
     }
 }

@@ -259,6 +259,12 @@ fn window_and_time_zone() {
     let bad = env.run(&["init", "--print", "--timezone", "Mars/Base"]);
     assert_eq!(bad.status.code(), Some(2)); // a usage mistake, not a config error
     assert!(common::one_stderr_line(&bad).contains("Mars/Base"));
+    // A window that starts after today (NOW is 2026-11-20): a usage mistake.
+    let late = env.run(&["init", "--print", "--since", "2026-11-21"]);
+    assert_eq!(late.status.code(), Some(2));
+    assert!(
+        common::one_stderr_line(&late).contains("--since 2026-11-21 is after today (2026-11-20)")
+    );
 }
 
 #[test]

@@ -10,16 +10,16 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::Result;
+use octo_budget::alerts::{self, events::found, Event};
+use octo_budget::ledger::outbox::{AlertWrites, Queued};
+use octo_budget::ledger::Ledger;
 use wait_timeout::ChildExt as _;
 
 use super::{print_notices, Context};
 use crate::cli::AlertsArgs;
+use crate::error::Result;
 use crate::exit;
 use crate::output::alert_line;
-use octo_budget::alerts::{self, events::found, Event};
-use octo_budget::ledger::outbox::{AlertWrites, Queued};
-use octo_budget::ledger::Ledger;
 
 /// For a team ledger: the events this run says, claimed on the server
 /// (those another machine or run claimed first are left out; the lower

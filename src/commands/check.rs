@@ -10,18 +10,18 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
-use serde::Deserialize;
-
-use super::{absolute, guard, Context, Loaded};
-use crate::exit;
-use crate::output::hook_reply;
 use octo_budget::budget::caps::{blocking, halting};
 use octo_budget::budget::Tier;
 use octo_budget::budget::{Evaluator, Which};
 use octo_budget::config::OnError;
 use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
+use serde::Deserialize;
+
+use super::{absolute, guard, Context, Loaded};
+use crate::error::{Error, IoContext as _, Result};
+use crate::exit;
+use crate::output::hook_reply;
 
 /// How long `check` waits for another process's ledger lock.
 pub const LOCK_WAIT: Duration = Duration::from_millis(2_500);
@@ -102,7 +102,7 @@ const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
 /// Runs the hook: loads the config, reads stdin, decides, prints, returns
 /// the exit code.
 pub fn run(ctx: &Context) -> u8 {
-    let outcome = ctx.load().map_err(anyhow::Error::from).and_then(|loaded| {
+    let outcome = ctx.load().map_err(Error::from).and_then(|loaded| {
         // From here on a failure (or the watchdog, or a signal) answers
         // as the config says.
         guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
@@ -110,7 +110,7 @@ pub fn run(ctx: &Context) -> u8 {
         std::io::stdin()
             .take(MAX_STDIN)
             .read_to_end(&mut input)
-            .context("cannot read the hook input on stdin")?;
+            .context(|| "cannot read the hook input on stdin".into())?;
         decide(ctx, &loaded, &input)
     });
     match outcome {
@@ -155,8 +155,8 @@ fn answer_json(json: &str) -> u8 {
 /// What a failure does: refuse (the default) or allow when the loaded
 /// config says `on_error: allow`. Decided from what is already known: no
 /// config is loaded again here.
-pub fn fail(e: &anyhow::Error) -> u8 {
-    let reason = format!("{e:#}").replace('\n', " ");
+pub fn fail(e: &Error) -> u8 {
+    let reason = e.to_string().replace('\n', " ");
     let allow = guard::on_error_allow();
     let code = guard::claim(if allow { exit::OK } else { exit::BLOCK });
     let mut err = std::io::stderr();
@@ -174,47 +174,54 @@ pub fn fail(e: &anyhow::Error) -> u8 {
 /// other fields `check` reads must have their types, or the input is
 /// refused as not being hook JSON.
 fn validate(raw: &serde_json::Value) -> Result<()> {
+    let refuse = |why: &str| Err(Error::Undecided(why.to_owned()));
     let event = match raw.get("hook_event_name") {
-        None => bail!("hook input has no hook_event_name"),
+        None => return refuse("hook input has no hook_event_name"),
         Some(serde_json::Value::String(e)) => e.as_str(),
-        Some(_) => bail!("hook input's hook_event_name is not a string"),
+        Some(_) => return refuse("hook input's hook_event_name is not a string"),
     };
     match event {
         "PreToolUse" => {
             let tool = raw.get("tool_name").and_then(|t| t.as_str());
             if tool.is_none_or(|t| t.trim().is_empty()) {
-                bail!("PreToolUse hook input has no tool_name (a non-empty string)");
+                return refuse("PreToolUse hook input has no tool_name (a non-empty string)");
             }
             if !raw.get("tool_input").is_some_and(|i| i.is_object()) {
-                bail!("PreToolUse hook input's tool_input is missing or not an object");
+                return refuse("PreToolUse hook input's tool_input is missing or not an object");
             }
         }
         "UserPromptSubmit" => {
             if raw.get("prompt").is_some_and(|p| !p.is_string()) {
-                bail!("UserPromptSubmit hook input's prompt is not a string");
+                return refuse("UserPromptSubmit hook input's prompt is not a string");
             }
         }
         // Installed when some arm can be halted: ends a halted session.
         "PostToolUse" => {}
         e if STOP_EVENTS.contains(&e) => {}
-        other => bail!(
-            "octo-budget check decides only PreToolUse and UserPromptSubmit hook events, not {:?}; wire it to those (octo-budget hook install)",
-            other.chars().take(64).collect::<String>()
-        ),
+        other => {
+            return refuse(&format!(
+                "octo-budget check decides only PreToolUse and UserPromptSubmit hook events, not {:?}; wire it to those (octo-budget hook install)",
+                other.chars().take(64).collect::<String>()
+            ))
+        }
     }
     Ok(())
 }
 
+fn not_hook_json(e: &serde_json::Error) -> Error {
+    Error::Undecided(format!("stdin is not Claude Code hook JSON: {e}"))
+}
+
 fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     let cfg = &loaded.config;
-    let raw: serde_json::Value =
-        serde_json::from_slice(stdin).context("stdin is not Claude Code hook JSON")?;
+    let raw: serde_json::Value = serde_json::from_slice(stdin).map_err(|e| not_hook_json(&e))?;
     if !raw.is_object() {
-        bail!("stdin is not Claude Code hook JSON (not an object)");
+        return Err(Error::Undecided(
+            "stdin is not Claude Code hook JSON (not an object)".into(),
+        ));
     }
     validate(&raw)?;
-    let hook: HookInput =
-        serde_json::from_value(raw).context("stdin is not Claude Code hook JSON")?;
+    let hook: HookInput = serde_json::from_value(raw).map_err(|e| not_hook_json(&e))?;
     let event = hook.hook_event_name.as_deref().unwrap_or("");
     let tool = hook.tool_name.as_deref().unwrap_or("");
     let (is_prompt, what) = match event {
@@ -266,7 +273,9 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         let until = guard::started() + history_budget(ctx);
         let (_, complete) = ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
         if !complete {
-            bail!("the ledger is still reading the transcript history for the first time; each call reads more, and `octo-budget ingest` finishes it now");
+            return Err(Error::Undecided(
+                "the ledger is still reading the transcript history for the first time; each call reads more, and `octo-budget ingest` finishes it now".into(),
+            ));
         }
     } else if let Some(t) = hook
         .transcript_path
@@ -318,7 +327,9 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             if !is_gated {
                 return Ok(Decision::Allow); // only the kill switch looks at it
             }
-            bail!("cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder");
+            return Err(Error::Undecided(
+                "cannot tell which arm this call is for: the hook input has no cwd, CLAUDE_PROJECT_DIR is not set and the ledger does not know the session's folder".into(),
+            ));
         }
         if arm.is_none() && cfg.total.is_none() && halted.is_none() {
             return Ok(Decision::Allow);

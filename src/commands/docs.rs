@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-use crate::error::Result;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
+use crate::error::Result;
 use crate::exit;
 
 /// A completion script for `shell` on stdout.

@@ -8,16 +8,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext as _, Result};
-use serde_json::{json, Value};
-
-use super::Context;
-use crate::cli::{HookAction, HookTarget};
-use crate::exit;
 use octo_budget::hook::{
     command_line, find_own, matcher_for, merge, merge_statusline, remove, remove_statusline,
     render, shell_quote,
 };
+use serde_json::{json, Value};
+
+use super::Context;
+use crate::cli::{HookAction, HookTarget};
+use crate::error::{Error, IoContext as _, Result};
+use crate::exit;
 
 pub fn run(ctx: &Context, action: &HookAction) -> Result<u8> {
     match action {

@@ -1,9 +1,8 @@
 //! `octo-budget ingest`: bring the ledger up to date (cron, warm-up).
 
-use crate::error::Result;
-
 use super::{print_notices, Context};
 use crate::cli::IngestArgs;
+use crate::error::Result;
 use crate::exit;
 
 pub fn run(ctx: &Context, args: &IngestArgs) -> Result<u8> {

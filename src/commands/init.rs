@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::Duration;
 use chrono_tz::Tz;
+use octo_budget::attribution::Attributor;
+use octo_budget::config::Config;
+use octo_budget::money::Picos;
+use octo_budget::proposal::{propose, render, DEFAULT_DAYS};
 
 use super::{absolute, Context, Loaded};
 use crate::cli::InitArgs;
 use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
-use octo_budget::attribution::Attributor;
-use octo_budget::config::Config;
-use octo_budget::money::Picos;
-use octo_budget::proposal::{propose, render, DEFAULT_DAYS};
 
 pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
     let zone = match &args.timezone {
@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         .unwrap_or_else(|| today - Duration::days(DEFAULT_DAYS));
     if since > today {
         return Err(Error::Usage(format!(
-            "--since: --since {since} is after today ({today})"
+            "--since {since} is after today ({today})"
         )));
     }
     // The ledger with no config: no arms, the default transcript folders.

@@ -16,11 +16,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-
-use crate::cli::{Environment, Global};
 use octo_budget::config::location::Locations;
 use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
@@ -28,6 +25,9 @@ use octo_budget::ledger::team::{self, Team, TeamUri};
 use octo_budget::ledger::Ledger;
 use octo_budget::transcript::discover::{discover, session_files};
 pub use octo_budget::Loaded;
+
+use crate::cli::{Environment, Global};
+use crate::error::{Error, Result};
 
 /// How long a command waits to connect to a team ledger's server.
 pub const TEAM_WAIT: Duration = Duration::from_secs(10);

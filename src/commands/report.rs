@@ -3,16 +3,16 @@
 
 use std::io::Write;
 
-use crate::error::{Error, Result};
 use chrono::NaiveDate;
-
-use super::{print_notices, Context};
-use crate::cli::{ByArg, PeriodArg, ReportArgs};
-use crate::exit;
-use crate::output;
 use octo_budget::budget::{Period, PeriodKind};
 use octo_budget::report::{build, By, Request};
 use octo_budget::spend::Owner;
+
+use super::{print_notices, Context};
+use crate::cli::{ByArg, PeriodArg, ReportArgs};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::output;
 
 pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let loaded = ctx.load()?;

@@ -5,14 +5,14 @@
 
 use std::io::Write;
 
-use crate::error::Result;
+use octo_budget::budget::caps::{verdict, Verdict};
+use octo_budget::budget::{Evaluator, Which};
 
 use super::{absolute, print_notices, Context};
 use crate::cli::StatusArgs;
+use crate::error::Result;
 use crate::exit;
 use crate::output::status::{self, Status};
-use octo_budget::budget::caps::{verdict, Verdict};
-use octo_budget::budget::{Evaluator, Which};
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let loaded = ctx.load()?;

@@ -13,15 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _, Result};
-use serde_json::Value;
-
-use super::Context;
-use crate::exit;
-use crate::output::status_line::{tightest, StatusLine};
 use octo_budget::budget::Period;
 use octo_budget::budget::{CapKind, Evaluator};
 use octo_budget::config::normalise_path;
+use serde_json::Value;
+
+use super::Context;
+use crate::error::{Error, IoContext as _, Result};
+use crate::exit;
+use crate::output::status_line::{tightest, StatusLine};
 
 /// How long a refresh may take before it prints what it knows (nothing)
 /// and exits.
@@ -49,13 +49,15 @@ impl StatusInput {
     pub fn parse(bytes: &[u8]) -> Result<StatusInput> {
         let v: Value = serde_json::from_slice(bytes).map_err(|_| {
             if bytes.iter().all(u8::is_ascii_whitespace) {
-                anyhow!("no status JSON on stdin")
+                Error::Undecided("no status JSON on stdin".into())
             } else {
-                anyhow!("stdin is not Claude Code status JSON")
+                Error::Undecided("stdin is not Claude Code status JSON".into())
             }
         })?;
         if !v.is_object() {
-            return Err(anyhow!("stdin is not Claude Code status JSON"));
+            return Err(Error::Undecided(
+                "stdin is not Claude Code status JSON".into(),
+            ));
         }
         let text = |v: Option<&Value>| {
             v.and_then(Value::as_str)
@@ -93,7 +95,7 @@ pub fn run(ctx: &Context) -> u8 {
     }
     let line = match std::panic::catch_unwind(|| line(ctx)) {
         Ok(Ok(l)) => l,
-        Ok(Err(e)) => error_line(&format!("{e:#}")),
+        Ok(Err(e)) => error_line(&e.to_string()),
         Err(_) => error_line("internal error"),
     };
     emit(&printed, &line);
@@ -130,7 +132,7 @@ fn line(ctx: &Context) -> Result<String> {
     std::io::stdin()
         .take(MAX_STDIN)
         .read_to_end(&mut stdin)
-        .context("cannot read stdin")?;
+        .context(|| "cannot read stdin".into())?;
     let input = StatusInput::parse(&stdin)?;
     let loaded = ctx.load()?;
     let cfg = &loaded.config;
@@ -153,7 +155,9 @@ fn line(ctx: &Context) -> Result<String> {
         let until = std::time::Instant::now() + HISTORY_BUDGET;
         let (_, complete) = ctx.ingest_all_until(&loaded, &mut ledger, Some(until))?;
         if !complete {
-            bail!("reading history; `octo-budget ingest` finishes it");
+            return Err(Error::Undecided(
+                "reading history; `octo-budget ingest` finishes it".into(),
+            ));
         }
     } else if let Some(t) = input.transcript_path.as_deref() {
         if Path::new(t).is_file() {

@@ -186,11 +186,13 @@ pub fn tool_pattern(p: &str) -> Option<globset::GlobMatcher> {
     glob_matcher(p).ok()
 }
 
-/// A tool-name or branch glob: `*` and `?` match any characters, `/`
-/// included (`globset`).
+/// A tool-name or branch glob (`globset`): `*` and `?` match any
+/// characters, `/` included; `[...]` a class, `{a,b}` either; a backslash
+/// is itself (as in the hook's matcher, `hook::glob_to_regex`).
 fn glob_matcher(p: &str) -> Result<globset::GlobMatcher, globset::Error> {
     globset::GlobBuilder::new(p)
         .literal_separator(false)
+        .backslash_escape(false)
         .build()
         .map(|g| g.compile_matcher())
 }

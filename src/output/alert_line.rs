@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
+use octo_budget::alerts::Event;
 use serde::Serialize;
 
 use crate::output::json::Usd;
-use octo_budget::alerts::Event;
 
 /// `--now` in the config's zone, to the second.
 pub fn timestamp(now: DateTime<Utc>, tz: Tz) -> String {

@@ -4,9 +4,8 @@
 //! 0). Claude Code caps hook output at 10,000 characters.
 
 use chrono_tz::Tz;
-use serde::Serialize;
-
 use octo_budget::budget::{CapKind, CapState, Scope};
+use serde::Serialize;
 
 const MAX_LEN: usize = 9_000;
 

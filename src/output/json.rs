@@ -3,13 +3,12 @@
 
 use std::io::{self, Write};
 
-use serde::{Serialize, Serializer};
-
 use octo_budget::budget::{CapState, PeriodKind, Tier};
 use octo_budget::model::Usage;
 use octo_budget::money::Micros;
 use octo_budget::report::{Report, Row};
 use octo_budget::spend::Tally;
+use serde::{Serialize, Serializer};
 
 /// Dollars as a JSON number with micro-dollar precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

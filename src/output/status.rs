@@ -6,14 +6,14 @@ use std::io::{self, Write};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use comfy_table::{presets, Table};
-
-use super::hook_reply;
-use super::json::{pretty, CapDoc, StatusDoc};
 use octo_budget::budget::caps::{worst_tier, Verdict};
 use octo_budget::budget::CapState;
 use octo_budget::ledger::halts::Halt;
 use octo_budget::money::Micros;
 use octo_budget::transcript::discover::Unreadable;
+
+use super::hook_reply;
+use super::json::{pretty, CapDoc, StatusDoc};
 
 /// What `status` shows.
 pub struct Status<'a> {

@@ -3,11 +3,11 @@
 use std::io::{self, Write};
 
 use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
-
-use super::thousands;
 use octo_budget::budget::{PeriodKind, Tier};
 use octo_budget::money::Micros;
 use octo_budget::report::{Report, Row, RowKind};
+
+use super::thousands;
 
 pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let mut t = Table::new();

@@ -213,7 +213,12 @@ SCRIPTS = {
     + [{"blocks": [("text", "Slow done.")]}],
     # As slow, then a WebSearch: a run killed during the Bash calls and
     # resumed makes its unwritten request in the resumed run.
-    "slowsearch": [{"blocks": [bash(f'sleep 0.5; touch "$E2E_MARKS/slow{i}"')]} for i in range(8)]
+    # Step 3 sleeps longer and marks its start: the window in which a
+    # runner kills it with every earlier response already transcribed.
+    "slowsearch": [
+        {"blocks": [bash(f'touch "$E2E_MARKS/slowstart{i}"; sleep {4 if i == 3 else 0.5}; touch "$E2E_MARKS/slow{i}"')]}
+        for i in range(8)
+    ]
     + [{"blocks": [websearch()]}, {"blocks": [("text", "Slow search done.")]}],
 }
 

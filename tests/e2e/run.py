@@ -732,12 +732,25 @@ def case_m(c):
     unwritten request)."""
     c.install("")
     run1 = c.run_claude("E2E:compact Run the compact script.")
+    before = len(c.requests())
     sid = str(uuid.uuid4())
     p = subprocess.Popen(
         c.claude_args("E2E:slowsearch Run the slowsearch script.", "--session-id", sid),
         env=c.env(), cwd=c.proj, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    time.sleep(3)
+    # Kill during step 3's Bash call, once every response answered so far
+    # is in the transcript: then the killed run's spend is all transcribed
+    # (as the case means), wherever the scheduler put the kill otherwise.
+    deadline = time.time() + 30
+    while "slowstart3" not in c.marked() and time.time() < deadline:
+        time.sleep(0.05)
+    expect("slowstart3" in c.marked(), "the slowsearch run never reached its step 3")
+    while time.time() < deadline:
+        answered = {r.get("id") for r in c.requests()[before:]} - {None}
+        if answered <= c.transcribed_ids():
+            break
+        time.sleep(0.05)
+    expect("slow3" not in c.marked(), "step 3 ended before the kill: the window was missed")
     c.octo("ingest")  # the killed run is being read while it runs
     p.send_signal(signal.SIGKILL)
     p.communicate(timeout=CLAUDE_TIMEOUT)
