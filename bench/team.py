@@ -149,7 +149,7 @@ def generate(root, hosts, responses, per_file=200):
         for f in range(0, responses, per_file):
             with open(os.path.join(proj, f"s-h{h}-{f}.jsonl"), "w") as out:
                 for i in range(f, min(f + per_file, responses)):
-                    ts = f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:{i % 60:02d}:00Z"
+                    ts = f"2026-11-{1 + i % 20:02d}T12:{i % 15:02d}:00Z"
                     out.write(line(f"s-h{h}-{f}", i, f"h{h}", ts))
                     expected["input"] += 100 + i % 7
                     expected["output"] += 50 + i % 5
@@ -212,43 +212,54 @@ def main():
                  and got.get("tokens", {}).get("input") == expected["input"]
                  and got.get("tokens", {}).get("output") == expected["output"])
 
-        def check_latency(ledger, host, cache_ms=None):
+        def prepare(ledger, host, cache_ms=None, dirs=()):
             claude = os.path.join(work, f"claude-{host}")
             proj = os.path.join(claude, "projects", "-work-acme")
             os.makedirs(proj, exist_ok=True)
             transcript = os.path.join(proj, f"s-{host}.jsonl")
+            # A one-machine ledger reads every host's tree itself (the same
+            # spend as the team's), a team host only its own.
+            claude = ",".join([claude, *dirs])
             subprocess.run(cmd(ledger, "ingest", "--quiet"), env=env(host, claude), check=True)
-            times = []
-            for i in range(args.calls):
-                with open(transcript, "a") as f:
-                    f.write(line(f"s-{host}", 10_000_000 + i, host, "2026-11-27T12:00:00Z"))
-                hook = json.dumps({"session_id": f"s-{host}", "transcript_path": transcript,
-                                   "cwd": "/work/acme", "hook_event_name": "UserPromptSubmit",
-                                   "prompt": "go"})
-                t = time.perf_counter()
-                r = subprocess.run(cmd(ledger, "check"), env=env(host, claude, cache_ms), input=hook,
-                                   capture_output=True, text=True)
-                times.append((time.perf_counter() - t) * 1000)
-                if r.returncode != 0:
-                    sys.exit(f"check failed: {r.stderr}")
-            return {"p50_ms": round(statistics.median(times), 2), "p99_ms": round(pct(times, 99), 2)}
+            return {"ledger": ledger, "host": host, "claude": claude, "cache": cache_ms,
+                    "transcript": transcript, "times": []}
 
-        sqlite = check_latency(os.path.join(work, "local.sqlite"), "solo")
-        loop = check_latency(uri, "loop")
-        loop_sync = check_latency(uri, "loopsync", 0)
+        def call(v, i):
+            with open(v["transcript"], "a") as f:
+                f.write(line(f"s-{v['host']}", 10_000_000 + i, v["host"], "2026-11-27T12:00:00Z"))
+            hook = json.dumps({"session_id": f"s-{v['host']}", "transcript_path": v["transcript"],
+                               "cwd": "/work/acme", "hook_event_name": "UserPromptSubmit",
+                               "prompt": "go"})
+            t = time.perf_counter()
+            r = subprocess.run(cmd(v["ledger"], "check"), env=env(v["host"], v["claude"], v["cache"]),
+                               input=hook, capture_output=True, text=True)
+            v["times"].append((time.perf_counter() - t) * 1000)
+            if r.returncode != 0:
+                sys.exit(f"check failed: {r.stderr}")
+
         proxy = DelayProxy(server.port, args.delay_ms / 1000)
         delayed_uri = uri.replace(f":{server.port}/", f":{proxy.port}/")
-        delayed = check_latency(delayed_uri, "delayed")
-        delayed_sync = check_latency(delayed_uri, "delayedsync", 0)
+        variants = {
+            "check_sqlite": prepare(os.path.join(work, "local.sqlite"), "solo",
+                                    dirs=[os.path.join(work, f"claude-h{h}") for h in range(args.hosts)]),
+            "check_team_loopback_cache_2s": prepare(uri, "loop"),
+            "check_team_loopback_always_sync": prepare(uri, "loopsync", 0),
+            f"check_team_plus_{args.delay_ms:g}ms_rtt_cache_2s": prepare(delayed_uri, "delayed"),
+            f"check_team_plus_{args.delay_ms:g}ms_rtt_always_sync": prepare(delayed_uri, "delayedsync", 0),
+        }
+        # Interleaved (one call of each variant in turn), so that a loaded
+        # machine weighs on all of them alike.
+        for i in range(args.calls):
+            for v in variants.values():
+                call(v, i)
+        latency = {k: {"p50_ms": round(statistics.median(v["times"]), 2),
+                       "p99_ms": round(pct(v["times"], 99), 2)} for k, v in variants.items()}
         result = {
             "hosts": args.hosts, "responses_per_host": args.responses,
             "ingest_exit_codes": codes, "ingest_wall_s": round(ingest_s, 3),
             "ingest_responses_per_s": round(total / ingest_s),
             "reader_first_report_s": round(reader_s, 3), "reader_totals_exact": exact,
-            "check_sqlite": sqlite,
-            "check_team_loopback_cache_2s": loop, "check_team_loopback_always_sync": loop_sync,
-            f"check_team_plus_{args.delay_ms:g}ms_rtt_cache_2s": delayed,
-            f"check_team_plus_{args.delay_ms:g}ms_rtt_always_sync": delayed_sync,
+            **latency,
             "calls": args.calls, "loadavg": os.getloadavg(),
         }
         print(json.dumps(result, indent=2))
