@@ -27,6 +27,8 @@ struct Pg {
     dir: tempfile::TempDir,
     port: u16,
     as_root: bool,
+    /// More `postgres -c` settings (TLS).
+    extra: String,
 }
 
 /// The server binaries' folder: `pg_config --bindir`, else the newest
@@ -85,6 +87,7 @@ impl Pg {
             dir,
             port: free_port(),
             as_root,
+            extra: String::new(),
         };
         let data = pg.data();
         let out = pg
@@ -125,9 +128,10 @@ impl Pg {
             .arg(self.data())
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60{}",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                self.extra
             ))
             .arg("-l")
             .arg(self.dir.path().join("log"))
@@ -727,4 +731,156 @@ fn cost_states_and_forks_across_hosts_count_as_on_one_machine() {
     );
     // Host a, which read only the parent, learns the fork's share too.
     assert_eq!(totals(&a.report()), totals(&whole));
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority `name` (`name.crt`, `name.key` in `dir`).
+fn authority(dir: &Path, name: &str) -> PathBuf {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+        ],
+        dir,
+    );
+    dir.join(crt)
+}
+
+/// A server certificate for 127.0.0.1 signed by the authority `ca`.
+fn server_certificate(dir: &Path, ca: &str) -> (PathBuf, PathBuf) {
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        dir,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ],
+        dir,
+    );
+    (dir.join("server.crt"), dir.join("server.key"))
+}
+
+// Proves: TLS works. The server accepts only TLS connections (pg_hba
+// `hostssl`); `sslmode=disable` is refused (exit 4), `require` encrypts,
+// `verify-full` with the authority that signed the server's certificate
+// as `sslrootcert` connects, and with another authority is refused.
+#[test]
+fn tls_connections_and_certificate_checks() {
+    let Some(mut pg) = Pg::start() else { return };
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("tests/team.rs: TLS case skipped: no openssl command to make a certificate");
+        return;
+    }
+    let env = fixture_env();
+    let ca = authority(pg.dir.path(), "team-ca");
+    let (crt, key) = server_certificate(pg.dir.path(), "team-ca");
+    let other = authority(env.path(), "other-ca");
+    if pg.as_root {
+        let (uid, gid) = postgres_ids();
+        for f in [&crt, &key] {
+            std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let hba = pg.data().join("pg_hba.conf");
+    fs::write(&hba, "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n").unwrap();
+    pg.down();
+    pg.extra = format!(
+        " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        crt.display(),
+        key.display()
+    );
+    pg.up();
+    let a = host(&env, &pg, "a");
+    copy_tree(&repo_path("fixtures/claude"), &a.claude);
+    let with = |query: &str| Host {
+        env: &env,
+        name: "a",
+        claude: a.claude.clone(),
+        ledger: format!("{}?{query}", pg.uri()),
+    };
+    let plain = with("sslmode=disable").run(&["ingest", "--quiet"]);
+    assert_eq!(
+        plain.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let out = with("sslmode=require").run(&["ingest", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verified = with(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    let whole = single_machine(&env, &a.claude);
+    assert_eq!(totals(&verified.report()), totals(&whole));
+    let wrong = with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ));
+    let out = wrong.run(&["report"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
