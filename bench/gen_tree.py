@@ -14,9 +14,15 @@ The file-size distribution follows a measured heavy user's profile (3,142 files,
 1.24 GB).  Everything is deterministic for a given (size, seed, arms).
 Python 3 standard library only.
 
-Data is kept inside the domain where every careful tool must agree exactly:
-no nulls in assistant lines, no web search, no streaming placeholders, no
-/btw replays, every prompt < 200k tokens.  Duplicated responses come from
+The tree holds what a careful tool must price exactly (prices.md): `null`
+fields in assistant lines (treat as absent; never drop the line), streaming
+placeholders (an early line of a response with a placeholder
+`output_tokens`, the final value in a later line: keep the maximum), prompts
+over 200k tokens (Sonnet 4/4.5 long-context rates on EVERY token of the
+request; the boundary at exactly 200,000 and 200,001 is always present),
+and web search ($10 per 1,000 `web_search_requests`).  No /btw replays.
+Costs are summed in integer picodollars per response, rounded once per
+total to micro-dollars (half away from zero).  Duplicated responses come from
 (a) one line per content block, (b) resumed sessions replaying a prefix of
 another session verbatim, (c) `progress` lines in a parent session nesting a
 subagent's assistant record that also sits in the subagent's own file.
@@ -33,7 +39,7 @@ import shutil
 import sys
 import time
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # ---------------------------------------------------------------- constants
 PROFILE_FILES = 3142
@@ -62,6 +68,13 @@ MAIN_MODELS = [("claude-sonnet-4-5-20250929", 40), ("claude-opus-4-6", 28),
                ("claude-sonnet-4-6", 10), ("claude-opus-4-5-20251101", 8),
                ("claude-opus-4-1-20250805", 6), ("claude-haiku-4-5-20251001", 8)]
 HAIKU = "claude-haiku-4-5-20251001"
+# Sonnet 4 / 4.5 above 200k prompt tokens: every token of the request at these rates
+LONG_CONTEXT = {
+    "claude-sonnet-4-5-20250929": (6.0, 22.5, 7.5, 12.0, 0.60),
+}
+LONG_CONTEXT_THRESHOLD = 200000
+WEB_SEARCH_PICOS = 10 ** 10  # $0.01 per request
+PICOS_PER_MICRO = 10 ** 6
 
 VERSIONS = ["2.1.81", "2.1.84", "2.1.88", "2.1.90", "2.1.92", "2.1.95",
             "2.1.97", "2.1.101", "2.1.104", "2.1.108", "2.1.112"]
@@ -263,18 +276,28 @@ def envelope(parent, sidechain, cwd, sid, version, branch, agent_id):
             % (p, "true" if sidechain else "false", cwd, sid, version, branch, a))
 
 
-def usage_json(inp, out, c5, c1, cr):
+def usage_json(inp, out, c5, c1, cr, ws=0, nulls=False):
+    """The usage object; `nulls` writes the optional fields as null (as some
+    versions do) where that does not change the price."""
+    if nulls:
+        stu = '"server_tool_use":null' if ws == 0 else (
+            '"server_tool_use":{"web_search_requests":%d,"web_fetch_requests":null}' % ws)
+        tail = '"service_tier":null,"speed":null,"inference_geo":null'
+    else:
+        stu = '"server_tool_use":{"web_search_requests":%d,"web_fetch_requests":0}' % ws
+        tail = '"service_tier":"standard","speed":"standard","inference_geo":"not_available"'
     return ('{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,'
             '"cache_creation":{"ephemeral_5m_input_tokens":%d,"ephemeral_1h_input_tokens":%d},'
-            '"output_tokens":%d,"server_tool_use":{"web_search_requests":0,"web_fetch_requests":0},'
-            '"service_tier":"standard","speed":"standard","inference_geo":"not_available"}'
-            % (inp, c5 + c1, cr, c5, c1, out))
+            '"output_tokens":%d,%s,%s}'
+            % (inp, c5 + c1, cr, c5, c1, out, stu, tail))
 
 
-def assistant_line(env, model, msg_id, req_id, block_json, stop_reason, usage, uuid, ts):
+def assistant_line(env, model, msg_id, req_id, block_json, stop_reason, usage, uuid, ts, nulls=False):
+    stop = "null" if stop_reason is None else '"%s"' % stop_reason
+    extra = ',"stop_sequence":null,"container":null' if nulls else ""
     return ('{%s,"message":{"model":"%s","id":"%s","type":"message","role":"assistant","content":[%s],'
-            '"stop_reason":"%s","usage":%s},"requestId":"%s","type":"assistant","uuid":"%s","timestamp":"%s"}\n'
-            % (env, model, msg_id, block_json, stop_reason, usage, req_id, uuid, ts))
+            '"stop_reason":%s%s,"usage":%s},"requestId":"%s","type":"assistant","uuid":"%s","timestamp":"%s"}\n'
+            % (env, model, msg_id, block_json, stop, extra, usage, req_id, uuid, ts))
 
 
 def simple_assistant_response(ids, mat, env_fn, parent, model, ms, usage_t):
@@ -305,29 +328,66 @@ class Ledger:
         self.assistant_lines = 0
         self.per_model = {}
         self.per_arm = {}
+        self.web_search = 0
+        self.long_prompts = 0
 
     def add(self, key, model, arm, t):
+        """t: (input, output, write5m, write1h, read[, web_search_requests])."""
         if key in self.seen:
             return False
         self.seen.add(key)
         self.responses += 1
-        for bucket in (self.tokens,):
-            for i in range(5):
-                bucket[i] += t[i]
+        ws = t[5] if len(t) > 5 else 0
+        for i in range(5):
+            self.tokens[i] += t[i]
+        self.web_search += ws
+        if t[0] + t[2] + t[3] + t[4] > LONG_CONTEXT_THRESHOLD:
+            self.long_prompts += 1
         for d, k in ((self.per_model, model), (self.per_arm, arm)):
             e = d.get(k)
             if e is None:
-                e = d[k] = [0, 0, 0, 0, 0, 0, 0.0]  # 5 tokens, responses, cost
+                e = d[k] = [0, 0, 0, 0, 0, 0, 0, 0]  # 5 tokens, responses, picodollars, web searches
             for i in range(5):
                 e[i] += t[i]
             e[5] += 1
-            e[6] += cost_of(model, t)
+            e[6] += cost_picos(model, t)
+            e[7] += ws
         return True
 
 
+def picos_per_token(usd_per_mtok):
+    """USD per million tokens -> integer picodollars per token (exact for list prices)."""
+    v = round(usd_per_mtok * 1e6)
+    assert abs(v - usd_per_mtok * 1e6) < 1e-6, usd_per_mtok
+    return v
+
+
+def cost_picos(model, t):
+    """Exact cost of one de-duplicated response in picodollars (prices.md):
+    Sonnet 4/4.5 prompts over 200k tokens price every token at the long-context
+    rates; web search adds $0.01 per request."""
+    prompt = t[0] + t[2] + t[3] + t[4]
+    p = LONG_CONTEXT[model] if (model in LONG_CONTEXT and prompt > LONG_CONTEXT_THRESHOLD) else PRICES[model]
+    c = sum(t[i] * picos_per_token(p[i]) for i in range(5))
+    ws = t[5] if len(t) > 5 else 0
+    return c + ws * WEB_SEARCH_PICOS
+
+
+def micros_of(picos):
+    """Rounded half away from zero, like octo-budget's Picos::to_micros."""
+    half = PICOS_PER_MICRO // 2
+    return (picos + half) // PICOS_PER_MICRO if picos >= 0 else -((-picos + half) // PICOS_PER_MICRO)
+
+
 def cost_of(model, t):
-    p = PRICES[model]
-    return (t[0] * p[0] + t[1] * p[1] + t[2] * p[2] + t[3] * p[3] + t[4] * p[4]) / 1e6
+    """Dollars (float, for display) of one response."""
+    return cost_picos(model, t) / 1e12
+
+
+def per_entry(v):
+    """expected.json's per-model / per-arm entry from a Ledger row."""
+    return dict(tok_dict(v[:5]), responses=v[5], web_search_requests=v[7], cost_picos=v[6],
+                cost_micros=micros_of(v[6]), cost_usd=micros_of(v[6]) / 1e6)
 
 
 def tok_dict(t):
@@ -355,6 +415,21 @@ class Gen:
         self.n_arms = n_arms
         self.manifest = []
         self.written_bytes = 0
+        # each case appears at least once, whatever the size of the tree
+        self.specials = ["lc_200000", "lc_200001", "lc_other", "ws", "nulls", "placeholder"]
+
+    def take_special(self, model):
+        """The next forced case this response can carry (long-context ones need a model
+        with / without the surcharge), or None."""
+        for sp in self.specials:
+            lc_model = model in LONG_CONTEXT
+            if sp in ("lc_200000", "lc_200001") and not lc_model:
+                continue
+            if sp == "lc_other" and lc_model:
+                continue
+            self.specials.remove(sp)
+            return sp
+        return None
 
     # -------------------------------------------------- planning
     def plan(self):
@@ -675,13 +750,31 @@ class Gen:
                     c5 = rng.randint(0, cc)
                     c1 = cc - c5
                 ctx += cc + out_t
-                t = (inp, out_t, c5, c1, cr)
-                u = usage_json(inp, out_t, c5, c1, cr)
+                # ---- the cases a careful tool must price exactly (each forced once, then at random)
+                special = self.take_special(model)
+                prompt = None
+                if special == "lc_200000":
+                    prompt = LONG_CONTEXT_THRESHOLD  # not above: base rates
+                elif special in ("lc_200001", "lc_other"):
+                    prompt = LONG_CONTEXT_THRESHOLD + 1
+                elif rng.random() < 0.004:
+                    prompt = rng.randint(LONG_CONTEXT_THRESHOLD - 2000, 2 * LONG_CONTEXT_THRESHOLD)
+                if prompt is not None:
+                    cr = prompt - inp - c5 - c1
+                ws = rng.randint(1, 5) if (special == "ws" or rng.random() < 0.02) else 0
+                nulls = special == "nulls" or rng.random() < 0.05
+                placeholder = special == "placeholder" or rng.random() < 0.1
+                t = (inp, out_t, c5, c1, cr, ws)
+                u = usage_json(inp, out_t, c5, c1, cr, ws, nulls)
                 msg_id, req_id = ids.msg(), ids.req()
                 ledger.add((msg_id, req_id), model, arm, t)
                 responses += 1
                 # ---- blocks
                 nb = rng.choices((1, 2, 3, 4), (35, 35, 20, 10))[0]
+                if placeholder:
+                    nb = max(nb, 2)
+                    # an early streaming snapshot: placeholder output_tokens, no stop_reason yet
+                    u_early = usage_json(inp, min(out_t, rng.choice((1, 2, 3))), c5, c1, cr, ws, nulls)
                 has_thinking = nb >= 2 and rng.random() < 0.5
                 blocks = []
                 tool_uses = []
@@ -704,7 +797,12 @@ class Gen:
                 stop = "tool_use" if tool_uses else "end_turn"
                 for b, block in enumerate(blocks):
                     auid = ids.uuid()
-                    line = assistant_line(env(parent), model, msg_id, req_id, block, stop, u, auid, tick(0.3))
+                    if placeholder and b < len(blocks) - 1:
+                        line = assistant_line(env(parent), model, msg_id, req_id, block, None, u_early, auid,
+                                              tick(0.3), nulls)
+                    else:
+                        line = assistant_line(env(parent), model, msg_id, req_id, block, stop, u, auid, tick(0.3),
+                                              nulls)
                     out.append(line)
                     size += len(line)
                     parent = auid
@@ -836,7 +934,7 @@ class Gen:
         factor_of = dict(zip(spent, factors))
         for arm in self.arms:
             e = self.ledger.per_arm.get(arm)
-            cost = e[6] if e else 0.0
+            cost = e[6] / 1e12 if e else 0.0
             cap = max(0.01, round(cost * factor_of[arm], 2)) if arm in factor_of else 5.0
             lines.append("  - arm: %s" % arm)
             lines.append("    monthly_usd_cap: %.2f" % cap)
@@ -852,7 +950,7 @@ class Gen:
         kinds = {}
         for m in files:
             kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
-        cost = sum(e[6] for e in L.per_model.values())
+        picos = sum(e[6] for e in L.per_model.values())
         exp = {
             "generator_version": GENERATOR_VERSION,
             "seed": self.seed,
@@ -869,11 +967,13 @@ class Gen:
             "responses": L.responses,
             "assistant_lines": L.assistant_lines,
             "tokens": tok_dict(L.tokens),
-            "cost_usd": round(cost, 6),
-            "per_model": {k: dict(tok_dict(v[:5]), responses=v[5], cost_usd=round(v[6], 6))
-                          for k, v in sorted(L.per_model.items())},
-            "per_arm": {k: dict(tok_dict(v[:5]), responses=v[5], cost_usd=round(v[6], 6))
-                        for k, v in sorted(L.per_arm.items())},
+            "web_search_requests": L.web_search,
+            "long_context_responses": L.long_prompts,
+            "cost_picos": picos,
+            "cost_micros": micros_of(picos),
+            "cost_usd": micros_of(picos) / 1e6,
+            "per_model": {k: per_entry(v) for k, v in sorted(L.per_model.items())},
+            "per_arm": {k: per_entry(v) for k, v in sorted(L.per_arm.items())},
             "size_quantiles": quantiles_of([m["bytes"] for m in files]),
             "generation_seconds": round(elapsed, 2),
             "prices_usd_per_mtok": {k: dict(zip(["input", "output", "write_5m", "write_1h", "read"], v))
@@ -898,6 +998,7 @@ def verify(out):
     nfiles = nbytes = 0
     bad = []
     sizes = []
+    nulls = 0
     by_type = {}
     lines_by_type = {}
     for dp, _dn, fns in os.walk(root):
@@ -929,8 +1030,8 @@ def verify(out):
                     lines_by_type[ty] = lines_by_type.get(ty, 0) + 1
                     if rec.get("type") == "assistant":
                         recs.append(rec)
-                        if b":null" in raw or b"[null" in raw:
-                            bad.append("%s:%d null in assistant line" % (p, ln))
+                        if b":null" in raw:
+                            nulls += 1
                     elif rec.get("type") == "progress":
                         recs.append(rec["data"]["message"])
                     for r in recs:
@@ -939,23 +1040,29 @@ def verify(out):
                         cc = u["cache_creation"]
                         if u["cache_creation_input_tokens"] != cc["ephemeral_5m_input_tokens"] + cc["ephemeral_1h_input_tokens"]:
                             bad.append("%s:%d cache split mismatch" % (p, ln))
-                        if u["input_tokens"] + u["cache_creation_input_tokens"] + u["cache_read_input_tokens"] >= 200000:
-                            bad.append("%s:%d prompt >= 200k" % (p, ln))
                         if not r["timestamp"].startswith(MONTH):
                             bad.append("%s:%d timestamp outside month" % (p, ln))
                         key = (m["id"], r["requestId"])
-                        t = (u["input_tokens"], u["output_tokens"], cc["ephemeral_5m_input_tokens"],
-                             cc["ephemeral_1h_input_tokens"], u["cache_read_input_tokens"], m["model"])
-                        if key in seen and seen[key] != t:
-                            bad.append("%s:%d duplicate response with different usage" % (p, ln))
+                        stu = u.get("server_tool_use") or {}
+                        t = [u["input_tokens"], u["output_tokens"], cc["ephemeral_5m_input_tokens"],
+                             cc["ephemeral_1h_input_tokens"], u["cache_read_input_tokens"],
+                             stu.get("web_search_requests") or 0, m["model"]]
+                        if key in seen:
+                            o = seen[key]
+                            if o[:1] + o[2:] != t[:1] + t[2:]:
+                                bad.append("%s:%d duplicate response with different usage" % (p, ln))
+                            t[1] = max(t[1], o[1])  # streaming placeholders: the maximum counts
                         seen[key] = t
     tot = [0] * 5
+    picos = 0
     for t in seen.values():
         for i in range(5):
             tot[i] += t[i]
-    got = {"files": nfiles, "bytes": nbytes, "responses": len(seen), "tokens": tok_dict(tot)}
+        picos += cost_picos(t[6], t[:6])
+    got = {"files": nfiles, "bytes": nbytes, "responses": len(seen), "tokens": tok_dict(tot),
+           "cost_micros": micros_of(picos), "assistant_lines_with_null": nulls}
     ok = True
-    for k in ("files", "bytes", "responses"):
+    for k in ("files", "bytes", "responses", "cost_micros"):
         if got[k] != exp[k]:
             ok = False
             print("MISMATCH %s: tree %s expected %s" % (k, got[k], exp[k]))

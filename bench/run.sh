@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark octo-budget against a generated Claude Code tree (and ccusage, unless --skip-peer).
-#   bench/run.sh [--size-mb N] [--seed S] [--payload-scale F] [--skip-peer] [--calls N] [--repeat N] [--keep] [--strict] [--no-build]
+#   bench/run.sh [--size-mb N] [--compare-mb M] [--seed S] [--payload-scale F] [--skip-peer] [--calls N] [--repeat N] [--keep] [--strict] [--no-build]
 # CI smoke: bench/run.sh --size-mb 5 --skip-peer --calls 20
 set -euo pipefail
 
@@ -20,12 +20,14 @@ KEEP=0
 STRICT=0
 BUILD=1
 LABEL=""
+COMPARE_MB=""   # default: 256 when --size-mb is 1024, else none
 
 usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --size-mb) SIZE_MB="$2"; shift 2 ;;
+    --compare-mb) COMPARE_MB="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
     --arms) ARMS="$2"; shift 2 ;;
     --payload-scale) PAYLOAD_SCALE="$2"; shift 2 ;;
@@ -52,17 +54,24 @@ fi
 BIN="$ROOT/target/release/octo-budget"
 [[ -x "$BIN" ]] || { echo "run.sh: $BIN not found" >&2; exit 1; }
 
-# 2. tree (reused when complete and made by the current generator version)
-TREE="$CACHE/tree-${SIZE_MB}-${SEED}"
-[[ "$ARMS" != 40 ]] && TREE="${TREE}-a${ARMS}"
-[[ "$PAYLOAD_SCALE" != 1 ]] && TREE="${TREE}-p${PAYLOAD_SCALE}"
-if ! "$PY" "$BENCH/gen_tree.py" --is-current "$TREE"; then
-  echo "== generating $TREE (${SIZE_MB} MiB, seed $SEED)"
-  rm -rf "$TREE"
-  "$PY" "$BENCH/gen_tree.py" --out "$TREE" --size-mb "$SIZE_MB" --seed "$SEED" --arms "$ARMS" --payload-scale "$PAYLOAD_SCALE"
-else
-  echo "== reusing $TREE"
-fi
+# 2. trees (reused when complete and made by the current generator version)
+tree_for() {  # size in MiB -> path; generated when missing or stale
+  local t="$CACHE/tree-$1-${SEED}"
+  [[ "$ARMS" != 40 ]] && t="${t}-a${ARMS}"
+  [[ "$PAYLOAD_SCALE" != 1 ]] && t="${t}-p${PAYLOAD_SCALE}"
+  if ! "$PY" "$BENCH/gen_tree.py" --is-current "$t"; then
+    echo "== generating $t ($1 MiB, seed $SEED)" >&2
+    rm -rf "$t"
+    "$PY" "$BENCH/gen_tree.py" --out "$t" --size-mb "$1" --seed "$SEED" --arms "$ARMS" --payload-scale "$PAYLOAD_SCALE" >&2
+  else
+    echo "== reusing $t" >&2
+  fi
+  echo "$t"
+}
+TREE="$(tree_for "$SIZE_MB")"
+[[ -z "$COMPARE_MB" && "$SIZE_MB" == 1024 ]] && COMPARE_MB=256
+COMPARE_TREE=""
+[[ -n "$COMPARE_MB" && "$COMPARE_MB" != 0 ]] && COMPARE_TREE="$(tree_for "$COMPARE_MB")"
 
 # 3. peer: ccusage, installed into bench/.cache/ccusage when missing
 CCUSAGE=""
@@ -85,4 +94,5 @@ ARGS=(--tree "$TREE" --bin "$BIN" --calls "$CALLS" --repeat "$REPEAT" --repo "$R
 [[ $KEEP -eq 1 ]] && ARGS+=(--keep)
 [[ $STRICT -eq 1 ]] && ARGS+=(--strict)
 [[ -n "$LABEL" ]] && ARGS+=(--label "$LABEL")
+[[ -n "$COMPARE_TREE" ]] && ARGS+=(--compare-tree "$COMPARE_TREE")
 exec "$PY" "$BENCH/measure.py" "${ARGS[@]}"

@@ -43,6 +43,15 @@ impl Attributor {
         Attributor { paths, encoded }
     }
 
+    /// Identifies the mapping (every path and encoded folder name with its
+    /// arm): spend attributed under another mapping is never taken from
+    /// the ledger's cache.
+    pub fn identity(&self) -> u64 {
+        let mut paths: Vec<(&String, &usize)> = self.paths.iter().collect();
+        paths.sort();
+        xxhash_rust::xxh3::xxh3_64(format!("{paths:?}\n{:?}", self.encoded).as_bytes())
+    }
+
     /// Like [`Attributor::new`], and each arm path that `real_path` resolves
     /// to another spelling (a symlink on this machine) owns that spelling
     /// too, unless an arm lists it. The caller does the I/O; this stays

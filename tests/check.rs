@@ -1887,3 +1887,127 @@ fn post_tool_use_ends_a_halted_session() {
     let env = acme("hard_stop", dollars(1_200));
     assert_allowed_silently(&check(&env, &post_tool(&env, SID, "Agent")));
 }
+
+// ---- The spend cache (schema 9) ---------------------------------------------------
+
+// Proves: `check` prices past days once and keeps them in the ledger, but a
+// response that arrives later with an earlier day's timestamp (here in the
+// session's own transcript, 2026-11-12 while the cached days end on
+// 2026-11-20) counts at once: its ingest drops the cached figure, so the
+// refusal names the exact new total ($900 + $250 = $1,150).
+#[test]
+fn a_late_response_for_a_past_day_counts_at_the_next_call() {
+    let env = acme("hard_stop", 0);
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "msg_1",
+            "2026-11-10T10:00:00.000Z",
+            dollars(900),
+        )],
+    );
+    let msg = warning_of(&check(&env, &agent(&env, ACME)));
+    assert!(msg.contains("$900.00"), "{msg}");
+    // The month's past days (up to 2026-11-20, UTC) are cached: $900.
+    let cached: Vec<(i64, String)> = rusqlite::Connection::open(&env.ledger)
+        .unwrap()
+        .prepare("SELECT upto_ms, picos FROM spend_cache")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let upto = chrono::DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap();
+    assert!(
+        cached.contains(&(upto.timestamp_millis(), "900000000000000".into())),
+        "{cached:?}"
+    );
+    // A second call uses the cached past days: same figure, no new warning.
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "msg_2",
+            "2026-11-12T09:00:00.000Z",
+            dollars(250),
+        )],
+    );
+    let reason = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(
+        reason.contains("has spent $1,150.00 of its $1,000.00 monthly cap"),
+        "{reason}"
+    );
+}
+
+// Proves: a cached figure is kept per price table: after a `prices:`
+// override doubles the model's input rate, the same past spend ($600) is
+// priced again ($1,200) and refused, without any new transcript bytes.
+#[test]
+fn a_price_override_reprices_the_cached_past() {
+    let env = acme("hard_stop", 0);
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "msg_1",
+            "2026-11-03T10:00:00.000Z",
+            dollars(600),
+        )],
+    );
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: 1000\n    grace_pct: 110\n    action_on_breach: hard_stop\nprices:\n  {MODEL}:\n    input: 2\n    output: 10\n"
+    ));
+    let reason = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(reason.contains("has spent $1,200.00"), "{reason}");
+}
+
+// Proves: a figure cached under one attribution is not used under another:
+// once budgets.yaml gives the arm a second path, the spend recorded there
+// on a past day ($700, read by `report` into the same ledger) joins the
+// arm's $500 and the call is refused at $1,200.
+#[test]
+fn an_arm_path_change_reattributes_the_cached_past() {
+    let env = acme("hard_stop", 0);
+    env.append(
+        &session_rel(SID),
+        &[spend(
+            SID,
+            ACME,
+            "msg_1",
+            "2026-11-03T10:00:00.000Z",
+            dollars(500),
+        )],
+    );
+    let other = "22222222-aaaa-bbbb-cccc-000000000002";
+    env.append(
+        &format!("-x-beta/{other}.jsonl"),
+        &[spend(
+            other,
+            "/x/beta",
+            "msg_9",
+            "2026-11-04T10:00:00.000Z",
+            dollars(700),
+        )],
+    );
+    assert_eq!(
+        env.cmd()
+            .args(["report", "--json"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    env.write_config(&format!(
+        "timezone: UTC\nbudgets:\n  - arm: acme\n    paths: [{ACME}, /x/beta]\n    monthly_usd_cap: 1000\n    grace_pct: 110\n    action_on_breach: hard_stop\n"
+    ));
+    let reason = assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(reason.contains("has spent $1,200.00"), "{reason}");
+}

@@ -352,6 +352,7 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
         c.execute_batch(
             "DROP TABLE cost_states; DROP TABLE unwritten; DROP TABLE session_links;
+             DROP TABLE spend_cache; DELETE FROM meta WHERE key = 'rollup_gen';
              PRAGMA user_version = 7;",
         )
         .unwrap();
@@ -569,4 +570,107 @@ fn by_kind_csv() {
         "{text}"
     );
     assert!(lines[3].starts_with("total,total,0.013000,"), "{text}");
+}
+
+// Proves: a cost-state read after `check` cached the past days' spend
+// (schema 9) counts at the next call: the run it closes ended on 2026-11-10,
+// a cached day, and the change of its unwritten part drops the cached
+// figure in the same ingest. First the transcribed $0.0115 alone (under the
+// $0.022 hard stop: allowed, twice), then the whole $0.04 (refused).
+#[test]
+fn a_cost_state_for_a_cached_day_counts_at_the_next_call() {
+    let env = env_with("    monthly_usd_cap: 0.02\n    action_on_breach: hard_stop\n");
+    let s = "s-late";
+    let rel = format!("-x-acme/{s}.jsonl");
+    env.append(
+        &rel,
+        &[resp(s, "c1", "2026-11-10T10:00:01.000Z", 4000, 1500)],
+    );
+    let hook = json!({
+        "session_id": s, "transcript_path": env.transcript(&rel), "cwd": ACME,
+        "permission_mode": "default", "hook_event_name": "PreToolUse",
+        "tool_name": "WebSearch", "tool_input": {"query": "x"}, "tool_use_id": "toolu_01",
+    });
+    let check = || {
+        env.cmd()
+            .arg("check")
+            .write_stdin(hook.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An earlier count with nothing unwritten, read alone: the ledger gets
+    // the session's place without a cwd now, so the arm's places (part of
+    // the cached figure's key) do not change at the next step.
+    env.append(
+        &rel,
+        &[cost_state(
+            s,
+            "2026-11-01T00:00:00.000Z",
+            &[(MODEL, [0, 0, 0, 0])],
+        )],
+    );
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.append(
+        &rel,
+        &[cost_state(
+            s,
+            "2026-11-10T09:59:59.000Z",
+            &[(MODEL, [10_000, 3_000, 4_000, 1])],
+        )],
+    );
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("has spent $0.04 "), "{err}");
+}
+
+// Proves: a cost-state read in a later run than its session's responses
+// (the usual case: Claude Code writes it when the process exits, after
+// the hooks and cron have read the responses) lands on the session's arm,
+// not on an unattributed place. Transcribed: 1,000 in, 1,000 out; the
+// cost-state: 3,000 in, 1,000 out: 2,000 in unwritten, all on acme.
+#[test]
+fn a_cost_state_read_after_its_responses_lands_on_the_sessions_arm() {
+    let env = env_with("");
+    let s = "s-late-state";
+    let rel = format!("-x-acme/{s}.jsonl");
+    env.append(
+        &rel,
+        &[
+            user(s, ACME, "2026-11-10T10:00:00.000Z", "go"),
+            resp(s, "m1", "2026-11-10T10:00:01.000Z", 1000, 1000),
+        ],
+    );
+    let doc = env.report_json(&[]);
+    assert_eq!(figures(acme(&doc)).0[1], 1_000);
+    env.append(
+        &rel,
+        &[cost_state(
+            s,
+            "2026-11-10T09:59:59.000Z",
+            &[(MODEL, [3_000, 1_000, 0, 0])],
+        )],
+    );
+    let doc = env.report_json(&[]);
+    let (all, unwritten) = figures(acme(&doc));
+    assert_eq!(all[1], 3_000, "{doc:#}");
+    assert_eq!(unwritten[1], 2_000, "{doc:#}");
+    assert_eq!(
+        figures(&doc["totals"]).0,
+        all,
+        "nothing unattributed: {doc:#}"
+    );
 }

@@ -403,7 +403,8 @@ fn check(cmd: &mut Command, input: &str) -> (Output, Duration) {
 }
 
 // Proves: `check` on host b refuses a prompt in acme when the TEAM's acme
-// spend (read on host a) is past its hard stop, although b's own
+// spend (read on host a, arriving after b cached its own past days) is
+// past its hard stop, although b's own
 // transcripts alone keep acme under it (shown by the same check on a
 // one-machine ledger, which allows).
 #[test]
@@ -412,7 +413,6 @@ fn check_on_one_host_blocks_on_the_teams_spend() {
     let env = fixture_env();
     let (a, b) = (host(&env, &pg, "a"), host(&env, &pg, "b"));
     split_fixtures(&a, &b);
-    assert!(a.run(&["ingest", "--quiet"]).status.success());
     let transcript = b.claude.join("projects/-work-clients-acme/s-b-new.jsonl");
     let input = prompt("s-b-new", "/work/clients/acme", &transcript);
 
@@ -433,7 +433,18 @@ fn check_on_one_host_blocks_on_the_teams_spend() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Before a sends anything, b's team check allows too (and b's ledger
+    // caches the priced spend of the past days it read).
     let (out, _) = check(&mut b.cmd(), &input);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(a.run(&["ingest", "--quiet"]).status.success());
+    // a's past days arrive at b's next sync and replace what b cached.
+    let (out, _) = check(b.cmd().env("OCTO_BUDGET_TEAM_CACHE_MS", "0"), &input);
     assert_eq!(
         out.status.code(),
         Some(2),

@@ -334,10 +334,8 @@ impl<'a> Evaluator<'a> {
         ] {
             let Some(limit) = limit else { continue };
             let period = Period::containing(pk, self.now, tz);
-            let spent = match arm {
-                Some(i) => engine.of_arm(&period, i)?,
-                None => engine.of_all(&period, None)?,
-            };
+            let named = arm.map(|i| (i, self.loaded.config.arms[i].name.as_str()));
+            let spent = engine.of_calendar(&period, named)?;
             out.push(state(scope.clone(), kind, limit, spent, *policy, period));
         }
         Ok(())

@@ -804,7 +804,6 @@ pub(crate) fn apply_remote(ledger: &mut Ledger, batch: RemoteBatch) -> Result<()
             })
             .map_err(|e| w.ledger.err(e))?;
     }
-    w.flush_rollup()?;
     let mut st = w
         .ledger
         .conn
@@ -814,13 +813,23 @@ pub(crate) fn apply_remote(ledger: &mut Ledger, batch: RemoteBatch) -> Result<()
              WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)",
         )
         .map_err(|e| w.ledger.err(e))?;
+    let mut sessions_changed = 0;
     for s in &batch.sessions {
-        st.execute(params![s.session_id, s.cwd, s.first_ts])
+        sessions_changed += st
+            .execute(params![s.session_id, s.cwd, s.first_ts])
             .map_err(|e| w.ledger.err(e))?;
     }
     drop(st);
+    // A session's cwd moves spend between arms: all cached spend goes.
+    w.sessions_changed |= sessions_changed > 0;
+    w.flush_rollup()?;
     let dirty = std::mem::take(&mut w.dirty);
-    w.ledger.refresh_unwritten(dirty.iter().map(String::as_str))
+    // Cached spend the merged rows change is dropped, as a local ingest
+    // drops it (flush_rollup above did so for the responses).
+    let changed = w
+        .ledger
+        .refresh_unwritten(dirty.iter().map(String::as_str))?;
+    w.drop_cached_spend(changed)
 }
 
 /// The timestamp of the latest response in a file's first `until` bytes.
@@ -939,6 +948,9 @@ struct Writer<'a> {
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
     fresh: Option<FreshLoad>,
+    /// A session's cwd changed in this transaction (attribution of places
+    /// without a cwd may move): every cached spend is dropped at commit.
+    sessions_changed: bool,
     /// Sessions whose counted responses or `cost-state`s changed in this
     /// transaction: their unwritten parts are computed again before it
     /// commits.
@@ -964,6 +976,7 @@ impl<'a> Writer<'a> {
             names: Names::default(),
             places: HashMap::new(),
             fresh: None,
+            sessions_changed: false,
             dirty: std::collections::HashSet::new(),
         }
     }
@@ -982,7 +995,8 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
                     conn.execute_batch(
-                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch",
+                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch;
+                         DROP INDEX rollup_bucket; DROP INDEX rollup_session",
                     )
                         .map_err(|e| self.ledger.err(e))?;
                     self.fresh = Some(FreshLoad::default());
@@ -1086,6 +1100,7 @@ impl<'a> Writer<'a> {
             self.apply_row(base)?;
         }
         let conn = &self.ledger.conn;
+        let mut sessions_changed = 0;
         {
             let mut st = conn
                 // A session's cwd is that of its earliest record, whichever
@@ -1097,7 +1112,8 @@ impl<'a> Writer<'a> {
                 )
                 .map_err(|e| self.ledger.err(e))?;
             for sc in &r.session_cwds {
-                st.execute(params![sc.session_id, sc.cwd, sc.ts_ms])
+                sessions_changed += st
+                    .execute(params![sc.session_id, sc.cwd, sc.ts_ms])
                     .map_err(|e| self.ledger.err(e))?;
             }
             // A session's branch is that of its latest response naming one.
@@ -1113,6 +1129,7 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
             }
         }
+        self.sessions_changed |= sessions_changed > 0;
         for (c, end_ms) in std::mem::take(&mut r.cost_states) {
             self.dirty.insert(c.session_id.clone());
             let cwd = r
@@ -1492,10 +1509,32 @@ impl<'a> Writer<'a> {
                     cache_read = cache_read + excluded.cache_read, web_search = web_search + excluded.web_search",
             )
             .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
-        for (k, d) in self.deltas.drain() {
-            if d.messages == 0 && d.t.iter().all(|v| *v == 0) {
-                continue;
-            }
+        let mut first_changed: Option<i64> = None;
+        // In the rollup's key order: a large flush (a first load) then
+        // appends to its B-tree instead of splitting pages all over it.
+        let mut deltas: Vec<(RollupKey, Delta)> = self
+            .deltas
+            .drain()
+            .filter(|(_, d)| d.messages != 0 || d.t.iter().any(|v| *v != 0))
+            .collect();
+        let names = &self.names;
+        deltas.sort_unstable_by(|(a, _), (b, _)| {
+            (
+                a.place_id,
+                a.bucket,
+                names.name(a.session_id),
+                names.name(a.model),
+            )
+                .cmp(&(
+                    b.place_id,
+                    b.bucket,
+                    names.name(b.session_id),
+                    names.name(b.model),
+                ))
+                .then((a.fast, a.us_geo, a.class).cmp(&(b.fast, b.us_geo, b.class)))
+        });
+        for (k, d) in deltas {
+            first_changed = Some(first_changed.map_or(k.bucket, |b| b.min(k.bucket)));
             st.execute(params![
                 k.bucket,
                 k.place_id,
@@ -1514,6 +1553,34 @@ impl<'a> Writer<'a> {
             ])
             .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
         }
+        drop(st);
+        let cut = if self.sessions_changed {
+            Some(i64::MIN)
+        } else {
+            first_changed.map(|b| b * BUCKET_MS)
+        };
+        self.sessions_changed = false;
+        self.drop_cached_spend(cut)
+    }
+
+    /// Cached spend (schema 9) that priced a moment at or after `cut` is
+    /// dropped in the same transaction as the change; `rollup_gen` tells a
+    /// reader that priced rows before this commit not to cache what it
+    /// priced.
+    fn drop_cached_spend(&mut self, cut: Option<i64>) -> Result<()> {
+        if let Some(cut) = cut {
+            self.ledger
+                .conn
+                .prepare_cached("DELETE FROM spend_cache WHERE upto_ms > ?1")
+                .and_then(|mut s| s.execute([cut]))
+                .and_then(|_| {
+                    self.ledger.conn.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'rollup_gen'",
+                        [],
+                    )
+                })
+                .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+        }
         Ok(())
     }
 
@@ -1527,8 +1594,10 @@ impl<'a> Writer<'a> {
             .and_then(|()| {
                 // With the rollup and indexes up to date.
                 let dirty = std::mem::take(&mut self.dirty);
-                self.ledger
-                    .refresh_unwritten(dirty.iter().map(String::as_str))
+                let changed = self
+                    .ledger
+                    .refresh_unwritten(dirty.iter().map(String::as_str))?;
+                self.drop_cached_spend(changed)
             })
         {
             self.rollback();
@@ -1541,6 +1610,7 @@ impl<'a> Writer<'a> {
         self.tx_open = false;
         self.pending = 0;
         self.fresh = None;
+        self.ledger.checkpoint_if_large();
         Ok(())
     }
 
@@ -1554,6 +1624,7 @@ impl<'a> Writer<'a> {
         self.dirty.clear();
         self.pending = 0;
         self.fresh = None;
+        self.sessions_changed = false;
     }
 
     /// After a first load: the indexes dropped for it, each built in one
@@ -1564,10 +1635,12 @@ impl<'a> Writer<'a> {
             self.ledger
                 .conn
                 .execute_batch(&format!(
-                    "{}; {}; {}",
+                    "{}; {}; {}; {}; {}",
                     super::schema::RESPONSES_KEY_INDEX,
                     super::schema::RESPONSES_TS_INDEX,
-                    super::schema::RESPONSES_BRANCH_INDEX
+                    super::schema::RESPONSES_BRANCH_INDEX,
+                    super::schema::ROLLUP_BUCKET_INDEX,
+                    super::schema::ROLLUP_SESSION_INDEX
                 ))
                 .map_err(|e| self.ledger.err(e))?;
         }

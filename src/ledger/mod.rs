@@ -62,6 +62,9 @@ pub enum LedgerError {
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
+/// The WAL size (about 250 pages) above which a write truncates it.
+pub const WAL_LIMIT: u64 = 1 << 20;
+
 /// An open ledger.
 pub struct Ledger {
     pub(crate) conn: Connection,
@@ -117,6 +120,27 @@ impl Ledger {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             });
+    }
+
+    /// Truncates the WAL once it holds more than [`WAL_LIMIT`] bytes,
+    /// after a write. Every process that opens the ledger first reads every
+    /// valid frame of the WAL (the hook opens it on every call), and a
+    /// process that finds it there counts none of it as checkpointed (SQLite
+    /// rebuilds its index): without this, a WAL that no process truncates
+    /// grows for ever, and every later commit copies all of it into the
+    /// database again (two fsyncs) on top of that read.
+    pub fn checkpoint_if_large(&self) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
+            // Never wait for other processes' readers or writer here (the
+            // hook has a deadline): a busy ledger is checkpointed by a
+            // later write.
+            if self.conn.busy_timeout(Duration::ZERO).is_ok() {
+                self.checkpoint();
+                let _ = self.conn.busy_timeout(self.busy);
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {

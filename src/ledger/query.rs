@@ -169,11 +169,13 @@ impl Ledger {
     /// Computes again the unwritten parts of the counts (`startTime`s) that
     /// `sessions` belong to, from their `cost_states` and transcribed
     /// responses, into `unwritten`. Called by ingest (in its transaction,
-    /// with the rollup up to date) for the sessions it changed.
+    /// with the rollup up to date) for the sessions it changed. Returns the
+    /// earliest `end_ms` whose parts changed, if any (cached spend from
+    /// there on is stale: schema 9).
     pub(crate) fn refresh_unwritten<'s>(
         &self,
         sessions: impl IntoIterator<Item = &'s str>,
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
         let mut starts: Vec<i64> = Vec::new();
         {
             let mut st = self
@@ -190,8 +192,58 @@ impl Ledger {
         }
         starts.sort_unstable();
         starts.dedup();
+        let mut first_changed: Option<i64> = None;
         for start in starts {
             let runs = self.unwritten_of_count(start)?;
+            // The count's parts before and after, as the table holds them
+            // (several runs' parts with one key add up).
+            type Part = (i64, String, String, i64, [u64; 6]);
+            let mut before: Vec<Part> = self
+                .conn
+                .prepare_cached(
+                    "SELECT end_ms, session_id, model, place_id, input, output, cache_write_5m,
+                            cache_write_1h, cache_read, web_search
+                     FROM unwritten WHERE start_ms = ?1",
+                )
+                .and_then(|mut st| {
+                    st.query_map([start], |r| {
+                        let u = super::usage_at(r, 4)?;
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, parts_of(&u)))
+                    })
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                })
+                .map_err(|e| self.err(e))?;
+            let mut after: Vec<Part> = Vec::new();
+            for (end_ms, g) in &runs {
+                match after
+                    .iter_mut()
+                    .find(|p| p.0 == *end_ms && p.1 == g.session_id && p.2 == g.model)
+                {
+                    Some(p) => {
+                        for (a, b) in p.4.iter_mut().zip(parts_of(&g.usage)) {
+                            *a += b;
+                        }
+                    }
+                    None => after.push((
+                        *end_ms,
+                        g.session_id.clone(),
+                        g.model.clone(),
+                        g.place_id,
+                        parts_of(&g.usage),
+                    )),
+                }
+            }
+            before.sort();
+            after.sort();
+            let changed = before
+                .iter()
+                .filter(|p| !after.contains(p))
+                .chain(after.iter().filter(|p| !before.contains(p)))
+                .map(|p| p.0)
+                .min();
+            if let Some(c) = changed {
+                first_changed = Some(first_changed.map_or(c, |f| f.min(c)));
+            }
             self.conn
                 .prepare_cached("DELETE FROM unwritten WHERE start_ms = ?1")
                 .and_then(|mut st| st.execute([start]))
@@ -229,7 +281,7 @@ impl Ledger {
                 .map_err(|e| self.err(e))?;
             }
         }
-        Ok(())
+        Ok(first_changed)
     }
 
     /// Every run's unwritten part of one count (as
@@ -668,6 +720,72 @@ impl Ledger {
         )
     }
 
+    /// Opens a read transaction (one snapshot for several queries) unless
+    /// one is open already; true when it opened one (then call
+    /// [`Ledger::end_read`]).
+    pub fn begin_read(&self) -> Result<bool> {
+        if !self.conn.is_autocommit() {
+            return Ok(false);
+        }
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map(|()| true)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends the read transaction [`Ledger::begin_read`] opened.
+    pub fn end_read(&self) {
+        let _ = self.conn.execute_batch("COMMIT");
+    }
+
+    /// How many write transactions have changed the rollup (schema 9):
+    /// read before the rows a cached spend is priced from.
+    pub fn rollup_gen(&self) -> Result<i64> {
+        rusqlite::OptionalExtension::optional(self.conn.query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rollup_gen'",
+            [],
+            |r| r.get::<_, i64>(0),
+        ))
+        .map(|g| g.unwrap_or(0))
+        .map_err(|e| self.err(e))
+    }
+
+    /// A cached spend: the priced total (picodollars) of whole UTC days
+    /// before `upto_ms`, for the scope `key` names.
+    pub fn cached_spend(&self, key: i64) -> Result<Option<(i64, crate::money::Picos)>> {
+        let row: Option<(i64, String)> = rusqlite::OptionalExtension::optional(
+            self.conn
+                .prepare_cached("SELECT upto_ms, picos FROM spend_cache WHERE key = ?1")
+                .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))),
+        )
+        .map_err(|e| self.err(e))?;
+        // A value that does not parse is treated as absent (priced again).
+        Ok(row.and_then(|(upto, p)| {
+            p.parse::<i128>()
+                .ok()
+                .map(|p| (upto, crate::money::Picos(p)))
+        }))
+    }
+
+    /// Caches a spend priced from rows read after `rollup_gen` returned
+    /// `gen`: written only if no rollup change committed since (else the
+    /// rows may already be stale). Best effort: a busy or read-only ledger
+    /// leaves the cache as it was; the caller's figure is exact either way.
+    pub fn cache_spend(&self, key: i64, upto_ms: i64, picos: crate::money::Picos, gen: i64) {
+        // Never wait for another writer here: the next call caches it.
+        if self.conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+            return;
+        }
+        let _ = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO spend_cache (key, upto_ms, picos)
+                 SELECT ?1, ?2, ?3 WHERE (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rollup_gen') = ?4",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![key, upto_ms, picos.0.to_string(), gen]));
+        let _ = self.conn.busy_timeout(self.busy);
+    }
+
     /// Lines skipped as malformed, over every file the ledger has read.
     pub fn skipped_lines(&self) -> Result<u64> {
         let n: i64 = self
@@ -692,6 +810,18 @@ struct GroupKey {
     fast: bool,
     us_geo: bool,
     class: u8,
+}
+
+/// The six token fields of `u`, for comparing parts.
+fn parts_of(u: &Usage) -> [u64; 6] {
+    [
+        u.input,
+        u.output,
+        u.cache_write_5m,
+        u.cache_write_1h,
+        u.cache_read,
+        u.web_search,
+    ]
 }
 
 fn day_of(days_since_epoch: i64) -> NaiveDate {

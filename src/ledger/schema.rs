@@ -44,14 +44,21 @@
 //!   every ingest for the sessions it changed);
 //! - `session_links` (8): pairs of sessions whose files hold the same
 //!   response (a fork's copies of its parent's), both ways: the row keeps
-//!   one session id, the link lets the other's `cost-state` find it.
+//!   one session id, the link lets the other's `cost-state` find it;
+//! - `spend_cache` (9): priced spend of one budget scope (an arm or the
+//!   total, one calendar period, one price table and attribution) over the
+//!   whole UTC days before `upto_ms`, so that `check` prices only today's
+//!   rollup rows; the ingest transaction that changes a rollup bucket
+//!   before an entry's `upto_ms` (or any session's cwd) deletes the entry
+//!   and bumps `meta.rollup_gen`, and an entry is written only if
+//!   `rollup_gen` is still what it was when its rows were read.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -72,6 +79,10 @@ pub const RESPONSES_KEY_INDEX: &str =
     "CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id)";
 pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX responses_ts ON responses (ts_ms)";
 /// The branch index, as migration 7 creates it.
+/// The rollup's secondary indexes (migration 1), also dropped for a first
+/// load and built once at its end.
+pub const ROLLUP_BUCKET_INDEX: &str = "CREATE INDEX rollup_bucket ON rollup (bucket)";
+pub const ROLLUP_SESSION_INDEX: &str = "CREATE INDEX rollup_session ON rollup (session_id)";
 pub const RESPONSES_BRANCH_INDEX: &str =
     "CREATE INDEX responses_branch ON responses (branch, ts_ms)";
 
@@ -273,6 +284,16 @@ const MIGRATIONS: &[&str] = &[
     UPDATE files SET offset = 0, head_len = 0, head_hash = 0, skipped_lines = 0, size = -1
     WHERE path NOT LIKE '%/subagents/%' AND path NOT LIKE '%/agent-%';
     ",
+    // 9: priced spend per budget scope and period over whole past UTC days
+    // (see `spend_cache` above); `rollup_gen` counts rollup changes.
+    "
+    CREATE TABLE spend_cache (
+        key INTEGER PRIMARY KEY,
+        upto_ms INTEGER NOT NULL,
+        picos TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('rollup_gen', '0');
+    ",
 ];
 
 /// What a file opened as the ledger is.
@@ -352,9 +373,10 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     ledger
         .conn
         // A short WAL: a process that opens the ledger first reads every
-        // valid frame of it (the hook does that on every call), so keep it
-        // to about a megabyte between checkpoints.
-        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 256")
+        // valid frame of it (the hook does that on every call), so ingest
+        // truncates it past about a megabyte (`Ledger::checkpoint_if_large`);
+        // the automatic checkpoint is only a backstop above that.
+        .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 1024")
         .map_err(|e| ledger.err(e))?;
     if version == VERSION && marked {
         return Ok(());

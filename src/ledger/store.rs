@@ -10,7 +10,9 @@
 //! only for an arm's candidate places or one session ([`Filter`]); a
 //! session's cwd, its halt and a warning already given are single-key
 //! lookups (a branch cap reads its arm's responses of that branch through
-//! an index). Attribution and prices are applied by the core, so a config
+//! an index); and a calendar cap's whole past UTC days come from a spend
+//! cache the backend keeps ([`Store::cached_spend`]), so a call prices only
+//! today's rows. Attribution and prices are applied by the core, so a config
 //! change re-prices all history.
 //!
 //! Reading transcripts into the ledger (`ingest`) and the alert outbox are
@@ -24,6 +26,7 @@ use super::halts::Halt;
 use super::notices::NoticeKey;
 use super::query::{Filter, Group, Place};
 use super::{Ledger, Result};
+use crate::money::Picos;
 
 /// What the core reads from (and records in) a ledger.
 pub trait Store {
@@ -69,6 +72,24 @@ pub trait Store {
     fn notice_given(&self, key: &NoticeKey<'_>) -> Result<bool>;
     /// Records a warning as given; false when another process did first.
     fn record_notice(&self, key: &NoticeKey<'_>, now_ms: i64) -> Result<bool>;
+
+    // The spend cache: a scope's priced spend over whole past UTC days, so
+    // that `check` prices only today's rows however long the period.
+
+    /// Opens a read snapshot for several queries unless one is open; true
+    /// when it opened one (then call [`Store::end_read`]).
+    fn begin_read(&self) -> Result<bool>;
+    /// Ends the snapshot [`Store::begin_read`] opened.
+    fn end_read(&self);
+    /// A counter of the write transactions that changed spend: read before
+    /// the rows a cached figure is priced from.
+    fn rollup_gen(&self) -> Result<i64>;
+    /// The cached spend of scope `key`: picodollars of the whole UTC days
+    /// before the returned instant (ms).
+    fn cached_spend(&self, key: i64) -> Result<Option<(i64, Picos)>>;
+    /// Caches a spend priced from rows read when [`Store::rollup_gen`] was
+    /// `gen`, unless spend changed since. Best effort.
+    fn cache_spend(&self, key: i64, upto_ms: i64, picos: Picos, gen: i64);
 }
 
 impl Store for Ledger {
@@ -125,5 +146,20 @@ impl Store for Ledger {
     }
     fn record_notice(&self, key: &NoticeKey<'_>, now_ms: i64) -> Result<bool> {
         Ledger::record_notice(self, key, now_ms)
+    }
+    fn begin_read(&self) -> Result<bool> {
+        Ledger::begin_read(self)
+    }
+    fn end_read(&self) {
+        Ledger::end_read(self)
+    }
+    fn rollup_gen(&self) -> Result<i64> {
+        Ledger::rollup_gen(self)
+    }
+    fn cached_spend(&self, key: i64) -> Result<Option<(i64, Picos)>> {
+        Ledger::cached_spend(self, key)
+    }
+    fn cache_spend(&self, key: i64, upto_ms: i64, picos: Picos, gen: i64) {
+        Ledger::cache_spend(self, key, upto_ms, picos, gen)
     }
 }

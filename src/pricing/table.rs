@@ -235,6 +235,9 @@ pub struct PriceTable {
     /// The dearest known rates: what an unknown model is priced at.
     dearest: ModelPrices,
     cache: Mutex<HashMap<String, Option<ModelPrices>>>,
+    /// A hash of the embedded table and the overrides: spend priced with
+    /// another table is never taken from the ledger's cache.
+    identity: u64,
 }
 
 impl PriceTable {
@@ -268,7 +271,9 @@ impl PriceTable {
             })
             .collect();
         ov.sort_by_key(|o| std::cmp::Reverse(o.0.len()));
+        let identity = xxhash_rust::xxh3::xxh3_64(format!("{EMBEDDED}\n{ov:?}").as_bytes());
         PriceTable {
+            identity,
             effective_from: spec.effective_from,
             // Dollars per 1,000 requests -> picodollars per request.
             web_search: rate(spec.web_search_per_1000) * 1_000_000 / 1000,
@@ -287,6 +292,12 @@ impl PriceTable {
             },
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Identifies the rates this table prices with (the embedded table and
+    /// the overrides).
+    pub fn identity(&self) -> u64 {
+        self.identity
     }
 
     /// The prices of a model as written in a transcript, or `None` when the
