@@ -528,7 +528,8 @@ fn server_down_refuses_then_catches_up_exactly() {
 }
 
 // Proves: alerts run on two hosts (at once, and again later) say each
-// event once across the team: exactly the events one machine says.
+// event once across the team: exactly the events one machine says. And a
+// server schema newer than the binary is refused.
 #[test]
 fn alerts_say_each_event_once_across_hosts() {
     let Some(pg) = Pg::start() else { return };
@@ -581,6 +582,12 @@ fn alerts_say_each_event_once_across_hosts() {
     said.sort();
     expected.sort();
     assert_eq!(said, expected);
+
+    // A server whose schema a newer octo-budget wrote is refused (exit 4).
+    pg.psql("UPDATE octo_budget_meta SET value = '99' WHERE key = 'schema_version'");
+    let out = a.run(&["report"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(common::one_stderr_line(&out).contains("schema version 99 is newer"));
 }
 
 // Proves: ingests killed at several points leave the server's ledger
