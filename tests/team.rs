@@ -902,3 +902,41 @@ fn tls_connections_and_certificate_checks() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// Proves (no server needed): a password in budgets.yaml's `ledger:` URI is
+// refused as a config error (exit 3, file and key named, the password not
+// repeated); one given with --ledger is a usage error (exit 2).
+#[test]
+fn a_password_in_the_ledger_uri_is_refused() {
+    let env = Env::new();
+    let arm = "budgets:\n  - arm: a\n    path: /work/a\n    monthly_usd_cap: 10\n";
+    env.write_config(&format!(
+        "timezone: UTC\nledger: postgresql://octo:hunter2@db.example/octo_budget\n{arm}"
+    ));
+    let out = env
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
+        .args(["--config", env.config.to_str().unwrap(), "report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = common::one_stderr_line(&out);
+    assert!(
+        err.contains("budgets.yaml") && err.contains("ledger") && err.contains("PGPASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+
+    env.write_config(&format!("timezone: UTC\n{arm}"));
+    let out = env
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
+        .args(["--config", env.config.to_str().unwrap()])
+        .args([
+            "--ledger",
+            "postgres://db.example/octo_budget?password=hunter2",
+            "report",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!common::one_stderr_line(&out).contains("hunter2"));
+}
