@@ -53,6 +53,12 @@ fn bindir() -> Option<PathBuf> {
     found.pop().map(|(_, b)| b)
 }
 
+/// A line on the real stderr (not captured by the test harness, so that a
+/// skip is seen in a plain `cargo test`).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -69,7 +75,7 @@ impl Pg {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI=true but no PostgreSQL server binaries (initdb, pg_ctl) were found: install Debian's `postgresql` package");
             }
-            eprintln!("tests/team.rs: skipped: no PostgreSQL server binaries (install Debian's `postgresql` package)");
+            say("tests/team.rs: skipped: no PostgreSQL server binaries (install Debian's `postgresql` package)");
             return None;
         };
         let as_root = unsafe { libc::geteuid() } == 0;
@@ -843,7 +849,7 @@ fn server_certificate(dir: &Path, ca: &str) -> (PathBuf, PathBuf) {
 fn tls_connections_and_certificate_checks() {
     let Some(mut pg) = Pg::start() else { return };
     if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("tests/team.rs: TLS case skipped: no openssl command to make a certificate");
+        say("tests/team.rs: TLS case skipped: no openssl command to make a certificate");
         return;
     }
     let env = fixture_env();
