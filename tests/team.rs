@@ -336,7 +336,8 @@ fn fixture_env() -> Env {
 
 // Proves: two hosts ingesting the halves of the fixture tree at once (10
 // processes) give the exact totals of the whole tree as one machine reads
-// it, and the transcript present on both hosts counts once.
+// it, and the transcript present on both hosts counts once; a third host
+// connects through the server's Unix socket (`host=` in the URI).
 #[test]
 fn two_hosts_ingesting_at_once_reach_the_whole_trees_totals() {
     let Some(pg) = Pg::start() else { return };
@@ -367,7 +368,16 @@ fn two_hosts_ingesting_at_once_reach_the_whole_trees_totals() {
         );
     }
     let whole = single_machine(&env, &repo_path("fixtures/claude"));
-    // Host c has no transcripts: it sees only what the server holds.
+    // Host c has no transcripts: it sees only what the server holds (and
+    // reaches it through the server's Unix socket).
+    let c = Host {
+        ledger: format!(
+            "postgresql:///postgres?host={}&port={}&user=postgres",
+            pg.dir.path().display(),
+            pg.port
+        ),
+        ..c
+    };
     assert_eq!(totals(&c.report()), totals(&whole));
     assert_eq!(totals(&a.report()), totals(&whole));
     assert_eq!(totals(&b.report()), totals(&whole));
