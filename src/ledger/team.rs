@@ -530,6 +530,9 @@ impl Team {
                     let _ = ledger.conn.execute_batch("ROLLBACK");
                     return Err(ledger.err(e));
                 }
+                // A large read from the server leaves a long WAL that every
+                // later process (the hook) would read on opening.
+                ledger.checkpoint_if_large();
                 Ok(s)
             }
             Err(e) => {
