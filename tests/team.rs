@@ -390,6 +390,23 @@ fn two_hosts_ingesting_at_once_reach_the_whole_trees_totals() {
         "the copied transcript's rows are one set, written by one host"
     );
     assert!(rows.parse::<i64>().unwrap() > 0);
+
+    // `hook install` works against the team ledger and writes its URI
+    // (which holds no password) into settings.json.
+    let settings = env.path().join("settings.json");
+    let out = a
+        .cmd()
+        .args(["hook", "install", "--settings"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = fs::read_to_string(&settings).unwrap();
+    assert!(written.contains(&pg.uri()), "{written}");
 }
 
 fn prompt(session: &str, cwd: &str, transcript: &Path) -> String {
