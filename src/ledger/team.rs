@@ -14,9 +14,9 @@
 //! goes up on the next successful sync (nothing lost; merging by maximum
 //! makes a repeat count nothing twice).
 //!
-//! Changes are found by triggers on the cache's `responses` and `sessions`
-//! (tables `team_pending`, `team_pending_sessions`, created in a cache
-//! only). What comes down is found by the writing transaction's id: each
+//! Changes are found by triggers on the cache's `responses`, `sessions`,
+//! `cost_states` and `session_links` (tables `team_pending*`, created in a
+//! cache only, outside the SQLite schema's version). What comes down is found by the writing transaction's id: each
 //! server row keeps `wxid` (the `xid8` of the transaction that last raised
 //! it), and a sync asks for rows with `wxid >= ` the `xmin` of the previous
 //! sync's snapshot (every transaction below it had finished, so nothing is
@@ -24,6 +24,10 @@
 //!
 //! Alert events are claimed on the server (`octo_budget_notices`, a unique
 //! key): of all machines, only the one whose insert wins says an event.
+//!
+//! `check` and `statusline` skip the sync while the cache's last one is
+//! younger than a bound the binary passes ([`synced_within`]): connecting
+//! alone costs more than their budget.
 //!
 //! [`Store`]: super::Store
 
