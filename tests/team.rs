@@ -973,3 +973,49 @@ fn a_password_in_the_ledger_uri_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!common::one_stderr_line(&out).contains("hunter2"));
 }
+
+// Proves: with `--command`, each event is delivered once across the team
+// too: two hosts' runs at once pipe exactly the events one machine says.
+#[test]
+fn alerts_command_delivers_each_event_once_across_hosts() {
+    let Some(pg) = Pg::start() else { return };
+    let env = fixture_env();
+    let (a, b) = (host(&env, &pg, "a"), host(&env, &pg, "b"));
+    copy_tree(&repo_path("fixtures/claude"), &a.claude);
+    copy_tree(&repo_path("fixtures/claude"), &b.claude);
+    let sink = env.path().join("delivered.txt");
+    let command = format!("cat >> {}", sink.display());
+    let kids: Vec<_> = [&a, &b, &a, &b]
+        .iter()
+        .map(|h| {
+            h.cmd()
+                .args(["alerts", "--quiet", "--command", &command])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    let one = env
+        .sealed(assert_cmd::cargo::cargo_bin("octo-budget"))
+        .env("CLAUDE_CONFIG_DIR", &a.claude)
+        .args(["--config", env.config.to_str().unwrap()])
+        .args(["--ledger", env.path().join("one.sqlite").to_str().unwrap()])
+        .args(["--now", &env.now, "alerts", "--quiet"])
+        .output()
+        .unwrap();
+    let mut expected: Vec<String> = String::from_utf8_lossy(&one.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut got: Vec<String> = fs::read_to_string(&sink)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!expected.is_empty());
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+}
