@@ -265,6 +265,10 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     }
     let mut ledger = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
     let history_read = ledger.history_read()?;
+    if history_read {
+        // A team ledger that needs a sync: connect while reading.
+        ctx.preconnect_team(cfg, &ledger, TEAM_WAIT);
+    }
     if !history_read {
         // A ledger that has not read all history yet (the hook was wired
         // by hand, without `hook install` or `ingest`): read it, committing

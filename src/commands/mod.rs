@@ -43,8 +43,17 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// This process's connection to a team ledger (see [`Context::with_team`]).
-static TEAM: std::sync::Mutex<Option<Team>> = std::sync::Mutex::new(None);
+/// This process's connection to a team ledger (see [`Context::with_team`]),
+/// or why a connection started early ([`Context::preconnect_team`]) failed.
+struct Conn {
+    team: Option<Team>,
+    failed: Option<octo_budget::ledger::LedgerError>,
+}
+
+static TEAM: std::sync::Mutex<Conn> = std::sync::Mutex::new(Conn {
+    team: None,
+    failed: None,
+});
 
 /// Everything a command knows about its invocation.
 pub struct Context {
@@ -145,10 +154,13 @@ impl Context {
         let Some(uri) = self.team_uri(config)? else {
             return Ok(None);
         };
-        let mut slot = TEAM.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
+        let mut conn = TEAM.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = conn.failed.take() {
+            return Err(e.into());
+        }
+        if conn.team.is_none() {
             let password = self.team_password(&uri);
-            *slot = Some(Team::connect(
+            conn.team = Some(Team::connect(
                 &uri,
                 password.as_deref(),
                 &self.default_pg_user(),
@@ -156,15 +168,46 @@ impl Context {
                 timeout,
             )?);
         }
-        let team = slot.as_mut().expect("connected above");
+        let team = conn.team.as_mut().expect("connected above");
         match f(team) {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
                 // A failed connection is not reused.
-                *slot = None;
+                conn.team = None;
                 Err(e.into())
             }
         }
+    }
+
+    /// For `check`: starts connecting to the team ledger's server in the
+    /// background when the working copy will need a sync, so that the
+    /// connection is made while the session's transcript is read. The
+    /// next [`Context::with_team`] waits for it (and gets its error).
+    pub fn preconnect_team(&self, config: &Config, ledger: &Ledger, timeout: Duration) {
+        let Ok(Some(uri)) = self.team_uri(config) else {
+            return;
+        };
+        let within = self.global.team_cache_ms.unwrap_or(TEAM_CACHE_MS) as i64;
+        if team::synced_within(ledger, wall_ms(), within).unwrap_or(true) {
+            return;
+        }
+        let password = self.team_password(&uri);
+        let user = self.default_pg_user();
+        let host = self.locations.host.clone();
+        let (held, lock_held) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut conn = TEAM.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = held.send(());
+            if conn.team.is_none() && conn.failed.is_none() {
+                match Team::connect(&uri, password.as_deref(), &user, &host, timeout) {
+                    Ok(t) => conn.team = Some(t),
+                    Err(e) => conn.failed = Some(e),
+                }
+            }
+        });
+        // Only once the thread holds the connection's lock: a later
+        // `with_team` then waits for its connection instead of making one.
+        let _ = lock_held.recv();
     }
 
     /// For a team ledger: sends what this machine read and takes what the
