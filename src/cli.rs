@@ -25,9 +25,14 @@ pub struct Global {
     #[arg(long, global = true, env = "OCTO_BUDGET_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Ledger file [default: `ledger:` in budgets.yaml, then
-    /// $XDG_DATA_HOME/octo-budget/ledger.sqlite]
-    #[arg(long, global = true, env = "OCTO_BUDGET_LEDGER", value_name = "PATH")]
+    /// Ledger file, or a team ledger's postgres:// URI [default: `ledger:`
+    /// in budgets.yaml, then $XDG_DATA_HOME/octo-budget/ledger.sqlite]
+    #[arg(
+        long,
+        global = true,
+        env = "OCTO_BUDGET_LEDGER",
+        value_name = "PATH|URI"
+    )]
     pub ledger: Option<PathBuf>,
 
     /// A Claude Code config directory to read transcripts from (repeatable)
@@ -45,6 +50,11 @@ pub struct Global {
     /// 3000] (for tests)
     #[arg(long, global = true, hide = true, value_name = "MS")]
     pub history_budget_ms: Option<u64>,
+    /// A team ledger: `check` and `statusline` answer from this machine's
+    /// working copy without contacting the server when it synced less than
+    /// MS milliseconds ago (0: always sync) [default: 2000]
+    #[arg(long, global = true, env = "OCTO_BUDGET_TEAM_CACHE_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub team_cache_ms: Option<u64>,
     /// Colours in report tables and the status line: auto (on a terminal),
     /// always or never; NO_COLOR (set and non-empty) turns them off
     #[arg(
@@ -291,6 +301,13 @@ pub struct Environment {
     pub tz: Option<String>,
     pub no_color: bool,
     pub cwd: Option<PathBuf>,
+    /// `OCTO_BUDGET_HOST`: this machine's name in a team ledger.
+    pub host: Option<String>,
+    /// `PGPASSWORD`, `PGPASSFILE`, `PGUSER` (else `USER`): a team ledger's
+    /// password and default user, as libpq takes them.
+    pub pg_password: Option<String>,
+    pub pg_passfile: Option<PathBuf>,
+    pub user: Option<String>,
     /// OCTO_BUDGET_TOKEN: `serve`'s bearer token.
     pub token: Option<Secret>,
 }
@@ -317,6 +334,24 @@ impl Environment {
             xdg_data_home: self.xdg_data_home.clone(),
             claude_config_dir: self.claude_config_dir.clone(),
             cwd: self.cwd.clone(),
+            host: self.host_name(),
+        }
+    }
+
+    /// This machine's name in a team ledger: `$OCTO_BUDGET_HOST`, else the
+    /// host name.
+    pub fn host_name(&self) -> String {
+        if let Some(h) = &self.host {
+            return h.trim().to_string();
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is writable for its length; gethostname
+        // writes at most that many bytes.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        match rc {
+            0 if end > 0 => String::from_utf8_lossy(&buf[..end]).into_owned(),
+            _ => "localhost".into(),
         }
     }
 
@@ -335,6 +370,15 @@ impl Environment {
             tz: std::env::var("TZ").ok().filter(|v| !v.is_empty()),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             cwd: std::env::current_dir().ok(),
+            host: std::env::var("OCTO_BUDGET_HOST")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+            pg_password: std::env::var("PGPASSWORD").ok().filter(|v| !v.is_empty()),
+            pg_passfile: path("PGPASSFILE"),
+            user: std::env::var("PGUSER")
+                .or_else(|_| std::env::var("USER"))
+                .ok()
+                .filter(|v| !v.is_empty()),
             token: std::env::var("OCTO_BUDGET_TOKEN").ok().map(Secret),
         }
     }

@@ -246,7 +246,7 @@ impl Event {
 }
 
 /// Which events to say now, and which lower levels to record silently.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Indexes into the events, in order.
     pub say: Vec<usize>,

@@ -21,6 +21,37 @@ use crate::error::Result;
 use crate::exit;
 use crate::output::alert_line;
 
+/// For a team ledger: the events this run says, claimed on the server
+/// (those another machine or run claimed first are left out; the lower
+/// levels a said event makes moot are claimed with it). None for a
+/// one-machine ledger.
+fn team_plan(
+    ctx: &Context,
+    config: &octo_budget::config::Config,
+    new: &[Event],
+    keys: &[octo_budget::ledger::outbox::AlertKey],
+    now_ms: i64,
+) -> Result<Option<alerts::Plan>> {
+    let known = ctx.with_team(config, super::TEAM_WAIT, |t| t.alerts_known(keys))?;
+    let Some(known) = known else {
+        return Ok(None);
+    };
+    let plan = alerts::plan(new, &known);
+    let mut want = plan.implied.clone();
+    want.extend(plan.say.iter().map(|&i| new[i].key()));
+    let won = ctx
+        .with_team(config, super::TEAM_WAIT, |t| t.claim_alerts(&want, now_ms))?
+        .unwrap_or_default();
+    Ok(Some(alerts::Plan {
+        say: plan
+            .say
+            .into_iter()
+            .filter(|&i| won.contains(&new[i].key()))
+            .collect(),
+        implied: plan.implied,
+    }))
+}
+
 /// How long `alerts` waits for other processes' ledger locks.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// A delivery lease: a run that died holding an event gives it up after
@@ -57,11 +88,21 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
     let new = &events.new;
     let keys = alerts::keys_of(new);
     let now_ms = ctx.now.timestamp_millis();
+    // A team ledger: which events are new is decided on the server, where
+    // each is claimed by a unique insert, so that of all machines (and
+    // runs) only the one whose insert wins says it; this machine's own
+    // record of them follows.
+    let team_plan = team_plan(ctx, &loaded.config, new, &keys, now_ms)?;
+    let plan_of = |known: &std::collections::HashSet<octo_budget::ledger::outbox::AlertKey>| {
+        team_plan
+            .clone()
+            .unwrap_or_else(|| alerts::plan(new, known))
+    };
     let Some(command) = &args.command else {
         // Record before printing: of concurrent runs, only the one whose
         // transaction recorded an event prints it.
         let say = ledger.claim_alerts(&keys, now_ms, |known| {
-            let plan = alerts::plan(new, known);
+            let plan = plan_of(known);
             let mut given = plan.implied;
             given.extend(plan.say.iter().map(|&i| new[i].key()));
             (
@@ -83,7 +124,7 @@ pub fn run(ctx: &Context, args: &AlertsArgs) -> Result<u8> {
     };
 
     ledger.claim_alerts(&keys, now_ms, |known| {
-        let plan = alerts::plan(new, known);
+        let plan = plan_of(known);
         let queue = plan
             .say
             .iter()

@@ -264,7 +264,12 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         return Ok(Decision::Allow);
     }
     let mut ledger = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
-    if !ledger.history_read()? {
+    let history_read = ledger.history_read()?;
+    if history_read {
+        // A team ledger that needs a sync: connect while reading.
+        ctx.preconnect_team(cfg, &ledger, TEAM_WAIT);
+    }
+    if !history_read {
         // A ledger that has not read all history yet (the hook was wired
         // by hand, without `hook install` or `ingest`): read it, committing
         // as it goes, for as long as this call can afford. Every later call
@@ -292,6 +297,12 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
             let until = guard::started() + history_budget(ctx);
             ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
         }
+    }
+    if history_read {
+        // A team ledger: this session's new responses go up, the team's
+        // come down (one round trip; a first read of history synced),
+        // unless the working copy synced within --team-cache-ms.
+        ctx.sync_team_unless_fresh(cfg, &mut ledger, TEAM_WAIT)?;
     }
     let session = hook.session_id.as_deref();
     // A halted session stays halted, subagents included (they carry the
@@ -433,6 +444,10 @@ fn halt_decision(is_prompt: bool, reason: String) -> Decision {
         Decision::Halt(reason)
     }
 }
+
+/// How long a gated call waits to connect to a team ledger's server
+/// (its answer then follows `gate.on_error`, well inside [`DEADLINE`]).
+const TEAM_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a call that enforces nothing waits for the ledger's lock.
 const READ_ONLY_WAIT: Duration = Duration::from_millis(250);

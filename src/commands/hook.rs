@@ -86,7 +86,11 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     ];
     if let Some(l) = &ctx.global.ledger {
         args.push("--ledger".into());
-        args.push(canonical(l, ctx).to_string_lossy().into_owned());
+        match l.to_str().filter(|s| octo_budget::ledger::team::is_uri(s)) {
+            // A team ledger's URI as given (it holds no password).
+            Some(uri) => args.push(uri.trim().to_owned()),
+            None => args.push(canonical(l, ctx).to_string_lossy().into_owned()),
+        }
     }
     for d in &ctx.global.claude_dirs {
         args.push("--claude-dir".into());

@@ -62,7 +62,13 @@ pub fn run(ctx: &Context, args: &InitArgs) -> Result<u8> {
         since,
         home.as_deref(),
     )?;
-    proposal.ledger = ctx.global.ledger.as_ref().map(|l| absolute(l, ctx));
+    proposal.ledger = ctx.global.ledger.as_ref().map(|l| {
+        match l.to_str().filter(|s| octo_budget::ledger::team::is_uri(s)) {
+            // A team ledger's URI as given (it holds no password).
+            Some(uri) => PathBuf::from(uri.trim()),
+            None => absolute(l, ctx),
+        }
+    });
     proposal.claude_dirs = ctx
         .global
         .claude_dirs

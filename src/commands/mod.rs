@@ -22,12 +22,39 @@ use chrono_tz::Tz;
 use octo_budget::config::location::Locations;
 use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
+use octo_budget::ledger::team::{self, Team, TeamUri};
 use octo_budget::ledger::Ledger;
 use octo_budget::transcript::discover::{discover, session_files};
 pub use octo_budget::Loaded;
 
 use crate::cli::{Environment, Global};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// How long a command waits to connect to a team ledger's server.
+pub const TEAM_WAIT: Duration = Duration::from_secs(10);
+
+/// How long `check` and `statusline` answer from a team ledger's working
+/// copy after a sync (`--team-cache-ms`).
+pub const TEAM_CACHE_MS: u64 = 2_000;
+
+/// The wall clock in milliseconds (the age of a team ledger's last sync).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// This process's connection to a team ledger (see [`Context::with_team`]),
+/// or why a connection started early ([`Context::preconnect_team`]) failed.
+struct Conn {
+    team: Option<Team>,
+    failed: Option<octo_budget::ledger::LedgerError>,
+}
+
+static TEAM: std::sync::Mutex<Conn> = std::sync::Mutex::new(Conn {
+    team: None,
+    failed: None,
+});
 
 /// Everything a command knows about its invocation.
 pub struct Context {
@@ -77,6 +104,143 @@ impl Context {
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
         let path = self.locations.config_path()?;
         Ok(Loaded::new(Config::load(&path, &self.path_context())?))
+    }
+
+    /// The team ledger named by `--ledger`, `$OCTO_BUDGET_LEDGER` or
+    /// `ledger:`, if it is a `postgres://` URI (a bad one is a usage error).
+    pub fn team_uri(&self, config: &Config) -> Result<Option<TeamUri>> {
+        match self.locations.team_ledger(config) {
+            Some(uri) => TeamUri::parse(uri)
+                .map(Some)
+                .map_err(|e| Error::Usage(format!("ledger URI: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// The password for a team ledger: `$PGPASSWORD`, else the first
+    /// matching line of `$PGPASSFILE` or `~/.pgpass` (ignored, as libpq
+    /// does, when group or others may read it).
+    fn team_password(&self, uri: &TeamUri) -> Option<String> {
+        if let Some(p) = &self.env.pg_password {
+            return Some(p.clone());
+        }
+        let file = self
+            .env
+            .pg_passfile
+            .clone()
+            .or_else(|| self.env.home.as_ref().map(|h| h.join(".pgpass")))?;
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&file).ok()?;
+        if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+            return None;
+        }
+        let text = std::fs::read_to_string(&file).ok()?;
+        let (host, port, db, user) = uri.pgpass_key(&self.default_pg_user());
+        team::pgpass_lookup(&text, &host, port, &db, &user)
+    }
+
+    fn default_pg_user(&self) -> String {
+        self.env.user.clone().unwrap_or_else(|| "postgres".into())
+    }
+
+    /// Runs `f` with this process's connection to the team ledger
+    /// (connecting at most once per process, waiting at most `timeout`);
+    /// None for a one-machine ledger.
+    pub fn with_team<T>(
+        &self,
+        config: &Config,
+        timeout: Duration,
+        f: impl FnOnce(&mut Team) -> octo_budget::ledger::Result<T>,
+    ) -> Result<Option<T>> {
+        let Some(uri) = self.team_uri(config)? else {
+            return Ok(None);
+        };
+        let mut conn = TEAM.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = conn.failed.take() {
+            return Err(e.into());
+        }
+        if conn.team.is_none() {
+            let password = self.team_password(&uri);
+            conn.team = Some(Team::connect(
+                &uri,
+                password.as_deref(),
+                &self.default_pg_user(),
+                &self.locations.host,
+                timeout,
+            )?);
+        }
+        let team = conn.team.as_mut().expect("connected above");
+        match f(team) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                // A failed connection is not reused.
+                conn.team = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// For `check`: starts connecting to the team ledger's server in the
+    /// background when the working copy will need a sync, so that the
+    /// connection is made while the session's transcript is read. The
+    /// next [`Context::with_team`] waits for it (and gets its error).
+    pub fn preconnect_team(&self, config: &Config, ledger: &Ledger, timeout: Duration) {
+        let Ok(Some(uri)) = self.team_uri(config) else {
+            return;
+        };
+        let within = self.global.team_cache_ms.unwrap_or(TEAM_CACHE_MS) as i64;
+        if team::synced_within(ledger, wall_ms(), within).unwrap_or(true) {
+            return;
+        }
+        let password = self.team_password(&uri);
+        let user = self.default_pg_user();
+        let host = self.locations.host.clone();
+        let (held, lock_held) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut conn = TEAM.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = held.send(());
+            if conn.team.is_none() && conn.failed.is_none() {
+                match Team::connect(&uri, password.as_deref(), &user, &host, timeout) {
+                    Ok(t) => conn.team = Some(t),
+                    Err(e) => conn.failed = Some(e),
+                }
+            }
+        });
+        // Only once the thread holds the connection's lock: a later
+        // `with_team` then waits for its connection instead of making one.
+        let _ = lock_held.recv();
+    }
+
+    /// For a team ledger: sends what this machine read and takes what the
+    /// team wrote (one round trip; see `ledger::team`).
+    pub fn sync_team(
+        &self,
+        config: &Config,
+        ledger: &mut Ledger,
+        timeout: Duration,
+    ) -> Result<Option<team::SyncStats>> {
+        let now_ms = wall_ms();
+        self.with_team(config, timeout, |t| t.sync(ledger, now_ms))
+    }
+
+    /// The same for `check` and `statusline`, unless the working copy
+    /// synced less than `--team-cache-ms` (default 2 s) ago: then they
+    /// answer from it (the team's spend at most that old; this machine's
+    /// own is read into it on every call and sent with the next sync).
+    pub fn sync_team_unless_fresh(
+        &self,
+        config: &Config,
+        ledger: &mut Ledger,
+        timeout: Duration,
+    ) -> Result<()> {
+        if self.locations.team_ledger(config).is_none() {
+            return Ok(());
+        }
+        let within = self.global.team_cache_ms.unwrap_or(TEAM_CACHE_MS) as i64;
+        if !team::synced_within(ledger, wall_ms(), within)? {
+            self.sync_team(config, ledger, timeout)?;
+        }
+        Ok(())
     }
 
     pub fn open_ledger(&self, config: &Config, busy: Duration) -> Result<Ledger> {
@@ -130,6 +294,17 @@ impl Context {
             }
             if !ledger.history_read()? {
                 ledger.mark_history_read()?;
+            }
+        }
+        let wait = until.map_or(TEAM_WAIT, |u| {
+            u.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(500))
+        });
+        match until {
+            // `check` and `statusline`: within their deadline and cache bound.
+            Some(_) => self.sync_team_unless_fresh(&loaded.config, ledger, wait)?,
+            None => {
+                self.sync_team(&loaded.config, ledger, wait)?;
             }
         }
         Ok((stats, complete))

@@ -163,6 +163,7 @@ fn line(ctx: &Context) -> Result<String> {
         if Path::new(t).is_file() {
             ctx.ingest_session(&mut ledger, t, input.session_id.as_deref())?;
         }
+        ctx.sync_team_unless_fresh(cfg, &mut ledger, std::time::Duration::from_secs(2))?;
     }
     let eval = Evaluator {
         loaded: &loaded,

@@ -22,6 +22,9 @@ pub struct Locations {
     pub claude_config_dir: Option<PathBuf>,
     /// The working folder.
     pub cwd: Option<PathBuf>,
+    /// This machine's name in a team ledger (`$OCTO_BUDGET_HOST`, else the
+    /// host name).
+    pub host: String,
 }
 
 impl Locations {
@@ -68,19 +71,48 @@ impl Locations {
 
     /// `--ledger`, `$OCTO_BUDGET_LEDGER`, `ledger:`, then
     /// `$XDG_DATA_HOME/octo-budget/ledger.sqlite`.
+    ///
+    /// For a team ledger (a `postgres://` URI) it is this machine's working
+    /// copy of it: `$XDG_DATA_HOME/octo-budget/team/<host>-<hash of the
+    /// URI>.sqlite` (see `ledger::team`).
     pub fn ledger_path(&self, config: &Config) -> PathBuf {
+        let data = self
+            .xdg_data_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".local").join("share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        if let Some(uri) = self.team_ledger(config) {
+            let host: String = self
+                .host
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let hash = xxhash_rust::xxh3::xxh3_64(uri.trim().as_bytes());
+            return data
+                .join("octo-budget")
+                .join("team")
+                .join(format!("{host}-{hash:016x}.sqlite"));
+        }
         if let Some(p) = &self.ledger {
             return p.clone();
         }
         if let Some(p) = &config.ledger {
             return p.clone();
         }
-        let data = self
-            .xdg_data_home
-            .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".local").join("share")))
-            .unwrap_or_else(|| PathBuf::from("."));
         data.join("octo-budget").join("ledger.sqlite")
+    }
+
+    /// The team ledger's URI, when `--ledger` (or `$OCTO_BUDGET_LEDGER`),
+    /// else `ledger:`, is a `postgres://` or `postgresql://` URI.
+    pub fn team_ledger<'a>(&'a self, config: &'a Config) -> Option<&'a str> {
+        let named = self.ledger.as_ref().or(config.ledger.as_ref())?;
+        named.to_str().filter(|s| crate::ledger::team::is_uri(s))
     }
 
     /// `$CLAUDE_CONFIG_DIR`'s folders (comma-separated).

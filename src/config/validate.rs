@@ -289,10 +289,16 @@ impl Config {
             .flatten()
             .map(|d| PathBuf::from(ctx.expand(d, &base)))
             .collect();
-        let ledger = raw
-            .ledger
-            .as_ref()
-            .map(|l| PathBuf::from(ctx.expand(l, &base)));
+        // A team ledger's URI is kept as written (without a password).
+        let ledger = match raw.ledger.as_deref() {
+            Some(l) if crate::ledger::team::is_uri(l) => {
+                if let Err(e) = crate::ledger::team::TeamUri::parse(l) {
+                    return Err(v.error(&[Seg::Key("ledger")], e));
+                }
+                Some(PathBuf::from(l.trim()))
+            }
+            l => l.map(|l| PathBuf::from(ctx.expand(l, &base))),
+        };
         let trunk_branches = match &raw.trunk_branches {
             Some(list) => {
                 for (i, b) in list.iter().enumerate() {

@@ -682,6 +682,156 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     })
 }
 
+/// A response as a team ledger's server holds it (see [`super::team`]).
+#[derive(Debug, Clone)]
+pub struct RemoteResponse {
+    pub message_id: String,
+    pub request_id: String,
+    pub session_id: String,
+    pub cwd: String,
+    pub project: String,
+    pub model: String,
+    pub ts_ms: i64,
+    pub branch: String,
+    pub sidechain: bool,
+    pub fast: bool,
+    pub us_geo: bool,
+    pub advisor: bool,
+    pub usage: Usage,
+}
+
+/// A session's first cwd as a team ledger's server holds it.
+#[derive(Debug, Clone)]
+pub struct RemoteSession {
+    pub session_id: String,
+    pub cwd: String,
+    pub first_ts: i64,
+}
+
+/// One model's totals of a `cost-state` record as a team ledger's server
+/// holds them.
+#[derive(Debug, Clone)]
+pub struct RemoteCost {
+    pub session_id: String,
+    pub start_ms: i64,
+    pub model: String,
+    pub end_ms: i64,
+    pub cwd: String,
+    pub project: String,
+    pub usage: Usage,
+}
+
+/// What a team ledger's sync moves, either way.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteBatch {
+    pub responses: Vec<RemoteResponse>,
+    pub sessions: Vec<RemoteSession>,
+    pub costs: Vec<RemoteCost>,
+    /// Sessions sharing a response (a fork's copies), one way each.
+    pub links: Vec<(String, String)>,
+}
+
+impl RemoteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn len(&self) -> usize {
+        self.responses.len() + self.sessions.len() + self.costs.len() + self.links.len()
+    }
+}
+
+/// Merges rows from a team ledger's server into this ledger exactly as
+/// rows read from transcripts are merged (maximum per field, the rollup in
+/// step, sidechain copies not counted twice, the unwritten parts of
+/// cost-states computed again), inside the transaction the caller holds
+/// open.
+pub(crate) fn apply_remote(ledger: &mut Ledger, batch: RemoteBatch) -> Result<()> {
+    let mut w = Writer::new(ledger);
+    w.tx_open = true;
+    for r in batch.responses {
+        let place_id = w.place(&r.cwd, &r.project)?;
+        w.apply_row(Row {
+            id: 0,
+            message_id: r.message_id,
+            request_id: r.request_id,
+            session_id: r.session_id,
+            place_id,
+            model: r.model,
+            ts_ms: r.ts_ms,
+            branch: r.branch,
+            sidechain: r.sidechain,
+            counted: true,
+            fast: r.fast,
+            us_geo: r.us_geo,
+            advisor: r.advisor,
+            usage: r.usage,
+        })?;
+    }
+    for (a, b) in &batch.links {
+        w.link_sessions(a, b)?;
+    }
+    for c in &batch.costs {
+        let place_id = w.place(&c.cwd, &c.project)?;
+        w.dirty.insert(c.session_id.clone());
+        let u = &c.usage;
+        w.ledger
+            .conn
+            .prepare_cached(
+                "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
+                    input = max(input, excluded.input), output = max(output, excluded.output),
+                    cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
+                    cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
+                    cache_read = max(cache_read, excluded.cache_read),
+                    web_search = max(web_search, excluded.web_search)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    c.session_id,
+                    c.start_ms,
+                    c.model,
+                    place_id,
+                    c.end_ms,
+                    u.input as i64,
+                    u.output as i64,
+                    u.cache_write_5m as i64,
+                    u.cache_write_1h as i64,
+                    u.cache_read as i64,
+                    u.web_search as i64
+                ])
+            })
+            .map_err(|e| w.ledger.err(e))?;
+    }
+    let mut st = w
+        .ledger
+        .conn
+        .prepare_cached(
+            "INSERT INTO sessions (session_id, cwd, first_ts) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, first_ts = excluded.first_ts
+             WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)",
+        )
+        .map_err(|e| w.ledger.err(e))?;
+    let mut sessions_changed = 0;
+    for s in &batch.sessions {
+        sessions_changed += st
+            .execute(params![s.session_id, s.cwd, s.first_ts])
+            .map_err(|e| w.ledger.err(e))?;
+    }
+    drop(st);
+    // A session's cwd moves spend between arms: all cached spend goes.
+    w.sessions_changed |= sessions_changed > 0;
+    w.flush_rollup()?;
+    let dirty = std::mem::take(&mut w.dirty);
+    // Cached spend the merged rows change is dropped, as a local ingest
+    // drops it (flush_rollup above did so for the responses).
+    let changed = w
+        .ledger
+        .refresh_unwritten(dirty.iter().map(String::as_str))?;
+    w.drop_cached_spend(changed)
+}
+
 /// The timestamp of the latest response in a file's first `until` bytes.
 fn latest_response_before(f: &mut File, until: u64) -> std::io::Result<Option<i64>> {
     let mut latest = None;

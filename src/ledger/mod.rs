@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod query;
 pub mod schema;
 pub mod store;
+pub mod team;
 
 pub use store::Store;
 
@@ -48,6 +49,10 @@ pub enum LedgerError {
         path: PathBuf,
         error: rusqlite::Error,
     },
+    /// A team ledger's server (named by its URI, which never holds a
+    /// password) refused or could not be reached.
+    #[error("team ledger {server}: {detail}")]
+    Server { server: String, detail: String },
     #[error("ledger {path}: {error}")]
     Io {
         path: PathBuf,
