@@ -103,6 +103,33 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
+    /// A read-only HTTP server over the ledger: a JSON budget API and a
+    /// live dashboard (see README, "octo-budget serve")
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on; any address but a loopback one
+    /// needs a bearer token (--token-file or OCTO_BUDGET_TOKEN); port 0
+    /// picks a free port (the first line on stdout says which)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8787")]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token every request but /healthz must
+    /// carry (`Authorization: Bearer <token>`) [default: $OCTO_BUDGET_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// How often to read new transcript lines into the ledger (e.g. 30s,
+    /// 2m); 0 never reads them (hooks and cron keep the ledger current)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_every)]
+    pub ingest_every: std::time::Duration,
+}
+
+fn parse_every(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30s, 2m, 0)"))
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +308,18 @@ pub struct Environment {
     pub pg_password: Option<String>,
     pub pg_passfile: Option<PathBuf>,
     pub user: Option<String>,
+    /// OCTO_BUDGET_TOKEN: `serve`'s bearer token.
+    pub token: Option<Secret>,
+}
+
+/// A secret that never shows in `Debug` output.
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl Environment {
@@ -340,6 +379,7 @@ impl Environment {
                 .or_else(|_| std::env::var("USER"))
                 .ok()
                 .filter(|v| !v.is_empty()),
+            token: std::env::var("OCTO_BUDGET_TOKEN").ok().map(Secret),
         }
     }
 }

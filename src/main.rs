@@ -8,6 +8,7 @@ mod commands;
 mod error;
 mod exit;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Command::Init(a) => commands::init::run(&ctx, a),
         Command::Completions { shell } => commands::docs::completions(*shell),
         Command::Man => commands::docs::man(),
+        Command::Serve(a) => commands::serve::run(&ctx, a),
         Command::Check | Command::Statusline => unreachable!("handled above"),
     });
     match result {

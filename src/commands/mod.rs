@@ -9,6 +9,7 @@ pub mod hook;
 pub mod ingest;
 pub mod init;
 pub mod report;
+pub mod serve;
 pub mod status;
 pub mod statusline;
 

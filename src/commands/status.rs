@@ -8,11 +8,14 @@ use std::io::Write;
 use octo_budget::budget::caps::{verdict, Verdict};
 use octo_budget::budget::{Evaluator, Which};
 
-use super::{absolute, print_notices, Context};
+use super::{absolute, print_notices, Context, Loaded};
 use crate::cli::StatusArgs;
 use crate::error::Result;
 use crate::exit;
 use crate::output::status::{self, Status};
+use chrono::{DateTime, Utc};
+use octo_budget::ledger::Store;
+use octo_budget::transcript::discover::Unreadable;
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     let loaded = ctx.load()?;
@@ -31,15 +34,60 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     };
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
     let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json)?;
+    let (code, rendered) = evaluate(
+        &loaded,
+        &ledger,
+        ctx.now,
+        arm,
+        args.session.as_deref(),
+        args.branch.as_deref(),
+        &ingested.unreadable,
+        |view| {
+            let mut buf = Vec::new();
+            let written = if args.json {
+                status::json(&mut buf, view)
+            } else {
+                status::text(&mut buf, view)
+            };
+            let code = match view.verdict {
+                Verdict::Stop(_) if args.exit_code => exit::HALTED,
+                Verdict::Block(_) if args.exit_code => exit::BLOCKED,
+                _ => exit::OK,
+            };
+            written.map(|()| (code, buf))
+        },
+    )??;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&rendered)?;
+    out.flush()?;
+    Ok(code)
+}
+
+/// Every cap of `arm` (with `session`'s cap, and the branch cap of
+/// `branch`, else of the session's latest branch), the decision and the
+/// session's halt, as a [`Status`] handed to `f`: what `status` prints and
+/// `serve` answers.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate<R>(
+    loaded: &Loaded,
+    ledger: &dyn Store,
+    now: DateTime<Utc>,
+    arm: Option<usize>,
+    session: Option<&str>,
+    branch: Option<&str>,
+    unreadable: &[Unreadable],
+    f: impl FnOnce(&Status<'_>) -> R,
+) -> Result<R> {
+    let cfg = &loaded.config;
     let eval = Evaluator {
-        loaded: &loaded,
-        ledger: &ledger,
-        now: ctx.now,
+        loaded,
+        ledger,
+        now,
     };
-    let mut caps = eval.caps(arm, args.session.as_deref())?;
+    let mut caps = eval.caps(arm, session)?;
     // The branch cap: of --branch, else of the session's latest branch.
-    let branch = match (&args.branch, args.session.as_deref()) {
-        (Some(b), _) => Some(b.clone()),
+    let branch = match (branch, session) {
+        (Some(b), _) => Some(b.to_owned()),
         (None, Some(s)) => ledger.session_branch(s)?,
         (None, None) => None,
     };
@@ -47,32 +95,21 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8> {
     caps.extend(branch_cap.clone());
     // A session the kill switch halted: its tool calls stay halted until a
     // prompt of its own passes the check.
-    let halted = match args.session.as_deref() {
+    let halted = match session {
         Some(s) if cfg.can_halt() => ledger.halt(s)?,
         _ => None,
     };
     let view = Status {
         arm: arm.map(|i| cfg.arms[i].name.as_str()),
-        now: ctx.now,
+        now,
         timezone: cfg.timezone,
         caps: &caps,
         verdict: verdict(&caps),
-        session: args.session.as_deref(),
+        session,
         halted: halted.as_ref(),
         branch: branch.as_deref(),
         branch_cap: branch_cap.as_ref(),
-        unreadable: &ingested.unreadable,
+        unreadable,
     };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        status::json(&mut out, &view)?;
-    } else {
-        status::text(&mut out, &view)?;
-    }
-    out.flush()?;
-    Ok(match view.verdict {
-        Verdict::Stop(_) if args.exit_code => exit::HALTED,
-        Verdict::Block(_) if args.exit_code => exit::BLOCKED,
-        _ => exit::OK,
-    })
+    Ok(f(&view))
 }
