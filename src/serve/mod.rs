@@ -205,7 +205,8 @@ fn ingest_loop(state: &State, path: &Path) {
     }
 }
 
-/// One ingest of every transcript: what could not be read.
+/// One ingest of every transcript (and, for a team ledger, a sync with
+/// the team's server): what could not be read.
 fn ingest_once(state: &State, ledger: &mut Ledger) -> Result<Vec<Unreadable>> {
     let loaded = state.loaded();
     let found = discover(&state.ctx.locations.claude_dirs(&loaded.config));
@@ -217,6 +218,10 @@ fn ingest_once(state: &State, ledger: &mut Ledger) -> Result<Vec<Unreadable>> {
     )?;
     let mut unreadable = found.unreadable;
     unreadable.append(&mut stats.unreadable);
+    // A team ledger: send what this machine read, take the team's.
+    state
+        .ctx
+        .sync_team(&loaded.config, ledger, crate::commands::TEAM_WAIT)?;
     Ok(unreadable)
 }
 
