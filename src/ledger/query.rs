@@ -607,23 +607,7 @@ impl Ledger {
             .iter()
             .filter(|g| places.get(&g.place_id).is_some_and(|p| p.cwd.is_empty()))
             .map(|g| g.session_id.as_str());
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT cwd FROM sessions WHERE session_id = ?1")
-            .map_err(|e| self.err(e))?;
-        let mut out = HashMap::new();
-        for s in sessions {
-            if out.contains_key(s) {
-                continue;
-            }
-            let cwd: Option<String> =
-                rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0)))
-                    .map_err(|e| self.err(e))?;
-            if let Some(c) = cwd {
-                out.insert(s.to_owned(), c);
-            }
-        }
-        Ok(out)
+        self.cwds_of(sessions, true)
     }
 
     /// The cwd of each of `sessions` (that of its earliest record), for
@@ -631,6 +615,16 @@ impl Ledger {
     pub fn first_cwds<'s>(
         &self,
         sessions: impl IntoIterator<Item = &'s str>,
+    ) -> Result<HashMap<String, String>> {
+        self.cwds_of(sessions, false)
+    }
+
+    /// The sessions table's cwd of each of `sessions` it has one for (an
+    /// empty one too when `keep_empty`).
+    fn cwds_of<'s>(
+        &self,
+        sessions: impl IntoIterator<Item = &'s str>,
+        keep_empty: bool,
     ) -> Result<HashMap<String, String>> {
         let mut st = self
             .conn
@@ -644,7 +638,7 @@ impl Ledger {
             let cwd: Option<String> =
                 rusqlite::OptionalExtension::optional(st.query_row([s], |r| r.get(0)))
                     .map_err(|e| self.err(e))?;
-            if let Some(c) = cwd.filter(|c| !c.is_empty()) {
+            if let Some(c) = cwd.filter(|c| keep_empty || !c.is_empty()) {
                 out.insert(s.to_owned(), c);
             }
         }
