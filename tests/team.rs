@@ -1019,3 +1019,67 @@ fn alerts_command_delivers_each_event_once_across_hosts() {
     got.sort();
     assert_eq!(got, expected);
 }
+
+// Proves: `serve` on one host answers the team's spend (#17): host b's
+// half of the fixtures, sent by b's `report`, shows in a's served report
+// after a's next ingest run (which syncs), reaching the whole tree's
+// totals, and the served report is what a's `report --json` prints.
+#[test]
+fn serve_on_one_host_answers_the_teams_spend() {
+    let Some(pg) = Pg::start() else { return };
+    let env = fixture_env();
+    let (a, b) = (host(&env, &pg, "a"), host(&env, &pg, "b"));
+    split_fixtures(&a, &b);
+    let whole = single_machine(&env, &repo_path("fixtures/claude"));
+
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = a
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--ingest-every", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _serving = Killed(child);
+    let base = line
+        .trim()
+        .strip_prefix("octo-budget serve: listening on ")
+        .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let served = || -> String {
+        ureq::get(&format!("{base}/api/v1/report"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+    let first: Value = serde_json::from_str(&served()).unwrap();
+    assert_ne!(totals(&first), totals(&whole), "a alone has half the tree");
+
+    b.report();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let body = served();
+        if totals(&serde_json::from_str(&body).unwrap()) == totals(&whole) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "b's spend never served: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = a.run(&["report", "--json"]);
+    assert!(out.status.success());
+    assert_eq!(body, String::from_utf8(out.stdout).unwrap());
+}
