@@ -122,6 +122,25 @@ impl Report {
     pub fn breakdown_cents(&self) -> Vec<Micros> {
         crate::money::apportion_cents(&self.breakdown_costs())
     }
+
+    /// The rows a table or CSV prints, each with the amount to print, the
+    /// total last. Breakdown rows take `breakdown` (their apportioned
+    /// amounts, [`Self::breakdown_micros`] or [`Self::breakdown_cents`]) so
+    /// that they add up to the total; arm rows are each rounded once (they
+    /// are compared with their caps).
+    pub fn printed_rows(&self, breakdown: Vec<Micros>) -> Vec<(&Row, Micros)> {
+        let mut rows: Vec<(&Row, Micros)> = match &self.breakdown {
+            Some((_, rows)) => rows.iter().zip(breakdown).collect(),
+            None => self
+                .arms
+                .iter()
+                .chain(self.unattributed.iter())
+                .map(|row| (row, row.tally.spent()))
+                .collect(),
+        };
+        rows.push((&self.total, self.total.tally.spent()));
+        rows
+    }
 }
 
 /// What to report.

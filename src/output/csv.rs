@@ -3,8 +3,7 @@
 
 use std::io::{self, Write};
 
-use octo_budget::money::Micros;
-use octo_budget::report::{By, Report, Row};
+use octo_budget::report::{By, Report};
 
 pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
@@ -30,21 +29,7 @@ pub fn report(out: &mut impl Write, r: &Report) -> io::Result<()> {
         "cache_read",
         "web_search_requests",
     ])?;
-    // Breakdown rows add up to the total exactly (largest remainder); arm
-    // rows are each rounded once (they are compared with their caps).
-    let rows: Vec<(&Row, Micros)> = match &r.breakdown {
-        Some((_, rows)) => rows.iter().zip(r.breakdown_micros()).collect(),
-        None => r
-            .arms
-            .iter()
-            .chain(r.unattributed.iter())
-            .map(|row| (row, row.tally.spent()))
-            .collect(),
-    };
-    for (row, spent) in rows
-        .into_iter()
-        .chain(std::iter::once((&r.total, r.total.tally.spent())))
-    {
+    for (row, spent) in r.printed_rows(r.breakdown_micros()) {
         let u = &row.tally.usage;
         let kind = row.kind.as_str();
         w.write_record([

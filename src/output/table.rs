@@ -39,22 +39,7 @@ pub fn report(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         .into_iter()
         .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
     );
-    // Breakdown rows add up to the total's cents exactly (largest
-    // remainder); arm rows are each rounded once (they are compared with
-    // their caps).
-    let rows: Vec<(&Row, Micros)> = match &r.breakdown {
-        Some((_, rows)) => rows.iter().zip(r.breakdown_cents()).collect(),
-        None => r
-            .arms
-            .iter()
-            .chain(r.unattributed.iter())
-            .map(|row| (row, row.tally.spent()))
-            .collect(),
-    };
-    for (row, spent) in rows
-        .into_iter()
-        .chain(std::iter::once((&r.total, r.total.tally.spent())))
-    {
+    for (row, spent) in r.printed_rows(r.breakdown_cents()) {
         t.add_row(cells(row, spent, color));
     }
     for i in 1..11 {
