@@ -37,6 +37,20 @@ use crate::transcript::parse::{envelope_branch, envelope_cwd, parse_line, Line, 
 use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{CostState, Response, Usage};
 
+/// One run's totals of a `cost-state` (a cumulative count has one row per
+/// run); the same record read again, here or from a team's server, merges
+/// by maximum.
+const UPSERT_COST_STATE: &str =
+    "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
+        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+     ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
+        input = max(input, excluded.input), output = max(output, excluded.output),
+        cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
+        cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
+        cache_read = max(cache_read, excluded.cache_read),
+        web_search = max(web_search, excluded.web_search)";
+
 /// How many leading bytes identify a file's content.
 const HEAD_LEN: u64 = 4096;
 /// Rows per transaction on a large ingest.
@@ -776,17 +790,7 @@ pub(crate) fn apply_remote(ledger: &mut Ledger, batch: RemoteBatch) -> Result<()
         let u = &c.usage;
         w.ledger
             .conn
-            .prepare_cached(
-                "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
-                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
-                    input = max(input, excluded.input), output = max(output, excluded.output),
-                    cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
-                    cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
-                    cache_read = max(cache_read, excluded.cache_read),
-                    web_search = max(web_search, excluded.web_search)",
-            )
+            .prepare_cached(UPSERT_COST_STATE)
             .and_then(|mut st| {
                 st.execute(params![
                     c.session_id,
@@ -1144,17 +1148,7 @@ impl<'a> Writer<'a> {
                 .conn
                 // One row per run's totals (a cumulative count has one per
                 // run); the same record read again merges by maximum.
-                .prepare_cached(
-                    "INSERT INTO cost_states (session_id, start_ms, model, place_id, end_ms,
-                        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                     ON CONFLICT (start_ms, session_id, model, end_ms) DO UPDATE SET
-                        input = max(input, excluded.input), output = max(output, excluded.output),
-                        cache_write_5m = max(cache_write_5m, excluded.cache_write_5m),
-                        cache_write_1h = max(cache_write_1h, excluded.cache_write_1h),
-                        cache_read = max(cache_read, excluded.cache_read),
-                        web_search = max(web_search, excluded.web_search)",
-                )
+                .prepare_cached(UPSERT_COST_STATE)
                 .map_err(|e| self.ledger.err(e))?;
             for (model, u) in &c.models {
                 st.execute(params![
