@@ -1146,8 +1146,6 @@ impl<'a> Writer<'a> {
             let mut st = self
                 .ledger
                 .conn
-                // One row per run's totals (a cumulative count has one per
-                // run); the same record read again merges by maximum.
                 .prepare_cached(UPSERT_COST_STATE)
                 .map_err(|e| self.ledger.err(e))?;
             for (model, u) in &c.models {
