@@ -9,8 +9,11 @@ use serde::Deserialize;
 use super::model::normalise;
 use crate::money::Micros;
 
-/// The embedded table, compiled into the binary.
+/// The embedded table, compiled into the binary: its text (hashed into
+/// the table's identity) and `embedded_spec()`, the same rows as Rust code
+/// that build.rs generates from it (no run parses YAML for them).
 const EMBEDDED: &str = include_str!("prices.yaml");
+include!(concat!(env!("OUT_DIR"), "/embedded_prices.rs"));
 
 /// Rates in picodollars per token, which is the same number as
 /// micro-dollars per million tokens ($3/MTok = 3_000_000).
@@ -81,7 +84,7 @@ impl ModelPrices {
 }
 
 /// A row as written in prices.yaml or in budgets.yaml's `prices:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowSpec {
     #[serde(default)]
@@ -103,7 +106,7 @@ pub struct RowSpec {
     pub source: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LongContextSpec {
     pub above_prompt_tokens: u64,
@@ -114,7 +117,7 @@ pub struct LongContextSpec {
     pub cache_read: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TableSpec {
     effective_from: NaiveDate,
@@ -243,8 +246,7 @@ pub struct PriceTable {
 impl PriceTable {
     /// The embedded table with `overrides` (model prefix -> row) on top.
     pub fn new(overrides: &[(String, RowSpec)]) -> PriceTable {
-        let spec: TableSpec =
-            serde_yaml_ng::from_str(EMBEDDED).expect("embedded price table is valid");
+        let spec = embedded_spec();
         let mut by_id: HashMap<String, ModelPrices> = HashMap::new();
         let mut dearest = Rates::default();
         for row in &spec.models {
@@ -376,6 +378,20 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    /// build.rs's code builds exactly the rows that parsing prices.yaml
+    /// gives (every field, f64s to the bit), and every row is valid.
+    #[test]
+    fn generated_rows_equal_the_yaml() {
+        let parsed: TableSpec = serde_yaml_ng::from_str(EMBEDDED).unwrap();
+        let generated = embedded_spec();
+        assert_eq!(generated, parsed);
+        assert!(!generated.models.is_empty());
+        for row in &generated.models {
+            row.validate().unwrap();
+            assert!(!row.ids.is_empty() && row.source.is_some() && row.effective_from.is_some());
+        }
     }
 
     #[test]
