@@ -173,10 +173,26 @@ impl Gate {
     /// True when the gate holds `tool`: one of its names, or a `*` pattern
     /// that matches it.
     pub fn gates(&self, tool: &str) -> bool {
-        self.tools
-            .iter()
-            .any(|p| p == tool || tool_pattern(p).is_some_and(|g| g.is_match(tool)))
+        self.tools.iter().any(|p| tool_matches(p, tool))
     }
+}
+
+/// Whether the gate's pattern `p` holds `tool`. A name without glob
+/// characters is compared as it is and `prefix*` (the common pattern:
+/// `mcp__*`) by its prefix, without building a matcher (the hook decides
+/// this on every call); any other pattern through [`tool_pattern`].
+fn tool_matches(p: &str, tool: &str) -> bool {
+    const GLOB: &[char] = &['*', '?', '[', ']', '{', '}'];
+    if p == tool {
+        return true;
+    }
+    if !p.contains(GLOB) {
+        return false;
+    }
+    if let Some(prefix) = p.strip_suffix('*').filter(|pre| !pre.contains(GLOB)) {
+        return tool.starts_with(prefix);
+    }
+    tool_pattern(p).is_some_and(|g| g.is_match(tool))
 }
 
 /// A tool-name pattern (`globset`): `*` and `?` match any characters
@@ -263,4 +279,48 @@ pub enum ConfigError {
         "no budgets.yaml found (looked at {tried}); pass --config PATH or set OCTO_BUDGET_CONFIG"
     )]
     NotFound { tried: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcuts of `tool_matches` answer as the full glob matcher does.
+    #[test]
+    fn tool_matches_agrees_with_the_glob_matcher() {
+        let patterns = [
+            "Agent",
+            "mcp__*",
+            "mcp__github__*",
+            "Web*",
+            "*",
+            "Bash(*)",
+            "Ta?k",
+            "[AT]*",
+            "{Agent,Task}",
+            "mcp__*__search",
+            "a\\b*",
+            "",
+        ];
+        let tools = [
+            "Agent",
+            "Task",
+            "mcp__github__search",
+            "mcp__",
+            "mcp_x",
+            "WebFetch",
+            "Web",
+            "Bash(ls)",
+            "agent",
+            "a\\bc",
+            "Read",
+            "",
+        ];
+        for p in patterns {
+            for t in tools {
+                let want = p == t || tool_pattern(p).is_some_and(|g| g.is_match(t));
+                assert_eq!(tool_matches(p, t), want, "pattern {p:?}, tool {t:?}");
+            }
+        }
+    }
 }
