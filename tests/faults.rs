@@ -367,8 +367,10 @@ fn assert_ledger_consistent(ledger: &Path) {
     if !ledger.exists() {
         return;
     }
+    // Read-write (never created): a ledger whose writer was killed needs its
+    // WAL recovered, which a read-only connection may refuse to do.
     let conn =
-        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
