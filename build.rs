@@ -5,7 +5,7 @@
 //!    Rust code that builds the same rows, so no run parses YAML for it.
 //!    The YAML stays the one source; `pricing::table`'s tests check that
 //!    the generated rows equal what parsing it gives.
-//! 2. On Linux the binary is linked as a position-dependent executable
+//! 2. On Linux (glibc) the binary is linked as a position-dependent executable
 //!    (`-no-pie`): a PIE of this size has ~43,000 relative relocations that
 //!    the dynamic loader applies at every start, writing ~300 pages (a
 //!    copy-on-write page fault each), about 1 ms per run on the machines
@@ -20,8 +20,9 @@ use serde_yaml_ng::Value;
 fn main() {
     println!("cargo:rerun-if-changed=src/pricing/prices.yaml");
     println!("cargo:rerun-if-changed=build.rs");
-    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if target_os == "linux" {
+    let cfg = |k: &str| std::env::var(k).unwrap_or_default();
+    // glibc targets only: musl's static-PIE link takes no `-no-pie`.
+    if cfg("CARGO_CFG_TARGET_OS") == "linux" && cfg("CARGO_CFG_TARGET_ENV") == "gnu" {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
     let yaml = std::fs::read_to_string("src/pricing/prices.yaml")
