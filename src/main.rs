@@ -82,7 +82,7 @@ fn is_broken_stdout_panic(payload: &(dyn std::any::Any + Send)) -> bool {
 /// `on_error: allow`), and never exits 1 or 101.
 fn run_check(ctx: &Context) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
-    // The watchdog and the signal handlers answer from what is already
+    // The deadline (an alarm) and the signal handlers answer from what is already
     // known (see commands::guard), with no I/O that could hang.
     commands::guard::start(commands::check::DEADLINE);
     match std::panic::catch_unwind(|| commands::check::run(ctx)) {

@@ -1750,7 +1750,7 @@ fn file_size_limit_is_an_error_with_a_reason_not_a_kill() {
 /// config that no process writes to, the ledger locked exclusively by
 /// another process, and a hook stdin that is never closed. Each answers:
 /// refusal (exit 2 with a reason) while the config is unknown or says
-/// nothing; with `on_error: allow` loaded before the hang, the watchdog
+/// nothing; with `on_error: allow` loaded before the hang, the deadline
 /// allows, saying so: it answers from what is already known, without
 /// loading the config again.
 #[test]

@@ -103,7 +103,7 @@ const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
 /// the exit code.
 pub fn run(ctx: &Context) -> u8 {
     let outcome = ctx.load().map_err(Error::from).and_then(|loaded| {
-        // From here on a failure (or the watchdog, or a signal) answers
+        // From here on a failure (or the deadline, or a signal) answers
         // as the config says.
         guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
         let mut input = Vec::new();

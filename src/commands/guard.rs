@@ -4,12 +4,12 @@
 //!
 //! The answer is decided from state already in memory: whether the config
 //! loaded and says `gate.on_error: allow` (until it has loaded, the answer
-//! is to refuse). The watchdog thread and the signal handlers do no other
+//! is to refuse). The signal handlers (the deadline is an alarm) do no other
 //! I/O than writing a prepared message to stderr, and end the process with
 //! `_exit`: nothing they do can hang on a config, a ledger lock or a disk.
 //!
 //! Exactly one answer is given: whoever claims it first (the normal path,
-//! the watchdog or a signal) prints it; a later claimant exits with the
+//! the deadline's alarm or a signal) prints it; a later claimant exits with the
 //! code already claimed.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -55,12 +55,13 @@ pub fn started() -> Instant {
 
 /// Arms the guard: ignores SIGXFSZ (a file-size limit then fails writes
 /// with EFBIG, an error `check` reports, instead of killing it), answers
-/// SIGTERM, SIGHUP and SIGINT, and starts the watchdog that answers when
-/// `deadline` passes.
+/// SIGTERM, SIGHUP and SIGINT, and sets an alarm (SIGALRM) that answers
+/// when `deadline` (whole seconds) passes. An alarm rather than a watchdog
+/// thread: nothing to start on every call, and its handler is as simple.
 pub fn start(deadline: Duration) {
     started();
     ignore_sigxfsz();
-    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGALRM] {
         // SAFETY: the handler only performs async-signal-safe work (atomic
         // loads and stores, write(2), _exit(2)).
         unsafe {
@@ -71,19 +72,11 @@ pub fn start(deadline: Duration) {
             libc::sigaction(sig, &act, std::ptr::null_mut());
         }
     }
-    let _ = std::thread::Builder::new()
-        .name("octo-budget-watchdog".into())
-        .spawn(move || {
-            let until = started() + deadline;
-            loop {
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                std::thread::sleep(until - now);
-            }
-            answer_now(b"no answer within 5 s");
-        });
+    let seconds = deadline.as_secs().clamp(1, u64::from(u32::MAX)) as libc::c_uint;
+    // SAFETY: alarm(2) only arms the process's timer.
+    unsafe {
+        libc::alarm(seconds);
+    }
 }
 
 /// SIGXFSZ would kill the process (exit 153, no reason) at a file-size
@@ -97,6 +90,7 @@ pub fn ignore_sigxfsz() {
 
 extern "C" fn on_signal(sig: libc::c_int) {
     let why: &[u8] = match sig {
+        libc::SIGALRM => b"no answer within 5 s",
         libc::SIGTERM => b"stopped by SIGTERM before it could answer",
         libc::SIGHUP => b"stopped by SIGHUP before it could answer",
         _ => b"stopped by SIGINT before it could answer",
