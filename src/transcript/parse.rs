@@ -40,98 +40,98 @@ pub enum Line {
     Malformed(&'static str),
 }
 
-#[derive(Deserialize)]
-struct RawLine<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawLine<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    message: Option<RawMessage<'a>>,
+    pub(super) message: Option<RawMessage<'a>>,
     #[serde(rename = "requestId", borrow, default)]
-    request_id: Option<Cow<'a, str>>,
+    pub(super) request_id: Option<Cow<'a, str>>,
     #[serde(rename = "sessionId", borrow, default)]
-    session_id: Option<Cow<'a, str>>,
+    pub(super) session_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    cwd: Option<Cow<'a, str>>,
+    pub(super) cwd: Option<Cow<'a, str>>,
     #[serde(rename = "gitBranch", borrow, default)]
-    git_branch: Option<Cow<'a, str>>,
+    pub(super) git_branch: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    timestamp: Option<Cow<'a, str>>,
+    pub(super) timestamp: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    uuid: Option<Cow<'a, str>>,
+    pub(super) uuid: Option<Cow<'a, str>>,
     #[serde(rename = "isSidechain", default)]
-    is_sidechain: Option<bool>,
+    pub(super) is_sidechain: Option<bool>,
     #[serde(borrow, default)]
-    data: Option<RawData<'a>>,
+    pub(super) data: Option<RawData<'a>>,
 }
 
-#[derive(Deserialize)]
-struct RawData<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawData<'a> {
     #[serde(borrow, default)]
-    message: Option<Box<RawLine<'a>>>,
+    pub(super) message: Option<Box<RawLine<'a>>>,
 }
 
-#[derive(Deserialize)]
-struct RawMessage<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawMessage<'a> {
     #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
+    pub(super) id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+    pub(super) model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    usage: Option<RawUsage<'a>>,
+    pub(super) usage: Option<RawUsage<'a>>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawUsage<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawUsage<'a> {
     #[serde(default)]
-    input_tokens: Option<u64>,
+    pub(super) input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    pub(super) cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    pub(super) cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation: Option<RawCacheCreation>,
+    pub(super) cache_creation: Option<RawCacheCreation>,
     #[serde(default)]
-    server_tool_use: Option<RawServerToolUse>,
+    pub(super) server_tool_use: Option<RawServerToolUse>,
     #[serde(borrow, default)]
-    speed: Option<Cow<'a, str>>,
+    pub(super) speed: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    inference_geo: Option<Cow<'a, str>>,
+    pub(super) inference_geo: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    iterations: Option<Vec<RawIteration<'a>>>,
+    pub(super) iterations: Option<Vec<RawIteration<'a>>>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawCacheCreation {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawCacheCreation {
     #[serde(default)]
-    ephemeral_5m_input_tokens: Option<u64>,
+    pub(super) ephemeral_5m_input_tokens: Option<u64>,
     #[serde(default)]
-    ephemeral_1h_input_tokens: Option<u64>,
+    pub(super) ephemeral_1h_input_tokens: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawServerToolUse {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawServerToolUse {
     #[serde(default)]
-    web_search_requests: Option<u64>,
+    pub(super) web_search_requests: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct RawIteration<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawIteration<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+    pub(super) model: Option<Cow<'a, str>>,
     #[serde(default)]
-    input_tokens: Option<u64>,
+    pub(super) input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    pub(super) cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    pub(super) cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation: Option<RawCacheCreation>,
+    pub(super) cache_creation: Option<RawCacheCreation>,
 }
 
 /// True when a line might carry usage and needs a full parse.
@@ -163,6 +163,9 @@ pub fn parse_line(line: &[u8]) -> Line {
         } else {
             Line::Malformed("not a JSON object")
         };
+    }
+    if let Some(raw) = super::fast::raw_line(trimmed) {
+        return from_raw(raw, trimmed);
     }
     let raw: RawLine<'_> = match serde_json::from_slice(trimmed) {
         Ok(raw) => raw,
