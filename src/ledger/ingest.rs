@@ -33,7 +33,10 @@ use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::discover::{TranscriptFile, Unreadable};
-use crate::transcript::parse::{envelope_branch, envelope_cwd, parse_line, Line, SessionCwd};
+use crate::transcript::parse::{
+    envelope_branch, envelope_cwd, parse_line, parse_line_ref, Line, LineRef, ResponseRef,
+    SessionCwd,
+};
 use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{CostState, Response, Usage};
 
@@ -580,14 +583,19 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     // at that point of the file (else, at apply, the ledger's).
     let mut last_branch: FastMap<String, String> = FastMap::default();
     let mut session_branches: FastMap<String, (String, i64)> = FastMap::default();
-    let mut note_branch = |session: &str, branch: &str, ts_ms: i64| {
-        let e = session_branches
-            .entry(session.to_owned())
-            .or_insert_with(|| (branch.to_owned(), ts_ms));
-        if ts_ms >= e.1 {
-            *e = (branch.to_owned(), ts_ms);
-        }
-    };
+    let mut note_branch =
+        |session: &str, branch: &str, ts_ms: i64| match session_branches.get_mut(session) {
+            Some(e) if ts_ms >= e.1 => {
+                if e.0 != branch {
+                    branch.clone_into(&mut e.0);
+                }
+                e.1 = ts_ms;
+            }
+            Some(_) => {}
+            None => {
+                session_branches.insert(session.to_owned(), (branch.to_owned(), ts_ms));
+            }
+        };
     // Records without cost are parsed for their branch only until one has
     // been seen in this read (a prompt before the session's first response).
     let mut looked_for_branch = false;
@@ -598,19 +606,26 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         &mut f,
         start as u64,
         || stop.after_chunk(),
-        |line, _offset| match parse_line(line) {
-            Line::Response(mut r) => {
+        |line, _offset| match parse_line_ref(line) {
+            LineRef::Response(r) => {
                 let session = r.session_id.as_deref().unwrap_or("");
-                match &r.branch {
+                let branch = match r.branch.as_deref() {
                     Some(b) => {
-                        last_branch.insert(session.to_owned(), b.clone());
+                        match last_branch.get_mut(session) {
+                            Some(last) if last != b => b.clone_into(last),
+                            Some(_) => {}
+                            None => {
+                                last_branch.insert(session.to_owned(), b.to_owned());
+                            }
+                        }
                         if !session.is_empty() {
                             note_branch(session, b, r.ts_ms);
                         }
                         looked_for_branch = true;
+                        Some(b)
                     }
-                    None => r.branch = last_branch.get(session).cloned(),
-                }
+                    None => last_branch.get(session).map(String::as_str),
+                };
                 latest_ts = latest_ts.max(Some(r.ts_ms));
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
@@ -622,16 +637,21 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                         if responses[i].message_id == r.message_id
                             && responses[i].request_id == r.request_id =>
                     {
-                        merge(&mut responses[i], &r)
+                        merge(&mut responses[i], &r, branch)
                     }
-                    Some(_) => responses.push(r),
-                    None => {
-                        index.insert(key, responses.len());
-                        responses.push(r);
+                    found => {
+                        let owned = Response {
+                            branch: branch.map(str::to_owned),
+                            ..ResponseRef { branch: None, ..r }.into_owned()
+                        };
+                        if found.is_none() {
+                            index.insert(key, responses.len());
+                        }
+                        responses.push(owned);
                     }
                 }
             }
-            Line::NoCost => {
+            LineRef::NoCost => {
                 if !looked_for_branch {
                     if let Some((session, branch, ts_ms)) = envelope_branch(line) {
                         looked_for_branch = true;
@@ -648,8 +668,8 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                     }
                 }
             }
-            Line::CostState(c) => cost_states.push((c, latest_ts)),
-            Line::Malformed(_) => skipped += 1,
+            LineRef::CostState(c) => cost_states.push((c, latest_ts)),
+            LineRef::Malformed(_) => skipped += 1,
         },
     )?;
     let end = end as i64;
@@ -856,18 +876,19 @@ fn latest_response_before(f: &mut File, until: u64) -> std::io::Result<Option<i6
     Ok(latest)
 }
 
-/// Merges a duplicate of a response into the first copy seen.
-fn merge(into: &mut Response, dup: &Response) {
+/// Merges a duplicate of a response (whose branch, its own or its
+/// session's latest, is `branch`) into the first copy seen.
+fn merge(into: &mut Response, dup: &ResponseRef<'_>, branch: Option<&str>) {
     into.usage = into.usage.max(&dup.usage);
     into.sidechain &= dup.sidechain;
     if into.cwd.is_none() {
-        into.cwd.clone_from(&dup.cwd);
+        into.cwd = dup.cwd.as_deref().map(str::to_owned);
     }
     if into.session_id.is_none() {
-        into.session_id.clone_from(&dup.session_id);
+        into.session_id = dup.session_id.as_deref().map(str::to_owned);
     }
     if into.branch.is_none() {
-        into.branch.clone_from(&dup.branch);
+        into.branch = branch.map(str::to_owned);
     }
     for (i, a) in dup.advisors.iter().enumerate() {
         match into.advisors.get_mut(i) {
@@ -948,7 +969,7 @@ struct Writer<'a> {
     deltas: FastMap<RollupKey, Delta>,
     names: Names,
     /// Place ids by transcript folder, then cwd.
-    places: HashMap<String, HashMap<String, i64>>,
+    places: FastMap<String, FastMap<String, i64>>,
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
     fresh: Option<FreshLoad>,
@@ -958,7 +979,7 @@ struct Writer<'a> {
     /// Sessions whose counted responses or `cost-state`s changed in this
     /// transaction: their unwritten parts are computed again before it
     /// commits.
-    dirty: std::collections::HashSet<String>,
+    dirty: std::collections::HashSet<String, foldhash::fast::RandomState>,
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -978,10 +999,10 @@ impl<'a> Writer<'a> {
             pending: 0,
             deltas: FastMap::default(),
             names: Names::default(),
-            places: HashMap::new(),
+            places: FastMap::default(),
             fresh: None,
             sessions_changed: false,
-            dirty: std::collections::HashSet::new(),
+            dirty: Default::default(),
         }
     }
 

@@ -32,7 +32,8 @@ const MAX_SKIP_DEPTH: u32 = 64;
 /// None when the line is left to serde_json.
 pub(super) fn raw_line(line: &[u8]) -> Option<RawLine<'_>> {
     let mut s = Scan { b: line, i: 0 };
-    let raw = s.line(0)?;
+    let mut raw = RawLine::default();
+    s.line(0, &mut raw)?;
     match s.ws() {
         None => Some(raw),
         Some(_) => None,
@@ -94,12 +95,12 @@ impl<'a> Scan<'a> {
                 return None;
             }
             self.i += 1;
-            let key = self.plain_str()?;
+            let key = self.key()?;
             if self.ws()? != b':' {
                 return None;
             }
             self.i += 1;
-            field(self, key.as_bytes())?;
+            field(self, key)?;
             match self.ws()? {
                 b',' => self.i += 1,
                 b'}' => {
@@ -109,6 +110,20 @@ impl<'a> Scan<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// The rest of a key after its opening quote, when it is plain ASCII
+    /// (no escape, no control character): compared as bytes.
+    #[inline]
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        let end = start + special(&self.b[start..])?;
+        if self.b[end] != b'"' {
+            return None;
+        }
+        self.i = end + 1;
+        let k = &self.b[start..end];
+        k.is_ascii().then_some(k)
     }
 
     /// The rest of a string after its opening quote, when it has no
@@ -124,8 +139,8 @@ impl<'a> Scan<'a> {
         self.i = end + 1;
         let s = &self.b[start..end];
         if s.is_ascii() {
-            // An ASCII slice is UTF-8.
-            std::str::from_utf8(s).ok()
+            // SAFETY: ASCII is UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(s) })
         } else {
             simdutf8::basic::from_utf8(s).ok()
         }
@@ -323,21 +338,28 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// `Option<T>` of a struct: null, or an object read by `read`.
+    /// `Option<T>` of a struct: null, or an object `read` fills in place
+    /// (no moves of the large record structs).
     #[inline]
-    fn opt_obj<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    fn opt_obj<T: Default>(
+        &mut self,
+        slot: &mut Option<T>,
+        read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<()> {
         match self.ws()? {
-            b'{' => read(self).map(Some),
-            b'n' => self.literal(b"null").map(|()| None),
+            b'{' => read(self, slot.insert(T::default())),
+            b'n' => {
+                *slot = None;
+                self.literal(b"null")
+            }
             _ => None,
         }
     }
 
-    fn line(&mut self, depth: u32) -> Option<RawLine<'a>> {
+    fn line(&mut self, depth: u32, r: &mut RawLine<'a>) -> Option<()> {
         if depth > MAX_RECORD_DEPTH {
             return None;
         }
-        let mut r = RawLine::default();
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
@@ -347,7 +369,7 @@ impl<'a> Scan<'a> {
                 }
                 b"message" => {
                     once(&mut seen, 1)?;
-                    r.message = s.opt_obj(Scan::message)?;
+                    s.opt_obj(&mut r.message, Scan::message)?;
                 }
                 b"requestId" => {
                     once(&mut seen, 2)?;
@@ -379,33 +401,29 @@ impl<'a> Scan<'a> {
                 }
                 b"data" => {
                     once(&mut seen, 9)?;
-                    r.data = s.opt_obj(|s| s.data(depth))?;
+                    s.opt_obj(&mut r.data, |s, d| s.data(depth, d))?;
                 }
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(r)
+        })
     }
 
-    fn data(&mut self, depth: u32) -> Option<RawData<'a>> {
-        let mut d = RawData::default();
+    fn data(&mut self, depth: u32, d: &mut RawData<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
                 b"message" => {
                     once(&mut seen, 0)?;
-                    d.message = s.opt_obj(|s| s.line(depth + 1).map(Box::new))?;
+                    s.opt_obj(&mut d.message, |s, r| s.line(depth + 1, r))?;
                 }
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(d)
+        })
     }
 
-    fn message(&mut self) -> Option<RawMessage<'a>> {
-        let mut m = RawMessage::default();
+    fn message(&mut self, m: &mut RawMessage<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
@@ -419,17 +437,15 @@ impl<'a> Scan<'a> {
                 }
                 b"usage" => {
                     once(&mut seen, 2)?;
-                    m.usage = s.opt_obj(Scan::usage)?;
+                    s.opt_obj(&mut m.usage, Scan::usage)?;
                 }
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(m)
+        })
     }
 
-    fn usage(&mut self) -> Option<RawUsage<'a>> {
-        let mut u = RawUsage::default();
+    fn usage(&mut self, u: &mut RawUsage<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
@@ -451,11 +467,11 @@ impl<'a> Scan<'a> {
                 }
                 b"cache_creation" => {
                     once(&mut seen, 4)?;
-                    u.cache_creation = s.opt_obj(Scan::cache_creation)?;
+                    s.opt_obj(&mut u.cache_creation, Scan::cache_creation)?;
                 }
                 b"server_tool_use" => {
                     once(&mut seen, 5)?;
-                    u.server_tool_use = s.opt_obj(Scan::server_tool_use)?;
+                    s.opt_obj(&mut u.server_tool_use, Scan::server_tool_use)?;
                 }
                 b"speed" => {
                     once(&mut seen, 6)?;
@@ -467,17 +483,15 @@ impl<'a> Scan<'a> {
                 }
                 b"iterations" => {
                     once(&mut seen, 8)?;
-                    u.iterations = s.iterations()?;
+                    s.iterations(&mut u.iterations)?;
                 }
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(u)
+        })
     }
 
-    fn cache_creation(&mut self) -> Option<RawCacheCreation> {
-        let mut c = RawCacheCreation::default();
+    fn cache_creation(&mut self, c: &mut RawCacheCreation) -> Option<()> {
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
@@ -492,12 +506,10 @@ impl<'a> Scan<'a> {
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(c)
+        })
     }
 
-    fn server_tool_use(&mut self) -> Option<RawServerToolUse> {
-        let mut t = RawServerToolUse::default();
+    fn server_tool_use(&mut self, t: &mut RawServerToolUse) -> Option<()> {
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
@@ -508,40 +520,42 @@ impl<'a> Scan<'a> {
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(t)
+        })
     }
 
     /// `Option<Vec<RawIteration>>`: null, or an array of objects.
-    fn iterations(&mut self) -> Option<Option<Vec<RawIteration<'a>>>> {
+    fn iterations(&mut self, slot: &mut Option<Vec<RawIteration<'a>>>) -> Option<()> {
         match self.ws()? {
-            b'n' => return self.literal(b"null").map(|()| None),
+            b'n' => {
+                *slot = None;
+                return self.literal(b"null");
+            }
             b'[' => self.i += 1,
             _ => return None,
         }
-        let mut out = Vec::new();
+        let out = slot.insert(Vec::new());
         if self.ws()? == b']' {
             self.i += 1;
-            return Some(Some(out));
+            return Some(());
         }
         loop {
             if self.ws()? != b'{' {
                 return None;
             }
-            out.push(self.iteration()?);
+            out.push(RawIteration::default());
+            self.iteration(out.last_mut()?)?;
             match self.ws()? {
                 b',' => self.i += 1,
                 b']' => {
                     self.i += 1;
-                    return Some(Some(out));
+                    return Some(());
                 }
                 _ => return None,
             }
         }
     }
 
-    fn iteration(&mut self) -> Option<RawIteration<'a>> {
-        let mut it = RawIteration::default();
+    fn iteration(&mut self, it: &mut RawIteration<'a>) -> Option<()> {
         let mut seen = 0u32;
         self.object(|s, key| {
             match key {
@@ -571,13 +585,12 @@ impl<'a> Scan<'a> {
                 }
                 b"cache_creation" => {
                     once(&mut seen, 6)?;
-                    it.cache_creation = s.opt_obj(Scan::cache_creation)?;
+                    s.opt_obj(&mut it.cache_creation, Scan::cache_creation)?;
                 }
                 _ => s.skip(0)?,
             }
             Some(())
-        })?;
-        Some(it)
+        })
     }
 }
 
