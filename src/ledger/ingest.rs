@@ -963,7 +963,7 @@ struct Delta {
 
 /// Applies file results in transactions.
 struct Writer<'a> {
-    ledger: &'a mut Ledger,
+    ledger: &'a Ledger,
     tx_open: bool,
     pending: usize,
     deltas: FastMap<RollupKey, Delta>,
@@ -980,6 +980,9 @@ struct Writer<'a> {
     /// transaction: their unwritten parts are computed again before it
     /// commits.
     dirty: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    /// The `responses` insert, prepared once per run (not looked up in the
+    /// statement cache by its text for every row).
+    insert_st: Option<rusqlite::CachedStatement<'a>>,
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -988,7 +991,34 @@ struct Writer<'a> {
 /// commits: far cheaper than growing them row by row in random order.
 #[derive(Debug, Default)]
 struct FreshLoad {
-    rows: FastMap<u64, Vec<i64>>,
+    /// The first row of each hash (one allocation-free entry per message).
+    first: FastMap<u64, i64>,
+    /// The other rows of a hash (a message read with another request id,
+    /// or a collision).
+    more: FastMap<u64, Vec<i64>>,
+}
+
+impl FreshLoad {
+    /// The rows whose message id has this hash.
+    fn ids(&self, hash: u64) -> Vec<i64> {
+        match self.first.get(&hash) {
+            None => Vec::new(),
+            Some(&id) => std::iter::once(id)
+                .chain(self.more.get(&hash).into_iter().flatten().copied())
+                .collect(),
+        }
+    }
+
+    fn add(&mut self, hash: u64, id: i64) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(hash).or_default().push(id);
+            }
+        }
+    }
 }
 
 impl<'a> Writer<'a> {
@@ -1003,6 +1033,7 @@ impl<'a> Writer<'a> {
             fresh: None,
             sessions_changed: false,
             dirty: Default::default(),
+            insert_st: None,
         }
     }
 
@@ -1265,9 +1296,9 @@ impl<'a> Writer<'a> {
     fn apply_row(&mut self, row: Row) -> Result<()> {
         let message_hash = xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes());
         let existing = match &self.fresh {
-            Some(load) => match load.rows.get(&message_hash) {
-                Some(ids) => self.rows_by_id(ids, &row.message_id)?,
-                None => Vec::new(),
+            Some(load) => match load.ids(message_hash) {
+                ids if ids.is_empty() => Vec::new(),
+                ids => self.rows_by_id(&ids, &row.message_id)?,
             },
             None => self.rows_of(&row.message_id)?,
         };
@@ -1412,40 +1443,44 @@ impl<'a> Writer<'a> {
 
     fn insert(&mut self, r: &Row) -> Result<()> {
         let u = &r.usage;
-        self.ledger
-            .conn
-            .prepare_cached(
-                "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
-                    fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    r.message_id,
-                    r.request_id,
-                    r.session_id,
-                    r.place_id,
-                    r.model,
-                    r.ts_ms,
-                    r.sidechain,
-                    r.counted,
-                    r.fast,
-                    r.us_geo,
-                    r.advisor,
-                    u.input as i64,
-                    u.output as i64,
-                    u.cache_write_5m as i64,
-                    u.cache_write_1h as i64,
-                    u.cache_read as i64,
-                    u.web_search as i64,
-                    r.branch
-                ])
-            })
-            .map_err(|e| self.ledger.err(e))?;
+        let st = match &mut self.insert_st {
+            Some(st) => st,
+            None => self.insert_st.insert(
+                self.ledger
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
+                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    )
+                    .map_err(|e| self.ledger.err(e))?,
+            ),
+        };
+        st.execute(params![
+            r.message_id,
+            r.request_id,
+            r.session_id,
+            r.place_id,
+            r.model,
+            r.ts_ms,
+            r.sidechain,
+            r.counted,
+            r.fast,
+            r.us_geo,
+            r.advisor,
+            u.input as i64,
+            u.output as i64,
+            u.cache_write_5m as i64,
+            u.cache_write_1h as i64,
+            u.cache_read as i64,
+            u.web_search as i64,
+            r.branch
+        ])
+        .map_err(|e| self.ledger.err(e))?;
         if let Some(load) = &mut self.fresh {
             let id = self.ledger.conn.last_insert_rowid();
             let hash = xxhash_rust::xxh3::xxh3_64(r.message_id.as_bytes());
-            load.rows.entry(hash).or_default().push(id);
+            load.add(hash, id);
         }
         Ok(())
     }
