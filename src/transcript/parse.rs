@@ -3,7 +3,7 @@
 //! Pure: no files, no clock. Lines that cannot carry usage are recognised
 //! by a byte search and never fully parsed, which keeps a cold scan of a
 //! large profile cheap; every other line is parsed with borrowed strings,
-//! by a one-pass reader ([`super::fast`]) that hands any line it does not
+//! by a one-pass reader (`fast.rs`) that hands any line it does not
 //! read exactly as serde_json would to serde_json.
 
 use std::borrow::Cow;
