@@ -33,7 +33,10 @@ use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::discover::{TranscriptFile, Unreadable};
-use crate::transcript::parse::{envelope_branch, envelope_cwd, parse_line, Line, SessionCwd};
+use crate::transcript::parse::{
+    envelope_branch, envelope_cwd, parse_line, parse_line_ref, Line, LineRef, ResponseRef,
+    SessionCwd,
+};
 use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{CostState, Response, Usage};
 
@@ -580,14 +583,19 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
     // at that point of the file (else, at apply, the ledger's).
     let mut last_branch: FastMap<String, String> = FastMap::default();
     let mut session_branches: FastMap<String, (String, i64)> = FastMap::default();
-    let mut note_branch = |session: &str, branch: &str, ts_ms: i64| {
-        let e = session_branches
-            .entry(session.to_owned())
-            .or_insert_with(|| (branch.to_owned(), ts_ms));
-        if ts_ms >= e.1 {
-            *e = (branch.to_owned(), ts_ms);
-        }
-    };
+    let mut note_branch =
+        |session: &str, branch: &str, ts_ms: i64| match session_branches.get_mut(session) {
+            Some(e) if ts_ms >= e.1 => {
+                if e.0 != branch {
+                    branch.clone_into(&mut e.0);
+                }
+                e.1 = ts_ms;
+            }
+            Some(_) => {}
+            None => {
+                session_branches.insert(session.to_owned(), (branch.to_owned(), ts_ms));
+            }
+        };
     // Records without cost are parsed for their branch only until one has
     // been seen in this read (a prompt before the session's first response).
     let mut looked_for_branch = false;
@@ -598,19 +606,26 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         &mut f,
         start as u64,
         || stop.after_chunk(),
-        |line, _offset| match parse_line(line) {
-            Line::Response(mut r) => {
+        |line, _offset| match parse_line_ref(line) {
+            LineRef::Response(r) => {
                 let session = r.session_id.as_deref().unwrap_or("");
-                match &r.branch {
+                let branch = match r.branch.as_deref() {
                     Some(b) => {
-                        last_branch.insert(session.to_owned(), b.clone());
+                        match last_branch.get_mut(session) {
+                            Some(last) if last != b => b.clone_into(last),
+                            Some(_) => {}
+                            None => {
+                                last_branch.insert(session.to_owned(), b.to_owned());
+                            }
+                        }
                         if !session.is_empty() {
                             note_branch(session, b, r.ts_ms);
                         }
                         looked_for_branch = true;
+                        Some(b)
                     }
-                    None => r.branch = last_branch.get(session).cloned(),
-                }
+                    None => last_branch.get(session).map(String::as_str),
+                };
                 latest_ts = latest_ts.max(Some(r.ts_ms));
                 if let (Some(s), Some(c)) = (&r.session_id, &r.cwd) {
                     note_cwd(s, c, r.ts_ms);
@@ -622,16 +637,21 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                         if responses[i].message_id == r.message_id
                             && responses[i].request_id == r.request_id =>
                     {
-                        merge(&mut responses[i], &r)
+                        merge(&mut responses[i], &r, branch)
                     }
-                    Some(_) => responses.push(r),
-                    None => {
-                        index.insert(key, responses.len());
-                        responses.push(r);
+                    found => {
+                        let owned = Response {
+                            branch: branch.map(str::to_owned),
+                            ..ResponseRef { branch: None, ..r }.into_owned()
+                        };
+                        if found.is_none() {
+                            index.insert(key, responses.len());
+                        }
+                        responses.push(owned);
                     }
                 }
             }
-            Line::NoCost => {
+            LineRef::NoCost => {
                 if !looked_for_branch {
                     if let Some((session, branch, ts_ms)) = envelope_branch(line) {
                         looked_for_branch = true;
@@ -648,8 +668,8 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                     }
                 }
             }
-            Line::CostState(c) => cost_states.push((c, latest_ts)),
-            Line::Malformed(_) => skipped += 1,
+            LineRef::CostState(c) => cost_states.push((c, latest_ts)),
+            LineRef::Malformed(_) => skipped += 1,
         },
     )?;
     let end = end as i64;
@@ -856,18 +876,19 @@ fn latest_response_before(f: &mut File, until: u64) -> std::io::Result<Option<i6
     Ok(latest)
 }
 
-/// Merges a duplicate of a response into the first copy seen.
-fn merge(into: &mut Response, dup: &Response) {
+/// Merges a duplicate of a response (whose branch, its own or its
+/// session's latest, is `branch`) into the first copy seen.
+fn merge(into: &mut Response, dup: &ResponseRef<'_>, branch: Option<&str>) {
     into.usage = into.usage.max(&dup.usage);
     into.sidechain &= dup.sidechain;
     if into.cwd.is_none() {
-        into.cwd.clone_from(&dup.cwd);
+        into.cwd = dup.cwd.as_deref().map(str::to_owned);
     }
     if into.session_id.is_none() {
-        into.session_id.clone_from(&dup.session_id);
+        into.session_id = dup.session_id.as_deref().map(str::to_owned);
     }
     if into.branch.is_none() {
-        into.branch.clone_from(&dup.branch);
+        into.branch = branch.map(str::to_owned);
     }
     for (i, a) in dup.advisors.iter().enumerate() {
         match into.advisors.get_mut(i) {
@@ -942,13 +963,13 @@ struct Delta {
 
 /// Applies file results in transactions.
 struct Writer<'a> {
-    ledger: &'a mut Ledger,
+    ledger: &'a Ledger,
     tx_open: bool,
     pending: usize,
     deltas: FastMap<RollupKey, Delta>,
     names: Names,
     /// Place ids by transcript folder, then cwd.
-    places: HashMap<String, HashMap<String, i64>>,
+    places: FastMap<String, FastMap<String, i64>>,
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
     fresh: Option<FreshLoad>,
@@ -958,7 +979,10 @@ struct Writer<'a> {
     /// Sessions whose counted responses or `cost-state`s changed in this
     /// transaction: their unwritten parts are computed again before it
     /// commits.
-    dirty: std::collections::HashSet<String>,
+    dirty: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    /// The `responses` insert, prepared once per run (not looked up in the
+    /// statement cache by its text for every row).
+    insert_st: Option<rusqlite::CachedStatement<'a>>,
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -967,7 +991,34 @@ struct Writer<'a> {
 /// commits: far cheaper than growing them row by row in random order.
 #[derive(Debug, Default)]
 struct FreshLoad {
-    rows: FastMap<u64, Vec<i64>>,
+    /// The first row of each hash (one allocation-free entry per message).
+    first: FastMap<u64, i64>,
+    /// The other rows of a hash (a message read with another request id,
+    /// or a collision).
+    more: FastMap<u64, Vec<i64>>,
+}
+
+impl FreshLoad {
+    /// The rows whose message id has this hash.
+    fn ids(&self, hash: u64) -> Vec<i64> {
+        match self.first.get(&hash) {
+            None => Vec::new(),
+            Some(&id) => std::iter::once(id)
+                .chain(self.more.get(&hash).into_iter().flatten().copied())
+                .collect(),
+        }
+    }
+
+    fn add(&mut self, hash: u64, id: i64) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(hash).or_default().push(id);
+            }
+        }
+    }
 }
 
 impl<'a> Writer<'a> {
@@ -978,10 +1029,11 @@ impl<'a> Writer<'a> {
             pending: 0,
             deltas: FastMap::default(),
             names: Names::default(),
-            places: HashMap::new(),
+            places: FastMap::default(),
             fresh: None,
             sessions_changed: false,
-            dirty: std::collections::HashSet::new(),
+            dirty: Default::default(),
+            insert_st: None,
         }
     }
 
@@ -1244,9 +1296,9 @@ impl<'a> Writer<'a> {
     fn apply_row(&mut self, row: Row) -> Result<()> {
         let message_hash = xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes());
         let existing = match &self.fresh {
-            Some(load) => match load.rows.get(&message_hash) {
-                Some(ids) => self.rows_by_id(ids, &row.message_id)?,
-                None => Vec::new(),
+            Some(load) => match load.ids(message_hash) {
+                ids if ids.is_empty() => Vec::new(),
+                ids => self.rows_by_id(&ids, &row.message_id)?,
             },
             None => self.rows_of(&row.message_id)?,
         };
@@ -1391,40 +1443,44 @@ impl<'a> Writer<'a> {
 
     fn insert(&mut self, r: &Row) -> Result<()> {
         let u = &r.usage;
-        self.ledger
-            .conn
-            .prepare_cached(
-                "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
-                    fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    r.message_id,
-                    r.request_id,
-                    r.session_id,
-                    r.place_id,
-                    r.model,
-                    r.ts_ms,
-                    r.sidechain,
-                    r.counted,
-                    r.fast,
-                    r.us_geo,
-                    r.advisor,
-                    u.input as i64,
-                    u.output as i64,
-                    u.cache_write_5m as i64,
-                    u.cache_write_1h as i64,
-                    u.cache_read as i64,
-                    u.web_search as i64,
-                    r.branch
-                ])
-            })
-            .map_err(|e| self.ledger.err(e))?;
+        let st = match &mut self.insert_st {
+            Some(st) => st,
+            None => self.insert_st.insert(
+                self.ledger
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
+                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    )
+                    .map_err(|e| self.ledger.err(e))?,
+            ),
+        };
+        st.execute(params![
+            r.message_id,
+            r.request_id,
+            r.session_id,
+            r.place_id,
+            r.model,
+            r.ts_ms,
+            r.sidechain,
+            r.counted,
+            r.fast,
+            r.us_geo,
+            r.advisor,
+            u.input as i64,
+            u.output as i64,
+            u.cache_write_5m as i64,
+            u.cache_write_1h as i64,
+            u.cache_read as i64,
+            u.web_search as i64,
+            r.branch
+        ])
+        .map_err(|e| self.ledger.err(e))?;
         if let Some(load) = &mut self.fresh {
             let id = self.ledger.conn.last_insert_rowid();
             let hash = xxhash_rust::xxh3::xxh3_64(r.message_id.as_bytes());
-            load.rows.entry(hash).or_default().push(id);
+            load.add(hash, id);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! byte offset, complete lines only ([`reader`]).
 
 pub mod discover;
+mod fast;
 pub mod parse;
 pub mod reader;
 

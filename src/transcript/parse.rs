@@ -2,7 +2,9 @@
 //!
 //! Pure: no files, no clock. Lines that cannot carry usage are recognised
 //! by a byte search and never fully parsed, which keeps a cold scan of a
-//! large profile cheap; every other line is parsed with borrowed strings.
+//! large profile cheap; every other line is parsed with borrowed strings,
+//! by a one-pass reader (`fast.rs`) that hands any line it does not
+//! read exactly as serde_json would to serde_json.
 
 use std::borrow::Cow;
 
@@ -40,98 +42,157 @@ pub enum Line {
     Malformed(&'static str),
 }
 
-#[derive(Deserialize)]
-struct RawLine<'a> {
+/// [`Line`] with the response's strings borrowed from the line where
+/// they can be: a reader that merges copies of a response (one line per
+/// content block) builds owned strings only for the first copy.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineRef<'a> {
+    Response(ResponseRef<'a>),
+    CostState(CostState),
+    NoCost,
+    Malformed(&'static str),
+}
+
+/// A [`Response`] whose strings may borrow from its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseRef<'a> {
+    pub message_id: Cow<'a, str>,
+    pub request_id: Cow<'a, str>,
+    pub session_id: Option<Cow<'a, str>>,
+    pub cwd: Option<Cow<'a, str>>,
+    pub branch: Option<Cow<'a, str>>,
+    pub model: Cow<'a, str>,
+    pub ts_ms: i64,
+    pub sidechain: bool,
+    pub fast: bool,
+    pub us_geo: bool,
+    pub usage: Usage,
+    pub advisors: Vec<Advisor>,
+}
+
+impl ResponseRef<'_> {
+    pub fn into_owned(self) -> Response {
+        Response {
+            message_id: self.message_id.into_owned(),
+            request_id: self.request_id.into_owned(),
+            session_id: self.session_id.map(Cow::into_owned),
+            cwd: self.cwd.map(Cow::into_owned),
+            branch: self.branch.map(Cow::into_owned),
+            model: self.model.into_owned(),
+            ts_ms: self.ts_ms,
+            sidechain: self.sidechain,
+            fast: self.fast,
+            us_geo: self.us_geo,
+            usage: self.usage,
+            advisors: self.advisors,
+        }
+    }
+}
+
+impl From<LineRef<'_>> for Line {
+    fn from(l: LineRef<'_>) -> Line {
+        match l {
+            LineRef::Response(r) => Line::Response(r.into_owned()),
+            LineRef::CostState(c) => Line::CostState(c),
+            LineRef::NoCost => Line::NoCost,
+            LineRef::Malformed(why) => Line::Malformed(why),
+        }
+    }
+}
+
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawLine<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    message: Option<RawMessage<'a>>,
+    pub(super) message: Option<RawMessage<'a>>,
     #[serde(rename = "requestId", borrow, default)]
-    request_id: Option<Cow<'a, str>>,
+    pub(super) request_id: Option<Cow<'a, str>>,
     #[serde(rename = "sessionId", borrow, default)]
-    session_id: Option<Cow<'a, str>>,
+    pub(super) session_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    cwd: Option<Cow<'a, str>>,
+    pub(super) cwd: Option<Cow<'a, str>>,
     #[serde(rename = "gitBranch", borrow, default)]
-    git_branch: Option<Cow<'a, str>>,
+    pub(super) git_branch: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    timestamp: Option<Cow<'a, str>>,
+    pub(super) timestamp: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    uuid: Option<Cow<'a, str>>,
+    pub(super) uuid: Option<Cow<'a, str>>,
     #[serde(rename = "isSidechain", default)]
-    is_sidechain: Option<bool>,
+    pub(super) is_sidechain: Option<bool>,
     #[serde(borrow, default)]
-    data: Option<RawData<'a>>,
+    pub(super) data: Option<RawData<'a>>,
 }
 
-#[derive(Deserialize)]
-struct RawData<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawData<'a> {
     #[serde(borrow, default)]
-    message: Option<Box<RawLine<'a>>>,
+    pub(super) message: Option<Box<RawLine<'a>>>,
 }
 
-#[derive(Deserialize)]
-struct RawMessage<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawMessage<'a> {
     #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
+    pub(super) id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+    pub(super) model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    usage: Option<RawUsage<'a>>,
+    pub(super) usage: Option<RawUsage<'a>>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawUsage<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawUsage<'a> {
     #[serde(default)]
-    input_tokens: Option<u64>,
+    pub(super) input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    pub(super) cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    pub(super) cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation: Option<RawCacheCreation>,
+    pub(super) cache_creation: Option<RawCacheCreation>,
     #[serde(default)]
-    server_tool_use: Option<RawServerToolUse>,
+    pub(super) server_tool_use: Option<RawServerToolUse>,
     #[serde(borrow, default)]
-    speed: Option<Cow<'a, str>>,
+    pub(super) speed: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    inference_geo: Option<Cow<'a, str>>,
+    pub(super) inference_geo: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    iterations: Option<Vec<RawIteration<'a>>>,
+    pub(super) iterations: Option<Vec<RawIteration<'a>>>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawCacheCreation {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawCacheCreation {
     #[serde(default)]
-    ephemeral_5m_input_tokens: Option<u64>,
+    pub(super) ephemeral_5m_input_tokens: Option<u64>,
     #[serde(default)]
-    ephemeral_1h_input_tokens: Option<u64>,
+    pub(super) ephemeral_1h_input_tokens: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
-struct RawServerToolUse {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawServerToolUse {
     #[serde(default)]
-    web_search_requests: Option<u64>,
+    pub(super) web_search_requests: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct RawIteration<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct RawIteration<'a> {
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    pub(super) kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+    pub(super) model: Option<Cow<'a, str>>,
     #[serde(default)]
-    input_tokens: Option<u64>,
+    pub(super) input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    pub(super) cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    pub(super) cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation: Option<RawCacheCreation>,
+    pub(super) cache_creation: Option<RawCacheCreation>,
 }
 
 /// True when a line might carry usage and needs a full parse.
@@ -150,19 +211,27 @@ pub fn looks_like_object(line: &[u8]) -> bool {
 
 /// Parses one complete line (without its newline).
 pub fn parse_line(line: &[u8]) -> Line {
+    parse_line_ref(line).into()
+}
+
+/// [`parse_line`], borrowing the response's strings from the line.
+pub fn parse_line_ref(line: &[u8]) -> LineRef<'_> {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
-        return Line::NoCost;
+        return LineRef::NoCost;
     }
     if !may_carry_usage(trimmed) {
         if is_cost_state(trimmed) {
-            return cost_state(trimmed);
+            return cost_state(trimmed).into();
         }
         return if looks_like_object(trimmed) {
-            Line::NoCost
+            LineRef::NoCost
         } else {
-            Line::Malformed("not a JSON object")
+            LineRef::Malformed("not a JSON object")
         };
+    }
+    if let Some(raw) = super::fast::raw_line(trimmed) {
+        return from_raw(&raw, trimmed);
     }
     let raw: RawLine<'_> = match serde_json::from_slice(trimmed) {
         Ok(raw) => raw,
@@ -170,54 +239,90 @@ pub fn parse_line(line: &[u8]) -> Line {
             // Valid JSON whose shape differs from a transcript record. Only a
             // costed record with unusable fields is an error; anything else
             // (another record type that happens to mention "usage") is not.
-            return classify_unusual(trimmed);
+            return classify_unusual(trimmed).into();
         }
-        Err(_) => return Line::Malformed("invalid JSON"),
+        Err(_) => return LineRef::Malformed("invalid JSON"),
     };
-    from_raw(raw, trimmed)
+    from_raw(&raw, trimmed)
 }
 
-fn from_raw(raw: RawLine<'_>, origin: &[u8]) -> Line {
+impl From<Line> for LineRef<'_> {
+    /// For lines that never hold a response.
+    fn from(l: Line) -> Self {
+        match l {
+            Line::Response(r) => LineRef::Response(ResponseRef {
+                message_id: Cow::Owned(r.message_id),
+                request_id: Cow::Owned(r.request_id),
+                session_id: r.session_id.map(Cow::Owned),
+                cwd: r.cwd.map(Cow::Owned),
+                branch: r.branch.map(Cow::Owned),
+                model: Cow::Owned(r.model),
+                ts_ms: r.ts_ms,
+                sidechain: r.sidechain,
+                fast: r.fast,
+                us_geo: r.us_geo,
+                usage: r.usage,
+                advisors: r.advisors,
+            }),
+            Line::CostState(c) => LineRef::CostState(c),
+            Line::NoCost => LineRef::NoCost,
+            Line::Malformed(why) => LineRef::Malformed(why),
+        }
+    }
+}
+
+fn from_raw<'a>(raw: &RawLine<'a>, origin: &[u8]) -> LineRef<'a> {
     match raw.kind.as_deref() {
-        Some("assistant") => record(&raw, None, origin, false),
+        Some("assistant") => record(raw, None, origin, false),
         None if raw.message.as_ref().is_some_and(|m| m.usage.is_some()) => {
-            record(&raw, None, origin, false)
+            record(raw, None, origin, false)
         }
         Some("progress") => match raw.data.as_ref().and_then(|d| d.message.as_deref()) {
             // A subagent's response relayed into the parent's file.
             Some(inner) if inner.message.as_ref().is_some_and(|m| m.usage.is_some()) => {
-                record(inner, Some(&raw), origin, true)
+                record(inner, Some(raw), origin, true)
             }
-            _ => Line::NoCost,
+            _ => LineRef::NoCost,
         },
-        _ => Line::NoCost,
+        _ => LineRef::NoCost,
     }
 }
 
 /// Builds a response from `rec`, falling back to the `outer` envelope for
 /// fields a nested (progress) record leaves out.
-fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: &[u8], nested: bool) -> Line {
+fn record<'a>(
+    rec: &RawLine<'a>,
+    outer: Option<&RawLine<'a>>,
+    origin: &[u8],
+    nested: bool,
+) -> LineRef<'a> {
     let Some(msg) = rec.message.as_ref() else {
-        return Line::NoCost;
+        return LineRef::NoCost;
     };
     let Some(u) = msg.usage.as_ref() else {
-        return Line::NoCost;
+        return LineRef::NoCost;
     };
-    let model = msg.model.as_deref().unwrap_or("").trim();
+    let model: Cow<'a, str> = match &msg.model {
+        Some(Cow::Borrowed(m)) => Cow::Borrowed(m.trim()),
+        Some(Cow::Owned(m)) => Cow::Owned(m.trim().to_owned()),
+        None => Cow::Borrowed(""),
+    };
     if model == "<synthetic>" {
-        return Line::NoCost;
+        return LineRef::NoCost;
     }
-    let pick = |f: for<'r> fn(&'r RawLine<'_>) -> Option<&'r str>| -> Option<String> {
-        f(rec)
-            .filter(|s| !s.is_empty())
-            .or_else(|| outer.and_then(f).filter(|s| !s.is_empty()))
-            .map(str::to_owned)
-    };
-    let Some(ts) = pick(|r| r.timestamp.as_deref()) else {
-        return Line::Malformed("no timestamp");
+    let pick =
+        |f: for<'r> fn(&'r RawLine<'a>) -> &'r Option<Cow<'a, str>>| -> Option<Cow<'a, str>> {
+            f(rec)
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .or_else(|| outer.and_then(|o| f(o).as_ref()).filter(|s| !s.is_empty()))
+                .cloned()
+        };
+    let Some(ts) = pick(|r| &r.timestamp) else {
+        return LineRef::Malformed("no timestamp");
     };
     let Ok(ts) = DateTime::parse_from_rfc3339(&ts) else {
-        return Line::Malformed("unparseable timestamp");
+        return LineRef::Malformed("unparseable timestamp");
     };
     let usage = match usage_of(
         u.input_tokens,
@@ -230,7 +335,7 @@ fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: &[u8], nested:
             .and_then(|s| s.web_search_requests),
     ) {
         Some(usage) => usage,
-        None => return Line::Malformed("implausible token count"),
+        None => return LineRef::Malformed("implausible token count"),
     };
     let mut advisors = Vec::new();
     for it in u.iterations.iter().flatten() {
@@ -245,31 +350,31 @@ fn record(rec: &RawLine<'_>, outer: Option<&RawLine<'_>>, origin: &[u8], nested:
             it.cache_creation.as_ref(),
             None,
         ) else {
-            return Line::Malformed("implausible token count");
+            return LineRef::Malformed("implausible token count");
         };
         advisors.push(Advisor {
             model: it.model.as_deref().unwrap_or("").to_owned(),
             usage,
         });
     }
-    let request_id = pick(|r| r.request_id.as_deref()).unwrap_or_default();
-    let message_id = match msg.id.as_deref().filter(|s| !s.is_empty()) {
-        Some(id) => id.to_owned(),
-        None => match pick(|r| r.uuid.as_deref()) {
-            Some(uuid) => format!("uuid:{uuid}"),
+    let request_id = pick(|r| &r.request_id).unwrap_or_default();
+    let message_id = match msg.id.as_ref().filter(|s| !s.is_empty()) {
+        Some(id) => id.clone(),
+        None => match pick(|r| &r.uuid) {
+            Some(uuid) => Cow::Owned(format!("uuid:{uuid}")),
             // Nothing identifies it but its bytes: the same line read
             // through another path, or again after a rewrite, is the same
             // record and must not count twice.
-            None => format!("line:{:032x}", xxhash_rust::xxh3::xxh3_128(origin)),
+            None => Cow::Owned(format!("line:{:032x}", xxhash_rust::xxh3::xxh3_128(origin))),
         },
     };
-    Line::Response(Response {
+    LineRef::Response(ResponseRef {
         message_id,
         request_id,
-        session_id: pick(|r| r.session_id.as_deref()),
-        cwd: pick(|r| r.cwd.as_deref()),
-        branch: pick(|r| r.git_branch.as_deref()),
-        model: model.to_owned(),
+        session_id: pick(|r| &r.session_id),
+        cwd: pick(|r| &r.cwd),
+        branch: pick(|r| &r.git_branch),
+        model,
         ts_ms: ts.timestamp_millis(),
         sidechain: nested || rec.is_sidechain.unwrap_or(false),
         fast: u.speed.as_deref() == Some("fast"),

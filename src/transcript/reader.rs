@@ -11,6 +11,11 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
 const CHUNK: usize = 1 << 20;
+/// The largest buffer a thread keeps for its next file: one grown for a
+/// line longer than a chunk is kept up to this size (growing it again for
+/// every long line would zero and copy megabytes each time); a larger one
+/// is let go.
+const KEEP: usize = 16 << 20;
 
 /// Calls `f(line, offset_of_line)` for every complete line (newline-
 /// terminated, or a final line that is one whole JSON object) from `start`
@@ -34,7 +39,7 @@ pub fn for_each_line_until(
     let remaining = file.metadata()?.len().saturating_sub(start);
     file.seek(SeekFrom::Start(start))?;
     // One buffer per thread, reused from file to file (a cold scan reads
-    // thousands of files); one that grew for a very long line is let go.
+    // thousands of files); one that grew past KEEP is let go.
     BUF.with(|cell| {
         let mut buf = cell.take();
         let want = (remaining as usize).saturating_add(1).clamp(4096, CHUNK);
@@ -42,7 +47,7 @@ pub fn for_each_line_until(
             buf.resize(want, 0);
         }
         let result = lines(file, start, &mut buf, &mut stop, &mut f);
-        if buf.len() <= CHUNK {
+        if buf.len() <= KEEP {
             cell.replace(buf);
         }
         result
@@ -76,7 +81,10 @@ fn lines(
                 buf.resize(buf.len() * 2, 0);
             }
         }
-        let n = read_some(file, &mut buf[end..])?;
+        // At most a chunk at a time, even into a larger buffer: the lines
+        // are scanned while the bytes are still in the CPU's cache.
+        let read_end = buf.len().min(end + CHUNK);
+        let n = read_some(file, &mut buf[end..read_end])?;
         if n == 0 {
             break;
         }
