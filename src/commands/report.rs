@@ -24,7 +24,8 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
     let mut report = build(&loaded, &ledger, ctx.now, &req)?;
     report.unreadable = ingested.unreadable;
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: one write for the whole report, not per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         output::json::report(&mut out, &report)?;
     } else if args.csv {

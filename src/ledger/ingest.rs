@@ -346,32 +346,23 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> R
     let mut seen: std::collections::HashSet<(i64, i64), foldhash::fast::RandomState> =
         Default::default();
     for f in files {
-        let md = match std::fs::metadata(&f.path) {
-            Ok(md) => md,
-            Err(e) => {
-                stats.unreadable.push(unreadable(&f.path, &e));
-                continue;
-            }
-        };
-        if !md.is_file() {
-            stats.unreadable.push(Unreadable {
-                path: f.path.clone(),
-                reason: "not a regular file".into(),
-            });
-            continue;
-        }
-        let meta = Meta {
-            dev: md.dev() as i64,
-            ino: md.ino() as i64,
-            size: md.size() as i64,
-            mtime_ns: md
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(md.mtime_nsec()),
-            ctime_ns: md
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(md.ctime_nsec()),
+        // The scan's `stat` when it made one (the same call, through the
+        // file's folder), else one now.
+        let meta = match f.stat {
+            Some(st) => Meta {
+                dev: st.dev as i64,
+                ino: st.ino as i64,
+                size: st.size as i64,
+                mtime_ns: st.mtime_ns,
+                ctime_ns: st.ctime_ns,
+            },
+            None => match stat(&f.path) {
+                Ok(meta) => meta,
+                Err(u) => {
+                    stats.unreadable.push(u);
+                    continue;
+                }
+            },
         };
         if seen.insert((meta.dev, meta.ino)) {
             found.push((f, meta));
@@ -394,6 +385,30 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> R
     }
     work.sort_by_key(|w| std::cmp::Reverse(w.meta.size - w.known.map_or(0, |k| k.offset)));
     Ok(work)
+}
+
+/// A regular file's [`Meta`], following links.
+fn stat(path: &Path) -> std::result::Result<Meta, Unreadable> {
+    let md = std::fs::metadata(path).map_err(|e| unreadable(path, &e))?;
+    if !md.is_file() {
+        return Err(Unreadable {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    Ok(Meta {
+        dev: md.dev() as i64,
+        ino: md.ino() as i64,
+        size: md.size() as i64,
+        mtime_ns: md
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(md.mtime_nsec()),
+        ctime_ns: md
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(md.ctime_nsec()),
+    })
 }
 
 /// What the ledger knows of some files, by path and by (device, inode).
@@ -1674,6 +1689,7 @@ mod tests {
         let file = |path: std::path::PathBuf| TranscriptFile {
             path,
             project: "-p".into(),
+            stat: None,
         };
         let files = [
             file(ok),
