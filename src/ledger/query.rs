@@ -62,7 +62,7 @@ impl Ledger {
         let first_bucket =
             from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
         let end_bucket = to_ms.div_euclid(BUCKET_MS); // exclusive
-        let mut acc: GroupMap = GroupMap::default();
+        let mut acc = Acc::default();
         if filter.by_branch || filter.branch.is_some() {
             self.raw_part(from_ms, to_ms, filter, &mut acc)?;
         } else if first_bucket < end_bucket {
@@ -72,14 +72,38 @@ impl Ledger {
         } else {
             self.raw_part(from_ms, to_ms, filter, &mut acc)?;
         }
-        let mut out: Vec<Group> = acc
+        // In order of day, place, session, model and branch (then the
+        // rest, so that the order does not depend on the hash map's): the
+        // names ranked once, the groups sorted by ranks.
+        let names = &acc.names.names;
+        let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        let mut rank = vec![0u32; names.len()];
+        for (r, &i) in by_name.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        let mut groups: Vec<(GroupKey, (i64, Usage))> = acc.groups.into_iter().collect();
+        groups.sort_unstable_by_key(|(k, _)| {
+            (
+                k.day,
+                k.place_id,
+                rank[k.session as usize],
+                rank[k.model as usize],
+                rank[k.branch as usize],
+                k.fast,
+                k.us_geo,
+                k.class,
+            )
+        });
+        let name = |i: u32| names[i as usize].clone();
+        let out: Vec<Group> = groups
             .into_iter()
             .map(|(k, (messages, usage))| Group {
                 day: day_of(k.day),
                 place_id: k.place_id,
-                session_id: k.session_id,
-                branch: k.branch,
-                model: k.model,
+                session_id: name(k.session),
+                branch: name(k.branch),
+                model: name(k.model),
                 fast: k.fast,
                 us_geo: k.us_geo,
                 class: PromptClass(k.class),
@@ -88,15 +112,6 @@ impl Ledger {
                 unwritten: false,
             })
             .collect();
-        out.sort_by(|a, b| {
-            (a.day, a.place_id, &a.session_id, &a.model, &a.branch).cmp(&(
-                b.day,
-                b.place_id,
-                &b.session_id,
-                &b.model,
-                &b.branch,
-            ))
-        });
         Ok(out)
     }
 
@@ -457,7 +472,7 @@ impl Ledger {
         sql
     }
 
-    fn rollup_part(&self, b0: i64, b1: i64, filter: &Filter<'_>, acc: &mut GroupMap) -> Result<()> {
+    fn rollup_part(&self, b0: i64, b1: i64, filter: &Filter<'_>, acc: &mut Acc) -> Result<()> {
         let mut args: Vec<rusqlite::types::Value> = vec![b0.into(), b1.into()];
         let extra = Self::filter_sql(filter, &mut args);
         let day_buckets = 86_400_000 / BUCKET_MS;
@@ -485,16 +500,16 @@ impl Ledger {
             let key = GroupKey {
                 day: r.get(0).map_err(|e| self.err(e))?,
                 place_id: r.get(1).map_err(|e| self.err(e))?,
-                session_id: r.get(2).map_err(|e| self.err(e))?,
-                branch: String::new(),
-                model: r.get(3).map_err(|e| self.err(e))?,
+                session: acc.names.id(text(r, 2).map_err(|e| self.err(e))?),
+                branch: acc.names.id(""),
+                model: acc.names.id(text(r, 3).map_err(|e| self.err(e))?),
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
                 class: r.get(6).map_err(|e| self.err(e))?,
             };
             let messages: i64 = r.get(7).map_err(|e| self.err(e))?;
             let usage = super::usage_at(r, 8).map_err(|e| self.err(e))?;
-            let e = acc.entry(key).or_default();
+            let e = acc.groups.entry(key).or_default();
             e.0 += messages;
             e.1.add(&usage);
         }
@@ -522,13 +537,7 @@ impl Ledger {
         Ok(covered * 2 >= span)
     }
 
-    fn raw_part(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        filter: &Filter<'_>,
-        acc: &mut GroupMap,
-    ) -> Result<()> {
+    fn raw_part(&self, from_ms: i64, to_ms: i64, filter: &Filter<'_>, acc: &mut Acc) -> Result<()> {
         if to_ms <= from_ms {
             return Ok(());
         }
@@ -549,21 +558,22 @@ impl Ledger {
             let ts: i64 = r.get(0).map_err(|e| self.err(e))?;
             let usage = super::usage_at(r, 7).map_err(|e| self.err(e))?;
             let advisor: bool = r.get(6).map_err(|e| self.err(e))?;
+            let branch = if filter.by_branch {
+                text(r, 13).map_err(|e| self.err(e))?
+            } else {
+                ""
+            };
             let key = GroupKey {
                 day: ts.div_euclid(86_400_000),
                 place_id: r.get(1).map_err(|e| self.err(e))?,
-                session_id: r.get(2).map_err(|e| self.err(e))?,
-                branch: if filter.by_branch {
-                    r.get(13).map_err(|e| self.err(e))?
-                } else {
-                    String::new()
-                },
-                model: r.get(3).map_err(|e| self.err(e))?,
+                session: acc.names.id(text(r, 2).map_err(|e| self.err(e))?),
+                branch: acc.names.id(branch),
+                model: acc.names.id(text(r, 3).map_err(|e| self.err(e))?),
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
                 class: PromptClass::of(usage.prompt_tokens()).0,
             };
-            let e = acc.entry(key).or_default();
+            let e = acc.groups.entry(key).or_default();
             e.0 += i64::from(!advisor);
             e.1.add(&usage);
         }
@@ -818,19 +828,51 @@ impl Ledger {
     }
 }
 
-/// Token sums per group (a fast hasher: the keys are the ledger's own).
-type GroupMap = HashMap<GroupKey, (i64, Usage), foldhash::fast::RandomState>;
+/// Token sums per group, the strings of their keys each kept once (a
+/// window's rows repeat a few sessions and models thousands of times).
+#[derive(Default)]
+struct Acc {
+    groups: HashMap<GroupKey, (i64, Usage), foldhash::fast::RandomState>,
+    names: Names,
+}
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct GroupKey {
     day: i64,
     place_id: i64,
-    session_id: String,
-    branch: String,
-    model: String,
+    /// In [`Acc::names`].
+    session: u32,
+    branch: u32,
+    model: u32,
     fast: bool,
     us_geo: bool,
     class: u8,
+}
+
+/// Distinct strings, numbered.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<String, u32, foldhash::fast::RandomState>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), i);
+        i
+    }
+}
+
+/// Column `i` of `r` as text, borrowed from the row.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
 }
 
 /// The six token fields of `u`, for comparing parts.

@@ -8,6 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use walkdir::WalkDir;
@@ -108,12 +109,7 @@ pub fn discover(roots: &[PathBuf]) -> Discovery {
                 continue;
             }
         };
-        let mut walk = Walk {
-            path: canonical.clone(),
-            rel: PathBuf::new(),
-            out: &mut out,
-        };
-        walk.folder(root, 0);
+        walk_projects(&canonical, root, &mut out);
     }
     // Byte order, not `Path`'s component-wise order: the same result for
     // de-duplication at a fraction of the cost on thousands of files.
@@ -125,7 +121,71 @@ pub fn discover(roots: &[PathBuf]) -> Discovery {
     });
     out.files
         .dedup_by(|a, b| a.path.as_os_str() == b.path.as_os_str());
+    // The walk's threads report in no set order.
+    out.unreadable.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// Walks the `projects/` folder open as `root` at `path`: its project
+/// folders are shared out among a few threads (the walk is system calls,
+/// which run in parallel), their findings appended to `out`.
+fn walk_projects(path: &Path, root: OwnedFd, out: &mut Discovery) {
+    let mut top = Walk {
+        path: path.to_path_buf(),
+        project: String::new(),
+        subagents: 0,
+        out,
+    };
+    let Some((dir, folders)) = top.list(root) else {
+        return;
+    };
+    let dir = match dir.fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            top.unreadable(path.to_path_buf(), std::io::Error::from(e).to_string());
+            return;
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(folders.len());
+    let next = AtomicUsize::new(0);
+    let walk = |w: &mut Walk<'_>| {
+        while let Some(name) = folders.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let opened = rustix::fs::openat(dir, name.as_os_str(), DIR_FLAGS, Mode::empty());
+            w.enter(name, opened, 1);
+        }
+    };
+    let found: Vec<Discovery> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                // If no thread can be started, this one walks it all.
+                std::thread::Builder::new()
+                    .name("octo-budget-scan".into())
+                    .spawn_scoped(s, || {
+                        let mut found = Discovery::default();
+                        walk(&mut Walk {
+                            path: path.to_path_buf(),
+                            project: String::new(),
+                            subagents: 0,
+                            out: &mut found,
+                        });
+                        found
+                    })
+                    .ok()
+            })
+            .collect();
+        walk(&mut top);
+        helpers
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for mut f in found {
+        out.files.append(&mut f.files);
+        out.unreadable.append(&mut f.unreadable);
+    }
 }
 
 /// How folders are opened: not through a link (only the Claude dir or
@@ -146,8 +206,10 @@ const MAX_OPEN: usize = 32;
 struct Walk<'a> {
     /// The folder being read.
     path: PathBuf,
-    /// The same, relative to `projects/`.
-    rel: PathBuf,
+    /// Its project: the folder right below `projects/` ('' for that one).
+    project: String,
+    /// How many of the folders from `projects/` to it are `subagents`.
+    subagents: usize,
     out: &'a mut Discovery,
 }
 
@@ -159,13 +221,53 @@ impl Walk<'_> {
     /// Reads the folder open as `fd` (at `depth` below `projects/`): its
     /// transcripts, then its subfolders (except those that hold none).
     fn folder(&mut self, fd: OwnedFd, depth: usize) {
+        let Some((dir, folders)) = self.list(fd) else {
+            return;
+        };
+        let parent = (depth < MAX_OPEN).then_some(dir);
+        for name in folders {
+            let opened = match &parent {
+                Some(p) => p.fd().and_then(|p| {
+                    rustix::fs::openat(p, name.as_os_str(), DIR_FLAGS, Mode::empty())
+                }),
+                None => rustix::fs::open(self.path.join(&name), DIR_FLAGS, Mode::empty()),
+            };
+            self.enter(&name, opened, depth + 1);
+        }
+    }
+
+    /// Walks subfolder `name` of the current folder, `opened` (at `depth`).
+    fn enter(&mut self, name: &OsStr, opened: rustix::io::Result<OwnedFd>, depth: usize) {
+        self.path.push(name);
+        if depth == 1 {
+            self.project = name.to_string_lossy().into_owned();
+        }
+        let subagents = name == "subagents";
+        self.subagents += usize::from(subagents);
+        match opened {
+            Ok(child) => self.folder(child, depth),
+            Err(e) => {
+                let reason = std::io::Error::from(e).to_string();
+                self.unreadable(self.path.clone(), reason);
+            }
+        }
+        self.subagents -= usize::from(subagents);
+        if depth == 1 {
+            self.project.clear();
+        }
+        self.path.pop();
+    }
+
+    /// Reads the folder open as `fd`: its transcripts, stat'ed; returns it
+    /// and its subfolders to walk, or None if it could not be read.
+    fn list(&mut self, fd: OwnedFd) -> Option<(Dir, Vec<OsString>)> {
         let mut entries: Vec<(OsString, FileType)> = Vec::new();
         let mut dir = match Dir::new(fd) {
             Ok(d) => d,
             Err(e) => {
                 let reason = std::io::Error::from(e).to_string();
                 self.unreadable(self.path.clone(), reason);
-                return;
+                return None;
             }
         };
         while let Some(entry) = dir.read() {
@@ -188,7 +290,7 @@ impl Walk<'_> {
             Err(e) => {
                 let reason = std::io::Error::from(e).to_string();
                 self.unreadable(self.path.clone(), reason);
-                return;
+                return None;
             }
         };
         let mut folders = Vec::new();
@@ -213,10 +315,12 @@ impl Walk<'_> {
             if !name.as_bytes().ends_with(b".jsonl") {
                 continue;
             }
-            let rel = self.rel.join(&name);
-            let Some(project) = transcript_project(&rel) else {
+            // As `transcript_project` says of the path (the folders it
+            // leaves out are not walked).
+            if self.subagents > 0 && name == "journal.jsonl" {
                 continue;
-            };
+            }
+            let project = self.project.clone();
             let path = self.path.join(&name);
             let linked = ft == FileType::Symlink;
             if !linked && ft != FileType::RegularFile {
@@ -254,26 +358,7 @@ impl Walk<'_> {
                 stat,
             });
         }
-        let parent = (depth < MAX_OPEN).then_some(dir);
-        for name in folders {
-            let opened = match &parent {
-                Some(p) => p.fd().and_then(|p| {
-                    rustix::fs::openat(p, name.as_os_str(), DIR_FLAGS, Mode::empty())
-                }),
-                None => rustix::fs::open(self.path.join(&name), DIR_FLAGS, Mode::empty()),
-            };
-            self.path.push(&name);
-            self.rel.push(&name);
-            match opened {
-                Ok(child) => self.folder(child, depth + 1),
-                Err(e) => {
-                    let reason = std::io::Error::from(e).to_string();
-                    self.unreadable(self.path.clone(), reason);
-                }
-            }
-            self.path.pop();
-            self.rel.pop();
-        }
+        Some((dir, folders))
     }
 }
 
@@ -522,5 +607,54 @@ mod tests {
         assert_eq!(d.unreadable.len(), 1, "{d:?}");
         assert_eq!(d.unreadable[0].path, fifo);
         assert_eq!(d.unreadable[0].reason, "not a regular file");
+    }
+
+    /// The walk applies `transcript_project`'s rule: every `*.jsonl` it
+    /// finds is one the rule accepts, with the project the rule gives, and
+    /// it finds every one the rule accepts.
+    #[test]
+    fn the_walk_finds_what_transcript_project_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects");
+        let files = [
+            "loose.jsonl",
+            "-x-acme/0b1c.jsonl",
+            "-x-acme/agent-1.jsonl",
+            "-x-acme/0b1c/subagents/agent-2.jsonl",
+            "-x-acme/0b1c/subagents/journal.jsonl",
+            "-x-acme/0b1c/subagents/workflows/wf1/agent-3.jsonl",
+            "-x-acme/0b1c/subagents/workflows/wf1/journal.jsonl",
+            "-x-acme/0b1c/journal.jsonl",
+            "-x-acme/0b1c/chat.jsonl",
+            "-x-acme/0b1c/tool-results/out.jsonl",
+            "-x-acme/memory/notes.jsonl",
+            "-x-acme/a/b/c/d.jsonl",
+            "-x-acme/a/b/memory/e.jsonl",
+            "-x-acme/0b1c/subagents/agent-2.meta.json",
+            "-y/s.jsonl",
+            "-y/notes.txt",
+        ];
+        for f in files {
+            let path = projects.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "{}\n").unwrap();
+        }
+        let d = discover(&[dir.path().to_path_buf()]);
+        let got: Vec<(String, String)> = d
+            .files
+            .iter()
+            .map(|f| {
+                let rel = f.path.strip_prefix(&projects).unwrap();
+                (rel.to_string_lossy().into_owned(), f.project.clone())
+            })
+            .collect();
+        let mut want: Vec<(String, String)> = files
+            .iter()
+            .filter_map(|f| p(f).map(|project| (f.to_string(), project)))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(got.iter().any(|(f, _)| f == "-x-acme/0b1c/journal.jsonl"));
+        assert!(d.unreadable.is_empty(), "{d:?}");
     }
 }
