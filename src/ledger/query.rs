@@ -496,12 +496,13 @@ impl Ledger {
         let mut rows = st
             .query(params_from_iter(args.iter()))
             .map_err(|e| self.err(e))?;
+        let no_branch = acc.names.id("");
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let key = GroupKey {
                 day: r.get(0).map_err(|e| self.err(e))?,
                 place_id: r.get(1).map_err(|e| self.err(e))?,
                 session: acc.names.id(text(r, 2).map_err(|e| self.err(e))?),
-                branch: acc.names.id(""),
+                branch: no_branch,
                 model: acc.names.id(text(r, 3).map_err(|e| self.err(e))?),
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
