@@ -749,6 +749,14 @@ impl Ledger {
         )
     }
 
+    /// SQLite's `data_version`: it changes when another connection commits
+    /// to the ledger (this one's own commits leave it as it was).
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// Opens a read transaction (one snapshot for several queries) unless
     /// one is open already; true when it opened one (then call
     /// [`Ledger::end_read`]).
