@@ -1042,3 +1042,45 @@ fn breakdown_rows_add_up_to_the_total_in_json_csv_and_table() {
         );
     }
 }
+
+/// A report on an unchanged tree is built while the transcripts are
+/// scanned; it is kept only when the scan found nothing new. A response
+/// appended since the last report, or read into the ledger by another
+/// command since, shows in the next report: 10,000 in + 10,000 out of
+/// Sonnet 4.5 = 30,000 + 150,000 micro-dollars for acme each.
+#[test]
+fn the_next_report_shows_what_changed_since() {
+    let env = Env::with_fixtures();
+    let before = env.report_json(&["--period", "all"]);
+    assert_eq!(env.report_json(&["--period", "all"]), before);
+    let line = |id: &str| {
+        assistant(
+            "s-new",
+            "/work/clients/acme",
+            id,
+            &format!("r-{id}"),
+            "2026-11-20T10:00:00.000Z",
+            "claude-sonnet-4-5-20250929",
+            usage(10_000, 10_000),
+        )
+    };
+    env.append("-work-clients-acme/s-new.jsonl", &[line("m-new-1")]);
+    let after = env.report_json(&["--period", "all"]);
+    let acme = |doc: &Value| micros(&arm(doc, "acme")["cost_usd"]);
+    assert_eq!(acme(&after), acme(&before) + 180_000);
+    assert_eq!(
+        micros(&after["totals"]["cost_usd"]),
+        micros(&before["totals"]["cost_usd"]) + 180_000
+    );
+    // Read into the ledger by another command first: the report built
+    // during the scan (nothing new for it) has it.
+    env.append("-work-clients-acme/s-new.jsonl", &[line("m-new-2")]);
+    let out = env.run(&["ingest"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let month = env.report_json(&[]);
+    assert_eq!(acme(&month), ACME.micros + 360_000);
+}

@@ -24,7 +24,7 @@ use octo_budget::config::{Config, ConfigError, PathContext};
 use octo_budget::ledger::ingest::{IngestStats, Progress};
 use octo_budget::ledger::team::{self, Team, TeamUri};
 use octo_budget::ledger::Ledger;
-use octo_budget::transcript::discover::{discover, session_files};
+use octo_budget::transcript::discover::{discover, session_files, Discovery};
 pub use octo_budget::Loaded;
 
 use crate::cli::{Environment, Global};
@@ -254,8 +254,20 @@ impl Context {
         ledger: &mut Ledger,
         show_progress: bool,
     ) -> Result<IngestStats> {
+        let found = discover(&self.locations.claude_dirs(&loaded.config));
+        self.ingest_scanned(loaded, ledger, found, show_progress)
+    }
+
+    /// The same with the transcripts already found (by [`discover`]).
+    pub fn ingest_scanned(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        found: Discovery,
+        show_progress: bool,
+    ) -> Result<IngestStats> {
         let mut bar = ProgressBar::new(show_progress && std::io::stderr().is_terminal());
-        self.ingest_discovered(loaded, ledger, &mut bar, None)
+        self.ingest_found(loaded, ledger, found, &mut bar, None)
             .map(|(stats, _)| stats)
     }
 
@@ -283,6 +295,17 @@ impl Context {
         until: Option<Instant>,
     ) -> Result<(IngestStats, bool)> {
         let found = discover(&self.locations.claude_dirs(&loaded.config));
+        self.ingest_found(loaded, ledger, found, progress, until)
+    }
+
+    fn ingest_found(
+        &self,
+        loaded: &Loaded,
+        ledger: &mut Ledger,
+        found: Discovery,
+        progress: &mut dyn octo_budget::ledger::ingest::Progress,
+        until: Option<Instant>,
+    ) -> Result<(IngestStats, bool)> {
         let (mut stats, complete) =
             octo_budget::ledger::ingest::ingest_until(ledger, &found.files, progress, until)?;
         let mut unreadable = found.unreadable;

@@ -13,6 +13,7 @@ use crate::output;
 use octo_budget::budget::{Period, PeriodKind};
 use octo_budget::report::{build, By, Request};
 use octo_budget::spend::Owner;
+use octo_budget::transcript::discover::discover;
 
 pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let loaded = ctx.load()?;
@@ -21,10 +22,35 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     // Usage mistakes are said before the ledger is opened or read.
     let req = request(&loaded, ctx.now, args)?;
     let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    let ingested = ctx.ingest_all(&loaded, &mut ledger, !args.json && !args.csv)?;
-    let mut report = build(&loaded, &ledger, ctx.now, &req)?;
+    // On an unchanged tree the report is the work left after the scan of
+    // the transcripts: it is built from the ledger while the scan runs, and
+    // kept if the ingest then read nothing and no other process wrote to
+    // the ledger since (`data_version`): the ledger was the same
+    // throughout. (Not with a team ledger: its sync writes after the scan.)
+    let team = ctx.locations.team_ledger(cfg).is_some();
+    let (found, early) = std::thread::scope(|s| {
+        let scan = s.spawn(|| discover(&ctx.locations.claude_dirs(cfg)));
+        let early = (!team)
+            .then(|| {
+                let version = ledger.data_version().ok()?;
+                let report = build(&loaded, &ledger, ctx.now, &req).ok()?;
+                Some((version, report))
+            })
+            .flatten();
+        let found = scan.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (found, early)
+    });
+    let ingested = ctx.ingest_scanned(&loaded, &mut ledger, found, !args.json && !args.csv)?;
+    let mut report = match early {
+        Some((version, report))
+            if ingested.files_read == 0 && ledger.data_version()? == version =>
+        {
+            report
+        }
+        _ => build(&loaded, &ledger, ctx.now, &req)?,
+    };
     report.unreadable = ingested.unreadable;
-    // One write for the whole report, not one per line.
+    // Stdout is line-buffered: one write for the whole report, not per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         output::json::report(&mut out, &report)?;

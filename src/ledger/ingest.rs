@@ -19,6 +19,7 @@
 //! result is applied only if nobody else advanced that file meanwhile, so
 //! many processes may ingest at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -348,33 +349,25 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> R
     let mut found: Vec<(&TranscriptFile, Meta)> = Vec::with_capacity(files.len());
     let mut seen: std::collections::HashSet<(i64, i64), foldhash::fast::RandomState> =
         Default::default();
+    seen.reserve(files.len());
     for f in files {
-        let md = match std::fs::metadata(&f.path) {
-            Ok(md) => md,
-            Err(e) => {
-                stats.unreadable.push(unreadable(&f.path, &e));
-                continue;
-            }
-        };
-        if !md.is_file() {
-            stats.unreadable.push(Unreadable {
-                path: f.path.clone(),
-                reason: "not a regular file".into(),
-            });
-            continue;
-        }
-        let meta = Meta {
-            dev: md.dev() as i64,
-            ino: md.ino() as i64,
-            size: md.size() as i64,
-            mtime_ns: md
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(md.mtime_nsec()),
-            ctime_ns: md
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(md.ctime_nsec()),
+        // The scan's `stat` when it made one (the same call, through the
+        // file's folder), else one now.
+        let meta = match f.stat {
+            Some(st) => Meta {
+                dev: st.dev as i64,
+                ino: st.ino as i64,
+                size: st.size as i64,
+                mtime_ns: st.mtime_ns,
+                ctime_ns: st.ctime_ns,
+            },
+            None => match stat(&f.path) {
+                Ok(meta) => meta,
+                Err(u) => {
+                    stats.unreadable.push(u);
+                    continue;
+                }
+            },
         };
         if seen.insert((meta.dev, meta.ino)) {
             found.push((f, meta));
@@ -390,7 +383,7 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> R
         }
         work.push(Work {
             file: f.clone(),
-            key,
+            key: key.into_owned(),
             meta,
             known,
         });
@@ -399,10 +392,39 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> R
     Ok(work)
 }
 
-/// What the ledger knows of some files, by path and by (device, inode).
+/// A regular file's [`Meta`], following links.
+fn stat(path: &Path) -> std::result::Result<Meta, Unreadable> {
+    let md = std::fs::metadata(path).map_err(|e| unreadable(path, &e))?;
+    if !md.is_file() {
+        return Err(Unreadable {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    Ok(Meta {
+        dev: md.dev() as i64,
+        ino: md.ino() as i64,
+        size: md.size() as i64,
+        mtime_ns: md
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(md.mtime_nsec()),
+        ctime_ns: md
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(md.ctime_nsec()),
+    })
+}
+
+/// What the ledger knows of some files, by (device, inode) and by path.
 struct KnownFiles {
-    by_path: FastMap<String, Known>,
-    by_inode: FastMap<(i64, i64), (String, Known)>,
+    /// Rows in the order read (by path for a full scan).
+    rows: Vec<(String, Known)>,
+    /// Per (device, inode), its first row and whether others share it.
+    by_inode: FastMap<(i64, i64), (usize, bool)>,
+    /// Per path, its row: built when first needed (a file the ledger
+    /// does not know by its inode, or an inode under several paths).
+    by_path: std::cell::OnceCell<FastMap<String, usize>>,
 }
 
 impl KnownFiles {
@@ -429,25 +451,15 @@ impl KnownFiles {
                 },
             ))
         };
-        let mut out = KnownFiles {
-            by_path: FastMap::default(),
-            by_inode: FastMap::default(),
-        };
-        let mut add = |path: String, k: Known| {
-            out.by_inode
-                .entry((k.meta.dev, k.meta.ino))
-                .or_insert_with(|| (path.clone(), k));
-            out.by_path.insert(path, k);
-        };
+        let mut rows = Vec::with_capacity(files.len());
         if files.len() > 64 {
             let mut st = ledger
                 .conn
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
                 .map_err(|e| ledger.err(e))?;
-            let rows = st.query_map([], row).map_err(|e| ledger.err(e))?;
-            for r in rows {
-                let (path, k) = r.map_err(|e| ledger.err(e))?;
-                add(path, k);
+            let it = st.query_map([], row).map_err(|e| ledger.err(e))?;
+            for r in it {
+                rows.push(r.map_err(|e| ledger.err(e))?);
             }
         } else {
             let mut by_path = ledger
@@ -461,42 +473,72 @@ impl KnownFiles {
                 ))
                 .map_err(|e| ledger.err(e))?;
             for (f, meta) in files {
-                let rows = by_inode
+                let it = by_inode
                     .query_map([meta.dev, meta.ino], row)
-                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(|e| ledger.err(e))?;
-                for (path, k) in rows {
-                    add(path, k);
+                for r in it {
+                    rows.push(r.map_err(|e| ledger.err(e))?);
                 }
-                if let Some((path, k)) = by_path
+                if let Some(r) = by_path
                     .query_row([path_key(&f.path)], row)
                     .optional()
                     .map_err(|e| ledger.err(e))?
                 {
-                    add(path, k);
+                    rows.push(r);
                 }
             }
         }
-        Ok(out)
+        let mut by_inode: FastMap<(i64, i64), (usize, bool)> = FastMap::default();
+        by_inode.reserve(rows.len());
+        for (i, (path, k)) in rows.iter().enumerate() {
+            by_inode
+                .entry((k.meta.dev, k.meta.ino))
+                .and_modify(|(first, shared)| *shared |= rows[*first].0 != *path)
+                .or_insert((i, false));
+        }
+        Ok(KnownFiles {
+            rows,
+            by_inode,
+            by_path: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// The row of `path`.
+    fn of_path(&self, path: &str) -> Option<&(String, Known)> {
+        let by_path = self.by_path.get_or_init(|| {
+            let mut m = FastMap::default();
+            m.reserve(self.rows.len());
+            for (i, (p, _)) in self.rows.iter().enumerate() {
+                m.insert(p.clone(), i);
+            }
+            m
+        });
+        by_path.get(path).map(|&i| &self.rows[i])
     }
 
     /// The ledger's key and knowledge of a file: the row of the same
     /// (device, inode) under whatever path it was read (this path's own
     /// row first), else the row of this path (a file replaced there).
-    fn find(&self, path: &Path, meta: &Meta) -> (String, Option<Known>) {
-        let key = path_key(path);
-        if let Some(k) = self
-            .by_path
-            .get(&key)
-            .filter(|k| (k.meta.dev, k.meta.ino) == (meta.dev, meta.ino))
-        {
-            return (key, Some(*k));
+    fn find(&self, path: &Path, meta: &Meta) -> (Cow<'_, str>, Option<Known>) {
+        // As `path_key` (`to_str` is the fast check of the usual case).
+        let key = path
+            .to_str()
+            .map_or_else(|| path.to_string_lossy(), Cow::Borrowed);
+        let same_inode = |k: &Known| (k.meta.dev, k.meta.ino) == (meta.dev, meta.ino);
+        if let Some(&(i, shared)) = self.by_inode.get(&(meta.dev, meta.ino)) {
+            let (p, k) = &self.rows[i];
+            if *p == key {
+                return (Cow::Owned(key.into_owned()), Some(*k));
+            }
+            if shared {
+                if let Some((_, k)) = self.of_path(&key).filter(|(_, k)| same_inode(k)) {
+                    return (Cow::Owned(key.into_owned()), Some(*k));
+                }
+            }
+            return (Cow::Borrowed(p), Some(*k));
         }
-        if let Some((p, k)) = self.by_inode.get(&(meta.dev, meta.ino)) {
-            return (p.clone(), Some(*k));
-        }
-        let known = self.by_path.get(&key).copied();
-        (key, known)
+        let known = self.of_path(&key).map(|(_, k)| *k);
+        (Cow::Owned(key.into_owned()), known)
     }
 }
 
@@ -1730,6 +1772,7 @@ mod tests {
         let file = |path: std::path::PathBuf| TranscriptFile {
             path,
             project: "-p".into(),
+            stat: None,
         };
         let files = [
             file(ok),

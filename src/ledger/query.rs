@@ -62,7 +62,7 @@ impl Ledger {
         let first_bucket =
             from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
         let end_bucket = to_ms.div_euclid(BUCKET_MS); // exclusive
-        let mut acc: HashMap<GroupKey, (i64, Usage)> = HashMap::new();
+        let mut acc = Acc::default();
         if filter.by_branch || filter.branch.is_some() {
             self.raw_part(from_ms, to_ms, filter, &mut acc)?;
         } else if first_bucket < end_bucket {
@@ -72,14 +72,38 @@ impl Ledger {
         } else {
             self.raw_part(from_ms, to_ms, filter, &mut acc)?;
         }
-        let mut out: Vec<Group> = acc
+        // In order of day, place, session, model and branch (then the
+        // rest, so that the order does not depend on the hash map's): the
+        // names ranked once, the groups sorted by ranks.
+        let names = &acc.names.names;
+        let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        let mut rank = vec![0u32; names.len()];
+        for (r, &i) in by_name.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        let mut groups: Vec<(GroupKey, (i64, Usage))> = acc.groups.into_iter().collect();
+        groups.sort_unstable_by_key(|(k, _)| {
+            (
+                k.day,
+                k.place_id,
+                rank[k.session as usize],
+                rank[k.model as usize],
+                rank[k.branch as usize],
+                k.fast,
+                k.us_geo,
+                k.class,
+            )
+        });
+        let name = |i: u32| names[i as usize].clone();
+        let out: Vec<Group> = groups
             .into_iter()
             .map(|(k, (messages, usage))| Group {
                 day: day_of(k.day),
                 place_id: k.place_id,
-                session_id: k.session_id,
-                branch: k.branch,
-                model: k.model,
+                session_id: name(k.session),
+                branch: name(k.branch),
+                model: name(k.model),
                 fast: k.fast,
                 us_geo: k.us_geo,
                 class: PromptClass(k.class),
@@ -88,15 +112,6 @@ impl Ledger {
                 unwritten: false,
             })
             .collect();
-        out.sort_by(|a, b| {
-            (a.day, a.place_id, &a.session_id, &a.model, &a.branch).cmp(&(
-                b.day,
-                b.place_id,
-                &b.session_id,
-                &b.model,
-                &b.branch,
-            ))
-        });
         Ok(out)
     }
 
@@ -457,54 +472,73 @@ impl Ledger {
         sql
     }
 
-    fn rollup_part(
-        &self,
-        b0: i64,
-        b1: i64,
-        filter: &Filter<'_>,
-        acc: &mut HashMap<GroupKey, (i64, Usage)>,
-    ) -> Result<()> {
+    fn rollup_part(&self, b0: i64, b1: i64, filter: &Filter<'_>, acc: &mut Acc) -> Result<()> {
         let mut args: Vec<rusqlite::types::Value> = vec![b0.into(), b1.into()];
         let extra = Self::filter_sql(filter, &mut args);
         let day_buckets = 86_400_000 / BUCKET_MS;
+        // A window over most of the rollup's buckets (`--period all`, or a
+        // month that holds most of the history) reads the table in its own
+        // order: through `rollup_bucket` each row costs a second lookup.
+        // (`+bucket` keeps SQLite off the index.)
+        let bucket = if self.mostly_covers(b0, b1)? {
+            "+bucket"
+        } else {
+            "bucket"
+        };
         // Summed per day in `acc` below: a hash map is cheaper than
         // SQLite's sorter for a GROUP BY over a month of buckets.
         let sql = format!(
             "SELECT bucket / {day_buckets}, place_id, session_id, model, fast, us_geo, class, messages,
                     input, output, cache_write_5m, cache_write_1h, cache_read, web_search
-             FROM rollup WHERE bucket >= ?1 AND bucket < ?2{extra}"
+             FROM rollup WHERE {bucket} >= ?1 AND {bucket} < ?2{extra}"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let mut rows = st
             .query(params_from_iter(args.iter()))
             .map_err(|e| self.err(e))?;
+        let no_branch = acc.names.id("");
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let key = GroupKey {
                 day: r.get(0).map_err(|e| self.err(e))?,
                 place_id: r.get(1).map_err(|e| self.err(e))?,
-                session_id: r.get(2).map_err(|e| self.err(e))?,
-                branch: String::new(),
-                model: r.get(3).map_err(|e| self.err(e))?,
+                session: acc.names.id(text(r, 2).map_err(|e| self.err(e))?),
+                branch: no_branch,
+                model: acc.names.id(text(r, 3).map_err(|e| self.err(e))?),
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
                 class: r.get(6).map_err(|e| self.err(e))?,
             };
             let messages: i64 = r.get(7).map_err(|e| self.err(e))?;
             let usage = super::usage_at(r, 8).map_err(|e| self.err(e))?;
-            let e = acc.entry(key).or_default();
+            let e = acc.groups.entry(key).or_default();
             e.0 += messages;
             e.1.add(&usage);
         }
         Ok(())
     }
 
-    fn raw_part(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-        filter: &Filter<'_>,
-        acc: &mut HashMap<GroupKey, (i64, Usage)>,
-    ) -> Result<()> {
+    /// Whether buckets `[b0, b1)`, longer than a week, span at least half
+    /// of the rollup's first to last bucket (two index probes).
+    fn mostly_covers(&self, b0: i64, b1: i64) -> Result<bool> {
+        if b1.saturating_sub(b0) <= 7 * 86_400_000 / BUCKET_MS {
+            return Ok(false);
+        }
+        let (first, last): (Option<i64>, Option<i64>) = self
+            .conn
+            .prepare_cached(
+                "SELECT (SELECT min(bucket) FROM rollup), (SELECT max(bucket) FROM rollup)",
+            )
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(|e| self.err(e))?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(false);
+        };
+        let span = i128::from(last) - i128::from(first) + 1;
+        let covered = i128::from(b1.min(last + 1)) - i128::from(b0.max(first));
+        Ok(covered * 2 >= span)
+    }
+
+    fn raw_part(&self, from_ms: i64, to_ms: i64, filter: &Filter<'_>, acc: &mut Acc) -> Result<()> {
         if to_ms <= from_ms {
             return Ok(());
         }
@@ -525,21 +559,22 @@ impl Ledger {
             let ts: i64 = r.get(0).map_err(|e| self.err(e))?;
             let usage = super::usage_at(r, 7).map_err(|e| self.err(e))?;
             let advisor: bool = r.get(6).map_err(|e| self.err(e))?;
+            let branch = if filter.by_branch {
+                text(r, 13).map_err(|e| self.err(e))?
+            } else {
+                ""
+            };
             let key = GroupKey {
                 day: ts.div_euclid(86_400_000),
                 place_id: r.get(1).map_err(|e| self.err(e))?,
-                session_id: r.get(2).map_err(|e| self.err(e))?,
-                branch: if filter.by_branch {
-                    r.get(13).map_err(|e| self.err(e))?
-                } else {
-                    String::new()
-                },
-                model: r.get(3).map_err(|e| self.err(e))?,
+                session: acc.names.id(text(r, 2).map_err(|e| self.err(e))?),
+                branch: acc.names.id(branch),
+                model: acc.names.id(text(r, 3).map_err(|e| self.err(e))?),
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
                 class: PromptClass::of(usage.prompt_tokens()).0,
             };
-            let e = acc.entry(key).or_default();
+            let e = acc.groups.entry(key).or_default();
             e.0 += i64::from(!advisor);
             e.1.add(&usage);
         }
@@ -714,6 +749,14 @@ impl Ledger {
         )
     }
 
+    /// SQLite's `data_version`: it changes when another connection commits
+    /// to the ledger (this one's own commits leave it as it was).
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// Opens a read transaction (one snapshot for several queries) unless
     /// one is open already; true when it opened one (then call
     /// [`Ledger::end_read`]).
@@ -794,16 +837,51 @@ impl Ledger {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Token sums per group, the strings of their keys each kept once (a
+/// window's rows repeat a few sessions and models thousands of times).
+#[derive(Default)]
+struct Acc {
+    groups: HashMap<GroupKey, (i64, Usage), foldhash::fast::RandomState>,
+    names: Names,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct GroupKey {
     day: i64,
     place_id: i64,
-    session_id: String,
-    branch: String,
-    model: String,
+    /// In [`Acc::names`].
+    session: u32,
+    branch: u32,
+    model: u32,
     fast: bool,
     us_geo: bool,
     class: u8,
+}
+
+/// Distinct strings, numbered.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<String, u32, foldhash::fast::RandomState>,
+    names: Vec<String>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), i);
+        i
+    }
+}
+
+/// Column `i` of `r` as text, borrowed from the row.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
 }
 
 /// The six token fields of `u`, for comparing parts.
