@@ -229,3 +229,36 @@ fn colour_by_tier_only_when_asked_and_never_with_no_color() {
     let l = one_line(&child.wait_with_output().unwrap());
     assert!(!l.contains('\x1b'), "{l:?}");
 }
+
+/// A refresh that cannot finish (here: stdin is never closed) still
+/// prints one short line and exits 0 at the 3 s deadline, and prints
+/// nothing else.
+#[test]
+fn a_hang_prints_one_line_at_the_deadline() {
+    let env = Env::new();
+    env.write_config(&config("hard_stop"));
+    let mut child = env
+        .std_cmd()
+        .arg("statusline")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let keep_open = child.stdin.take().unwrap();
+    use wait_timeout::ChildExt as _;
+    if child
+        .wait_timeout(std::time::Duration::from_secs(20))
+        .unwrap()
+        .is_none()
+    {
+        child.kill().unwrap();
+        panic!("statusline did not answer at its deadline");
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(keep_open);
+    assert_eq!(
+        one_line(&out),
+        "octo-budget: no answer within 3 s (is `octo-budget ingest` needed?)"
+    );
+}

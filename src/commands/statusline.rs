@@ -6,11 +6,11 @@
 //! It costs what `check` costs: the same ledger update (only the session's
 //! new bytes) and the same cap evaluation. It never breaks the UI: any
 //! failure, panic or hang prints one short `octo-budget: ...` line and
-//! exits 0.
+//! exits 0 (a hang: an alarm at [`DEADLINE`]).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use octo_budget::budget::Period;
@@ -75,39 +75,60 @@ impl StatusInput {
     }
 }
 
+/// Whether the line was printed (by the normal path or the deadline).
+static PRINTED: AtomicBool = AtomicBool::new(false);
+/// What the deadline prints (its seconds are [`DEADLINE`]'s).
+const LATE: &[u8] = b"octo-budget: no answer within 3 s (is `octo-budget ingest` needed?)\n";
+
 /// Prints the line (or the error line) and returns 0, whatever happens.
 pub fn run(ctx: &Context) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
-    let printed = Arc::new(Mutex::new(false));
-    {
-        let printed = Arc::clone(&printed);
-        std::thread::spawn(move || {
-            std::thread::sleep(DEADLINE);
-            emit(
-                &printed,
-                &format!(
-                    "octo-budget: no answer within {} s (is `octo-budget ingest` needed?)",
-                    DEADLINE.as_secs()
-                ),
-            );
-            std::process::exit(exit::OK as i32);
-        });
-    }
+    arm_deadline();
     let line = match std::panic::catch_unwind(|| line(ctx)) {
         Ok(Ok(l)) => l,
         Ok(Err(e)) => error_line(&e.to_string()),
         Err(_) => error_line("internal error"),
     };
-    emit(&printed, &line);
+    emit(&line);
     exit::OK
 }
 
-/// Prints `line` once (the main thread or the watchdog, whichever is
-/// first); a closed stdout is ignored.
-fn emit(printed: &Mutex<bool>, line: &str) {
-    let mut done = printed.lock().unwrap_or_else(|p| p.into_inner());
-    if !*done {
-        *done = true;
+/// An alarm (SIGALRM) at [`DEADLINE`] prints [`LATE`] and exits 0, unless
+/// the line is being printed already. An alarm rather than a watchdog
+/// thread: nothing to start on every refresh.
+fn arm_deadline() {
+    // SAFETY: the handler only performs async-signal-safe work (an atomic
+    // swap, write(2), _exit(2)); alarm(2) only arms the process's timer.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigfillset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGALRM, &act, std::ptr::null_mut());
+        libc::alarm(DEADLINE.as_secs() as libc::c_uint);
+    }
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    if PRINTED.swap(true, Ordering::SeqCst) {
+        return; // the normal path is printing: it finishes and exits
+    }
+    let mut rest = LATE;
+    while !rest.is_empty() {
+        // SAFETY: writes from a valid slice to fd 1.
+        let n = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            break;
+        }
+        rest = &rest[n as usize..];
+    }
+    // SAFETY: _exit is async-signal-safe and ends every thread.
+    unsafe { libc::_exit(exit::OK as libc::c_int) }
+}
+
+/// Prints `line` once (unless the deadline printed already); a closed
+/// stdout is ignored.
+fn emit(line: &str) {
+    if !PRINTED.swap(true, Ordering::SeqCst) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
@@ -212,6 +233,13 @@ mod tests {
         assert!(StatusInput::parse(b"[1]").is_err());
         assert!(StatusInput::parse(b"\xff\xfe").is_err());
         assert!(StatusInput::parse(b"").is_err());
+    }
+
+    #[test]
+    fn the_late_line_names_the_deadline() {
+        let late = std::str::from_utf8(LATE).unwrap();
+        assert!(late.contains(&format!("within {} s", DEADLINE.as_secs())));
+        assert!(late.ends_with('\n') && late.trim_end().len() <= MAX_ERROR);
     }
 
     #[test]
