@@ -82,6 +82,7 @@ impl Ledger {
                 error: e,
             })?;
         }
+        configure_sqlite();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -150,6 +151,25 @@ impl Ledger {
     pub(crate) fn err(&self, e: rusqlite::Error) -> LedgerError {
         classify(&self.path, self.busy, e)
     }
+}
+
+/// Process-wide SQLite settings, before the first connection: no memory
+/// statistics (SQLite otherwise takes a mutex and counts on every
+/// allocation; a hook call makes thousands while SQLite parses the schema
+/// and its statements). Once per process; refused harmlessly
+/// (SQLITE_MISUSE) if SQLite was initialised already.
+fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before this process opens any connection (the
+        // only rule sqlite3_config has); it changes a global setting only.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
 }
 
 /// The six token columns of a row (`input, output, cache_write_5m,
