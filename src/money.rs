@@ -56,6 +56,18 @@ impl Micros {
     /// Converts a configuration number (already validated as finite and
     /// non-negative) to micro-dollars, rounding to the nearest micro-dollar.
     pub fn from_f64_dollars(d: f64) -> Micros {
+        // The common case without formatting (the price table converts
+        // hundreds of rates on every run): a value below $1,000,000 whose
+        // micro-dollars are within 0.001 of a whole number. There one ULP
+        // of `d * 1e6` is below 2^-13, so the decimal below rounds to the
+        // same whole number (`fast_path_agrees` checks it).
+        if (0.0..1e6).contains(&d) {
+            let scaled = d * 1e6;
+            let whole = scaled.round();
+            if (scaled - whole).abs() < 1e-3 {
+                return Micros(whole as i64);
+            }
+        }
         // Go through the shortest decimal representation so that 0.1 stays
         // exactly 100_000 micro-dollars.
         let s = format!("{d}");
@@ -244,6 +256,48 @@ fn parse_dollars(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decimal route `from_f64_dollars` takes when its shortcut does
+    /// not apply.
+    fn by_decimal(d: f64) -> Micros {
+        Micros(parse_dollars(&format!("{d}")).unwrap_or(if d > 0.0 { i64::MAX } else { 0 }))
+    }
+
+    #[test]
+    fn fast_path_agrees() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut values = vec![
+            0.0,
+            0.1,
+            0.3,
+            1.25,
+            18.75,
+            0.000_000_5,
+            0.000_000_499_9,
+            0.000_001_5,
+            999_999.999_999,
+            1e6,
+            2e9,
+            1e-10,
+        ];
+        for _ in 0..200_000 {
+            let r = next();
+            // Decimals with 0 to 9 places, and arbitrary doubles.
+            let places = (r % 10) as i32;
+            let mantissa = (next() % 10_000_000_000_000) as f64;
+            values.push(mantissa / 10f64.powi(places + 3));
+            values.push(f64::from_bits(next() % 0x4130_0000_0000_0000));
+        }
+        for d in values {
+            assert_eq!(Micros::from_f64_dollars(d), by_decimal(d), "{d}");
+        }
+    }
 
     #[test]
     fn rounds_picos_half_away_from_zero() {
