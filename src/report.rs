@@ -163,7 +163,7 @@ pub fn build(
     let cfg = &loaded.config;
     let tz = cfg.timezone;
     let wanted = |o: Owner| req.only.is_none_or(|only| only == o);
-    let mut engine = Engine::new(ledger, &loaded.attributor, loaded.prices(), now);
+    let mut engine = Engine::new(ledger, loaded.attributor(), loaded.prices(), now);
     let window = engine.window(&req.period);
     let mut per_arm: Vec<Tally> = vec![Tally::default(); cfg.arms.len()];
     let mut unattributed = Tally::default();
@@ -254,7 +254,7 @@ fn by_local_day(
     wanted: &dyn Fn(Owner) -> bool,
 ) -> Result<Vec<Row>> {
     let tz = loaded.config.timezone;
-    let mut engine = Engine::new(ledger, &loaded.attributor, loaded.prices(), now);
+    let mut engine = Engine::new(ledger, loaded.attributor(), loaded.prices(), now);
     let mut rows = Vec::new();
     let Some((first, last)) = ledger.time_span()? else {
         return Ok(rows);

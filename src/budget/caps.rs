@@ -207,7 +207,7 @@ impl<'a> Evaluator<'a> {
     pub fn engine(&self) -> Engine<'a> {
         Engine::new(
             self.ledger,
-            &self.loaded.attributor,
+            self.loaded.attributor(),
             self.loaded.prices(),
             self.now,
         )

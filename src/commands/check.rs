@@ -254,8 +254,15 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     // Once some arm or the total can halt the agent, every call of every
     // session is decided (a halted session must stop whatever it runs).
     let halting_config = cfg.can_halt();
-    let mut arm = cwd.as_deref().and_then(|c| loaded.arm_of_dir(c));
-    if !halting_config && (!is_gated || (cwd.is_some() && arm.is_none() && cfg.total.is_none())) {
+    // A tool the gate lets through, when nothing can halt, enforces
+    // nothing: its arm is not even looked up.
+    let lets_through = !halting_config && !is_gated;
+    let mut arm = if lets_through {
+        None
+    } else {
+        cwd.as_deref().and_then(|c| loaded.arm_of_dir(c))
+    };
+    if lets_through || (!halting_config && cwd.is_some() && arm.is_none() && cfg.total.is_none()) {
         // Nothing to enforce (a tool the gate lets through, or no arm and
         // no team cap), but the session's new bytes are read all the same:
         // a response once in the ledger cannot be lowered by rewriting the

@@ -167,7 +167,7 @@ fn line(ctx: &Context) -> Result<String> {
     let arm = cwd
         .as_deref()
         .filter(|c| c.starts_with('/'))
-        .and_then(|c| loaded.attributor.by_cwd(&normalise_path(c)));
+        .and_then(|c| loaded.attributor().by_cwd(&normalise_path(c)));
     let mut ledger = octo_budget::ledger::Ledger::open(&ctx.locations.ledger_path(cfg), LOCK_WAIT)?;
     // As `check` does: history first on a ledger that has not read it all
     // (committed as it goes, so the next refresh continues), else only the

@@ -274,7 +274,7 @@ fn per_day(
 ) -> octo_budget::ledger::Result<Vec<Vec<Micros>>> {
     let tz = loaded.config.timezone;
     let mut engine =
-        octo_budget::spend::Engine::new(ledger, &loaded.attributor, loaded.prices(), now);
+        octo_budget::spend::Engine::new(ledger, loaded.attributor(), loaded.prices(), now);
     let today = now.with_timezone(&tz).date_naive();
     let mut out = vec![vec![Micros(0); DAYS]; arms + 1];
     let days = (0..DAYS)
