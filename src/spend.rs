@@ -12,7 +12,6 @@ use crate::budget::{Period, PeriodKind};
 use crate::ledger::query::{Filter, Group, Place};
 use crate::ledger::{Result, Store};
 use crate::money::{Micros, Picos};
-use crate::pricing::table::ModelPrices;
 use crate::pricing::{cost, PriceTable};
 use crate::transcript::Usage;
 
@@ -110,9 +109,6 @@ impl Tally {
 pub struct Pricer<'a> {
     pub table: &'a PriceTable,
     pub unpriced: BTreeMap<String, Tally>,
-    /// The table's answer per model name, asked once (a report prices
-    /// thousands of groups of a few models).
-    models: HashMap<String, (ModelPrices, bool), foldhash::fast::RandomState>,
 }
 
 impl<'a> Pricer<'a> {
@@ -120,19 +116,13 @@ impl<'a> Pricer<'a> {
         Pricer {
             table,
             unpriced: BTreeMap::new(),
-            models: HashMap::default(),
         }
     }
 
     /// The cost of a group. A model the table does not know is priced at the
     /// dearest known rates (never $0) and listed in `unpriced`.
     pub fn cost(&mut self, g: &Group) -> Picos {
-        if !self.models.contains_key(&g.model) {
-            let answer = self.table.for_budget(&g.model);
-            self.models.insert(g.model.clone(), answer);
-        }
-        let (prices, known) = &self.models[&g.model];
-        let known = *known;
+        let (prices, known) = self.table.for_budget(&g.model);
         let row = prices.at(g.day);
         let c = cost(
             row,

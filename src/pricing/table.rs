@@ -1,7 +1,7 @@
 //! The price table: embedded rows plus the user's `prices:` overrides.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -236,8 +236,10 @@ pub struct PriceTable {
     /// User overrides by normalised model prefix, longest first.
     overrides: Vec<(String, ModelPrices)>,
     /// The dearest known rates: what an unknown model is priced at.
-    dearest: ModelPrices,
-    cache: Mutex<HashMap<String, Option<ModelPrices>>>,
+    dearest: Arc<ModelPrices>,
+    /// Each model name's answer, found once (a report prices thousands of
+    /// groups of a few models); shared, not copied, on every later ask.
+    cache: Mutex<HashMap<String, Option<Arc<ModelPrices>>>>,
     /// A hash of the embedded table and the overrides: spend priced with
     /// another table is never taken from the ledger's cache.
     identity: u64,
@@ -281,7 +283,7 @@ impl PriceTable {
             web_search: rate(spec.web_search_per_1000) * 1_000_000 / 1000,
             by_id,
             overrides: ov,
-            dearest: ModelPrices {
+            dearest: Arc::new(ModelPrices {
                 rows: vec![PriceRow {
                     ids: vec!["(dearest known rates)".into()],
                     rates: dearest,
@@ -291,7 +293,7 @@ impl PriceTable {
                     effective_from: NaiveDate::MIN,
                     source: "unknown model: priced at the dearest known rates".into(),
                 }],
-            },
+            }),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -304,22 +306,22 @@ impl PriceTable {
 
     /// The prices of a model as written in a transcript, or `None` when the
     /// table does not know it.
-    pub fn lookup(&self, raw_model: &str) -> Option<ModelPrices> {
+    pub fn lookup(&self, raw_model: &str) -> Option<Arc<ModelPrices>> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hit) = cache.get(raw_model) {
             return hit.clone();
         }
-        let found = self.find(&normalise(raw_model));
+        let found = self.find(&normalise(raw_model)).map(Arc::new);
         cache.insert(raw_model.to_owned(), found.clone());
         found
     }
 
     /// The prices a model is charged at in budgets: its own, or the dearest
     /// known rates when the table does not know it.
-    pub fn for_budget(&self, raw_model: &str) -> (ModelPrices, bool) {
+    pub fn for_budget(&self, raw_model: &str) -> (Arc<ModelPrices>, bool) {
         match self.lookup(raw_model) {
             Some(p) => (p, true),
-            None => (self.dearest.clone(), false),
+            None => (Arc::clone(&self.dearest), false),
         }
     }
 
