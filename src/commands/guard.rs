@@ -62,16 +62,26 @@ pub fn start(deadline: Duration) {
     started();
     ignore_sigxfsz();
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGALRM] {
-        // SAFETY: the handler only performs async-signal-safe work (atomic
-        // loads and stores, write(2), _exit(2)).
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigfillset(&mut act.sa_mask);
-            act.sa_flags = 0;
-            libc::sigaction(sig, &act, std::ptr::null_mut());
-        }
+        install(sig, on_signal);
     }
+    alarm_in(deadline);
+}
+
+/// Runs `handler` on `sig`, every signal blocked meanwhile. The handler
+/// must do only async-signal-safe work (atomics, [`write_all`], `_exit`).
+pub fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: installs a handler the caller vouches for (see above).
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = handler as libc::sighandler_t;
+        libc::sigfillset(&mut act.sa_mask);
+        act.sa_flags = 0;
+        libc::sigaction(sig, &act, std::ptr::null_mut());
+    }
+}
+
+/// Delivers SIGALRM once `deadline` (whole seconds, at least one) passes.
+pub fn alarm_in(deadline: Duration) {
     let seconds = deadline.as_secs().clamp(1, u64::from(u32::MAX)) as libc::c_uint;
     // SAFETY: alarm(2) only arms the process's timer.
     unsafe {
@@ -105,9 +115,9 @@ fn answer_now(why: &[u8]) -> ! {
     let code: u8 = if allow { 0 } else { 2 };
     match ANSWER.compare_exchange(0, code + 1, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) => {
-            write_all(HEAD);
-            write_all(why);
-            write_all(if allow { ALLOW_TAIL } else { REFUSE_TAIL });
+            write_all(2, HEAD);
+            write_all(2, why);
+            write_all(2, if allow { ALLOW_TAIL } else { REFUSE_TAIL });
             // SAFETY: _exit is async-signal-safe and ends every thread.
             unsafe { libc::_exit(code as libc::c_int) }
         }
@@ -116,10 +126,12 @@ fn answer_now(why: &[u8]) -> ! {
     }
 }
 
-fn write_all(mut bytes: &[u8]) {
+/// Writes `bytes` to `fd` with write(2) alone (async-signal-safe),
+/// retrying after EINTR; gives up on any other failure.
+pub fn write_all(fd: libc::c_int, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        // SAFETY: writes from a valid slice to fd 2.
-        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        // SAFETY: writes from a valid slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n <= 0 {
             let interrupted =
                 n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);

@@ -18,7 +18,7 @@ use octo_budget::budget::{CapKind, Evaluator};
 use octo_budget::config::normalise_path;
 use serde_json::Value;
 
-use super::Context;
+use super::{guard, Context};
 use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
 use crate::output::status_line::{tightest, StatusLine};
@@ -97,30 +97,16 @@ pub fn run(ctx: &Context) -> u8 {
 /// the line is being printed already. An alarm rather than a watchdog
 /// thread: nothing to start on every refresh.
 fn arm_deadline() {
-    // SAFETY: the handler only performs async-signal-safe work (an atomic
-    // swap, write(2), _exit(2)); alarm(2) only arms the process's timer.
-    unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        act.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigfillset(&mut act.sa_mask);
-        libc::sigaction(libc::SIGALRM, &act, std::ptr::null_mut());
-        libc::alarm(DEADLINE.as_secs() as libc::c_uint);
-    }
+    guard::install(libc::SIGALRM, on_alarm);
+    guard::alarm_in(DEADLINE);
 }
 
+/// Only async-signal-safe work: an atomic swap, write(2), _exit(2).
 extern "C" fn on_alarm(_: libc::c_int) {
     if PRINTED.swap(true, Ordering::SeqCst) {
         return; // the normal path is printing: it finishes and exits
     }
-    let mut rest = LATE;
-    while !rest.is_empty() {
-        // SAFETY: writes from a valid slice to fd 1.
-        let n = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
-            break;
-        }
-        rest = &rest[n as usize..];
-    }
+    guard::write_all(1, LATE);
     // SAFETY: _exit is async-signal-safe and ends every thread.
     unsafe { libc::_exit(exit::OK as libc::c_int) }
 }
