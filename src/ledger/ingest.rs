@@ -31,7 +31,7 @@ use std::time::Instant;
 use rusqlite::{params, OptionalExtension};
 
 use super::schema::BUCKET_MS;
-use super::{Ledger, LedgerError, Result};
+use super::{Ledger, LedgerError, Names, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::discover::{TranscriptFile, Unreadable};
 use crate::transcript::parse::{
@@ -972,29 +972,6 @@ struct RollupKey {
     fast: bool,
     us_geo: bool,
     class: u8,
-}
-
-/// Session ids and model names interned for rollup keys.
-#[derive(Debug, Default)]
-struct Names {
-    ids: FastMap<String, u32>,
-    names: Vec<String>,
-}
-
-impl Names {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(id) = self.ids.get(name) {
-            return *id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.to_owned());
-        self.ids.insert(name.to_owned(), id);
-        id
-    }
-
-    fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
-    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -172,6 +172,36 @@ fn configure_sqlite() {
     });
 }
 
+/// Distinct strings (session ids, model names, branches), numbered in the
+/// order first seen: hot loops over thousands of rows then hash and
+/// compare integers, not strings.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    ids: std::collections::HashMap<String, u32, foldhash::fast::RandomState>,
+    names: Vec<String>,
+}
+
+impl Names {
+    pub(crate) fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), i);
+        i
+    }
+
+    pub(crate) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Every name, indexed by its id.
+    pub(crate) fn all(&self) -> &[String] {
+        &self.names
+    }
+}
+
 /// The six token columns of a row (`input, output, cache_write_5m,
 /// cache_write_1h, cache_read, web_search`), starting at column `first`.
 pub(crate) fn usage_at(

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::params_from_iter;
 
 use super::schema::BUCKET_MS;
-use super::{Ledger, Result};
+use super::{Ledger, Names, Result};
 use crate::model::Usage;
 use crate::pricing::PromptClass;
 
@@ -75,7 +75,7 @@ impl Ledger {
         // In order of day, place, session, model and branch (then the
         // rest, so that the order does not depend on the hash map's): the
         // names ranked once, the groups sorted by ranks.
-        let names = &acc.names.names;
+        let names = acc.names.all();
         let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
         by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
         let mut rank = vec![0u32; names.len()];
@@ -856,25 +856,6 @@ struct GroupKey {
     fast: bool,
     us_geo: bool,
     class: u8,
-}
-
-/// Distinct strings, numbered.
-#[derive(Default)]
-struct Names {
-    ids: HashMap<String, u32, foldhash::fast::RandomState>,
-    names: Vec<String>,
-}
-
-impl Names {
-    fn id(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.ids.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
-        self.names.push(name.to_owned());
-        self.ids.insert(name.to_owned(), i);
-        i
-    }
 }
 
 /// Column `i` of `r` as text, borrowed from the row.
