@@ -22,7 +22,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -33,7 +32,7 @@ use rusqlite::{params, OptionalExtension};
 use super::schema::BUCKET_MS;
 use super::{Ledger, LedgerError, Names, Result};
 use crate::pricing::PromptClass;
-use crate::transcript::discover::{TranscriptFile, Unreadable};
+use crate::transcript::discover::{FileStat, TranscriptFile, Unreadable};
 use crate::transcript::parse::{
     envelope_branch, envelope_cwd, parse_line, parse_line_ref, Line, LineRef, ResponseRef,
     SessionCwd,
@@ -98,6 +97,19 @@ struct Meta {
     mtime_ns: i64,
     /// -1 when unknown (a row written before the ledger kept ctimes).
     ctime_ns: i64,
+}
+
+impl From<FileStat> for Meta {
+    /// The ledger keeps `stat`'s numbers as SQLite integers (i64).
+    fn from(st: FileStat) -> Meta {
+        Meta {
+            dev: st.dev as i64,
+            ino: st.ino as i64,
+            size: st.size as i64,
+            mtime_ns: st.mtime_ns,
+            ctime_ns: st.ctime_ns,
+        }
+    }
 }
 
 /// What the ledger knew of a file when we planned.
@@ -354,13 +366,7 @@ fn plan(ledger: &Ledger, files: &[TranscriptFile], stats: &mut IngestStats) -> R
         // The scan's `stat` when it made one (the same call, through the
         // file's folder), else one now.
         let meta = match f.stat {
-            Some(st) => Meta {
-                dev: st.dev as i64,
-                ino: st.ino as i64,
-                size: st.size as i64,
-                mtime_ns: st.mtime_ns,
-                ctime_ns: st.ctime_ns,
-            },
+            Some(st) => Meta::from(st),
             None => match stat(&f.path) {
                 Ok(meta) => meta,
                 Err(u) => {
@@ -401,19 +407,7 @@ fn stat(path: &Path) -> std::result::Result<Meta, Unreadable> {
             reason: "not a regular file".into(),
         });
     }
-    Ok(Meta {
-        dev: md.dev() as i64,
-        ino: md.ino() as i64,
-        size: md.size() as i64,
-        mtime_ns: md
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(md.mtime_nsec()),
-        ctime_ns: md
-            .ctime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(md.ctime_nsec()),
-    })
+    Ok(Meta::from(FileStat::of_metadata(&md)))
 }
 
 /// What the ledger knows of some files, by (device, inode) and by path.

@@ -41,15 +41,32 @@ impl FileStat {
     /// `struct stat` differ between platforms, hence the casts.
     #[allow(clippy::unnecessary_cast)]
     fn of(st: &rustix::fs::Stat) -> FileStat {
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         FileStat {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
             size: st.st_size as u64,
-            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
-            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            mtime_ns: nanos(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: nanos(st.st_ctime as i64, st.st_ctime_nsec as i64),
         }
     }
+
+    /// The same from `std::fs::metadata` (a file found other than by the
+    /// scan).
+    pub fn of_metadata(md: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.size(),
+            mtime_ns: nanos(md.mtime(), md.mtime_nsec()),
+            ctime_ns: nanos(md.ctime(), md.ctime_nsec()),
+        }
+    }
+}
+
+/// Seconds and nanoseconds as nanoseconds (saturating).
+fn nanos(s: i64, n: i64) -> i64 {
+    s.saturating_mul(1_000_000_000).saturating_add(n)
 }
 
 /// A file or folder under `projects/` that could not be read.
