@@ -334,7 +334,7 @@ impl Walk<'_> {
             }
             // As `transcript_project` says of the path (the folders it
             // leaves out are not walked).
-            if self.subagents > 0 && name == "journal.jsonl" {
+            if self.subagents > 0 && name == SUBAGENTS_JOURNAL {
                 continue;
             }
             let project = self.project.clone();
@@ -385,6 +385,10 @@ fn skipped_folder(name: &std::ffi::OsStr) -> bool {
     name == "tool-results" || name == "memory"
 }
 
+/// Workflow metadata, not a transcript, wherever it stands below a
+/// `subagents/` folder.
+const SUBAGENTS_JOURNAL: &str = "journal.jsonl";
+
 /// For a path relative to `projects/`, the project folder if the path names
 /// a transcript: any `*.jsonl` at any depth (`<project>/<session>.jsonl`,
 /// `<project>/agent-<id>.jsonl`, `<project>/<session>/subagents/**`,
@@ -398,13 +402,10 @@ pub fn transcript_project(rel: &Path) -> Option<String> {
     if !file.ends_with(b".jsonl") {
         return None;
     }
-    if dirs
-        .iter()
-        .any(|d| *d == b"tool-results" || *d == b"memory")
-    {
+    if dirs.iter().any(|d| skipped_folder(OsStr::from_bytes(d))) {
         return None;
     }
-    if *file == b"journal.jsonl" && dirs.iter().any(|d| *d == b"subagents") {
+    if *file == SUBAGENTS_JOURNAL.as_bytes() && dirs.iter().any(|d| *d == b"subagents") {
         return None;
     }
     Some(
