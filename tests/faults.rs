@@ -1585,19 +1585,9 @@ const HANG: Duration = Duration::from_secs(40);
 
 /// Waits for `child` (started at `started`) at most [`HANG`], killing it
 /// (and failing) if it hangs; returns its output and logs how long it took.
-fn finish_or_fail(
-    (mut child, started): (Child, std::time::Instant),
-    what: &str,
-) -> (Output, Duration) {
-    use wait_timeout::ChildExt;
-    let status = child.wait_timeout(HANG).unwrap();
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{what}: check did not answer within {HANG:?}");
-    }
+fn finish_or_fail((child, started): (Child, std::time::Instant), what: &str) -> (Output, Duration) {
+    let out = common::output_within(child, HANG, &format!("{what}: check"));
     let took = started.elapsed();
-    let out = child.wait_with_output().unwrap();
     eprintln!(
         "{what}: answered {:?} after {took:?}: {}",
         out.status.code(),

@@ -617,8 +617,7 @@ fn install_refuses_a_config_found_in_the_current_folder() {
 
 /// Runs `hook <args>`, failing (not hanging) when it does not end.
 fn run_bounded(env: &Env, args: &[&str]) -> Output {
-    use wait_timeout::ChildExt;
-    let mut child = env
+    let child = env
         .std_cmd()
         .arg("hook")
         .args(args)
@@ -627,16 +626,11 @@ fn run_bounded(env: &Env, args: &[&str]) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    if child
-        .wait_timeout(std::time::Duration::from_secs(60))
-        .unwrap()
-        .is_none()
-    {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        panic!("hook {args:?} hung");
-    }
-    child.wait_with_output().unwrap()
+    common::output_within(
+        child,
+        std::time::Duration::from_secs(60),
+        &format!("hook {args:?}"),
+    )
 }
 
 // Proves (issue 15, item 16): a settings path that is a FIFO (reading it

@@ -246,16 +246,11 @@ fn a_hang_prints_one_line_at_the_deadline() {
         .spawn()
         .unwrap();
     let keep_open = child.stdin.take().unwrap();
-    use wait_timeout::ChildExt as _;
-    if child
-        .wait_timeout(std::time::Duration::from_secs(20))
-        .unwrap()
-        .is_none()
-    {
-        child.kill().unwrap();
-        panic!("statusline did not answer at its deadline");
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_within(
+        child,
+        std::time::Duration::from_secs(20),
+        "statusline with stdin never closed",
+    );
     drop(keep_open);
     assert_eq!(
         one_line(&out),

@@ -362,3 +362,20 @@ pub fn feed(stdin: Option<std::process::ChildStdin>, bytes: &[u8]) {
         Err(e) => panic!("cannot write the child's stdin: {e}"),
     }
 }
+
+/// The output of `child`, which must end within `limit`: one that hangs
+/// is killed and the test fails saying `what` (a hang is a failure, not a
+/// timing assertion: `limit` is far above any answer's deadline).
+pub fn output_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    use wait_timeout::ChildExt;
+    if child.wait_timeout(limit).unwrap().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} did not end within {limit:?}");
+    }
+    child.wait_with_output().unwrap()
+}
