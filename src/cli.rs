@@ -67,6 +67,54 @@ pub struct Global {
     pub color: ColorArg,
 }
 
+/// The commands Claude Code runs on every tool call and every turn, parsed
+/// on their own: building the flags of every other subcommand costs more
+/// than deciding an ungated tool call takes. Same name, version, about
+/// and global flags as [`Cli`], so help, errors and exit codes are the
+/// same whichever of the two parses (a test compares them).
+#[derive(Debug, Parser)]
+#[command(name = "octo-budget", version, about, long_about = None, propagate_version = true)]
+pub struct LiveCli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: LiveCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum LiveCommand {
+    /// The Claude Code hook: reads the hook's JSON on stdin, exits 2 to block
+    Check,
+    /// Claude Code's statusLine command: status JSON on stdin, one line out
+    Statusline,
+}
+
+impl Cli {
+    /// The command line: [`LiveCli`] when it starts with `check` or
+    /// `statusline` (as the hooks `hook install` writes do), else the full
+    /// parser. Exits on `--help`, `--version` or an error, as clap does.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    pub fn try_parse_from_args(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<Cli, clap::Error> {
+        let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+        if matches!(
+            args.get(1).and_then(|a| a.to_str()),
+            Some("check" | "statusline")
+        ) {
+            let live = LiveCli::try_parse_from(args)?;
+            return Ok(Cli {
+                global: live.global,
+                command: Command::Live(live.command),
+            });
+        }
+        Cli::try_parse_from(args)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorArg {
     Auto,
@@ -80,8 +128,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Bring the ledger up to date without printing a report
     Ingest(IngestArgs),
-    /// The Claude Code hook: reads the hook's JSON on stdin, exits 2 to block
-    Check,
+    /// `check` and `statusline`, which Claude Code runs before every tool
+    /// call and after every turn
+    #[command(flatten)]
+    Live(LiveCommand),
     /// Every cap of an arm and the decision check would make, without stdin
     Status(StatusArgs),
     /// The cron job: print each new budget event once
@@ -93,8 +143,6 @@ pub enum Command {
     },
     /// Propose a budgets.yaml from the last 90 days of transcripts
     Init(InitArgs),
-    /// Claude Code's statusLine command: status JSON on stdin, one line out
-    Statusline,
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -381,5 +429,97 @@ impl Environment {
                 .filter(|v| !v.is_empty()),
             token: std::env::var("OCTO_BUDGET_TOKEN").ok().map(Secret),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the full parser makes of `args`: the parsed command line, or
+    /// the error's kind and text (help and version are "errors" too).
+    fn full(args: &[&str]) -> String {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => format!("{cli:?}"),
+            Err(e) => format!("{:?}: {}", e.kind(), e.render()),
+        }
+    }
+
+    fn fast(args: &[&str]) -> String {
+        match Cli::try_parse_from_args(args.iter().map(std::ffi::OsString::from)) {
+            Ok(cli) => format!("{cli:?}"),
+            Err(e) => format!("{:?}: {}", e.kind(), e.render()),
+        }
+    }
+
+    #[test]
+    fn the_live_parser_answers_as_the_full_one() {
+        let cases: &[&[&str]] = &[
+            &["octo-budget", "check"],
+            &["octo-budget", "statusline"],
+            &[
+                "octo-budget",
+                "check",
+                "--config",
+                "/c/b.yaml",
+                "--ledger",
+                "/l.sqlite",
+            ],
+            &[
+                "octo-budget",
+                "check",
+                "--claude-dir",
+                "/a",
+                "--claude-dir",
+                "/b",
+            ],
+            &[
+                "octo-budget",
+                "statusline",
+                "--now",
+                "2026-11-28T12:00:00Z",
+                "--color",
+                "never",
+            ],
+            &[
+                "octo-budget",
+                "check",
+                "--team-cache-ms",
+                "0",
+                "--history-budget-ms",
+                "5",
+            ],
+            &["octo-budget", "check", "--now", "yesterday"],
+            &["octo-budget", "check", "--team-cache-ms", "70000"],
+            &["octo-budget", "check", "--bogus"],
+            &["octo-budget", "check", "extra"],
+            &["octo-budget", "check", "--config"],
+            &["octo-budget", "statusline", "--color", "sometimes"],
+            &["octo-budget", "check", "--help"],
+            &["octo-budget", "statusline", "-h"],
+            &["octo-budget", "check", "--version"],
+            &["octo-budget", "check", "-V"],
+        ];
+        for args in cases {
+            let expected = full(args);
+            assert_eq!(fast(args), expected, "{args:?}");
+        }
+        // The cases above do reach the live parser, and some of them fail.
+        assert!(fast(&["octo-budget", "check"]).contains("Live(Check)"));
+        assert!(fast(&["octo-budget", "check", "--bogus"]).starts_with("UnknownArgument"));
+        assert!(fast(&["octo-budget", "check", "--help"]).starts_with("DisplayHelp"));
+    }
+
+    #[test]
+    fn other_command_lines_go_to_the_full_parser() {
+        for args in [
+            &["octo-budget", "--config", "/c.yaml", "check"][..],
+            &["octo-budget", "report", "--json"],
+            &["octo-budget", "--help"],
+            &["octo-budget"],
+        ] {
+            assert_eq!(fast(args), full(args), "{args:?}");
+        }
+        assert!(fast(&["octo-budget", "--config", "/c.yaml", "check"]).contains("Live(Check)"));
     }
 }

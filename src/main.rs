@@ -12,16 +12,14 @@ mod serve;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{Cli, Command, Environment};
+use cli::{Cli, Command, Environment, LiveCommand};
 use commands::Context;
 
 fn main() -> ExitCode {
     // A file-size limit fails writes with EFBIG (reported like any other
     // write error) instead of killing the process with no reason.
     commands::guard::ignore_sigxfsz();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let env = Environment::from_process();
     let ctx = Context {
         locations: env.locations(&cli.global),
@@ -29,10 +27,10 @@ fn main() -> ExitCode {
         now: cli.global.now.unwrap_or_else(chrono::Utc::now),
         global: cli.global.clone(),
     };
-    if let Command::Check = cli.command {
+    if let Command::Live(LiveCommand::Check) = cli.command {
         return exit::code(run_check(&ctx));
     }
-    if let Command::Statusline = cli.command {
+    if let Command::Live(LiveCommand::Statusline) = cli.command {
         return exit::code(commands::statusline::run(&ctx));
     }
     // One line on stderr for a panic elsewhere too: no backtrace noise. A
@@ -52,7 +50,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => commands::docs::completions(*shell),
         Command::Man => commands::docs::man(),
         Command::Serve(a) => commands::serve::run(&ctx, a),
-        Command::Check | Command::Statusline => unreachable!("handled above"),
+        Command::Live(_) => unreachable!("handled above"),
     });
     match result {
         Ok(Ok(code)) => exit::code(code),
