@@ -95,3 +95,34 @@ fn run_check(ctx: &Context) -> u8 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `check` answers a panic with a refusal (`run_check`'s `catch_unwind`),
+    /// so the unwinder this crate links (build.rs: GCC's static
+    /// `libgcc_eh` on glibc) must carry a panic up to `catch_unwind`,
+    /// running destructors on the way, in the main thread as in others.
+    #[test]
+    fn a_panic_unwinds_to_catch_unwind() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static DROPPED: AtomicBool = AtomicBool::new(false);
+        struct Flag;
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                DROPPED.store(true, Ordering::SeqCst);
+            }
+        }
+        let caught = std::panic::catch_unwind(|| {
+            let _flag = Flag;
+            let empty: Vec<u8> = Vec::new();
+            empty[std::hint::black_box(3)]
+        });
+        assert!(caught.is_err());
+        assert!(
+            DROPPED.load(Ordering::SeqCst),
+            "unwinding ran no destructor"
+        );
+        let joined = std::thread::spawn(|| panic!("in a thread")).join();
+        assert!(joined.is_err());
+    }
+}
