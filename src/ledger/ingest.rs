@@ -254,11 +254,17 @@ fn run(
         .map(|w| (w.meta.size - w.known.map_or(0, |k| k.offset)).max(0) as u64)
         .sum();
     progress.start(work.len(), total_bytes);
-    let mut writer = Writer::new(ledger);
     // A first load in one transaction is fastest, but only a run that may
     // take as long as it needs can afford it.
     let expect_many = until.is_none();
-    let result = if work.len() == 1 || total_bytes < (4 << 20) {
+    let small = work.len() == 1 || total_bytes < (4 << 20);
+    let journal = if expect_many && !small {
+        RollbackJournal::for_first_load(ledger)
+    } else {
+        None
+    };
+    let mut writer = Writer::new(ledger);
+    let result = if small {
         // Small jobs (the hook's): no threads.
         let mut out = Ok(());
         for w in &work {
@@ -281,10 +287,85 @@ fn run(
     } else {
         parallel(&work, &mut writer, &mut stats, progress, &stop, expect_many)
     };
-    let finished = result.and_then(|()| writer.finish());
+    let finished = match result {
+        Ok(()) => writer.finish(),
+        Err(e) => {
+            drop(writer);
+            Err(e)
+        }
+    };
+    if let Some(journal) = journal {
+        journal.back_to_wal(ledger);
+    }
     progress.finish();
     finished?;
     Ok((stats, !stop.stopped.load(Ordering::Relaxed)))
+}
+
+/// A first load into an empty ledger, written through a rollback journal
+/// instead of the write-ahead log. In WAL mode every page of the load is
+/// written twice (to the log, then by the checkpoint that folds the log
+/// into the database, with a sync of each); a rollback journal keeps a
+/// copy only of the pages the transaction overwrites, and pages past the
+/// file's size at its start (all the load's rows and indexes) are not
+/// copied at all: they are written once, and a process killed half-way
+/// leaves a hot journal that the next process to open the ledger rolls
+/// back (to the empty ledger it was).
+///
+/// Leaving WAL mode needs the file to itself: SQLite refuses at once
+/// ("busy", not waited for here) while another connection has the ledger
+/// open, and the load then runs in WAL mode as any other. While the load
+/// runs, other processes (hooks) read the empty ledger it started from,
+/// as in WAL mode, except while it writes its pages to the file (a cache
+/// spill, the commit), when they wait for the lock as they wait for any
+/// writer; nothing changes what they decide (a gated `check` on a ledger
+/// that has not read its history refuses until it can read it). Every
+/// process that opens the ledger puts it back in WAL mode if it finds it
+/// in another (`schema::use_wal`), so a load killed before
+/// [`RollbackJournal::back_to_wal`] leaves nothing behind.
+struct RollbackJournal;
+
+impl RollbackJournal {
+    /// Switches the ledger to a rollback journal if it holds no responses
+    /// and no other connection has it open.
+    fn for_first_load(ledger: &Ledger) -> Option<RollbackJournal> {
+        let conn = &ledger.conn;
+        let empty = conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM responses)", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .unwrap_or(false);
+        if !empty || conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+            return None;
+        }
+        let switched = conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
+        let _ = conn.busy_timeout(ledger.busy);
+        if !switched {
+            return None;
+        }
+        // A rollback journal is only as safe as its syncs: FULL syncs the
+        // journal before the database file is overwritten (NORMAL may not,
+        // and a power cut could then leave a ledger that cannot be rolled
+        // back). The journal of an empty ledger's load is a few pages.
+        let journal = RollbackJournal;
+        if conn.execute_batch("PRAGMA synchronous = FULL").is_err() {
+            journal.back_to_wal(ledger);
+            return None;
+        }
+        Some(journal)
+    }
+
+    /// Back to WAL mode (and its NORMAL syncs), waiting for other
+    /// processes' locks as the ledger does; if that fails, the next process
+    /// that opens the ledger switches it.
+    fn back_to_wal(self, ledger: &Ledger) {
+        let _ = super::schema::use_wal(ledger);
+        let _ = ledger.conn.execute_batch("PRAGMA synchronous = NORMAL");
+    }
 }
 
 fn parallel(

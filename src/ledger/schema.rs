@@ -418,7 +418,7 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
 /// needs the file to itself, and SQLite answers "busy" at once (without
 /// waiting) when another process has it open, for example several hooks
 /// creating a new ledger together: retry until the busy deadline.
-fn use_wal(ledger: &Ledger) -> Result<()> {
+pub(super) fn use_wal(ledger: &Ledger) -> Result<()> {
     let deadline = std::time::Instant::now() + ledger.busy;
     loop {
         let attempt = ledger
