@@ -689,6 +689,49 @@ fn a_first_load_beside_other_processes() {
     assert_report_is(&env.report_json(&["--period", "all"]), &corpus.expect);
 }
 
+/// A schema 9 ledger (its responses found by the index of the two ids)
+/// upgrades to 10 (found by a hash of the message id, computed for every
+/// row it holds): read again from the start, every file's responses,
+/// duplicates across files included, merge into the rows already there,
+/// each (message, request) once, so the totals stay exact.
+#[test]
+fn a_schema_9_ledger_finds_its_responses_by_hash_after_upgrade() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let corpus = Corpus::generate(9, 24, (10, 30), (10, 60));
+    corpus.write(&env);
+    assert_report_is(&report_on(&env, &env.ledger, &[]), &corpus.expect);
+    {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.execute_batch(
+            "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
+             CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
+             UPDATE files SET size = -1, offset = 0, head_len = 0, head_hash = 0;
+             PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    }
+    let again = report_on(&env, &env.ledger, &[]);
+    assert_report_is(&again, &corpus.expect);
+    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+    let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(one("PRAGMA user_version"), 10);
+    assert_eq!(
+        one("SELECT count(*) FROM responses"),
+        corpus.expect.responses.len() as i64
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM responses WHERE message_hash = 0"),
+        0,
+        "every row has its hash"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM sqlite_master WHERE name IN ('responses_key', 'responses_message')"),
+        1
+    );
+    assert_ledger_consistent(&env.ledger);
+}
+
 // ---- Helpers for the smaller tests ------------------------------------------
 
 /// The hook's stdin for a gated tool call (`Agent`) in `cwd`.

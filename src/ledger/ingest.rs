@@ -1086,15 +1086,15 @@ struct Writer<'a> {
 #[derive(Debug, Default)]
 struct FreshLoad {
     /// The first row of each hash (one allocation-free entry per message).
-    first: FastMap<u64, i64>,
+    first: FastMap<i64, i64>,
     /// The other rows of a hash (a message read with another request id,
     /// or a collision).
-    more: FastMap<u64, Vec<i64>>,
+    more: FastMap<i64, Vec<i64>>,
 }
 
 impl FreshLoad {
     /// The rows whose message id has this hash.
-    fn ids(&self, hash: u64) -> Vec<i64> {
+    fn ids(&self, hash: i64) -> Vec<i64> {
         match self.first.get(&hash) {
             None => Vec::new(),
             Some(&id) => std::iter::once(id)
@@ -1103,7 +1103,7 @@ impl FreshLoad {
         }
     }
 
-    fn add(&mut self, hash: u64, id: i64) {
+    fn add(&mut self, hash: i64, id: i64) {
         match self.first.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(id);
@@ -1145,7 +1145,7 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
                     conn.execute_batch(
-                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch;
+                        "DROP INDEX responses_message; DROP INDEX responses_ts; DROP INDEX responses_branch;
                          DROP INDEX rollup_bucket; DROP INDEX rollup_session",
                     )
                         .map_err(|e| self.ledger.err(e))?;
@@ -1388,13 +1388,13 @@ impl<'a> Writer<'a> {
     /// a message already seen outside a sidechain (with another request id)
     /// is kept but not counted.
     fn apply_row(&mut self, row: Row) -> Result<()> {
-        let message_hash = xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes());
+        let message_hash = super::schema::message_hash(&row.message_id);
         let existing = match &self.fresh {
             Some(load) => match load.ids(message_hash) {
                 ids if ids.is_empty() => Vec::new(),
                 ids => self.rows_by_id(&ids, &row.message_id)?,
             },
-            None => self.rows_of(&row.message_id)?,
+            None => self.rows_of(message_hash, &row.message_id)?,
         };
         let same = existing.iter().find(|e| e.request_id == row.request_id);
         let other_main = existing
@@ -1479,12 +1479,16 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Every row of a message (through the `responses_key` index).
-    fn rows_of(&self, message_id: &str) -> Result<Vec<Row>> {
-        self.select_rows(
-            "WHERE message_id = ?1",
-            rusqlite::types::Value::from(message_id.to_owned()),
-        )
+    /// Every row of a message (through the `responses_message` index).
+    fn rows_of(&self, message_hash: i64, message_id: &str) -> Result<Vec<Row>> {
+        Ok(self
+            .select_rows(
+                "WHERE message_hash = ?1",
+                rusqlite::types::Value::from(message_hash),
+            )?
+            .into_iter()
+            .filter(|r| r.message_id == message_id)
+            .collect())
     }
 
     /// The rows among `ids` that belong to `message_id` (a first load's own
@@ -1537,6 +1541,7 @@ impl<'a> Writer<'a> {
 
     fn insert(&mut self, r: &Row) -> Result<()> {
         let u = &r.usage;
+        let message_hash = super::schema::message_hash(&r.message_id);
         let st = match &mut self.insert_st {
             Some(st) => st,
             None => self.insert_st.insert(
@@ -1544,8 +1549,9 @@ impl<'a> Writer<'a> {
                     .conn
                     .prepare_cached(
                         "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
-                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch,
+                            message_hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                     )
                     .map_err(|e| self.ledger.err(e))?,
             ),
@@ -1568,13 +1574,12 @@ impl<'a> Writer<'a> {
             u.cache_write_1h as i64,
             u.cache_read as i64,
             u.web_search as i64,
-            r.branch
+            r.branch,
+            message_hash
         ])
         .map_err(|e| self.ledger.err(e))?;
         if let Some(load) = &mut self.fresh {
-            let id = self.ledger.conn.last_insert_rowid();
-            let hash = xxhash_rust::xxh3::xxh3_64(r.message_id.as_bytes());
-            load.add(hash, id);
+            load.add(message_hash, self.ledger.conn.last_insert_rowid());
         }
         Ok(())
     }
@@ -1770,15 +1775,14 @@ impl<'a> Writer<'a> {
     }
 
     /// After a first load: the indexes dropped for it, each built in one
-    /// sorted pass. The unique index also re-checks that no response was
-    /// written twice.
+    /// sorted pass.
     fn rebuild_indexes(&mut self) -> Result<()> {
         if self.fresh.is_some() {
             self.ledger
                 .conn
                 .execute_batch(&format!(
                     "{}; {}; {}; {}; {}",
-                    super::schema::RESPONSES_KEY_INDEX,
+                    super::schema::RESPONSES_MESSAGE_INDEX,
                     super::schema::RESPONSES_TS_INDEX,
                     super::schema::RESPONSES_BRANCH_INDEX,
                     super::schema::ROLLUP_BUCKET_INDEX,
