@@ -313,6 +313,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// `responses.message_hash` of a message id (schema 10): XXH3-64 of its
 /// bytes, as SQLite's signed integer. Stored in ledgers: never change it.
+/// (`octo_message_hash` below hashes the same bytes.)
 pub fn message_hash(message_id: &str) -> i64 {
     xxhash_rust::xxh3::xxh3_64(message_id.as_bytes()) as i64
 }
@@ -325,7 +326,12 @@ fn register_message_hash(conn: &Connection) -> rusqlite::Result<()> {
         "octo_message_hash",
         1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(message_hash(ctx.get_raw(0).as_str().unwrap_or(""))),
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(id) => xxhash_rust::xxh3::xxh3_64(id) as i64,
+                _ => 0,
+            })
+        },
     )
 }
 
@@ -447,7 +453,12 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
         tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
             .map_err(|e| super::classify(&path, busy, e))?;
     }
-    tx.commit().map_err(|e| super::classify(&path, busy, e))
+    tx.commit().map_err(|e| super::classify(&path, busy, e))?;
+    // A migration that rewrote every response (10) leaves a WAL as large
+    // as the table: folded into the database now, not read by every later
+    // process that opens the ledger.
+    ledger.checkpoint_if_large();
+    Ok(())
 }
 
 /// Puts the ledger in WAL mode (once per file; it persists). Switching
