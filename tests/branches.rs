@@ -424,7 +424,9 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
         c.execute_batch(
-            "DROP INDEX responses_branch;
+            "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
+             CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
+             DROP INDEX responses_branch;
              ALTER TABLE responses DROP COLUMN branch;
              DROP TABLE session_branches;
              DROP TABLE cost_states;
@@ -454,7 +456,7 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 9);
+    assert_eq!(version, 10);
     // Read once: the next run reads nothing.
     let out = ok(&env.run(&["ingest"]));
     assert!(out.starts_with("ingested 0 of "), "{out}");

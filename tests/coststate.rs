@@ -351,7 +351,9 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
         c.execute_batch(
-            "DROP TABLE cost_states; DROP TABLE unwritten; DROP TABLE session_links;
+            "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
+             CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
+             DROP TABLE cost_states; DROP TABLE unwritten; DROP TABLE session_links;
              DROP TABLE spend_cache; DELETE FROM meta WHERE key = 'rollup_gen';
              PRAGMA user_version = 7;",
         )

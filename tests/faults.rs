@@ -510,6 +510,228 @@ fn sigkill_during_large_ingest_then_exact_totals() {
     assert_ledger_consistent(&env.ledger);
 }
 
+// ---- A first load into an empty ledger ---------------------------------------
+
+/// The ledger's journal mode, and whether a rollback journal is left
+/// beside it (read without recovering anything: no connection opened).
+fn journal_state(ledger: &Path) -> (String, bool) {
+    let mut journal = ledger.as_os_str().to_owned();
+    journal.push("-journal");
+    let left = Path::new(&journal).exists();
+    let conn =
+        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    (mode, left)
+}
+
+/// An empty ledger (schema written, nothing read): a report that finds no
+/// transcripts.
+fn empty_ledger(env: &Env, ledger: &Path) {
+    let none = ledger_only_report(env, ledger);
+    assert_eq!(Totals::of(&none["totals"]).messages, 0);
+}
+
+/// Fault: SIGKILL at varied points of a first load into an empty ledger
+/// (written through a rollback journal instead of the WAL: see
+/// `ingest::RollbackJournal`). Whatever the moment, the ledger the next
+/// process opens is either still empty or holds the whole load, never a
+/// part of it, and is consistent; that process puts it back in WAL mode and
+/// reaches the exact totals.
+#[test]
+fn sigkill_during_a_first_load_leaves_it_empty_or_whole() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    // Large enough (several MiB, many files) to be read in parallel as a
+    // first load.
+    let corpus = Corpus::generate(5, 120, (60, 120), (200, 900));
+    let bytes = corpus.write(&env);
+    assert!(bytes > 6 << 20, "{bytes} bytes");
+    let clean_ledger = env.path().join("clean.sqlite");
+    empty_ledger(&env, &clean_ledger);
+    let started = std::time::Instant::now();
+    let clean = report_on(&env, &clean_ledger, &[]);
+    let clean_ms = (started.elapsed().as_millis() as u64).max(50);
+    assert_report_is(&clean, &corpus.expect);
+    assert_eq!(journal_state(&clean_ledger), ("wal".to_owned(), false));
+
+    let mut rng = Lcg::new(77);
+    let (mut killed, mut hot) = (0, 0);
+    for round in 0..8 {
+        let ledger = env.path().join(format!("round{round}.sqlite"));
+        empty_ledger(&env, &ledger);
+        let delay = rng.range(5, clean_ms + 20);
+        let mut child = env
+            .std_cmd_with_ledger(&ledger)
+            .args(["ingest", "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL on Unix
+        let out = child.wait_with_output().unwrap();
+        match out.status.signal() {
+            Some(9) => killed += 1,
+            _ => assert!(out.status.success(), "round {round}: {}", stderr_of(&out)),
+        }
+        let mut journal = ledger.as_os_str().to_owned();
+        journal.push("-journal");
+        hot += usize::from(Path::new(&journal).exists());
+        // What the program finds, before any transcript is read: nothing
+        // or everything.
+        let found = Totals::of(&ledger_only_report(&env, &ledger)["totals"]);
+        assert!(
+            found.messages == 0 || found == corpus.expect.totals(),
+            "round {round}: a part of the first load survived: {found:?}"
+        );
+        assert_eq!(
+            journal_state(&ledger),
+            ("wal".to_owned(), false),
+            "round {round}"
+        );
+        assert_ledger_consistent(&ledger);
+        let after = report_on(&env, &ledger, &[]);
+        assert_report_is(&after, &corpus.expect);
+        assert_eq!(after["skipped_lines"], 0);
+        assert_ledger_consistent(&ledger);
+    }
+    eprintln!(
+        "clean first load {clean_ms} ms; {killed} of 8 killed, {hot} left a rollback journal"
+    );
+}
+
+/// A first load while other processes have the ledger open: a connection
+/// that holds it open keeps it in WAL mode (the load cannot leave WAL mode
+/// and does not wait to), and gated checks that arrive during the load
+/// never let a call through that the caps forbid: each either refuses
+/// because it cannot decide yet or decides on the whole load. The totals
+/// are exact either way, and the ledger ends in WAL mode.
+#[test]
+fn a_first_load_beside_other_processes() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "{CONFIG}  - arm: over\n    path: /x/over\n    monthly_usd_cap: 1\n    action_on_breach: hard_stop\n"
+    ));
+    let mut corpus = Corpus::generate(6, 90, (60, 120), (200, 900));
+    let over = env.transcript("-x-over/o1.jsonl");
+    let t = [0, 100_000, 0, 0]; // $2.50 of claude-opus-4-6 output: past the $1 cap
+    write_lines(
+        &over,
+        &[assistant_line(
+            "o1",
+            "/x/over",
+            "msg_o_0",
+            "req_o_0",
+            OCT_1 + 3_600_000 * 24 * 40,
+            2,
+            t,
+            20,
+        )],
+    );
+    corpus.expect.record("msg_o_0", "req_o_0", 2, "/x/over", t);
+    corpus.write(&env);
+
+    // Held open by another connection: the load runs in WAL mode.
+    let held = env.path().join("held.sqlite");
+    empty_ledger(&env, &held);
+    let other = rusqlite::Connection::open(&held).unwrap();
+    let _: i64 = other
+        .query_row("SELECT count(*) FROM responses", [], |r| r.get(0))
+        .unwrap();
+    assert_report_is(&report_on(&env, &held, &[]), &corpus.expect);
+    let mode: String = other
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(other);
+    assert_ledger_consistent(&held);
+
+    // Gated checks while a first load runs on the ledger they read.
+    empty_ledger(&env, &env.ledger);
+    let load = env
+        .std_cmd()
+        .args(["report", "--json", "--period", "all"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut checks = Vec::new();
+    for i in 0..6 {
+        std::thread::sleep(Duration::from_millis(20 * i));
+        checks.push(spawn_check(&env, None, Some(&hook_input("o1", &over, "/x/over"))).0);
+    }
+    let out = common::output_within(load, HANG, "the first load");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_report_is(&first, &corpus.expect);
+    let mut decided = 0;
+    for (i, c) in checks.into_iter().enumerate() {
+        let (out, _) = finish_or_fail(c, &format!("check {i} during the first load"));
+        let err = stderr_of(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "check {i} let a call through: {err}"
+        );
+        if !err.contains("cannot check the budget") {
+            assert!(err.contains("over"), "check {i}: {err}");
+            decided += 1;
+        }
+    }
+    eprintln!("{decided} of 6 checks decided on the loaded ledger, the others refused");
+    assert_eq!(journal_state(&env.ledger), ("wal".to_owned(), false));
+    assert_ledger_consistent(&env.ledger);
+    assert_report_is(&env.report_json(&["--period", "all"]), &corpus.expect);
+}
+
+/// A schema 9 ledger (its responses found by the index of the two ids)
+/// upgrades to 10 (found by a hash of the message id, computed for every
+/// row it holds): read again from the start, every file's responses,
+/// duplicates across files included, merge into the rows already there,
+/// each (message, request) once, so the totals stay exact.
+#[test]
+fn a_schema_9_ledger_finds_its_responses_by_hash_after_upgrade() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let corpus = Corpus::generate(9, 24, (10, 30), (10, 60));
+    corpus.write(&env);
+    assert_report_is(&report_on(&env, &env.ledger, &[]), &corpus.expect);
+    {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.execute_batch(
+            "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
+             CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
+             UPDATE files SET size = -1, offset = 0, head_len = 0, head_hash = 0;
+             PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    }
+    let again = report_on(&env, &env.ledger, &[]);
+    assert_report_is(&again, &corpus.expect);
+    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+    let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(one("PRAGMA user_version"), 10);
+    assert_eq!(
+        one("SELECT count(*) FROM responses"),
+        corpus.expect.responses.len() as i64
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM responses WHERE message_hash = 0"),
+        0,
+        "every row has its hash"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM sqlite_master WHERE name IN ('responses_key', 'responses_message')"),
+        1
+    );
+    assert_ledger_consistent(&env.ledger);
+}
+
 // ---- Helpers for the smaller tests ------------------------------------------
 
 /// The hook's stdin for a gated tool call (`Agent`) in `cwd`.

@@ -441,7 +441,9 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
         c.execute_batch(
-            "DROP INDEX files_inode;
+            "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
+             CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
+             DROP INDEX files_inode;
              DROP INDEX responses_branch;
              ALTER TABLE responses DROP COLUMN branch;
              DROP TABLE session_branches;

@@ -254,11 +254,17 @@ fn run(
         .map(|w| (w.meta.size - w.known.map_or(0, |k| k.offset)).max(0) as u64)
         .sum();
     progress.start(work.len(), total_bytes);
-    let mut writer = Writer::new(ledger);
     // A first load in one transaction is fastest, but only a run that may
     // take as long as it needs can afford it.
     let expect_many = until.is_none();
-    let result = if work.len() == 1 || total_bytes < (4 << 20) {
+    let small = work.len() == 1 || total_bytes < (4 << 20);
+    let journal = if expect_many && !small {
+        RollbackJournal::for_first_load(ledger)
+    } else {
+        None
+    };
+    let mut writer = Writer::new(ledger);
+    let result = if small {
         // Small jobs (the hook's): no threads.
         let mut out = Ok(());
         for w in &work {
@@ -281,10 +287,85 @@ fn run(
     } else {
         parallel(&work, &mut writer, &mut stats, progress, &stop, expect_many)
     };
-    let finished = result.and_then(|()| writer.finish());
+    let finished = match result {
+        Ok(()) => writer.finish(),
+        Err(e) => {
+            drop(writer);
+            Err(e)
+        }
+    };
+    if let Some(journal) = journal {
+        journal.back_to_wal(ledger);
+    }
     progress.finish();
     finished?;
     Ok((stats, !stop.stopped.load(Ordering::Relaxed)))
+}
+
+/// A first load into an empty ledger, written through a rollback journal
+/// instead of the write-ahead log. In WAL mode every page of the load is
+/// written twice (to the log, then by the checkpoint that folds the log
+/// into the database, with a sync of each); a rollback journal keeps a
+/// copy only of the pages the transaction overwrites, and pages past the
+/// file's size at its start (all the load's rows and indexes) are not
+/// copied at all: they are written once, and a process killed half-way
+/// leaves a hot journal that the next process to open the ledger rolls
+/// back (to the empty ledger it was).
+///
+/// Leaving WAL mode needs the file to itself: SQLite refuses at once
+/// ("busy", not waited for here) while another connection has the ledger
+/// open, and the load then runs in WAL mode as any other. While the load
+/// runs, other processes (hooks) read the empty ledger it started from,
+/// as in WAL mode, except while it writes its pages to the file (a cache
+/// spill, the commit), when they wait for the lock as they wait for any
+/// writer; nothing changes what they decide (a gated `check` on a ledger
+/// that has not read its history refuses until it can read it). Every
+/// process that opens the ledger puts it back in WAL mode if it finds it
+/// in another (`schema::use_wal`), so a load killed before
+/// [`RollbackJournal::back_to_wal`] leaves nothing behind.
+struct RollbackJournal;
+
+impl RollbackJournal {
+    /// Switches the ledger to a rollback journal if it holds no responses
+    /// and no other connection has it open.
+    fn for_first_load(ledger: &Ledger) -> Option<RollbackJournal> {
+        let conn = &ledger.conn;
+        let empty = conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM responses)", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .unwrap_or(false);
+        if !empty || conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+            return None;
+        }
+        let switched = conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
+        let _ = conn.busy_timeout(ledger.busy);
+        if !switched {
+            return None;
+        }
+        // A rollback journal is only as safe as its syncs: FULL syncs the
+        // journal before the database file is overwritten (NORMAL may not,
+        // and a power cut could then leave a ledger that cannot be rolled
+        // back). The journal of an empty ledger's load is a few pages.
+        let journal = RollbackJournal;
+        if conn.execute_batch("PRAGMA synchronous = FULL").is_err() {
+            journal.back_to_wal(ledger);
+            return None;
+        }
+        Some(journal)
+    }
+
+    /// Back to WAL mode (and its NORMAL syncs), waiting for other
+    /// processes' locks as the ledger does; if that fails, the next process
+    /// that opens the ledger switches it.
+    fn back_to_wal(self, ledger: &Ledger) {
+        let _ = super::schema::use_wal(ledger);
+        let _ = ledger.conn.execute_batch("PRAGMA synchronous = NORMAL");
+    }
 }
 
 fn parallel(
@@ -1005,15 +1086,15 @@ struct Writer<'a> {
 #[derive(Debug, Default)]
 struct FreshLoad {
     /// The first row of each hash (one allocation-free entry per message).
-    first: FastMap<u64, i64>,
+    first: FastMap<i64, i64>,
     /// The other rows of a hash (a message read with another request id,
     /// or a collision).
-    more: FastMap<u64, Vec<i64>>,
+    more: FastMap<i64, Vec<i64>>,
 }
 
 impl FreshLoad {
     /// The rows whose message id has this hash.
-    fn ids(&self, hash: u64) -> Vec<i64> {
+    fn ids(&self, hash: i64) -> Vec<i64> {
         match self.first.get(&hash) {
             None => Vec::new(),
             Some(&id) => std::iter::once(id)
@@ -1022,7 +1103,7 @@ impl FreshLoad {
         }
     }
 
-    fn add(&mut self, hash: u64, id: i64) {
+    fn add(&mut self, hash: i64, id: i64) {
         match self.first.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(id);
@@ -1064,7 +1145,7 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
                     conn.execute_batch(
-                        "DROP INDEX responses_key; DROP INDEX responses_ts; DROP INDEX responses_branch;
+                        "DROP INDEX responses_message; DROP INDEX responses_ts; DROP INDEX responses_branch;
                          DROP INDEX rollup_bucket; DROP INDEX rollup_session",
                     )
                         .map_err(|e| self.ledger.err(e))?;
@@ -1307,13 +1388,13 @@ impl<'a> Writer<'a> {
     /// a message already seen outside a sidechain (with another request id)
     /// is kept but not counted.
     fn apply_row(&mut self, row: Row) -> Result<()> {
-        let message_hash = xxhash_rust::xxh3::xxh3_64(row.message_id.as_bytes());
+        let message_hash = super::schema::message_hash(&row.message_id);
         let existing = match &self.fresh {
             Some(load) => match load.ids(message_hash) {
                 ids if ids.is_empty() => Vec::new(),
                 ids => self.rows_by_id(&ids, &row.message_id)?,
             },
-            None => self.rows_of(&row.message_id)?,
+            None => self.rows_of(message_hash, &row.message_id)?,
         };
         let same = existing.iter().find(|e| e.request_id == row.request_id);
         let other_main = existing
@@ -1398,12 +1479,16 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Every row of a message (through the `responses_key` index).
-    fn rows_of(&self, message_id: &str) -> Result<Vec<Row>> {
-        self.select_rows(
-            "WHERE message_id = ?1",
-            rusqlite::types::Value::from(message_id.to_owned()),
-        )
+    /// Every row of a message (through the `responses_message` index).
+    fn rows_of(&self, message_hash: i64, message_id: &str) -> Result<Vec<Row>> {
+        Ok(self
+            .select_rows(
+                "WHERE message_hash = ?1",
+                rusqlite::types::Value::from(message_hash),
+            )?
+            .into_iter()
+            .filter(|r| r.message_id == message_id)
+            .collect())
     }
 
     /// The rows among `ids` that belong to `message_id` (a first load's own
@@ -1456,6 +1541,7 @@ impl<'a> Writer<'a> {
 
     fn insert(&mut self, r: &Row) -> Result<()> {
         let u = &r.usage;
+        let message_hash = super::schema::message_hash(&r.message_id);
         let st = match &mut self.insert_st {
             Some(st) => st,
             None => self.insert_st.insert(
@@ -1463,8 +1549,9 @@ impl<'a> Writer<'a> {
                     .conn
                     .prepare_cached(
                         "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
-                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch,
+                            message_hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                     )
                     .map_err(|e| self.ledger.err(e))?,
             ),
@@ -1487,13 +1574,12 @@ impl<'a> Writer<'a> {
             u.cache_write_1h as i64,
             u.cache_read as i64,
             u.web_search as i64,
-            r.branch
+            r.branch,
+            message_hash
         ])
         .map_err(|e| self.ledger.err(e))?;
         if let Some(load) = &mut self.fresh {
-            let id = self.ledger.conn.last_insert_rowid();
-            let hash = xxhash_rust::xxh3::xxh3_64(r.message_id.as_bytes());
-            load.add(hash, id);
+            load.add(message_hash, self.ledger.conn.last_insert_rowid());
         }
         Ok(())
     }
@@ -1689,15 +1775,14 @@ impl<'a> Writer<'a> {
     }
 
     /// After a first load: the indexes dropped for it, each built in one
-    /// sorted pass. The unique index also re-checks that no response was
-    /// written twice.
+    /// sorted pass.
     fn rebuild_indexes(&mut self) -> Result<()> {
         if self.fresh.is_some() {
             self.ledger
                 .conn
                 .execute_batch(&format!(
                     "{}; {}; {}; {}; {}",
-                    super::schema::RESPONSES_KEY_INDEX,
+                    super::schema::RESPONSES_MESSAGE_INDEX,
                     super::schema::RESPONSES_TS_INDEX,
                     super::schema::RESPONSES_BRANCH_INDEX,
                     super::schema::ROLLUP_BUCKET_INDEX,

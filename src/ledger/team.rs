@@ -1179,11 +1179,13 @@ fn mark_sent(ledger: &Ledger, batch: &RemoteBatch) -> Result<()> {
     let mut del = ledger
         .conn
         .prepare_cached(
-            "DELETE FROM team_pending WHERE id = (SELECT id FROM responses WHERE message_id = ?1 AND request_id = ?2)",
+            "DELETE FROM team_pending WHERE id IN
+                (SELECT id FROM responses WHERE message_hash = ?3 AND message_id = ?1 AND request_id = ?2)",
         )
         .map_err(err)?;
     for r in &batch.responses {
-        del.execute(params![r.message_id, r.request_id])
+        let hash = super::schema::message_hash(&r.message_id);
+        del.execute(params![r.message_id, r.request_id, hash])
             .map_err(err)?;
     }
     let mut del = ledger
