@@ -2050,6 +2050,112 @@ fn sigterm_or_sighup_during_check_answer_with_a_reason() {
     }
 }
 
+/// Fault: `check` crashes while it works (here: while it waits for its
+/// stdin, the signal sent from outside). Claude Code lets the tool run when
+/// a hook dies of a signal, so a crash answers as any failure does: 2 with
+/// the signal named, 0 with `on_error: allow`.
+#[test]
+fn a_crash_during_check_answers_as_a_failure() {
+    let env = Env::new();
+    env.write_config(CONFIG);
+    let allow_cfg = env.path().join("allow.yaml");
+    fs::write(&allow_cfg, format!("{CONFIG}gate:\n  on_error: allow\n")).unwrap();
+    for (sig, name) in [
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGABRT, "SIGABRT"),
+    ] {
+        for allow in [false, true] {
+            let config = allow.then_some(allow_cfg.as_path());
+            let (child, _keep) = spawn_check(&env, config, None);
+            let pid = child.0.id();
+            wait_until_catching(pid, sig);
+            wait_until_reading_stdin(pid);
+            // SAFETY: sending a signal to our own child.
+            assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+            let (out, _) = finish_or_fail(child, name);
+            let err = stderr_of(&out);
+            assert!(err.contains(&format!("crashed: {name}")), "{err}");
+            if allow {
+                assert_eq!(out.status.code(), Some(0), "{err}");
+                assert!(err.contains("allowing the call"), "{err}");
+            } else {
+                assert_refused_with(&out, &format!("crashed: {name}"));
+            }
+        }
+    }
+}
+
+/// Fault: memory runs out (an address-space limit, as `ulimit -v` sets)
+/// while `check` parses a large hook input: room for the 60 MiB read, not
+/// for the parsed copy of its one long string. Rust aborts on an
+/// allocation that fails; the abort is a crash, and the call is refused,
+/// not let through.
+#[test]
+fn memory_that_runs_out_during_check_refuses_the_call() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    env.write_config(CONFIG);
+    // The address space `check` holds while it waits for its input, plus
+    // 100 MiB: the input (read into 64 MiB) fits, its string parsed does not.
+    let (probe, _keep) = spawn_check(&env, None, None);
+    let pid = probe.0.id();
+    wait_until_reading_stdin(pid);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize in /proc/PID/status");
+    let (mut child, _) = probe;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let limit = (kib << 10) + (100 << 20);
+    let mut cmd = env.sealed(assert_cmd::cargo::cargo_bin("octo-budget"));
+    cmd.arg("--config")
+        .arg(&env.config)
+        .arg("--ledger")
+        .arg(&env.ledger)
+        .args(["--now", &env.now, "check"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &rl) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let mut input =
+        br#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":""#.to_vec();
+    input.resize(60 << 20, b'a');
+    input.extend_from_slice(br#""}}"#);
+    feed(child.stdin.take(), &input);
+    let (out, _) = finish_or_fail((child, started), "the memory limit");
+    // Rust says what failed first ("memory allocation of N bytes failed");
+    // the answer is the last line.
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("octo-budget: cannot check the budget (crashed: SIGABRT")
+            && last.contains("refusing the call"),
+        "{err}"
+    );
+}
+
 /// Fault (item 12): a ledger that has never read a large history, with a
 /// hook that may read for only a moment per call (`--history-budget-ms 1`,
 /// standing in for a history too large for the 5 s deadline). Every call

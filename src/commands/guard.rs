@@ -1,6 +1,9 @@
-//! What `check` answers when it cannot finish: its deadline passes, or it
+//! What `check` answers when it cannot finish: its deadline passes, it
 //! is sent SIGTERM, SIGHUP or SIGINT (Claude Code sends SIGTERM at the
-//! hook's timeout).
+//! hook's timeout), or it crashes (SIGSEGV, SIGBUS, SIGILL, SIGFPE, or
+//! SIGABRT: an abort, such as an allocation that fails under a memory
+//! limit). Claude Code lets a tool run when its hook dies of a signal, so
+//! a crash must answer like any other failure.
 //!
 //! The answer is decided from state already in memory: whether the config
 //! loaded and says `gate.on_error: allow` (until it has loaded, the answer
@@ -64,18 +67,36 @@ pub fn start(deadline: Duration) {
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGALRM] {
         install(sig, on_signal);
     }
+    for sig in CRASHES {
+        install_with(sig, on_signal, libc::SA_ONSTACK);
+    }
     alarm_in(deadline);
 }
+
+/// The signals of a crash. Their handler runs on the thread's alternate
+/// signal stack (std gives every thread one), so that a stack overflow
+/// answers too.
+const CRASHES: [libc::c_int; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+];
 
 /// Runs `handler` on `sig`, every signal blocked meanwhile. The handler
 /// must do only async-signal-safe work (atomics, [`write_all`], `_exit`).
 pub fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    install_with(sig, handler, 0);
+}
+
+fn install_with(sig: libc::c_int, handler: extern "C" fn(libc::c_int), flags: libc::c_int) {
     // SAFETY: installs a handler the caller vouches for (see above).
     unsafe {
         let mut act: libc::sigaction = std::mem::zeroed();
         act.sa_sigaction = handler as libc::sighandler_t;
         libc::sigfillset(&mut act.sa_mask);
-        act.sa_flags = 0;
+        act.sa_flags = flags;
         libc::sigaction(sig, &act, std::ptr::null_mut());
     }
 }
@@ -103,7 +124,12 @@ extern "C" fn on_signal(sig: libc::c_int) {
         libc::SIGALRM => b"no answer within 5 s",
         libc::SIGTERM => b"stopped by SIGTERM before it could answer",
         libc::SIGHUP => b"stopped by SIGHUP before it could answer",
-        _ => b"stopped by SIGINT before it could answer",
+        libc::SIGINT => b"stopped by SIGINT before it could answer",
+        libc::SIGSEGV => b"crashed: SIGSEGV",
+        libc::SIGBUS => b"crashed: SIGBUS",
+        libc::SIGILL => b"crashed: SIGILL",
+        libc::SIGFPE => b"crashed: SIGFPE",
+        _ => b"crashed: SIGABRT (an abort, such as memory that could not be allocated)",
     };
     answer_now(why);
 }
