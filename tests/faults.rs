@@ -2024,30 +2024,10 @@ fn the_deadline_holds_whatever_hangs() {
 /// it answers 0 and says so.
 #[test]
 fn sigterm_or_sighup_during_check_answer_with_a_reason() {
-    let env = Env::new();
-    env.write_config(CONFIG);
-    let allow_cfg = env.path().join("allow.yaml");
-    fs::write(&allow_cfg, format!("{CONFIG}gate:\n  on_error: allow\n")).unwrap();
-    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
-        for allow in [false, true] {
-            let config = allow.then_some(allow_cfg.as_path());
-            let (child, _keep) = spawn_check(&env, config, None);
-            let pid = child.0.id();
-            wait_until_catching(pid, sig);
-            wait_until_reading_stdin(pid);
-            // SAFETY: sending a signal to our own child.
-            assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
-            let (out, _) = finish_or_fail(child, name);
-            let err = stderr_of(&out);
-            assert!(err.contains(&format!("stopped by {name}")), "{err}");
-            if allow {
-                assert_eq!(out.status.code(), Some(0), "{err}");
-                assert!(err.contains("allowing the call"), "{err}");
-            } else {
-                assert_refused_with(&out, &format!("stopped by {name}"));
-            }
-        }
-    }
+    signals_during_check_answer(
+        &[(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")],
+        |name| format!("stopped by {name}"),
+    );
 }
 
 /// Fault: `check` crashes while it works (here: while it waits for its
@@ -2056,17 +2036,27 @@ fn sigterm_or_sighup_during_check_answer_with_a_reason() {
 /// the signal named, 0 with `on_error: allow`.
 #[test]
 fn a_crash_during_check_answers_as_a_failure() {
+    signals_during_check_answer(
+        &[
+            (libc::SIGSEGV, "SIGSEGV"),
+            (libc::SIGBUS, "SIGBUS"),
+            (libc::SIGILL, "SIGILL"),
+            (libc::SIGFPE, "SIGFPE"),
+            (libc::SIGABRT, "SIGABRT"),
+        ],
+        |name| format!("crashed: {name}"),
+    );
+}
+
+/// Sends each signal to a `check` waiting for its stdin, with the default
+/// config and with `on_error: allow`: the answer names it (`reason`) and
+/// refuses (2), or allows (0) and says so.
+fn signals_during_check_answer(signals: &[(i32, &str)], reason: impl Fn(&str) -> String) {
     let env = Env::new();
     env.write_config(CONFIG);
     let allow_cfg = env.path().join("allow.yaml");
     fs::write(&allow_cfg, format!("{CONFIG}gate:\n  on_error: allow\n")).unwrap();
-    for (sig, name) in [
-        (libc::SIGSEGV, "SIGSEGV"),
-        (libc::SIGBUS, "SIGBUS"),
-        (libc::SIGILL, "SIGILL"),
-        (libc::SIGFPE, "SIGFPE"),
-        (libc::SIGABRT, "SIGABRT"),
-    ] {
+    for &(sig, name) in signals {
         for allow in [false, true] {
             let config = allow.then_some(allow_cfg.as_path());
             let (child, _keep) = spawn_check(&env, config, None);
@@ -2077,12 +2067,12 @@ fn a_crash_during_check_answers_as_a_failure() {
             assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
             let (out, _) = finish_or_fail(child, name);
             let err = stderr_of(&out);
-            assert!(err.contains(&format!("crashed: {name}")), "{err}");
+            assert!(err.contains(&reason(name)), "{err}");
             if allow {
                 assert_eq!(out.status.code(), Some(0), "{err}");
                 assert!(err.contains("allowing the call"), "{err}");
             } else {
-                assert_refused_with(&out, &format!("crashed: {name}"));
+                assert_refused_with(&out, &reason(name));
             }
         }
     }
