@@ -604,19 +604,13 @@ fn sigkill_during_a_first_load_leaves_it_empty_or_whole() {
     );
 }
 
-/// A first load while other processes have the ledger open: a connection
-/// that holds it open keeps it in WAL mode (the load cannot leave WAL mode
-/// and does not wait to), and gated checks that arrive during the load
-/// never let a call through that the caps forbid: each either refuses
-/// because it cannot decide yet or decides on the whole load. The totals
-/// are exact either way, and the ledger ends in WAL mode.
-#[test]
-fn a_first_load_beside_other_processes() {
-    let env = Env::new();
+/// The config plus an arm `over` with a $1 hard cap, and a transcript of
+/// one response past it ($2.50 of claude-opus-4-6 output), recorded in
+/// `expect`; returns the transcript's path.
+fn with_an_arm_over_its_hard_cap(env: &Env, expect: &mut Expect) -> PathBuf {
     env.write_config(&format!(
         "{CONFIG}  - arm: over\n    path: /x/over\n    monthly_usd_cap: 1\n    action_on_breach: hard_stop\n"
     ));
-    let mut corpus = Corpus::generate(6, 90, (60, 120), (200, 900));
     let over = env.transcript("-x-over/o1.jsonl");
     let t = [0, 100_000, 0, 0]; // $2.50 of claude-opus-4-6 output: past the $1 cap
     write_lines(
@@ -632,7 +626,21 @@ fn a_first_load_beside_other_processes() {
             20,
         )],
     );
-    corpus.expect.record("msg_o_0", "req_o_0", 2, "/x/over", t);
+    expect.record("msg_o_0", "req_o_0", 2, "/x/over", t);
+    over
+}
+
+/// A first load while other processes have the ledger open: a connection
+/// that holds it open keeps it in WAL mode (the load cannot leave WAL mode
+/// and does not wait to), and gated checks that arrive during the load
+/// never let a call through that the caps forbid: each either refuses
+/// because it cannot decide yet or decides on the whole load. The totals
+/// are exact either way, and the ledger ends in WAL mode.
+#[test]
+fn a_first_load_beside_other_processes() {
+    let env = Env::new();
+    let mut corpus = Corpus::generate(6, 90, (60, 120), (200, 900));
+    let over = with_an_arm_over_its_hard_cap(&env, &mut corpus.expect);
     corpus.write(&env);
 
     // Held open by another connection: the load runs in WAL mode.
@@ -1611,26 +1619,8 @@ fn truncated_rewritten_rotated_and_deleted_transcripts() {
 #[test]
 fn concurrent_checks_reports_and_ingests_while_appending() {
     let env = Env::new();
-    env.write_config(&format!(
-        "{CONFIG}  - arm: over\n    path: /x/over\n    monthly_usd_cap: 1\n    action_on_breach: hard_stop\n"
-    ));
     let mut expect = Expect::default();
-    let over = env.transcript("-x-over/o1.jsonl");
-    let t = [0, 100_000, 0, 0]; // $2.50 of claude-opus-4-6 output: past the $1 cap
-    write_lines(
-        &over,
-        &[assistant_line(
-            "o1",
-            "/x/over",
-            "msg_o_0",
-            "req_o_0",
-            OCT_1 + 3_600_000 * 24 * 40,
-            2,
-            t,
-            20,
-        )],
-    );
-    expect.record("msg_o_0", "req_o_0", 2, "/x/over", t);
+    let over = with_an_arm_over_its_hard_cap(&env, &mut expect);
     let live = env.transcript("-x-acme/live.jsonl");
     write_lines(
         &live,
