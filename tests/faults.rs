@@ -467,26 +467,11 @@ fn sigkill_during_large_ingest_then_exact_totals() {
     let mut interrupted = 0;
     for round in 0..10 {
         let delay = rng.range(10, clean_ms);
-        let mut child: Child = env
-            .std_cmd()
-            .args(["ingest", "--quiet"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        child.kill().unwrap(); // SIGKILL on Unix
-        let out = child.wait_with_output().unwrap();
-        match out.status.signal() {
-            Some(9) => interrupted += 1,
-            _ => assert!(
-                out.status.success(),
-                "round {round}: ingest failed ({:?}): {}",
-                out.status,
-                stderr_of(&out)
-            ),
-        }
+        interrupted += usize::from(ingest_killed_after(
+            env.std_cmd(),
+            delay,
+            &format!("round {round}"),
+        ));
         assert_ledger_consistent(&env.ledger);
         corpus.reveal(
             &env,
@@ -563,21 +548,11 @@ fn sigkill_during_a_first_load_leaves_it_empty_or_whole() {
         let ledger = env.path().join(format!("round{round}.sqlite"));
         empty_ledger(&env, &ledger);
         let delay = rng.range(5, clean_ms + 20);
-        let mut child = env
-            .std_cmd_with_ledger(&ledger)
-            .args(["ingest", "--quiet"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        child.kill().unwrap(); // SIGKILL on Unix
-        let out = child.wait_with_output().unwrap();
-        match out.status.signal() {
-            Some(9) => killed += 1,
-            _ => assert!(out.status.success(), "round {round}: {}", stderr_of(&out)),
-        }
+        killed += usize::from(ingest_killed_after(
+            env.std_cmd_with_ledger(&ledger),
+            delay,
+            &format!("round {round}"),
+        ));
         let mut journal = ledger.as_os_str().to_owned();
         journal.push("-journal");
         hot += usize::from(Path::new(&journal).exists());
@@ -606,6 +581,34 @@ fn sigkill_during_a_first_load_leaves_it_empty_or_whole() {
 
 /// The config plus an arm `over` with a $1 hard cap, and a transcript of
 /// one response past it ($2.50 of claude-opus-4-6 output), recorded in
+/// Runs `ingest --quiet` with `cmd` and kills it (SIGKILL) after `delay_ms`.
+/// True when the kill landed; an ingest that finished first must have
+/// succeeded.
+fn ingest_killed_after(mut cmd: std::process::Command, delay_ms: u64, what: &str) -> bool {
+    let mut child = cmd
+        .args(["ingest", "--quiet"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    child.kill().unwrap(); // SIGKILL on Unix
+    let out = child.wait_with_output().unwrap();
+    match out.status.signal() {
+        Some(9) => true,
+        _ => {
+            assert!(
+                out.status.success(),
+                "{what}: ingest failed ({:?}): {}",
+                out.status,
+                stderr_of(&out)
+            );
+            false
+        }
+    }
+}
+
 /// `expect`; returns the transcript's path.
 fn with_an_arm_over_its_hard_cap(env: &Env, expect: &mut Expect) -> PathBuf {
     env.write_config(&format!(
