@@ -994,6 +994,23 @@ def observe_interactive(c):
     return "; ".join(out)
 
 
+def observe_hook_killed(c, on_failure):
+    """A PreToolUse hook that dies of SIGKILL (what no hook can answer):
+    does the tool run, with and without `onFailure: block`?"""
+    hook = {"type": "command", "command": c.script("dies.sh", "#!/bin/sh\ncat >/dev/null\nkill -KILL $$\n")}
+    if on_failure:
+        hook["onFailure"] = "block"
+    hooks = {"PreToolUse": [{"matcher": "*", "hooks": [hook]}]}
+    json.dump({"hooks": hooks}, open(os.path.join(c.cfgdir, "settings.json"), "w"))
+    run = c.run_claude("E2E:plain Run the plain script.")
+    main = [r for r in c.requests("main") if r["tool_uses"]]
+    tr = c.result_for(c.tool_use_id(main[0])) if main else None
+    return (
+        f"Bash {'ran' if 'p0' in c.marked() else 'did not run'}; its tool_result: "
+        f"{(tr or {}).get('is_error')} {str((tr or {}).get('content'))[:120]!r}; terminal_reason {run['result'].get('terminal_reason')}"
+    )
+
+
 def observe(args):
     global RATES
     RATES = price_rates(MODEL)
@@ -1009,6 +1026,8 @@ def observe(args):
         ("cost-state, SIGKILL", lambda c: observe_cost_state(c, "SIGKILL")),
         ("cost-state, fork", observe_fork),
         ("cost-state, interactive", observe_interactive),
+        ("hook killed by SIGKILL, no onFailure", lambda c: observe_hook_killed(c, False)),
+        ("hook killed by SIGKILL, onFailure block", lambda c: observe_hook_killed(c, True)),
         ]
         if not args.cases or any(k in j[0] for k in args.cases)
     ]
