@@ -13,8 +13,8 @@
 //!    stack are still placed at random addresses.
 //! 3. Also on Linux (glibc): the unwinder (`_Unwind_*`, which panics use) is
 //!    linked from GCC's static `libgcc_eh.a` instead of `libgcc_s.so.1`,
-//!    whose load-time constructor asks the CPU for its features with a
-//!    dozen `cpuid` instructions: each one traps to the hypervisor in a VM,
+//!    whose load-time constructor asks the CPU for its features with ~15
+//!    `cpuid` instructions: each one traps to the hypervisor in a VM,
 //!    ~70 µs of every start on the benchmark machine. Where the C compiler
 //!    knows no `libgcc_eh.a`, `libgcc_s` is linked as before.
 

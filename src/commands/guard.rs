@@ -2,8 +2,9 @@
 //! is sent SIGTERM, SIGHUP or SIGINT (Claude Code sends SIGTERM at the
 //! hook's timeout), or it crashes (SIGSEGV, SIGBUS, SIGILL, SIGFPE, or
 //! SIGABRT: an abort, such as an allocation that fails under a memory
-//! limit). Claude Code lets a tool run when its hook dies of a signal, so
-//! a crash must answer like any other failure.
+//! limit). Claude Code lets a tool run when its hook dies of a signal
+//! (unless the hook has `onFailure: block` and Claude Code honours it), so
+//! a crash answers like any other failure, with its reason.
 //!
 //! The answer is decided from state already in memory: whether the config
 //! loaded and says `gate.on_error: allow` (until it has loaded, the answer
