@@ -313,9 +313,13 @@ const MIGRATIONS: &[&str] = &[
 
 /// `responses.message_hash` of a message id (schema 10): XXH3-64 of its
 /// bytes, as SQLite's signed integer. Stored in ledgers: never change it.
-/// (`octo_message_hash` below hashes the same bytes.)
 pub fn message_hash(message_id: &str) -> i64 {
-    xxhash_rust::xxh3::xxh3_64(message_id.as_bytes()) as i64
+    hash_of_id(message_id.as_bytes())
+}
+
+/// The one definition of the hash, for Rust's strings and SQL's text.
+fn hash_of_id(bytes: &[u8]) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(bytes) as i64
 }
 
 /// [`message_hash`] as the SQL function `octo_message_hash(text)`, for
@@ -328,7 +332,7 @@ fn register_message_hash(conn: &Connection) -> rusqlite::Result<()> {
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
             Ok(match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Text(id) => xxhash_rust::xxh3::xxh3_64(id) as i64,
+                rusqlite::types::ValueRef::Text(id) => hash_of_id(id),
                 _ => 0,
             })
         },
