@@ -17,6 +17,10 @@
 //!    `cpuid` instructions: each one traps to the hypervisor in a VM,
 //!    ~70 µs of every start on the benchmark machine. Where the C compiler
 //!    knows no `libgcc_eh.a`, `libgcc_s` is linked as before.
+//!
+//! 2 and 3 matter for a dynamically linked build (`RUSTFLAGS` set, which
+//! overrides `.cargo/config.toml`); the default build on Linux (glibc) links
+//! everything statically (`.cargo/config.toml`), which needs neither.
 
 use std::fmt::Write as _;
 use std::path::Path;

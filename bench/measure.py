@@ -2,7 +2,7 @@
 """Measure octo-budget (and optionally ccusage) on a tree made by gen_tree.py.
 
 Called by bench/run.sh; usable on its own:
-    python3 bench/measure.py --tree DIR --bin target/release/octo-budget [--ccusage PATH] [--calls 250]
+    python3 bench/measure.py --tree DIR --bin target/x86_64-unknown-linux-gnu/release/octo-budget [--ccusage PATH] [--calls 250]
 
 Prints a table and writes bench/out/results-<timestamp>.json and bench/out/latest.json.
 Exit status: 1 if octo-budget's token totals differ from expected.json, any
@@ -56,6 +56,20 @@ class Result(dict):
             return self[k]
         except KeyError:
             raise AttributeError(k)
+
+
+def release_bin(root):
+    """The release binary: .cargo/config.toml builds for the host's target by
+    name (target/<host>/release), else cargo's plain target/release."""
+    try:
+        host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout
+        host = next(l.split(": ", 1)[1] for l in host.splitlines() if l.startswith("host: "))
+        named = os.path.join(root, "target", host, "release", "octo-budget")
+        if os.path.exists(named):
+            return named
+    except (OSError, StopIteration):
+        pass
+    return os.path.join(root, "target", "release", "octo-budget")
 
 
 def gnu_time():

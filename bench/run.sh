@@ -46,13 +46,16 @@ done
 mkdir -p "$CACHE" "$BENCH/out"
 PY="${PYTHON:-python3}"
 
-# 1. build
+# 1. build. .cargo/config.toml builds for the host's target by name (a
+# static binary on Linux/glibc), so the binary is under target/<host>/release.
 if [[ $BUILD -eq 1 ]]; then
   echo "== cargo build --release"
   (cd "$ROOT" && cargo build --release --quiet)
 fi
-BIN="$ROOT/target/release/octo-budget"
-[[ -x "$BIN" ]] || { echo "run.sh: $BIN not found" >&2; exit 1; }
+HOST="$(rustc -vV | sed -n 's/^host: //p')"
+BIN="$ROOT/target/$HOST/release/octo-budget"
+[[ -x "$BIN" ]] || BIN="$ROOT/target/release/octo-budget"
+[[ -x "$BIN" ]] || { echo "run.sh: no release binary under $ROOT/target" >&2; exit 1; }
 
 # 2. trees (reused when complete and made by the current generator version)
 tree_for() {  # size in MiB -> path; generated when missing or stale

@@ -2,7 +2,7 @@
 """Load check of `octo-budget serve`: many concurrent clients on loopback
 while transcripts grow.
 
-    python3 bench/serve_load.py [--bin target/release/octo-budget]
+    python3 bench/serve_load.py [--bin target/<host>/release/octo-budget]
         [--clients 200] [--requests 50] [--size-mb 10] [--arms 20]
         [--append-per-s 20] [--max-seconds 120] [--keep]
 
@@ -43,6 +43,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import measure  # noqa: E402
 NOW = "2026-10-31T23:00:00Z"
 # Appended lines: Oct 31 between 21:00 and 23:00 (before --now).
 APPEND_BASE = datetime.datetime(2026, 10, 31, 21, 0, 0, tzinfo=datetime.timezone.utc)
@@ -62,7 +64,7 @@ def ms(v):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "octo-budget"))
+    ap.add_argument("--bin", default=measure.release_bin(ROOT))
     ap.add_argument("--clients", type=int, default=200)
     ap.add_argument("--requests", type=int, default=50, help="requests per client")
     ap.add_argument("--size-mb", type=int, default=10)

@@ -7,7 +7,7 @@ It starts its own server (Debian's `postgresql` package: initdb and pg_ctl
 on a temp dir, as the `postgres` user when run as root, a free port on
 127.0.0.1) and removes it afterwards. Nothing leaves the machine.
 
-    bench/team.py --bin target/release/octo-budget --hosts 4 --responses 5000 --calls 100
+    bench/team.py --bin target/x86_64-unknown-linux-gnu/release/octo-budget --hosts 4 --responses 5000 --calls 100
 
 Reports (stdout, and JSON in bench/out/team-<time>.json):
 - ingest: N `ingest` processes at once (one per host, each its own Claude
@@ -34,6 +34,10 @@ import sys
 import tempfile
 import threading
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import measure  # noqa: E402
 
 CONFIG = """timezone: UTC
 budgets:
@@ -164,7 +168,7 @@ def pct(xs, p):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release/octo-budget")
+    ap.add_argument("--bin", default=measure.release_bin(os.path.dirname(HERE)))
     ap.add_argument("--hosts", type=int, default=4)
     ap.add_argument("--responses", type=int, default=5000, help="per host")
     ap.add_argument("--calls", type=int, default=100)

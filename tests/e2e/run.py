@@ -119,14 +119,19 @@ def octo_binary():
         if not os.access(b, os.X_OK):
             raise SystemExit(f"e2e: OCTO_BUDGET_BIN={b} is not an executable")
         return os.path.abspath(b)
-    r = subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, stdin=subprocess.DEVNULL)
+    # Cargo says where it put the binary (.cargo/config.toml builds for the
+    # host's target by name: target/<host>/debug).
+    r = subprocess.run(
+        ["cargo", "build", "--quiet", "--bin", "octo-budget", "--message-format", "json-render-diagnostics"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+    )
     if r.returncode != 0:
         raise SystemExit("e2e: cargo build failed")
-    meta = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT, capture_output=True, text=True
-    )
-    target = json.loads(meta.stdout)["target_directory"]
-    return os.path.join(target, "debug", "octo-budget")
+    for line in r.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "octo-budget":
+            return msg["executable"]
+    raise SystemExit("e2e: cargo build named no octo-budget executable")
 
 
 # --------------------------------------------------------------- prices --
