@@ -1,5 +1,6 @@
 //! Build script: three things that make every start of the binary cheaper
-//! (the hook runs it before every tool call).
+//! (the hook runs it before every tool call), and a hash of the source that
+//! keys the config cache (`source_hash`).
 //!
 //! 1. The embedded price table (`src/pricing/prices.yaml`) is turned into
 //!    Rust code that builds the same rows, so no run parses YAML for it.
@@ -30,6 +31,7 @@ use serde_yaml_ng::Value;
 fn main() {
     println!("cargo:rerun-if-changed=src/pricing/prices.yaml");
     println!("cargo:rerun-if-changed=build.rs");
+    source_hash();
     let cfg = |k: &str| std::env::var(k).unwrap_or_default();
     // glibc targets only: musl's static-PIE link takes no `-no-pie`.
     if cfg("CARGO_CFG_TARGET_OS") == "linux" && cfg("CARGO_CFG_TARGET_ENV") == "gnu" {
@@ -46,6 +48,45 @@ fn main() {
     let code = generate(&yaml).unwrap_or_else(|e| panic!("src/pricing/prices.yaml: {e}"));
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(Path::new(&out).join("embedded_prices.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// `OCTO_BUDGET_SOURCE_HASH`: a hash of every file under `src/` and of
+/// Cargo.lock, which the config cache's key includes (`config::cached`): a
+/// config stored by one build is never read back by another, whose
+/// validation may differ.
+fn source_hash() {
+    use std::hash::Hasher as _;
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/ is readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files.push("Cargo.lock".into());
+    // SipHash with fixed keys: the same bytes give the same hash.
+    let mut h = std::hash::DefaultHasher::new();
+    for f in &files {
+        for bytes in [
+            f.as_os_str().as_encoded_bytes(),
+            &std::fs::read(f).unwrap_or_default(),
+        ] {
+            h.write_usize(bytes.len());
+            h.write(bytes);
+        }
+    }
+    println!(
+        "cargo:rustc-env=OCTO_BUDGET_SOURCE_HASH={:016x}",
+        h.finish()
+    );
 }
 
 /// The folder of the C compiler's `libgcc_eh.a` (GCC's static unwinder),

@@ -2011,3 +2011,93 @@ fn an_arm_path_change_reattributes_the_cached_past() {
     let reason = assert_blocked(&check(&env, &agent(&env, ACME)));
     assert!(reason.contains("has spent $1,200.00"), "{reason}");
 }
+
+// ---- The config as the ledger keeps it ---------------------------------------
+
+/// The configs the ledger keeps for the hook.
+fn cached_configs(env: &Env) -> Vec<String> {
+    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+    let mut st = c
+        .prepare("SELECT config FROM config_cache ORDER BY rowid")
+        .unwrap();
+    let rows = st.query_map([], |r| r.get(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+fn set_cached_configs(env: &Env, config: &str) {
+    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+    c.execute("UPDATE config_cache SET config = ?1", [config])
+        .unwrap();
+}
+
+// Proves: the hook keeps the validated config in the ledger and uses it
+// for the same budgets.yaml bytes (a stored entry that says otherwise is
+// what the next call obeys), an edit of the file takes effect on the very
+// next call whatever is stored, putting the old bytes back finds the old
+// entry, and an entry that cannot be read is parsed around.
+#[test]
+fn the_hook_reads_budgets_yaml_from_the_ledger_until_the_file_changes() {
+    let env = acme("hard_stop", 1_123_400_000);
+    let original = std::fs::read_to_string(&env.config).unwrap();
+    // The first call creates the ledger; the second stores the config in it.
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(cached_configs(&env).is_empty());
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    let stored = cached_configs(&env);
+    assert_eq!(stored.len(), 1, "one config stored: {stored:?}");
+    assert!(stored[0].contains("\"acme\""), "{}", stored[0]);
+
+    // The entry is what the call obeys: $2,000 stored, $1,000 in the file.
+    set_cached_configs(&env, &stored[0].replace("1000000000", "2000000000"));
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+
+    // An edit (here: only the grace) is read at once, and stored too.
+    env.write_config(&original.replace("grace_pct: 110", "grace_pct: 100"));
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert_eq!(cached_configs(&env).len(), 2);
+
+    // The first bytes again: the first entry (as tampered above).
+    env.write_config(&original);
+    assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+
+    // An entry that is not a stored config: the file is parsed.
+    set_cached_configs(&env, "{\"not\": \"a config\"}");
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    set_cached_configs(&env, "");
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+}
+
+// Proves: a budgets.yaml that does not validate is refused on every call
+// and never stored; only the ledger the call uses keeps configs.
+#[test]
+fn a_broken_budgets_yaml_is_never_stored() {
+    let env = acme("hard_stop", 1_123_400_000);
+    for _ in 0..2 {
+        assert_blocked(&check(&env, &agent(&env, ACME)));
+    }
+    env.write_config("budgets:\n  - arm: acme\n    monthly_usd_cap: -5\n    path: /x/acme\n");
+    for _ in 0..2 {
+        let o = check(&env, &agent(&env, ACME));
+        assert!(assert_blocked(&o).contains("cannot check the budget"));
+    }
+    assert_eq!(cached_configs(&env).len(), 1);
+}
+
+// Proves: the ledger keeps the 8 newest configs, not one per edit ever made.
+#[test]
+fn the_ledger_keeps_only_the_newest_configs() {
+    let env = acme("hard_stop", 0);
+    for cap in 1..=12 {
+        env.write_config(&format!(
+            "timezone: UTC\nbudgets:\n  - arm: acme\n    path: {ACME}\n    monthly_usd_cap: {cap}\n"
+        ));
+        assert_allowed_silently(&check(&env, &agent(&env, ACME)));
+    }
+    let kept = cached_configs(&env);
+    assert_eq!(kept.len(), 8);
+    assert!(
+        kept[7].contains("12000000"),
+        "the newest is kept: {}",
+        kept[7]
+    );
+}

@@ -726,7 +726,10 @@ fn a_schema_9_ledger_finds_its_responses_by_hash_after_upgrade() {
     assert_report_is(&again, &corpus.expect);
     let c = rusqlite::Connection::open(&env.ledger).unwrap();
     let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(one("PRAGMA user_version"), 10);
+    assert_eq!(
+        one("PRAGMA user_version"),
+        octo_budget::ledger::schema::VERSION
+    );
     assert_eq!(
         one("SELECT count(*) FROM responses"),
         corpus.expect.responses.len() as i64

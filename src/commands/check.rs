@@ -18,7 +18,7 @@ use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
 use serde::Deserialize;
 
-use super::{absolute, guard, Context, Loaded};
+use super::{absolute, guard, open_ledger, Context, Loaded};
 use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
 use crate::output::hook_reply;
@@ -102,17 +102,20 @@ const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
 /// Runs the hook: loads the config, reads stdin, decides, prints, returns
 /// the exit code.
 pub fn run(ctx: &Context) -> u8 {
-    let outcome = ctx.load().map_err(Error::from).and_then(|loaded| {
-        // From here on a failure (or the deadline, or a signal) answers
-        // as the config says.
-        guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
-        let mut input = Vec::new();
-        std::io::stdin()
-            .take(MAX_STDIN)
-            .read_to_end(&mut input)
-            .context(|| "cannot read the hook input on stdin".into())?;
-        decide(ctx, &loaded, &input)
-    });
+    let outcome = ctx
+        .load_live()
+        .map_err(Error::from)
+        .and_then(|(loaded, mut early)| {
+            // From here on a failure (or the deadline, or a signal) answers
+            // as the config says.
+            guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
+            let mut input = Vec::new();
+            std::io::stdin()
+                .take(MAX_STDIN)
+                .read_to_end(&mut input)
+                .context(|| "cannot read the hook input on stdin".into())?;
+            decide(ctx, &loaded, &input, &mut early)
+        });
     match outcome {
         Ok(Decision::Allow) => guard::claim(exit::OK),
         Ok(Decision::Warn(w)) => {
@@ -212,7 +215,13 @@ fn not_hook_json(e: &serde_json::Error) -> Error {
     Error::Undecided(format!("stdin is not Claude Code hook JSON: {e}"))
 }
 
-fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
+/// `early`: the ledger if [`Context::load_live`] opened it already.
+fn decide(
+    ctx: &Context,
+    loaded: &Loaded,
+    stdin: &[u8],
+    early: &mut Option<octo_budget::ledger::Ledger>,
+) -> Result<Decision> {
     let cfg = &loaded.config;
     let raw: serde_json::Value = serde_json::from_slice(stdin).map_err(|e| not_hook_json(&e))?;
     if !raw.is_object() {
@@ -227,7 +236,7 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
     let (is_prompt, what) = match event {
         "PreToolUse" => (false, tool.to_owned()),
         "UserPromptSubmit" => (true, "this prompt".to_owned()),
-        "PostToolUse" => return Ok(after_tool(ctx, loaded, &hook)),
+        "PostToolUse" => return Ok(after_tool(ctx, loaded, &hook, early)),
         _ => return Ok(Decision::Allow), // Stop, SubagentStop: never held
     };
     let mut cwd = hook.cwd.clone().filter(|c| !c.is_empty()).or_else(|| {
@@ -267,10 +276,10 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
         // no team cap), but the session's new bytes are read all the same:
         // a response once in the ledger cannot be lowered by rewriting the
         // transcript later (copies merge by maximum).
-        read_session(&ledger_path, &hook);
+        read_session(early, &ledger_path, &hook);
         return Ok(Decision::Allow);
     }
-    let mut ledger = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)?;
+    let mut ledger = open_ledger(early, &ledger_path, LOCK_WAIT)?;
     let history_read = ledger.history_read()?;
     if history_read {
         // A team ledger that needs a sync: connect while reading.
@@ -422,7 +431,12 @@ fn decide(ctx: &Context, loaded: &Loaded, stdin: &[u8]) -> Result<Decision> {
 /// next request. It only looks the halt up (no ingest, no caps: PreToolUse
 /// decides), and any failure allows: the tool has run already, and the
 /// next PreToolUse still halts.
-fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decision {
+fn after_tool(
+    ctx: &Context,
+    loaded: &super::Loaded,
+    hook: &HookInput,
+    early: &mut Option<octo_budget::ledger::Ledger>,
+) -> Decision {
     let cfg = &loaded.config;
     let Some(session) = hook.session_id.as_deref().filter(|s| !s.is_empty()) else {
         return Decision::Allow;
@@ -434,8 +448,7 @@ fn after_tool(ctx: &Context, loaded: &super::Loaded, hook: &HookInput) -> Decisi
     if !ledger_path.exists() {
         return Decision::Allow;
     }
-    let halt = octo_budget::ledger::Ledger::open(&ledger_path, LOCK_WAIT)
-        .and_then(|ledger| ledger.halt(session));
+    let halt = open_ledger(early, &ledger_path, LOCK_WAIT).and_then(|ledger| ledger.halt(session));
     match halt {
         Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
         _ => Decision::Allow,
@@ -468,7 +481,11 @@ const READ_ONLY_MAX_BYTES: u64 = 16 << 20;
 /// [`READ_ONLY_MAX_BYTES`] of new bytes) is read on a later call.
 /// A ledger that has never read anything is left to the first gated call,
 /// which reads all history.
-fn read_session(ledger_path: &Path, hook: &HookInput) {
+fn read_session(
+    early: &mut Option<octo_budget::ledger::Ledger>,
+    ledger_path: &Path,
+    hook: &HookInput,
+) {
     let Some(t) = hook
         .transcript_path
         .as_deref()
@@ -476,7 +493,7 @@ fn read_session(ledger_path: &Path, hook: &HookInput) {
     else {
         return;
     };
-    let Ok(mut ledger) = octo_budget::ledger::Ledger::open(ledger_path, READ_ONLY_WAIT) else {
+    let Ok(mut ledger) = open_ledger(early, ledger_path, READ_ONLY_WAIT) else {
         return;
     };
     if ledger.history_read().unwrap_or(false) {

@@ -106,6 +106,46 @@ impl Context {
         Ok(Loaded::new(Config::load(&path, &self.path_context())?))
     }
 
+    /// [`Context::load`] for the hook (`check`, `statusline`), which runs
+    /// before every tool call: the config as the ledger stored it when this
+    /// build last parsed the same file under the same home and time zone
+    /// (`config::cached`), else parsed and stored. Returns the ledger too
+    /// when it is the one the config names (see [`open_ledger`]), opened on
+    /// the way: the ledger looked in is the one `--ledger` (or
+    /// `$OCTO_BUDGET_LEDGER`) or the default location names, so a config
+    /// that names its own with `ledger:` is parsed on every call. Nothing
+    /// here fails that did not fail before: a ledger that is missing, busy
+    /// or unreadable only means the file is parsed.
+    pub fn load_live(&self) -> std::result::Result<(Loaded, Option<Ledger>), ConfigError> {
+        use octo_budget::config::cached;
+        let path = self.locations.config_path()?;
+        let text = octo_budget::config::read_bounded(&path)?;
+        let pctx = self.path_context();
+        let key = cached::key(&text, &path, &pctx);
+        let guess = absolute(&self.locations.ledger_path_with(None), self);
+        let ledger = if guess.is_file() {
+            Ledger::open(&guess, LIVE_OPEN_WAIT).ok()
+        } else {
+            None
+        };
+        let hit = ledger
+            .as_ref()
+            .and_then(|l| l.cached_config(&key).ok().flatten())
+            .and_then(|stored| cached::decode(&stored, &path));
+        let (config, miss) = match hit {
+            Some(c) => (c, false),
+            None => (Config::parse(&text, &path, &pctx)?, true),
+        };
+        let ledger =
+            ledger.filter(|_| absolute(&self.locations.ledger_path(&config), self) == guess);
+        if let (true, Some(l)) = (miss, &ledger) {
+            if let Some(stored) = cached::encode(&config) {
+                let _ = l.store_config(&key, &stored);
+            }
+        }
+        Ok((Loaded::new(config), ledger))
+    }
+
     /// The team ledger named by `--ledger`, `$OCTO_BUDGET_LEDGER` or
     /// `ledger:`, if it is a `postgres://` URI (a bad one is a usage error).
     pub fn team_uri(&self, config: &Config) -> Result<Option<TeamUri>> {
@@ -351,6 +391,27 @@ impl Context {
 
 /// `p` made absolute against the working folder, `.` and `..` folded
 /// (lexically: symlinks stay as they are).
+/// How long [`Context::load_live`] waits to open the ledger it looks the
+/// config up in (a busy ledger: the file is parsed instead).
+const LIVE_OPEN_WAIT: Duration = Duration::from_millis(250);
+
+/// The ledger at `path`, waiting at most `wait` for other processes' locks:
+/// `early` (opened by [`Context::load_live`]) when it is that ledger, else
+/// opened now.
+pub fn open_ledger(
+    early: &mut Option<Ledger>,
+    path: &Path,
+    wait: Duration,
+) -> octo_budget::ledger::Result<Ledger> {
+    match early.take() {
+        Some(mut l) if l.path() == path => {
+            l.set_busy(wait)?;
+            Ok(l)
+        }
+        _ => Ledger::open(path, wait),
+    }
+}
+
 pub fn absolute(p: &Path, ctx: &Context) -> PathBuf {
     let abs = if p.is_absolute() {
         p.to_path_buf()

@@ -141,7 +141,7 @@ fn line(ctx: &Context) -> Result<String> {
         .read_to_end(&mut stdin)
         .context(|| "cannot read stdin".into())?;
     let input = StatusInput::parse(&stdin)?;
-    let loaded = ctx.load()?;
+    let (loaded, mut early) = ctx.load_live()?;
     let cfg = &loaded.config;
     let cwd = input.cwd.clone().or_else(|| {
         ctx.env
@@ -154,7 +154,8 @@ fn line(ctx: &Context) -> Result<String> {
         .as_deref()
         .filter(|c| c.starts_with('/'))
         .and_then(|c| loaded.attributor().by_cwd(&normalise_path(c)));
-    let mut ledger = octo_budget::ledger::Ledger::open(&ctx.locations.ledger_path(cfg), LOCK_WAIT)?;
+    let ledger_path = super::absolute(&ctx.locations.ledger_path(cfg), ctx);
+    let mut ledger = super::open_ledger(&mut early, &ledger_path, LOCK_WAIT)?;
     // As `check` does: history first on a ledger that has not read it all
     // (committed as it goes, so the next refresh continues), else only the
     // session's new bytes.

@@ -76,12 +76,18 @@ impl Locations {
     /// copy of it: `$XDG_DATA_HOME/octo-budget/team/<host>-<hash of the
     /// URI>.sqlite` (see `ledger::team`).
     pub fn ledger_path(&self, config: &Config) -> PathBuf {
+        self.ledger_path_with(config.ledger.as_deref())
+    }
+
+    /// [`Locations::ledger_path`] for a config whose `ledger:` is
+    /// `configured` (known before the config is parsed: None).
+    pub fn ledger_path_with(&self, configured: Option<&Path>) -> PathBuf {
         let data = self
             .xdg_data_home
             .clone()
             .or_else(|| self.home.as_ref().map(|h| h.join(".local").join("share")))
             .unwrap_or_else(|| PathBuf::from("."));
-        if let Some(uri) = self.team_ledger(config) {
+        if let Some(uri) = self.team_ledger_with(configured) {
             let host: String = self
                 .host
                 .chars()
@@ -102,8 +108,8 @@ impl Locations {
         if let Some(p) = &self.ledger {
             return p.clone();
         }
-        if let Some(p) = &config.ledger {
-            return p.clone();
+        if let Some(p) = configured {
+            return p.to_path_buf();
         }
         data.join("octo-budget").join("ledger.sqlite")
     }
@@ -111,7 +117,11 @@ impl Locations {
     /// The team ledger's URI, when `--ledger` (or `$OCTO_BUDGET_LEDGER`),
     /// else `ledger:`, is a `postgres://` or `postgresql://` URI.
     pub fn team_ledger<'a>(&'a self, config: &'a Config) -> Option<&'a str> {
-        let named = self.ledger.as_ref().or(config.ledger.as_ref())?;
+        self.team_ledger_with(config.ledger.as_deref())
+    }
+
+    fn team_ledger_with<'a>(&'a self, configured: Option<&'a Path>) -> Option<&'a str> {
+        let named = self.ledger.as_deref().or(configured)?;
         named.to_str().filter(|s| crate::ledger::team::is_uri(s))
     }
 

@@ -1,7 +1,8 @@
 //! budgets.yaml: the configuration the rest of octo-budget reads (this
 //! file), the file as written ([`schema`]), loading and validation
-//! ([`validate`]) and where the file, the ledger and the transcripts are
-//! ([`location`]).
+//! ([`validate`]), where the file, the ledger and the transcripts are
+//! ([`location`]), and the validated config as the ledger keeps it for the
+//! hook ([`cached`]).
 //!
 //! Octorato's file loads unchanged (`budgets:`, `default:`, `spend_json`);
 //! everything else is an extension. Validation is strict: an unknown key, a
@@ -9,6 +10,7 @@
 //! is an error naming the file, line and key. A broken config is never
 //! read as "no budgets".
 
+pub mod cached;
 pub mod location;
 mod schema;
 mod validate;
@@ -21,7 +23,9 @@ use serde::Deserialize;
 use crate::money::Micros;
 use crate::pricing::table::RowSpec;
 
-pub use validate::{normalise_path, PathContext, MAX_CONFIG_BYTES, MAX_FLOW_DEPTH, MAX_USD};
+pub use validate::{
+    normalise_path, read_bounded, PathContext, MAX_CONFIG_BYTES, MAX_FLOW_DEPTH, MAX_USD,
+};
 
 /// What a breach does (Octorato's `action_on_breach`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -391,7 +391,7 @@ fn too_large(bytes: u64) -> String {
 /// [`MAX_CONFIG_BYTES`]. A FIFO, a device, a socket or a folder is refused
 /// without reading from it (a FIFO would block, `/dev/zero` never ends and
 /// `/dev/null` reads as an empty file).
-fn read_bounded(path: &Path) -> Result<String, ConfigError> {
+pub fn read_bounded(path: &Path) -> Result<String, ConfigError> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let io = |error: std::io::Error| ConfigError::Read {
         path: path.to_path_buf(),

@@ -11,6 +11,7 @@
 //! - [`halts`]: sessions the kill switch halted;
 //! - [`store`]: the [`Store`] trait, what the core asks of a ledger.
 
+pub mod configs;
 pub mod halts;
 pub mod ingest;
 pub mod notices;
@@ -142,6 +143,14 @@ impl Ledger {
                 let _ = self.conn.busy_timeout(self.busy);
             }
         }
+    }
+
+    /// How long this connection waits for another process's lock from now
+    /// on.
+    pub fn set_busy(&mut self, busy: Duration) -> Result<()> {
+        self.conn.busy_timeout(busy).map_err(|e| self.err(e))?;
+        self.busy = busy;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

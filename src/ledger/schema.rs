@@ -56,14 +56,17 @@
 //!   rollup rows; the ingest transaction that changes a rollup bucket
 //!   before an entry's `upto_ms` (or any session's cwd) deletes the entry
 //!   and bumps `meta.rollup_gen`, and an entry is written only if
-//!   `rollup_gen` is still what it was when its rows were read.
+//!   `rollup_gen` is still what it was when its rows were read;
+//! - `config_cache` (11): budgets.yaml as validated, by a hash of the file
+//!   and of what its parse depends on (`config::cached`), so that the hook
+//!   does not parse YAML on every call; the newest few entries are kept.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 10;
+pub const VERSION: i64 = 11;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -308,6 +311,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE responses SET message_hash = octo_message_hash(message_id);
     DROP INDEX responses_key;
     CREATE INDEX responses_message ON responses (message_hash);
+    ",
+    // 11: validated configs for the hook (see `config_cache` above).
+    "
+    CREATE TABLE config_cache (
+        key BLOB PRIMARY KEY,
+        config TEXT NOT NULL
+    );
     ",
 ];
 
