@@ -355,6 +355,7 @@ fn an_older_ledger_finds_cost_states_on_upgrade() {
              CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
              DROP TABLE cost_states; DROP TABLE unwritten; DROP TABLE session_links;
              DROP TABLE spend_cache; DELETE FROM meta WHERE key = 'rollup_gen';
+             DROP TABLE config_cache;
              PRAGMA user_version = 7;",
         )
         .unwrap();

@@ -718,6 +718,7 @@ fn a_schema_9_ledger_finds_its_responses_by_hash_after_upgrade() {
             "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
              CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
              UPDATE files SET size = -1, offset = 0, head_len = 0, head_hash = 0;
+             DROP TABLE config_cache;
              PRAGMA user_version = 9;",
         )
         .unwrap();
@@ -1982,17 +1983,19 @@ fn the_deadline_holds_whatever_hangs() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let (fifo_check, _) = spawn_check(&env, Some(&fifo), Some(&hook));
 
+    // The ledger locked exclusively by this (another) process. Taken
+    // before the calls below start: a call that waits for its stdin has
+    // the ledger open already (it looked its config up there).
+    let conn = rusqlite::Connection::open(&env.ledger).unwrap();
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let (locked, _) = spawn_check(&env, None, Some(&hook));
+
     // Stdin never closed: with the default config, and with on_error: allow.
     let (open_stdin, _keep1) = spawn_check(&env, None, None);
     let allow_cfg = env.path().join("allow.yaml");
     fs::write(&allow_cfg, format!("{CONFIG}gate:\n  on_error: allow\n")).unwrap();
     let (open_stdin_allow, _keep2) = spawn_check(&env, Some(&allow_cfg), None);
-
-    // The ledger locked exclusively by this (another) process.
-    let conn = rusqlite::Connection::open(&env.ledger).unwrap();
-    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
-        .unwrap();
-    let (locked, _) = spawn_check(&env, None, Some(&hook));
 
     let (out, _) = finish_or_fail(fifo_check, "FIFO config");
     assert_refused_with(&out, "");

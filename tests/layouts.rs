@@ -451,6 +451,7 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
              DROP TABLE unwritten;
              DROP TABLE session_links;
              DROP TABLE spend_cache;
+             DROP TABLE config_cache;
              DROP TABLE halts;
              DROP TABLE meta;
              ALTER TABLE files DROP COLUMN ctime_ns;

@@ -389,8 +389,6 @@ impl Context {
     }
 }
 
-/// `p` made absolute against the working folder, `.` and `..` folded
-/// (lexically: symlinks stay as they are).
 /// How long [`Context::load_live`] waits to open the ledger it looks the
 /// config up in (a busy ledger: the file is parsed instead).
 const LIVE_OPEN_WAIT: Duration = Duration::from_millis(250);
@@ -412,6 +410,8 @@ pub fn open_ledger(
     }
 }
 
+/// `p` made absolute against the working folder, `.` and `..` folded
+/// (lexically: symlinks stay as they are).
 pub fn absolute(p: &Path, ctx: &Context) -> PathBuf {
     let abs = if p.is_absolute() {
         p.to_path_buf()
