@@ -2101,3 +2101,22 @@ fn the_ledger_keeps_only_the_newest_configs() {
         kept[7]
     );
 }
+
+// Proves: a ledger of the schema before the config cache (10) is not
+// migrated while the config is looked up (the lookup is skipped: the file
+// is parsed), then migrated by the call as before, and the next call
+// stores the config.
+#[test]
+fn a_ledger_to_migrate_is_migrated_after_the_config_is_loaded() {
+    let env = acme("hard_stop", 1_123_400_000);
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.execute_batch("DROP TABLE config_cache; PRAGMA user_version = 10;")
+            .unwrap();
+    }
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert!(cached_configs(&env).is_empty());
+    assert_blocked(&check(&env, &agent(&env, ACME)));
+    assert_eq!(cached_configs(&env).len(), 1);
+}

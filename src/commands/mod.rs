@@ -114,8 +114,9 @@ impl Context {
     /// the way: the ledger looked in is the one `--ledger` (or
     /// `$OCTO_BUDGET_LEDGER`) or the default location names, so a config
     /// that names its own with `ledger:` is parsed on every call. Nothing
-    /// here fails that did not fail before: a ledger that is missing, busy
-    /// or unreadable only means the file is parsed.
+    /// here fails that did not fail before: a ledger that is missing, busy,
+    /// unreadable or not yet migrated to this build's schema (migrated
+    /// later, once the config is known) only means the file is parsed.
     pub fn load_live(&self) -> std::result::Result<(Loaded, Option<Ledger>), ConfigError> {
         use octo_budget::config::cached;
         let path = self.locations.config_path()?;
@@ -124,7 +125,9 @@ impl Context {
         let key = cached::key(&text, &path, &pctx);
         let guess = absolute(&self.locations.ledger_path_with(None), self);
         let ledger = if guess.is_file() {
-            Ledger::open(&guess, LIVE_OPEN_WAIT).ok()
+            Ledger::open_if_current(&guess, LIVE_OPEN_WAIT)
+                .ok()
+                .flatten()
         } else {
             None
         };

@@ -83,33 +83,54 @@ impl Ledger {
                 error: e,
             })?;
         }
+        Ledger::connect(path, busy, OpenFlags::SQLITE_OPEN_CREATE)?.ready()
+    }
+
+    /// The ledger at `path` if it exists and is at this binary's schema
+    /// version, else None, with nothing created or migrated: for a lookup
+    /// that may be skipped (the hook's stored config), so that a migration
+    /// still runs where the caller has loaded its config (and knows how to
+    /// answer should it take too long).
+    pub fn open_if_current(path: &Path, busy: Duration) -> Result<Option<Ledger>> {
+        let ledger = Ledger::connect(path, busy, OpenFlags::empty())?;
+        if !schema::is_current(&ledger.conn).map_err(|e| ledger.err(e))? {
+            return Ok(None);
+        }
+        ledger.ready().map(Some)
+    }
+
+    /// A connection to `path` (created if `create` says so), waiting at
+    /// most `busy` for locks; not yet checked or migrated.
+    fn connect(path: &Path, busy: Duration, create: OpenFlags) -> Result<Ledger> {
         configure_sqlite();
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| classify(path, busy, e))?;
-        let mut ledger = Ledger {
+        let ledger = Ledger {
             conn,
             path: path.to_path_buf(),
             busy,
         };
         ledger.conn.busy_timeout(busy).map_err(|e| ledger.err(e))?;
+        Ok(ledger)
+    }
+
+    /// The connection checked, migrated and set up for use.
+    fn ready(mut self) -> Result<Ledger> {
         // First: a database of another program is refused untouched.
-        schema::migrate(&mut ledger)?;
+        schema::migrate(&mut self)?;
         // Leave the WAL for the next process instead of checkpointing (and
         // syncing) on every close: the hook opens the ledger on every call.
         // SQLite's automatic checkpoints keep the WAL small.
-        ledger
-            .conn
+        self.conn
             .set_db_config(
                 rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
                 true,
             )
-            .map_err(|e| ledger.err(e))?;
-        Ok(ledger)
+            .map_err(|e| self.err(e))?;
+        Ok(self)
     }
 
     /// Folds the WAL into the database and truncates it, after a large
