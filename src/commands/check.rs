@@ -18,7 +18,7 @@ use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
 use serde::Deserialize;
 
-use super::{absolute, guard, open_ledger, Context, Loaded};
+use super::{absolute, guard, reuse_or_open, Context, Loaded};
 use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
 use crate::output::hook_reply;
@@ -279,7 +279,7 @@ fn decide(
         read_session(early, &ledger_path, &hook);
         return Ok(Decision::Allow);
     }
-    let mut ledger = open_ledger(early, &ledger_path, LOCK_WAIT)?;
+    let mut ledger = reuse_or_open(early, &ledger_path, LOCK_WAIT)?;
     let history_read = ledger.history_read()?;
     if history_read {
         // A team ledger that needs a sync: connect while reading.
@@ -448,7 +448,8 @@ fn after_tool(
     if !ledger_path.exists() {
         return Decision::Allow;
     }
-    let halt = open_ledger(early, &ledger_path, LOCK_WAIT).and_then(|ledger| ledger.halt(session));
+    let halt =
+        reuse_or_open(early, &ledger_path, LOCK_WAIT).and_then(|ledger| ledger.halt(session));
     match halt {
         Ok(Some(h)) => Decision::Stop(hook_reply::halted_reason(&h.head, &h.tail)),
         _ => Decision::Allow,
@@ -493,7 +494,7 @@ fn read_session(
     else {
         return;
     };
-    let Ok(mut ledger) = open_ledger(early, ledger_path, READ_ONLY_WAIT) else {
+    let Ok(mut ledger) = reuse_or_open(early, ledger_path, READ_ONLY_WAIT) else {
         return;
     };
     if ledger.history_read().unwrap_or(false) {

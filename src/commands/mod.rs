@@ -110,7 +110,7 @@ impl Context {
     /// before every tool call: the config as the ledger stored it when this
     /// build last parsed the same file under the same home and time zone
     /// (`config::cached`), else parsed and stored. Returns the ledger too
-    /// when it is the one the config names (see [`open_ledger`]), opened on
+    /// when it is the one the config names (see [`reuse_or_open`]), opened on
     /// the way: the ledger looked in is the one `--ledger` (or
     /// `$OCTO_BUDGET_LEDGER`) or the default location names, so a config
     /// that names its own with `ledger:` is parsed on every call. Nothing
@@ -399,7 +399,7 @@ const LIVE_OPEN_WAIT: Duration = Duration::from_millis(250);
 /// The ledger at `path`, waiting at most `wait` for other processes' locks:
 /// `early` (opened by [`Context::load_live`]) when it is that ledger, else
 /// opened now.
-pub fn open_ledger(
+pub fn reuse_or_open(
     early: &mut Option<Ledger>,
     path: &Path,
     wait: Duration,

@@ -155,7 +155,7 @@ fn line(ctx: &Context) -> Result<String> {
         .filter(|c| c.starts_with('/'))
         .and_then(|c| loaded.attributor().by_cwd(&normalise_path(c)));
     let ledger_path = super::absolute(&ctx.locations.ledger_path(cfg), ctx);
-    let mut ledger = super::open_ledger(&mut early, &ledger_path, LOCK_WAIT)?;
+    let mut ledger = super::reuse_or_open(&mut early, &ledger_path, LOCK_WAIT)?;
     // As `check` does: history first on a ledger that has not read it all
     // (committed as it goes, so the next refresh continues), else only the
     // session's new bytes.

@@ -3,9 +3,7 @@
 //! never waits for another process: a busy ledger only means the file is
 //! parsed this time.
 
-use std::time::Duration;
-
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Ledger, Result};
 
@@ -25,27 +23,19 @@ impl Ledger {
     /// Stores `config` under `key`, keeping the [`KEPT`] newest entries.
     /// Does not wait for the ledger's lock: a busy ledger is an error.
     pub fn store_config(&self, key: &[u8; 16], config: &str) -> Result<()> {
-        self.conn
-            .busy_timeout(Duration::ZERO)
-            .map_err(|e| self.err(e))?;
-        let stored = self
-            .conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .and_then(|()| {
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO config_cache (key, config) VALUES (?1, ?2)",
-                    params![&key[..], config],
-                )?;
-                self.conn.execute(
-                    "DELETE FROM config_cache WHERE rowid <= (SELECT max(rowid) FROM config_cache) - ?1",
-                    params![KEPT],
-                )?;
-                self.conn.execute_batch("COMMIT")
-            });
-        if stored.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        let restored = self.conn.busy_timeout(self.busy);
-        stored.and(restored).map_err(|e| self.err(e))
+        self.without_waiting(|| {
+            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO config_cache (key, config) VALUES (?1, ?2)",
+                params![&key[..], config],
+            )?;
+            tx.execute(
+                "DELETE FROM config_cache WHERE rowid <= (SELECT max(rowid) FROM config_cache) - ?1",
+                params![KEPT],
+            )?;
+            tx.commit()
+        })
+        .and_then(|stored| stored)
+        .map_err(|e| self.err(e))
     }
 }

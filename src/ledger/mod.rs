@@ -159,11 +159,17 @@ impl Ledger {
             // Never wait for other processes' readers or writer here (the
             // hook has a deadline): a busy ledger is checkpointed by a
             // later write.
-            if self.conn.busy_timeout(Duration::ZERO).is_ok() {
-                self.checkpoint();
-                let _ = self.conn.busy_timeout(self.busy);
-            }
+            let _ = self.without_waiting(|| self.checkpoint());
         }
+    }
+
+    /// Runs `f` with this connection waiting for no other process's lock
+    /// (busy at once), then waiting again as it did before.
+    pub(crate) fn without_waiting<T>(&self, f: impl FnOnce() -> T) -> rusqlite::Result<T> {
+        self.conn.busy_timeout(Duration::ZERO)?;
+        let out = f();
+        let _ = self.conn.busy_timeout(self.busy);
+        Ok(out)
     }
 
     /// How long this connection waits for another process's lock from now
