@@ -54,6 +54,17 @@ const UPSERT_COST_STATE: &str =
         cache_read = max(cache_read, excluded.cache_read),
         web_search = max(web_search, excluded.web_search)";
 
+/// Adds a delta to its rollup bucket's row, creating the row if needed.
+const UPSERT_ROLLUP: &str =
+    "INSERT INTO rollup (bucket, place_id, session_id, model, fast, us_geo, class, messages,
+        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+     ON CONFLICT (place_id, bucket, session_id, model, fast, us_geo, class) DO UPDATE SET
+        messages = messages + excluded.messages, input = input + excluded.input,
+        output = output + excluded.output, cache_write_5m = cache_write_5m + excluded.cache_write_5m,
+        cache_write_1h = cache_write_1h + excluded.cache_write_1h,
+        cache_read = cache_read + excluded.cache_read, web_search = web_search + excluded.web_search";
+
 /// How many leading bytes identify a file's content.
 const HEAD_LEN: u64 = 4096;
 /// Rows per transaction on a large ingest.
@@ -1318,14 +1329,17 @@ impl<'a> Writer<'a> {
         } else {
             r.known.map_or(0, |k| k.skipped)
         } + r.skipped as i64;
-        conn.prepare_cached(
+        // The row under this path was read above, in this transaction: an
+        // update when there is one, else an insert (each statement simpler
+        // to prepare than an upsert, which the hook does on every call).
+        conn.prepare_cached(if now_known.is_some() {
+            "UPDATE files SET project = ?2, dev = ?3, ino = ?4, size = ?5, mtime_ns = ?6, offset = ?7,
+               head_len = ?8, head_hash = ?9, skipped_lines = ?10, ctime_ns = ?11
+             WHERE path = ?1"
+        } else {
             "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines, ctime_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (path) DO UPDATE SET project = excluded.project, dev = excluded.dev, ino = excluded.ino,
-               size = excluded.size, mtime_ns = excluded.mtime_ns, offset = excluded.offset,
-               head_len = excluded.head_len, head_hash = excluded.head_hash, skipped_lines = excluded.skipped_lines,
-               ctime_ns = excluded.ctime_ns",
-        )
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        })
         .and_then(|mut s| {
             s.execute(params![
                 r.key,
@@ -1362,6 +1376,21 @@ impl<'a> Writer<'a> {
             return Ok(*id);
         }
         let conn = &self.ledger.conn;
+        // A place the ledger knows with its real path already (every hook
+        // call's): nothing to resolve or write.
+        let known: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM places WHERE cwd = ?1 AND project = ?2 AND real_cwd IS NOT NULL",
+            )
+            .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)).optional())
+            .map_err(|e| self.ledger.err(e))?;
+        if let Some(id) = known {
+            self.places
+                .entry(project.to_owned())
+                .or_default()
+                .insert(cwd.to_owned(), id);
+            return Ok(id);
+        }
         // The cwd's real path, resolved once per place and run ('' when it
         // is its own real path or does not exist here).
         let real = super::query::real_path(cwd).unwrap_or_default();
@@ -1642,20 +1671,25 @@ impl<'a> Writer<'a> {
     }
 
     fn flush_rollup(&mut self) -> Result<()> {
-        let mut st = self
-            .ledger
-            .conn
-            .prepare_cached(
-                "INSERT INTO rollup (bucket, place_id, session_id, model, fast, us_geo, class, messages,
-                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                 ON CONFLICT (place_id, bucket, session_id, model, fast, us_geo, class) DO UPDATE SET
-                    messages = messages + excluded.messages, input = input + excluded.input,
-                    output = output + excluded.output, cache_write_5m = cache_write_5m + excluded.cache_write_5m,
-                    cache_write_1h = cache_write_1h + excluded.cache_write_1h,
-                    cache_read = cache_read + excluded.cache_read, web_search = web_search + excluded.web_search",
-            )
-            .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+        // A bucket's row is added to with a plain update where it exists
+        // (a hook call's usually does: far cheaper to prepare than the
+        // upsert), else upserted (a first load's rows, all new).
+        let conn = &self.ledger.conn;
+        let err = |e| classify_err(&self.ledger.path, self.ledger.busy, e);
+        let mut add = match self.fresh {
+            Some(_) => None,
+            None => Some(
+                conn.prepare_cached(
+                    "UPDATE rollup SET messages = messages + ?8, input = input + ?9, output = output + ?10,
+                        cache_write_5m = cache_write_5m + ?11, cache_write_1h = cache_write_1h + ?12,
+                        cache_read = cache_read + ?13, web_search = web_search + ?14
+                     WHERE place_id = ?2 AND bucket = ?1 AND session_id = ?3 AND model = ?4
+                       AND fast = ?5 AND us_geo = ?6 AND class = ?7",
+                )
+                .map_err(err)?,
+            ),
+        };
+        let mut upsert = None;
         let mut first_changed: Option<i64> = None;
         // In the rollup's key order: a large flush (a first load) then
         // appends to its B-tree instead of splitting pages all over it.
@@ -1682,11 +1716,11 @@ impl<'a> Writer<'a> {
         });
         for (k, d) in deltas {
             first_changed = Some(first_changed.map_or(k.bucket, |b| b.min(k.bucket)));
-            st.execute(params![
+            let row = params![
                 k.bucket,
                 k.place_id,
-                self.names.name(k.session_id),
-                self.names.name(k.model),
+                names.name(k.session_id),
+                names.name(k.model),
                 k.fast,
                 k.us_geo,
                 k.class,
@@ -1697,10 +1731,20 @@ impl<'a> Writer<'a> {
                 d.t[3],
                 d.t[4],
                 d.t[5]
-            ])
-            .map_err(|e| classify_err(&self.ledger.path, self.ledger.busy, e))?;
+            ];
+            let added = match &mut add {
+                Some(st) => st.execute(row).map_err(err)? > 0,
+                None => false,
+            };
+            if !added {
+                let st = match &mut upsert {
+                    Some(st) => st,
+                    None => upsert.insert(conn.prepare_cached(UPSERT_ROLLUP).map_err(err)?),
+                };
+                st.execute(row).map_err(err)?;
+            }
         }
-        drop(st);
+        drop((add, upsert));
         let cut = if self.sessions_changed {
             Some(i64::MIN)
         } else {
