@@ -2067,6 +2067,69 @@ fn the_hook_reads_budgets_yaml_from_the_ledger_until_the_file_changes() {
     assert_blocked(&check(&env, &agent(&env, ACME)));
 }
 
+// Proves: a budgets.yaml that names its own ledger (`ledger:`, relative
+// to the file) has its config kept in, and read from, that ledger, not the
+// default one, even when the default one exists and holds an entry for the
+// very same bytes.
+#[test]
+fn a_config_naming_its_ledger_is_kept_in_that_ledger() {
+    let env = acme("hard_stop", 1_123_400_000);
+    let yaml = std::fs::read_to_string(&env.config).unwrap() + "ledger: own.sqlite\n";
+    env.write_config(&yaml);
+    let own = env.path().join("own.sqlite");
+    let default = env.home.join(".local/share/octo-budget/ledger.sqlite");
+    let configs = |ledger: &std::path::Path| {
+        let c = rusqlite::Connection::open(ledger).unwrap();
+        let mut st = c.prepare("SELECT config FROM config_cache").unwrap();
+        let rows = st.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<String>>()
+    };
+    let tamper = |ledger: &std::path::Path, config: &str| {
+        rusqlite::Connection::open(ledger)
+            .unwrap()
+            .execute("UPDATE config_cache SET config = ?1", [config])
+            .unwrap();
+    };
+    // The default ledger, named by --ledger, stores this file's config; a
+    // $2,000 cap there instead of the file's $1,000.
+    for _ in 0..2 {
+        assert_blocked(
+            &env.cmd_with_ledger(&default)
+                .arg("check")
+                .write_stdin(agent(&env, ACME))
+                .output()
+                .unwrap(),
+        );
+    }
+    let stored = configs(&default);
+    assert_eq!(stored.len(), 1);
+    tamper(&default, &stored[0].replace("1000000000", "2000000000"));
+    // Without --ledger: the file's own ledger, so the file's $1,000.
+    let hook = || {
+        let mut c =
+            assert_cmd::Command::from_std(env.sealed(assert_cmd::cargo::cargo_bin("octo-budget")));
+        c.args([
+            "--config",
+            env.config.to_str().unwrap(),
+            "--now",
+            &env.now,
+            "check",
+        ])
+        .write_stdin(agent(&env, ACME))
+        .output()
+        .unwrap()
+    };
+    for _ in 0..2 {
+        assert_blocked(&hook());
+    }
+    let stored = configs(&own);
+    assert_eq!(stored.len(), 1, "stored in the config's own ledger");
+    // ... and read from there: a $2,000 entry there is what the call obeys.
+    tamper(&own, &stored[0].replace("1000000000", "2000000000"));
+    assert_allowed_silently(&hook());
+    assert_eq!(configs(&default).len(), 1);
+}
+
 // Proves: a budgets.yaml that does not validate is refused on every call
 // and never stored; only the ledger the call uses keeps configs.
 #[test]

@@ -123,7 +123,10 @@ impl Context {
         let text = octo_budget::config::read_bounded(&path)?;
         let pctx = self.path_context();
         let key = cached::key(&text, &path, &pctx);
-        let guess = absolute(&self.locations.ledger_path_with(None), self);
+        // The ledger the file names (checked below, once the config is
+        // known), else the default one.
+        let named = cached::configured_ledger(&text, &path, &pctx);
+        let guess = absolute(&self.locations.ledger_path_with(named.as_deref()), self);
         let ledger = if guess.is_file() {
             Ledger::open_if_current(&guess, LIVE_OPEN_WAIT)
                 .ok()

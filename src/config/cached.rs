@@ -58,6 +58,96 @@ pub fn key(text: &str, path: &Path, ctx: &PathContext) -> [u8; 16] {
     h.digest128().to_le_bytes()
 }
 
+/// The ledger that budgets.yaml's `text` (at `path`) names with `ledger:`,
+/// read without parsing the YAML, so that the hook can look its config up
+/// in that ledger (a team's config names its server: the ledger is then
+/// that server's local copy). None when the file names none, or names it
+/// in any form but the plain one (`ledger: value`, at the start of a line,
+/// quoted or not, without escapes; once). This is a guess only: what is
+/// found in the ledger it names is used when the parsed or stored config
+/// names that same ledger, and is otherwise as good as a miss.
+pub fn configured_ledger(text: &str, path: &Path, ctx: &PathContext) -> Option<PathBuf> {
+    let raw = ledger_line(text)?;
+    Some(ctx.ledger_setting(raw, &super::validate::folder_of(path)))
+}
+
+/// The value of a file's single top-level `ledger:` line, unquoted.
+fn ledger_line(text: &str) -> Option<&str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut found = None;
+    let mut content = false;
+    let mut just_found = false;
+    for line in text.lines() {
+        // A document marker after the first content: more than one
+        // document, which the parse refuses.
+        if line.starts_with("---") || line.starts_with("...") {
+            if content {
+                return None;
+            }
+            continue;
+        }
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        // An indented line right after it continues the value.
+        if std::mem::take(&mut just_found) && t.len() < line.len() {
+            return None;
+        }
+        content = true;
+        let Some(rest) = line.strip_prefix("ledger:") else {
+            continue;
+        };
+        just_found = true;
+        if found.is_some() || !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+            return None;
+        }
+        found = Some(scalar(rest)?);
+    }
+    found
+}
+
+/// A plain or quoted one-line YAML scalar without escapes, comment removed.
+fn scalar(rest: &str) -> Option<&str> {
+    let v = rest.trim();
+    let (v, after) = match v.chars().next()? {
+        q @ ('\'' | '"') => {
+            let inner = &v[1..];
+            let end = inner.find(q)?;
+            let value = &inner[..end];
+            if value.contains('\\') || inner[end + 1..].starts_with(q) {
+                return None;
+            }
+            (value, &inner[end + 1..])
+        }
+        // Anything YAML reads otherwise (aliases, tags, block scalars,
+        // flow collections, directives, ...).
+        '&' | '*' | '!' | '|' | '>' | '[' | '{' | '%' | '@' | '`' | '-' | '?' | ':' | ',' | '#' => {
+            return None
+        }
+        _ => {
+            let v = match v.find(" #").or_else(|| v.find("\t#")) {
+                Some(i) => v[..i].trim_end(),
+                None => v,
+            };
+            // ": " would start a mapping.
+            if v.contains(": ") || v.ends_with(':') {
+                return None;
+            }
+            (v, "")
+        }
+    };
+    let after = after.trim();
+    if !(after.is_empty() || after.starts_with('#')) {
+        return None;
+    }
+    // YAML's nulls (and an empty value) name no ledger.
+    match v {
+        "" | "~" | "null" | "Null" | "NULL" => None,
+        v => Some(v),
+    }
+}
+
 /// The stored form of `cfg`; None when it cannot be stored exactly (a path
 /// that is not UTF-8, or a float that is not finite).
 pub fn encode(cfg: &Config) -> Option<String> {
@@ -359,6 +449,63 @@ mod tests {
         PathContext {
             home: Some(PathBuf::from("/home/dev")),
             local_zone: Some(chrono_tz::Europe::Paris),
+        }
+    }
+
+    /// The ledger a file names is read from its plain `ledger:` line as
+    /// the parse reads it (expanded, relative to the file, a URI as is);
+    /// every other form is no guess at all.
+    #[test]
+    fn the_named_ledger_is_read_from_a_plain_line_only() {
+        let at = Path::new("/etc/ob/budgets.yaml");
+        let named = |text: &str| configured_ledger(text, at, &ctx());
+        let parsed = |text: &str| {
+            Config::parse(
+                &format!("{text}total:\n  monthly_usd_cap: 10\n"),
+                at,
+                &ctx(),
+            )
+            .unwrap()
+            .ledger
+        };
+        for text in [
+            "ledger: /var/ob/l.sqlite\n",
+            "ledger: ~/l.sqlite  # mine\n",
+            "ledger: 'rel/l.sqlite'\n",
+            "---\n# team\nledger: \"postgres://ob@db.internal/budgets\"\ntimezone: UTC\n",
+            "ledger:\tpostgresql://db/x?sslmode=disable\n",
+        ] {
+            assert_eq!(named(text), parsed(text), "{text:?}");
+            assert!(named(text).is_some(), "{text:?}");
+        }
+        assert_eq!(
+            named("ledger: ~/l.sqlite\n"),
+            Some(PathBuf::from("/home/dev/l.sqlite"))
+        );
+        assert_eq!(
+            named("ledger: rel/l.sqlite\n"),
+            Some(PathBuf::from("/etc/ob/rel/l.sqlite"))
+        );
+        for text in [
+            "timezone: UTC\n",
+            "ledger:\n",
+            "ledger: ~\n",
+            "ledger: null\n",
+            "ledger: # none\n",
+            "ledger: /a\nledger: /b\n",
+            "ledger: /a\n  /b\n",
+            "ledger: \"/a\\tb\"\n",
+            "ledger: 'it''s'\n",
+            "ledger: *anchor\n",
+            "ledger: >\n  /a\n",
+            "ledger: [/a]\n",
+            "ledger: a: b\n",
+            "ledger: /a\n---\nledger: /b\n",
+            "gate:\n  ledger: /a\n",
+            "ledgers: /a\n",
+            "{ledger: /a}\n",
+        ] {
+            assert_eq!(named(text), None, "{text:?}");
         }
     }
 

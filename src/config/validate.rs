@@ -42,6 +42,32 @@ impl PathContext {
         };
         normalise_path(&abs)
     }
+
+    /// The ledger that `ledger: raw` names in a file in folder `base`: a
+    /// team ledger's URI as written (without a password), else the path
+    /// expanded as [`PathContext::expand`] does.
+    pub fn ledger_setting(&self, raw: &str, base: &Path) -> PathBuf {
+        if crate::ledger::team::is_uri(raw) {
+            PathBuf::from(raw.trim())
+        } else {
+            PathBuf::from(self.expand(raw, base))
+        }
+    }
+}
+
+/// The folder of the config file at `path`, absolute: what relative paths
+/// in it are relative to.
+pub fn folder_of(path: &Path) -> PathBuf {
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    std::path::absolute(&base).unwrap_or(base)
 }
 
 /// Lexical normalisation of an absolute path.
@@ -94,16 +120,7 @@ impl Config {
             ));
         }
         let v = Validator { path, text };
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let base = if base.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base
-        };
-        let base = std::path::absolute(&base).unwrap_or(base);
+        let base = folder_of(path);
 
         let mut notices = Vec::new();
         if raw.spend_json.is_some() {
@@ -289,15 +306,14 @@ impl Config {
             .flatten()
             .map(|d| PathBuf::from(ctx.expand(d, &base)))
             .collect();
-        // A team ledger's URI is kept as written (without a password).
         let ledger = match raw.ledger.as_deref() {
             Some(l) if crate::ledger::team::is_uri(l) => {
                 if let Err(e) = crate::ledger::team::TeamUri::parse(l) {
                     return Err(v.error(&[Seg::Key("ledger")], e));
                 }
-                Some(PathBuf::from(l.trim()))
+                Some(ctx.ledger_setting(l, &base))
             }
-            l => l.map(|l| PathBuf::from(ctx.expand(l, &base))),
+            l => l.map(|l| ctx.ledger_setting(l, &base)),
         };
         let trunk_branches = match &raw.trunk_branches {
             Some(list) => {
