@@ -1332,13 +1332,24 @@ impl<'a> Writer<'a> {
         // The row under this path was read above, in this transaction: an
         // update when there is one, else an insert (each statement simpler
         // to prepare than an upsert, which the hook does on every call).
-        conn.prepare_cached(if now_known.is_some() {
-            "UPDATE files SET project = ?2, dev = ?3, ino = ?4, size = ?5, mtime_ns = ?6, offset = ?7,
-               head_len = ?8, head_hash = ?9, skipped_lines = ?10, ctime_ns = ?11
-             WHERE path = ?1"
-        } else {
-            "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines, ctime_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        // The same file as before (an appended one: every hook call's)
+        // keeps its (dev, ino), and so its `files_inode` entry: an update
+        // that does not name them leaves that index's page unwritten.
+        conn.prepare_cached(match now_known {
+            Some((dev, ino, _, _)) if (dev, ino) == (r.meta.dev, r.meta.ino) => {
+                "UPDATE files SET project = ?2, size = ?5, mtime_ns = ?6, offset = ?7,
+                   head_len = ?8, head_hash = ?9, skipped_lines = ?10, ctime_ns = ?11
+                 WHERE path = ?1"
+            }
+            Some(_) => {
+                "UPDATE files SET project = ?2, dev = ?3, ino = ?4, size = ?5, mtime_ns = ?6, offset = ?7,
+                   head_len = ?8, head_hash = ?9, skipped_lines = ?10, ctime_ns = ?11
+                 WHERE path = ?1"
+            }
+            None => {
+                "INSERT INTO files (path, project, dev, ino, size, mtime_ns, offset, head_len, head_hash, skipped_lines, ctime_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            }
         })
         .and_then(|mut s| {
             s.execute(params![
