@@ -487,6 +487,102 @@ fn check_on_one_host_blocks_on_the_teams_spend() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("acme"));
 }
 
+// Proves: a team's budgets.yaml that names the server (`ledger:` a URI,
+// no --ledger) has its validated config kept in this host's working copy
+// of the team ledger, and the hook reads it from there: an entry there
+// that says otherwise is what the next call obeys. No default ledger is
+// created on the way.
+#[test]
+fn a_team_config_is_kept_in_the_hosts_working_copy() {
+    let Some(pg) = Pg::start() else { return };
+    let env = fixture_env();
+    let yaml = fs::read_to_string(&env.config).unwrap();
+    let line = "ledger: target/octo-budget-example.sqlite";
+    assert!(yaml.contains(line));
+    env.write_config(&yaml.replace(line, &format!("ledger: {}", pg.uri())));
+    let b = host(&env, &pg, "b");
+    split_fixtures(&host(&env, &pg, "a"), &b);
+    let transcript = b.claude.join("projects/-work-clients-acme/s-b-new.jsonl");
+    let input = prompt("s-b-new", "/work/clients/acme", &transcript);
+    let hook = || {
+        let mut c = env.sealed(assert_cmd::cargo::cargo_bin("octo-budget"));
+        c.env("OCTO_BUDGET_HOST", "b")
+            .env("CLAUDE_CONFIG_DIR", &b.claude)
+            .args(["--config", env.config.to_str().unwrap()])
+            .args(["--now", &env.now]);
+        check(&mut c, &input).0
+    };
+    for _ in 0..2 {
+        let out = hook();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let team_dir = env.home.join(".local/share/octo-budget/team");
+    let copies: Vec<PathBuf> = fs::read_dir(&team_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(!env
+        .home
+        .join(".local/share/octo-budget/ledger.sqlite")
+        .exists());
+    let copy = rusqlite::Connection::open(&copies[0]).unwrap();
+    let stored: Vec<String> = copy
+        .prepare("SELECT config FROM config_cache")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(stored.len(), 1, "the config is stored in the working copy");
+    // Every arm's and the total's caps at $0.01 in the stored entry only:
+    // the next call, reading it, refuses the prompt (acme is over $0.01).
+    let tiny = with_tiny_caps(&stored[0]);
+    copy.execute("UPDATE config_cache SET config = ?1", [&tiny])
+        .unwrap();
+    drop(copy);
+    let out = hook();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the stored entry is what the call obeys: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `stored` (a config as the ledger keeps it) with every cap in its
+/// `caps` arrays set to 10,000 micro-dollars ($0.01).
+fn with_tiny_caps(stored: &str) -> String {
+    let mut v: Value = serde_json::from_str(stored).unwrap();
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "caps" {
+                        if let Value::Array(a) = x {
+                            for c in a.iter_mut().filter(|c| !c.is_null()) {
+                                *c = Value::from(10_000);
+                            }
+                        }
+                    } else {
+                        walk(x);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v.to_string()
+}
+
 // Proves: with the server stopped, `check` answers from the working copy
 // within the cache bound, and past it refuses within its deadline
 // with a reason naming the server (never the password), `report` and
