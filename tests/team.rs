@@ -541,7 +541,7 @@ fn a_team_config_is_kept_in_the_hosts_working_copy() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(stored.len(), 1, "the config is stored in the working copy");
-    // Every arm's and the total's caps at $0.01 in the stored entry only:
+    // Every arm's caps at $0.01 in the stored entry only:
     // the next call, reading it, refuses the prompt (acme is over $0.01).
     let tiny = with_tiny_caps(&stored[0]);
     copy.execute("UPDATE config_cache SET config = ?1", [&tiny])
