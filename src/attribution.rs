@@ -13,8 +13,10 @@ use crate::config::Arm;
 /// Maps directories to arm indexes (into `Config::arms`).
 #[derive(Debug, Clone)]
 pub struct Attributor {
-    /// Path -> arm index (the first arm to list a path keeps it).
-    paths: HashMap<String, usize>,
+    /// Path -> arm index (the first arm to list a path keeps it). Hashed
+    /// with foldhash: a lookup per folder of every place on every hook
+    /// call (the keys are the config's own paths).
+    paths: HashMap<String, usize, foldhash::fast::RandomState>,
     /// (encoded path, arm index), longest first.
     encoded: Vec<(String, usize)>,
 }
@@ -32,7 +34,7 @@ impl Attributor {
             .iter()
             .map(|(p, i)| (encode_project(p), *i))
             .collect();
-        let mut paths = HashMap::with_capacity(sorted.len());
+        let mut paths = HashMap::with_capacity_and_hasher(sorted.len(), Default::default());
         for (p, i) in arms
             .iter()
             .enumerate()
