@@ -112,8 +112,9 @@ impl Context {
     /// (`config::cached`), else parsed and stored. Returns the ledger too
     /// when it is the one the config names (see [`reuse_or_open`]), opened on
     /// the way: the ledger looked in is the one `--ledger` (or
-    /// `$OCTO_BUDGET_LEDGER`) or the default location names, so a config
-    /// that names its own with `ledger:` is parsed on every call. Nothing
+    /// `$OCTO_BUDGET_LEDGER`) names, else the one the file's plain
+    /// `ledger:` line names (`cached::configured_ledger`, a guess checked
+    /// against the config), else the default location. Nothing
     /// here fails that did not fail before: a ledger that is missing, busy,
     /// unreadable or not yet migrated to this build's schema (migrated
     /// later, once the config is known) only means the file is parsed.
