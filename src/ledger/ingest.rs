@@ -1386,24 +1386,34 @@ impl<'a> Writer<'a> {
         if let Some(id) = self.places.get(project).and_then(|m| m.get(cwd)) {
             return Ok(*id);
         }
-        let conn = &self.ledger.conn;
-        // A place the ledger knows with its real path already (every hook
-        // call's): nothing to resolve or write.
-        let known: Option<i64> = conn
+        let id = match self.known_place(cwd, project)? {
+            Some(id) => id,
+            None => self.add_place(cwd, project)?,
+        };
+        self.places
+            .entry(project.to_owned())
+            .or_default()
+            .insert(cwd.to_owned(), id);
+        Ok(id)
+    }
+
+    /// A place the ledger knows with its real path already (every hook
+    /// call's): nothing to resolve or write.
+    fn known_place(&self, cwd: &str, project: &str) -> Result<Option<i64>> {
+        self.ledger
+            .conn
             .prepare_cached(
                 "SELECT id FROM places WHERE cwd = ?1 AND project = ?2 AND real_cwd IS NOT NULL",
             )
             .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)).optional())
-            .map_err(|e| self.ledger.err(e))?;
-        if let Some(id) = known {
-            self.places
-                .entry(project.to_owned())
-                .or_default()
-                .insert(cwd.to_owned(), id);
-            return Ok(id);
-        }
-        // The cwd's real path, resolved once per place and run ('' when it
-        // is its own real path or does not exist here).
+            .map_err(|e| self.ledger.err(e))
+    }
+
+    /// Records a place (or the real path of one read before real paths
+    /// were kept): its cwd's real path is resolved once per place and run
+    /// ('' when it is its own real path or does not exist here).
+    fn add_place(&self, cwd: &str, project: &str) -> Result<i64> {
+        let conn = &self.ledger.conn;
         let real = super::query::real_path(cwd).unwrap_or_default();
         conn.prepare_cached(
             "INSERT INTO places (cwd, project, real_cwd) VALUES (?1, ?2, ?3)
@@ -1412,15 +1422,9 @@ impl<'a> Writer<'a> {
         )
         .and_then(|mut s| s.execute(params![cwd, project, real]))
         .map_err(|e| self.ledger.err(e))?;
-        let id: i64 = conn
-            .prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
+        conn.prepare_cached("SELECT id FROM places WHERE cwd = ?1 AND project = ?2")
             .and_then(|mut s| s.query_row(params![cwd, project], |r| r.get(0)))
-            .map_err(|e| self.ledger.err(e))?;
-        self.places
-            .entry(project.to_owned())
-            .or_default()
-            .insert(cwd.to_owned(), id);
-        Ok(id)
+            .map_err(|e| self.ledger.err(e))
     }
 
     /// Merges one row into `responses`, keeping the rollup in step:
