@@ -414,6 +414,8 @@ def pct(values, p):
 
 # ---------------------------------------------------------------- hook latency
 REFUSED = b"cannot check the budget"
+# A process that does nothing: the floor under every hook call.
+TRUE_BIN = shutil.which("true") or "/bin/true"
 
 
 def pick_session(manifest):
@@ -451,7 +453,10 @@ def timed_calls(a, name, cmd, env, stdin_path, grow, calls, fails, ok_exits=(0, 
 
 
 def latency(times):
+    """Percentiles of the timed calls, and every call's time in order (drift
+    within a series shows there, not in the percentiles)."""
     return {
+        "samples_ms": [round(t, 3) for t in times],
         "p50_ms": round(pct(times, 50), 3) if times else None,
         "p90_ms": round(pct(times, 90), 3) if times else None,
         "p99_ms": round(pct(times, 99), 3) if times else None,
@@ -751,6 +756,11 @@ def main():
                              "responses": exp1["responses"] - exp0["responses"]}
         report("report_after_append", exp1)
 
+        # ---------------- the floor of a hook call on this machine right now: starting a
+        # process that does nothing, through the same harness (the VM's speed moves it)
+        floor = [run([TRUE_BIN], env, timeout=30, rss=False)["wall_s"] * 1000.0 for _ in range(53)][3:]
+        results["process_floor"] = dict(latency(floor), cmd=[TRUE_BIN])
+
         # ---------------- check and statusline latency while one transcript grows
         hooks = hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cmd, failures,
                             statusline=True)
@@ -815,6 +825,8 @@ def main():
         m = e.get("max_rss_kb")
         row(label, m and m / 1024.0, ccr and ccr / 1024.0, ratio(m, ccr),
             ("ratio", TARGETS["rss_ratio"]) if cc_ok else None, "mib")
+    fl = results.get("process_floor", {})
+    row("for scale: starting `true`, p50 (ms)", fl.get("p50_ms"), None, None, None, "ms")
     chk = results.get("check", {})
     row("check, gated tool, p50 (ms)", chk.get("p50_ms"), None, None, ("abs", TARGETS["check_p50_ms"]), "ms")
     row("check, gated tool, p99 (ms)", chk.get("p99_ms"), None, None, ("abs", TARGETS["check_p99_ms"]), "ms")
