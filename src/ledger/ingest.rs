@@ -133,6 +133,43 @@ struct Known {
     skipped: i64,
 }
 
+/// `SELECT` of a `files` row's columns, in the order [`Known::of_row`]
+/// reads them, with the rest of the statement appended.
+macro_rules! select_files {
+    ($rest:literal) => {
+        concat!(
+            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, offset, head_len, head_hash, skipped_lines FROM files",
+            $rest
+        )
+    };
+}
+
+/// A file's row by its path: planning reads it, and the write transaction
+/// reads it again (one statement for both: a hook call prepares it once).
+const FILE_BY_PATH: &str = select_files!(" WHERE path = ?1");
+
+impl Known {
+    /// A row that `select_files!` selects: the file's path and what the ledger knows of it.
+    fn of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> {
+        Ok((
+            r.get(0)?,
+            Known {
+                meta: Meta {
+                    dev: r.get(1)?,
+                    ino: r.get(2)?,
+                    size: r.get(3)?,
+                    mtime_ns: r.get(4)?,
+                    ctime_ns: r.get(5)?,
+                },
+                offset: r.get(6)?,
+                head_len: r.get(7)?,
+                head_hash: r.get(8)?,
+                skipped: r.get(9)?,
+            },
+        ))
+    }
+}
+
 struct Work {
     file: TranscriptFile,
     key: String,
@@ -517,31 +554,12 @@ impl KnownFiles {
     /// One query per file for a few (the hook's), one query for all when
     /// there are many (a full scan).
     fn load(ledger: &Ledger, files: &[(&TranscriptFile, Meta)]) -> Result<KnownFiles> {
-        const COLUMNS: &str =
-            "path, dev, ino, size, mtime_ns, ctime_ns, offset, head_len, head_hash, skipped_lines";
-        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, Known)> {
-            Ok((
-                r.get(0)?,
-                Known {
-                    meta: Meta {
-                        dev: r.get(1)?,
-                        ino: r.get(2)?,
-                        size: r.get(3)?,
-                        mtime_ns: r.get(4)?,
-                        ctime_ns: r.get(5)?,
-                    },
-                    offset: r.get(6)?,
-                    head_len: r.get(7)?,
-                    head_hash: r.get(8)?,
-                    skipped: r.get(9)?,
-                },
-            ))
-        };
+        let row = Known::of_row;
         let mut rows = Vec::with_capacity(files.len());
         if files.len() > 64 {
             let mut st = ledger
                 .conn
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM files"))
+                .prepare_cached(select_files!(""))
                 .map_err(|e| ledger.err(e))?;
             let it = st.query_map([], row).map_err(|e| ledger.err(e))?;
             for r in it {
@@ -550,13 +568,11 @@ impl KnownFiles {
         } else {
             let mut by_path = ledger
                 .conn
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))
+                .prepare_cached(FILE_BY_PATH)
                 .map_err(|e| ledger.err(e))?;
             let mut by_inode = ledger
                 .conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM files WHERE dev = ?1 AND ino = ?2 ORDER BY path"
-                ))
+                .prepare_cached(select_files!(" WHERE dev = ?1 AND ino = ?2 ORDER BY path"))
                 .map_err(|e| ledger.err(e))?;
             for (f, meta) in files {
                 let it = by_inode
@@ -1192,14 +1208,10 @@ impl<'a> Writer<'a> {
         // these lines (or more) and our skipped-line count would be doubled.
         let conn = &self.ledger.conn;
         let now_known: Option<(i64, i64, i64, i64)> = conn
-            .prepare_cached("SELECT dev, ino, offset, head_hash FROM files WHERE path = ?1")
-            .and_then(|mut s| {
-                s.query_row([&r.key], |x| {
-                    Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?))
-                })
-                .optional()
-            })
-            .map_err(|e| self.ledger.err(e))?;
+            .prepare_cached(FILE_BY_PATH)
+            .and_then(|mut s| s.query_row([&r.key], Known::of_row).optional())
+            .map_err(|e| self.ledger.err(e))?
+            .map(|(_, k)| (k.meta.dev, k.meta.ino, k.offset, k.head_hash));
         let planned = r
             .known
             .map(|k| (k.meta.dev, k.meta.ino, k.offset, k.head_hash));
