@@ -423,6 +423,7 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
     ok(&env.run(&["ingest"]));
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.execute_batch(common::ROLLUP_BEFORE_12).unwrap();
         c.execute_batch(
             "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
              CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);
@@ -461,4 +462,160 @@ fn a_schema_6_ledger_learns_branches_of_files_on_disk() {
     // Read once: the next run reads nothing.
     let out = ok(&env.run(&["ingest"]));
     assert!(out.starts_with("ingested 0 of "), "{out}");
+}
+
+/// A schema 11 ledger (a rollup without branches; per-branch figures read
+/// from the responses through their branch index) upgrades to 12: the
+/// rollup is computed again per branch from the counted responses, and
+/// every figure stays what it was: per branch over all time and for the
+/// month, per arm, and the branch cap's decision. The transcripts are
+/// gone by then, so the upgraded figures can only come from the ledger.
+#[test]
+fn a_schema_11_ledger_keeps_its_figures_with_a_rollup_per_branch() {
+    let env = env_with(HARD_STOP);
+    let all = by_branch(&env, &["--period", "all"]);
+    let month = by_branch(&env, &[]);
+    let arms = env.report_json(&[]);
+    let before = decision(&check(&env, "s-fix2", "Agent"));
+    let has_branch = |c: &rusqlite::Connection| -> bool {
+        c.query_row(
+            "SELECT count(*) FROM pragma_table_info('rollup') WHERE name = 'branch'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        assert!(has_branch(&c));
+        c.execute_batch(common::ROLLUP_BEFORE_12).unwrap();
+        c.execute_batch("PRAGMA user_version = 11;").unwrap();
+        assert!(!has_branch(&c));
+    }
+    std::fs::remove_dir_all(&env.claude).unwrap();
+    std::fs::create_dir_all(&env.claude).unwrap();
+    assert_eq!(by_branch(&env, &["--period", "all"]), all);
+    assert_eq!(by_branch(&env, &[]), month);
+    assert_eq!(env.report_json(&[])["arms"], arms["arms"]);
+    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+    let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert!(has_branch(&c));
+    assert_eq!(
+        one("PRAGMA user_version"),
+        octo_budget::ledger::schema::VERSION
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM sqlite_master WHERE name = 'responses_branch'"),
+        0
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM sqlite_master WHERE name = 'rollup_branch'"),
+        1
+    );
+    assert_eq!(
+        one("SELECT count(DISTINCT branch) FROM rollup"),
+        one("SELECT count(DISTINCT branch) FROM responses WHERE counted")
+    );
+    drop(c);
+    assert_eq!(decision(&check(&env, "s-fix2", "Agent")).0, before.0);
+}
+
+/// Every row of `rollup`, in key order, as text.
+fn rollup_rows(ledger: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(ledger).unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT bucket || '|' || place_id || '|' || session_id || '|' || model || '|' || fast || '|' ||
+                    us_geo || '|' || class || '|' || branch || '|' || messages || '|' || input || '|' ||
+                    output || '|' || cache_write_5m || '|' || cache_write_1h || '|' || cache_read || '|' ||
+                    web_search
+             FROM rollup ORDER BY place_id, bucket, session_id, model, fast, us_geo, class, branch",
+        )
+        .unwrap();
+    let rows = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows
+}
+
+/// Migration 12 computes the rollup from the responses exactly as the
+/// writer keeps it: the same rows, field for field, for prompts on each
+/// side of both long-context thresholds (100k, 200k tokens), timestamps on
+/// each side of a bucket boundary, a branch change within a bucket, a
+/// response without a branch, and a sidechain copy that is not counted.
+#[test]
+fn migration_12_builds_the_rollup_the_writer_keeps() {
+    let env = Env::new();
+    env.write_config(HARD_STOP);
+    let line = |msg: &str, ts: &str, branch: Option<&str>, prompt: u64| {
+        // A response without a branch takes its session's latest: the
+        // one without is in a session of its own.
+        let session = if branch.is_some() {
+            "s-m12"
+        } else {
+            "s-m12-none"
+        };
+        let mut v: Value = serde_json::from_str(&assistant(
+            session,
+            CWD,
+            msg,
+            &format!("req-{msg}"),
+            ts,
+            HAIKU,
+            json!({"input_tokens": prompt / 2, "cache_read_input_tokens": prompt - prompt / 2,
+                   "output_tokens": 7}),
+        ))
+        .unwrap();
+        if let Some(b) = branch {
+            v["gitBranch"] = json!(b);
+        }
+        v.to_string()
+    };
+    let mut lines = vec![
+        line("m1", "2026-11-10T10:14:59.999Z", Some("main"), 99_999),
+        line("m2", "2026-11-10T10:15:00.000Z", Some("main"), 100_000),
+        line("m3", "2026-11-10T10:16:00.000Z", Some("feat/x"), 100_001),
+        line("m4", "2026-11-10T10:17:00.000Z", Some("feat/x"), 200_000),
+        line("m5", "2026-11-10T10:18:00.000Z", Some("main"), 200_001),
+        line("m6", "2026-11-10T23:59:59.999Z", None, 5_000),
+    ];
+    // A subagent's copy of m1 (same message, another request id, in a
+    // sidechain): kept, not counted.
+    let mut copy: Value = serde_json::from_str(&lines[0]).unwrap();
+    copy["isSidechain"] = json!(true);
+    copy["requestId"] = json!("req-m1-copy");
+    lines.push(copy.to_string());
+    let path = env.transcript("-work-acme/s-m12.jsonl");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    env.report_json(&["--period", "all"]);
+    let kept = rollup_rows(&env.ledger);
+    // Each case has rows of its own: three prompt classes, three
+    // branches (one none), three buckets.
+    let field = |i: usize| -> std::collections::BTreeSet<String> {
+        kept.iter()
+            .map(|r| r.split('|').nth(i).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(field(6).len(), 3, "classes: {kept:#?}");
+    assert_eq!(field(7).len(), 3, "branches: {kept:#?}");
+    assert_eq!(field(0).len(), 3, "buckets: {kept:#?}");
+    {
+        let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        let not_counted: i64 = c
+            .query_row(
+                "SELECT count(*) FROM responses WHERE NOT counted",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(not_counted, 1, "the sidechain copy");
+        c.execute_batch(common::ROLLUP_BEFORE_12).unwrap();
+        c.execute_batch("PRAGMA user_version = 11;").unwrap();
+    }
+    env.report_json(&["--period", "all"]);
+    assert_eq!(rollup_rows(&env.ledger), kept);
 }

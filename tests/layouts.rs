@@ -440,6 +440,7 @@ fn a_schema_3_ledger_upgrades_without_recounting() {
     assert_fixture_totals(&env.report_json(&[]));
     {
         let c = rusqlite::Connection::open(&env.ledger).unwrap();
+        c.execute_batch(common::ROLLUP_BEFORE_12).unwrap();
         c.execute_batch(
             "DROP INDEX responses_message; ALTER TABLE responses DROP COLUMN message_hash;
              CREATE UNIQUE INDEX responses_key ON responses (message_id, request_id);

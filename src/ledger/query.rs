@@ -25,8 +25,7 @@ pub struct Filter<'a> {
     pub session: Option<&'a str>,
     /// Only this git branch ('' for responses without one).
     pub branch: Option<&'a str>,
-    /// Groups per branch. The rollup has no branch, so this (and
-    /// `branch`) reads the window's response rows.
+    /// Groups per branch.
     pub by_branch: bool,
 }
 
@@ -63,9 +62,7 @@ impl Ledger {
             from_ms.div_euclid(BUCKET_MS) + i64::from(from_ms.rem_euclid(BUCKET_MS) != 0);
         let end_bucket = to_ms.div_euclid(BUCKET_MS); // exclusive
         let mut acc = Acc::default();
-        if filter.by_branch || filter.branch.is_some() {
-            self.raw_part(from_ms, to_ms, filter, &mut acc)?;
-        } else if first_bucket < end_bucket {
+        if first_bucket < end_bucket {
             self.rollup_part(first_bucket, end_bucket, filter, &mut acc)?;
             self.raw_part(from_ms, first_bucket * BUCKET_MS, filter, &mut acc)?;
             self.raw_part(end_bucket * BUCKET_MS, to_ms, filter, &mut acc)?;
@@ -489,7 +486,7 @@ impl Ledger {
         // SQLite's sorter for a GROUP BY over a month of buckets.
         let sql = format!(
             "SELECT bucket / {day_buckets}, place_id, session_id, model, fast, us_geo, class, messages,
-                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search
+                    input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch
              FROM rollup WHERE {bucket} >= ?1 AND {bucket} < ?2{extra}"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
@@ -502,7 +499,11 @@ impl Ledger {
                 day: r.get(0).map_err(|e| self.err(e))?,
                 place_id: r.get(1).map_err(|e| self.err(e))?,
                 session: acc.names.id(text(r, 2).map_err(|e| self.err(e))?),
-                branch: no_branch,
+                branch: if filter.by_branch {
+                    acc.names.id(text(r, 14).map_err(|e| self.err(e))?)
+                } else {
+                    no_branch
+                },
                 model: acc.names.id(text(r, 3).map_err(|e| self.err(e))?),
                 fast: r.get(4).map_err(|e| self.err(e))?,
                 us_geo: r.get(5).map_err(|e| self.err(e))?,
@@ -544,8 +545,6 @@ impl Ledger {
         }
         let mut args: Vec<rusqlite::types::Value> = vec![from_ms.into(), to_ms.into()];
         let extra = Self::filter_sql(filter, &mut args);
-        // With a branch, SQLite finds the rows through `responses_branch`
-        // (branch, ts_ms): a branch's spend over all time is one range.
         let sql = format!(
             "SELECT ts_ms, place_id, session_id, model, fast, us_geo, advisor,
                     input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch
@@ -590,8 +589,8 @@ impl Ledger {
         let mut st = self
             .conn
             .prepare(&format!(
-                "SELECT DISTINCT branch FROM responses
-                 WHERE counted = 1 AND branch != '' AND place_id IN ({}) ORDER BY branch",
+                "SELECT DISTINCT branch FROM rollup
+                 WHERE branch != '' AND place_id IN ({}) ORDER BY branch",
                 ids.join(",")
             ))
             .map_err(|e| self.err(e))?;

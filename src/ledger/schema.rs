@@ -22,8 +22,9 @@
 //!   writer, looks a response's message up before it writes, inside its
 //!   write transaction, so the pair stays unique without a unique index;
 //! - `rollup`: the same tokens summed per 15-minute UTC bucket, place,
-//!   session, model and pricing flags, kept in step with `responses` in the
-//!   same transactions so that a month is a few hundred rows to read;
+//!   session, model, pricing flags and (12) git branch, kept in step with
+//!   `responses` in the same transactions so that a month, or a branch
+//!   over all time, is a few hundred rows to read;
 //! - `notices`: alerts and hook warnings already given;
 //! - `alert_outbox` (2): `alerts --command` events found but not yet
 //!   delivered, with the run that is delivering them (a lease);
@@ -32,13 +33,14 @@
 //! - `halts` (6): sessions the kill switch has halted, with the reason, so
 //!   every later call of the session (its subagents too) is halted until a
 //!   new prompt passes the check;
-//! - `responses.branch` (7): each response's git branch ('' for none),
-//!   with an index so that a branch's spend over all time is one index
-//!   range (`check`'s branch caps); `session_branches` (7): per session,
-//!   the branch of its latest response that named one, for responses
-//!   without `gitBranch`. The rollup has no branch: only `check` (one
-//!   branch, all time) and `report --by branch` need it, and both read
-//!   the responses;
+//! - `responses.branch` (7): each response's git branch ('' for none);
+//!   `session_branches` (7): per session, the branch of its latest
+//!   response that named one, for responses without `gitBranch`. Until 12
+//!   the rollup had no branch, and `check`'s branch caps and `report --by
+//!   branch` read the responses through an index on (branch, ts_ms); 12
+//!   puts the branch in the rollup's key (a session that changes branch
+//!   within a bucket has a row per branch there) and drops that index,
+//!   which a first load spent 5-8% of its time building;
 //! - `cost_states` (8): Claude Code's own totals (`cost-state` records) per
 //!   session, count (`startTime`), model and end of the run they close (the
 //!   time of the latest response before them in the file), with the
@@ -66,7 +68,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{Ledger, LedgerError, Result};
 
 /// The newest schema this binary writes and understands.
-pub const VERSION: i64 = 11;
+pub const VERSION: i64 = 12;
 
 /// `PRAGMA application_id` of an octo-budget ledger: "OCTB" in ASCII.
 pub const APPLICATION_ID: i64 = 0x4F43_5442;
@@ -87,13 +89,11 @@ const OWN_TABLES: [&str; 6] = [
 pub const RESPONSES_MESSAGE_INDEX: &str =
     "CREATE INDEX responses_message ON responses (message_hash)";
 pub const RESPONSES_TS_INDEX: &str = "CREATE INDEX responses_ts ON responses (ts_ms)";
-/// The branch index, as migration 7 creates it.
-/// The rollup's secondary indexes (migration 1), also dropped for a first
-/// load and built once at its end.
+/// The rollup's secondary indexes (migrations 1 and 12), also dropped for
+/// a first load and built once at its end.
 pub const ROLLUP_BUCKET_INDEX: &str = "CREATE INDEX rollup_bucket ON rollup (bucket)";
 pub const ROLLUP_SESSION_INDEX: &str = "CREATE INDEX rollup_session ON rollup (session_id)";
-pub const RESPONSES_BRANCH_INDEX: &str =
-    "CREATE INDEX responses_branch ON responses (branch, ts_ms)";
+pub const ROLLUP_BRANCH_INDEX: &str = "CREATE INDEX rollup_branch ON rollup (branch, bucket)";
 
 /// Rollup bucket width: 15 minutes, so every zone's midnight (all offsets
 /// are multiples of 15 minutes) falls on a bucket boundary.
@@ -319,7 +319,55 @@ const MIGRATIONS: &[&str] = &[
         config TEXT NOT NULL
     );
     ",
+    // 12: the rollup is kept per branch too (see `rollup` above), computed
+    // again from the counted responses (`octo_bucket` and
+    // `octo_prompt_class` are the writer's own [`bucket_of`] and
+    // `PromptClass::of`, registered for the migration); the responses'
+    // branch index goes. Cached spend was priced from the old rows: it
+    // goes too, and `rollup_gen` tells a reader that priced before it.
+    "
+    CREATE TABLE rollup_12 (
+        bucket INTEGER NOT NULL,
+        place_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        fast INTEGER NOT NULL,
+        us_geo INTEGER NOT NULL,
+        class INTEGER NOT NULL,
+        branch TEXT NOT NULL,
+        messages INTEGER NOT NULL,
+        input INTEGER NOT NULL,
+        output INTEGER NOT NULL,
+        cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL,
+        cache_read INTEGER NOT NULL,
+        web_search INTEGER NOT NULL,
+        PRIMARY KEY (place_id, bucket, session_id, model, fast, us_geo, class, branch)
+    ) WITHOUT ROWID;
+    INSERT INTO rollup_12
+    SELECT octo_bucket(ts_ms), place_id, session_id, model, fast, us_geo,
+           octo_prompt_class(input, cache_write_5m, cache_write_1h, cache_read) AS class, branch,
+           SUM(NOT advisor) AS messages, SUM(input) AS input, SUM(output) AS output,
+           SUM(cache_write_5m) AS cw5, SUM(cache_write_1h) AS cw1, SUM(cache_read) AS cr,
+           SUM(web_search) AS ws
+    FROM responses WHERE counted
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    HAVING messages != 0 OR input != 0 OR output != 0 OR cw5 != 0 OR cw1 != 0 OR cr != 0 OR ws != 0;
+    DROP TABLE rollup;
+    ALTER TABLE rollup_12 RENAME TO rollup;
+    CREATE INDEX rollup_bucket ON rollup (bucket);
+    CREATE INDEX rollup_session ON rollup (session_id);
+    CREATE INDEX rollup_branch ON rollup (branch, bucket);
+    DROP INDEX IF EXISTS responses_branch;
+    DELETE FROM spend_cache;
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'rollup_gen';
+    ",
 ];
+
+/// The rollup bucket of a timestamp (milliseconds since the epoch).
+pub fn bucket_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(BUCKET_MS)
+}
 
 /// `responses.message_hash` of a message id (schema 10): XXH3-64 of its
 /// bytes, as SQLite's signed integer. Stored in ledgers: never change it.
@@ -347,6 +395,28 @@ fn register_message_hash(conn: &Connection) -> rusqlite::Result<()> {
             })
         },
     )
+}
+
+/// `octo_bucket(ts_ms)` and `octo_prompt_class(input, cache_write_5m,
+/// cache_write_1h, cache_read)`: a response's rollup bucket and prompt
+/// class exactly as the writer computes them, for migration 12.
+fn register_rollup_key(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("octo_bucket", 1, flags, |ctx| {
+        Ok(bucket_of(ctx.get::<i64>(0)?))
+    })?;
+    conn.create_scalar_function("octo_prompt_class", 4, flags, |ctx| {
+        let tokens = crate::model::Usage {
+            input: ctx.get::<i64>(0)?.max(0) as u64,
+            cache_write_5m: ctx.get::<i64>(1)?.max(0) as u64,
+            cache_write_1h: ctx.get::<i64>(2)?.max(0) as u64,
+            cache_read: ctx.get::<i64>(3)?.max(0) as u64,
+            ..Default::default()
+        }
+        .prompt_tokens();
+        Ok(i64::from(crate::pricing::PromptClass::of(tokens).0))
+    })
 }
 
 /// What a file opened as the ledger is.
@@ -459,6 +529,9 @@ pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     }
     if current < 10 {
         register_message_hash(&tx).map_err(|e| super::classify(&path, busy, e))?;
+    }
+    if current < 12 {
+        register_rollup_key(&tx).map_err(|e| super::classify(&path, busy, e))?;
     }
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let target = i as i64 + 1;

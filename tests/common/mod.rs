@@ -166,6 +166,28 @@ pub fn micros(v: &Value) -> i64 {
     (v.as_f64().expect("a number") * 1e6).round() as i64
 }
 
+/// SQL that gives a ledger the rollup it had before schema 12 (no branch
+/// column; the branch index on `responses`): the rows summed over their
+/// branches, for tests that simulate an older ledger.
+pub const ROLLUP_BEFORE_12: &str = "
+    CREATE TABLE rollup_11 (
+        bucket INTEGER NOT NULL, place_id INTEGER NOT NULL, session_id TEXT NOT NULL, model TEXT NOT NULL,
+        fast INTEGER NOT NULL, us_geo INTEGER NOT NULL, class INTEGER NOT NULL, messages INTEGER NOT NULL,
+        input INTEGER NOT NULL, output INTEGER NOT NULL, cache_write_5m INTEGER NOT NULL,
+        cache_write_1h INTEGER NOT NULL, cache_read INTEGER NOT NULL, web_search INTEGER NOT NULL,
+        PRIMARY KEY (place_id, bucket, session_id, model, fast, us_geo, class)
+    ) WITHOUT ROWID;
+    INSERT INTO rollup_11
+    SELECT bucket, place_id, session_id, model, fast, us_geo, class, SUM(messages), SUM(input), SUM(output),
+           SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read), SUM(web_search)
+    FROM rollup GROUP BY place_id, bucket, session_id, model, fast, us_geo, class;
+    DROP TABLE rollup;
+    ALTER TABLE rollup_11 RENAME TO rollup;
+    CREATE INDEX rollup_bucket ON rollup (bucket);
+    CREATE INDEX rollup_session ON rollup (session_id);
+    CREATE INDEX responses_branch ON responses (branch, ts_ms);
+";
+
 // ---- The hand-checked fixture tree (fixtures/claude) ------------------------
 
 /// The instant the fixture expectations (fixtures/README.md) are taken at:

@@ -16,7 +16,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::remote::RemoteBatch;
 use super::{FastMap, FileResult, IngestStats, Known, FILE_BY_PATH};
-use crate::ledger::schema::BUCKET_MS;
+use crate::ledger::schema::{bucket_of, BUCKET_MS};
 use crate::ledger::{Ledger, LedgerError, Names, Result};
 use crate::pricing::PromptClass;
 use crate::transcript::Usage;
@@ -47,9 +47,9 @@ const UPSERT_SESSION: &str = "INSERT INTO sessions (session_id, cwd, first_ts) V
 /// Adds a delta to its rollup bucket's row, creating the row if needed.
 const UPSERT_ROLLUP: &str =
     "INSERT INTO rollup (bucket, place_id, session_id, model, fast, us_geo, class, messages,
-        input, output, cache_write_5m, cache_write_1h, cache_read, web_search)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-     ON CONFLICT (place_id, bucket, session_id, model, fast, us_geo, class) DO UPDATE SET
+        input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+     ON CONFLICT (place_id, bucket, session_id, model, fast, us_geo, class, branch) DO UPDATE SET
         messages = messages + excluded.messages, input = input + excluded.input,
         output = output + excluded.output, cache_write_5m = cache_write_5m + excluded.cache_write_5m,
         cache_write_1h = cache_write_1h + excluded.cache_write_1h,
@@ -86,6 +86,7 @@ struct RollupKey {
     fast: bool,
     us_geo: bool,
     class: u8,
+    branch: u32,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -184,8 +185,8 @@ impl<'a> Writer<'a> {
                     .map_err(|e| self.ledger.err(e))?;
                 if empty {
                     conn.execute_batch(
-                        "DROP INDEX responses_message; DROP INDEX responses_ts; DROP INDEX responses_branch;
-                         DROP INDEX rollup_bucket; DROP INDEX rollup_session",
+                        "DROP INDEX responses_message; DROP INDEX responses_ts;
+                         DROP INDEX rollup_bucket; DROP INDEX rollup_session; DROP INDEX rollup_branch",
                     )
                         .map_err(|e| self.ledger.err(e))?;
                     self.fresh = Some(FreshLoad::default());
@@ -708,13 +709,14 @@ impl<'a> Writer<'a> {
             self.dirty.insert(r.session_id.clone());
         }
         let key = RollupKey {
-            bucket: r.ts_ms.div_euclid(BUCKET_MS),
+            bucket: bucket_of(r.ts_ms),
             place_id: r.place_id,
             session_id: self.names.id(&r.session_id),
             model: self.names.id(&r.model),
             fast: r.fast,
             us_geo: r.us_geo,
             class: PromptClass::of(r.usage.prompt_tokens()).0,
+            branch: self.names.id(&r.branch),
         };
         let d = self.deltas.entry(key).or_default();
         if !r.advisor {
@@ -747,7 +749,7 @@ impl<'a> Writer<'a> {
                         cache_write_5m = cache_write_5m + ?11, cache_write_1h = cache_write_1h + ?12,
                         cache_read = cache_read + ?13, web_search = web_search + ?14
                      WHERE place_id = ?2 AND bucket = ?1 AND session_id = ?3 AND model = ?4
-                       AND fast = ?5 AND us_geo = ?6 AND class = ?7",
+                       AND fast = ?5 AND us_geo = ?6 AND class = ?7 AND branch = ?15",
                 )
                 .map_err(err)?,
             ),
@@ -776,6 +778,7 @@ impl<'a> Writer<'a> {
                     names.name(b.model),
                 ))
                 .then((a.fast, a.us_geo, a.class).cmp(&(b.fast, b.us_geo, b.class)))
+                .then_with(|| names.name(a.branch).cmp(names.name(b.branch)))
         });
         for (k, d) in deltas {
             first_changed = Some(first_changed.map_or(k.bucket, |b| b.min(k.bucket)));
@@ -793,7 +796,8 @@ impl<'a> Writer<'a> {
                 d.t[2],
                 d.t[3],
                 d.t[4],
-                d.t[5]
+                d.t[5],
+                names.name(k.branch)
             ];
             let added = match &mut add {
                 Some(st) => st.execute(row).map_err(err)? > 0,
@@ -891,7 +895,7 @@ impl<'a> Writer<'a> {
                     "{}; {}; {}; {}; {}",
                     crate::ledger::schema::RESPONSES_MESSAGE_INDEX,
                     crate::ledger::schema::RESPONSES_TS_INDEX,
-                    crate::ledger::schema::RESPONSES_BRANCH_INDEX,
+                    crate::ledger::schema::ROLLUP_BRANCH_INDEX,
                     crate::ledger::schema::ROLLUP_BUCKET_INDEX,
                     crate::ledger::schema::ROLLUP_SESSION_INDEX
                 ))
