@@ -476,8 +476,9 @@ impl Ledger {
         // A window over most of the rollup's buckets (`--period all`, or a
         // month that holds most of the history) reads the table in its own
         // order: through `rollup_bucket` each row costs a second lookup.
-        // (`+bucket` keeps SQLite off the index.)
-        let bucket = if self.mostly_covers(b0, b1)? {
+        // (`+bucket` keeps SQLite off the index.) One branch's rows are
+        // found through `rollup_branch` (branch, bucket), whatever the window.
+        let bucket = if filter.branch.is_none() && self.mostly_covers(b0, b1)? {
             "+bucket"
         } else {
             "bucket"
