@@ -40,6 +40,47 @@ pub(super) fn raw_line(line: &[u8]) -> Option<RawLine<'_>> {
     }
 }
 
+/// A line's top-level `"type"`, when the line names it before any object
+/// or array value (Claude Code writes a user record's `type` among its
+/// first, scalar fields, and an assistant record's after its `message`):
+/// the plain string, borrowed. None when the line does not start that way
+/// (an object or array first, an escape in a key or in the type, anything
+/// that is not JSON up to there), and the caller reads the line as it
+/// otherwise would.
+pub(super) fn leading_type(line: &[u8]) -> Option<&str> {
+    let mut s = Scan { b: line, i: 0 };
+    if s.ws()? != b'{' {
+        return None;
+    }
+    s.i += 1;
+    loop {
+        if s.ws()? != b'"' {
+            return None;
+        }
+        s.i += 1;
+        let key = s.key()?;
+        if s.ws()? != b':' {
+            return None;
+        }
+        s.i += 1;
+        if key == b"type" {
+            if s.ws()? != b'"' {
+                return None;
+            }
+            s.i += 1;
+            return s.plain_str();
+        }
+        if matches!(s.ws()?, b'{' | b'[') {
+            return None;
+        }
+        s.skip(0)?;
+        if s.ws()? != b',' {
+            return None;
+        }
+        s.i += 1;
+    }
+}
+
 struct Scan<'a> {
     b: &'a [u8],
     i: usize,
@@ -668,6 +709,38 @@ mod tests {
                 true
             }
             None => false,
+        }
+    }
+
+    #[test]
+    fn leading_type_reads_only_scalars_before_the_type() {
+        let cases: &[(&str, Option<&str>)] = &[
+            // Claude Code's user record: scalars, then the type.
+            (
+                r#"{"parentUuid":"d2","isSidechain":false,"userType":"external","cwd":"/x","sessionId":"s","version":"2.1.84","gitBranch":"main","agentId":null,"n":-1.5e3,"type":"user","message":{"role":"user"}}"#,
+                Some("user"),
+            ),
+            (r#" { "type" : "system" , "x": 1}"#, Some("system")),
+            (
+                r#"{"type":"cost-state","sessionId":"s"}"#,
+                Some("cost-state"),
+            ),
+            // Its assistant record names the type after its message.
+            (
+                r#"{"parentUuid":"d2","message":{"type":"message","usage":{}},"type":"assistant"}"#,
+                None,
+            ),
+            (r#"{"a":[1],"type":"user"}"#, None),
+            (r#"{"type":"us\u0065r"}"#, None),
+            (r#"{"ty\u0070e":"user"}"#, None),
+            (r#"{"type":7}"#, None),
+            (r#"{"a":"unterminated"#, None),
+            (r#"{"a":tru,"type":"user"}"#, None),
+            (r#"["type","user"]"#, None),
+            (r#"{}"#, None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(leading_type(line.as_bytes()), *want, "{line}");
         }
     }
 

@@ -220,6 +220,18 @@ pub fn parse_line_ref(line: &[u8]) -> LineRef<'_> {
     if trimmed.is_empty() {
         return LineRef::NoCost;
     }
+    // A record of a type that never carries cost, named before any of its
+    // object values (a user record, the bulk of a transcript's bytes), is
+    // checked for its shape only: its bytes are not searched.
+    if super::fast::leading_type(trimmed)
+        .is_some_and(|kind| !matches!(kind, "assistant" | "progress" | "cost-state"))
+    {
+        return if looks_like_object(trimmed) {
+            LineRef::NoCost
+        } else {
+            LineRef::Malformed("not a JSON object")
+        };
+    }
     if !may_carry_usage(trimmed) {
         if is_cost_state(trimmed) {
             return cost_state(trimmed).into();
@@ -658,6 +670,63 @@ mod tests {
             Line::Response(r) => r,
             other => panic!("expected a response, got {other:?}"),
         }
+    }
+
+    /// A record whose type, named before its object fields, carries no
+    /// cost is not read past its type: only its shape is checked. What
+    /// serde_json makes of the whole line agrees on every valid one: no
+    /// response, no cost-state.
+    #[test]
+    fn a_record_of_a_type_without_cost_is_not_read_past_its_type() {
+        let cases: &[(&str, Line)] = &[
+            (
+                r#"{"cwd":"/x","type":"user","message":{"role":"user","content":"the usage of it"}}"#,
+                Line::NoCost,
+            ),
+            (
+                r#"{"type":"user","message":{"id":"m","model":"x","usage":{"input_tokens":5}},"timestamp":"2026-11-02T10:00:00Z"}"#,
+                Line::NoCost,
+            ),
+            (
+                r#"{"type":"system","content":"\"cost-state\"","sessionId":"s"}"#,
+                Line::NoCost,
+            ),
+            (
+                r#"{"type":"user","message":"usage"#,
+                Line::Malformed("not a JSON object"),
+            ),
+            // Not JSON past its type: the shape alone is checked.
+            (r#"{"type":"user","message":{"usage":}}"#, Line::NoCost),
+            (r#"{"type":"user","message":{"usage":5}"#, Line::NoCost),
+            // Two types: the first decides.
+            (
+                r#"{"type":"user","type":"assistant","message":{"id":"m","model":"x","usage":{"input_tokens":5}},"timestamp":"2026-11-02T10:00:00Z"}"#,
+                Line::NoCost,
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&parse_line(line.as_bytes()), want, "{line}");
+            if let Ok(raw) = serde_json::from_slice::<RawLine<'_>>(line.as_bytes()) {
+                assert_eq!(
+                    Line::from(from_raw(&raw, line.as_bytes())),
+                    Line::NoCost,
+                    "{line}"
+                );
+            }
+        }
+        // The types that carry cost are read as before.
+        assert!(matches!(
+            parse_line(
+                br#"{"type":"assistant","timestamp":"2026-11-02T10:00:00Z","message":{"id":"m","model":"x","usage":{"input_tokens":5}}}"#
+            ),
+            Line::Response(_)
+        ));
+        assert!(matches!(
+            parse_line(
+                br#"{"type":"cost-state","sessionId":"s","startTime":1796022850297,"modelUsage":{"x":{"inputTokens":1}}}"#
+            ),
+            Line::CostState(_)
+        ));
     }
 
     #[test]
