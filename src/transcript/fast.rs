@@ -40,45 +40,47 @@ pub(super) fn raw_line(line: &[u8]) -> Option<RawLine<'_>> {
     }
 }
 
-/// A line's top-level `"type"`, when the line names it before any object
-/// or array value (Claude Code writes a user record's `type` among its
-/// first, scalar fields, and an assistant record's after its `message`):
-/// the plain string, borrowed. None when the line does not start that way
-/// (an object or array first, an escape in a key or in the type, anything
-/// that is not JSON up to there), and the caller reads the line as it
-/// otherwise would.
+/// How far into a line [`leading_type`] looks for its `"type"`.
+const LEADING_TYPE_WITHIN: usize = 1024;
+
+/// A line's top-level `"type"`, when the line names it first among its
+/// plain fields (Claude Code writes a user record's `type` after a few
+/// scalar fields, and an assistant record's after its `message`): the
+/// string, borrowed. Only a prefix that cannot hide structure counts: the
+/// line's `{`, then up to `"type":"` (in the first KiB) no other `{`, no
+/// `[`, no backslash and no control character, and an even number of
+/// quotes (so the match is outside any string and at the top level); the
+/// type itself without an escape or a control character. Anything else gives None, and the caller reads the line as it
+/// otherwise would. A few passes over a few hundred bytes: cheaper than
+/// the search for `"usage"` it saves on a long line.
 pub(super) fn leading_type(line: &[u8]) -> Option<&str> {
-    let mut s = Scan { b: line, i: 0 };
-    if s.ws()? != b'{' {
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"type\":\""));
+    let head = &line[..line.len().min(LEADING_TYPE_WITHIN)];
+    let at = KEY.find(head)?;
+    let before = &head[..at];
+    let open = before
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\n' | b'\t' | b'\r'))?;
+    if before[open] != b'{' {
         return None;
     }
-    s.i += 1;
-    loop {
-        if s.ws()? != b'"' {
-            return None;
-        }
-        s.i += 1;
-        let key = s.key()?;
-        if s.ws()? != b':' {
-            return None;
-        }
-        s.i += 1;
-        if key == b"type" {
-            if s.ws()? != b'"' {
-                return None;
-            }
-            s.i += 1;
-            return s.plain_str();
-        }
-        if matches!(s.ws()?, b'{' | b'[') {
-            return None;
-        }
-        s.skip(0)?;
-        if s.ws()? != b',' {
-            return None;
-        }
-        s.i += 1;
+    let rest = &before[open + 1..];
+    // A control character (a tab included) is invalid in a JSON string:
+    // such a line is read as it otherwise would be.
+    let control = |s: &[u8]| s.iter().fold(false, |any, &c| any | (c < 0x20));
+    if memchr::memchr3(b'{', b'[', b'\\', rest).is_some()
+        || !memchr::memchr_iter(b'"', rest).count().is_multiple_of(2)
+        || control(rest)
+    {
+        return None;
     }
+    let value = &line[at + 8..];
+    let end = memchr::memchr2(b'"', b'\\', value)?;
+    if value[end] != b'"' || control(&value[..end]) {
+        return None;
+    }
+    std::str::from_utf8(&value[..end]).ok()
 }
 
 struct Scan<'a> {
@@ -713,14 +715,14 @@ mod tests {
     }
 
     #[test]
-    fn leading_type_reads_only_scalars_before_the_type() {
+    fn leading_type_reads_a_plain_prefix_only() {
         let cases: &[(&str, Option<&str>)] = &[
             // Claude Code's user record: scalars, then the type.
             (
                 r#"{"parentUuid":"d2","isSidechain":false,"userType":"external","cwd":"/x","sessionId":"s","version":"2.1.84","gitBranch":"main","agentId":null,"n":-1.5e3,"type":"user","message":{"role":"user"}}"#,
                 Some("user"),
             ),
-            (r#" { "type" : "system" , "x": 1}"#, Some("system")),
+            (r#" {"type":"system", "x": 1}"#, Some("system")),
             (
                 r#"{"type":"cost-state","sessionId":"s"}"#,
                 Some("cost-state"),
@@ -731,17 +733,30 @@ mod tests {
                 None,
             ),
             (r#"{"a":[1],"type":"user"}"#, None),
+            // Inside a string, not a field.
+            (r#"{"a":"x\"type\":\"user","type":"assistant"}"#, None),
+            (
+                r#"{"a":"x","b":"\"type\":\"user\"","type":"assistant"}"#,
+                None,
+            ),
+            (r#"{"a":"{","type":"user"}"#, None),
+            (r#"{"a":"b "type":"user"}"#, None),
             (r#"{"type":"us\u0065r"}"#, None),
             (r#"{"ty\u0070e":"user"}"#, None),
+            (r#"{"type" : "user"}"#, None),
             (r#"{"type":7}"#, None),
-            (r#"{"a":"unterminated"#, None),
-            (r#"{"a":tru,"type":"user"}"#, None),
-            (r#"["type","user"]"#, None),
+            ("{\"type\":\"us\u{0}er\"}", None),
+            ("{\"a\":\"\tb\",\"type\":\"user\"}", None),
+            (r#"["type":"user"]"#, None),
+            (r#"x{"type":"user"}"#, None),
             (r#"{}"#, None),
         ];
         for (line, want) in cases {
             assert_eq!(leading_type(line.as_bytes()), *want, "{line}");
         }
+        // Past the first KiB: not looked for.
+        let far = format!(r#"{{"a":"{}","type":"user"}}"#, "x".repeat(1100));
+        assert_eq!(leading_type(far.as_bytes()), None);
     }
 
     const LINES: &[&str] = &[
