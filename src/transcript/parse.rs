@@ -220,9 +220,10 @@ pub fn parse_line_ref(line: &[u8]) -> LineRef<'_> {
     if trimmed.is_empty() {
         return LineRef::NoCost;
     }
-    // A record of a type that never carries cost, named before any of its
-    // object values (a user record, the bulk of a transcript's bytes), is
-    // checked for its shape only: its bytes are not searched.
+    // A record of a type that never carries cost, named early among plain
+    // fields (`fast::leading_type`: a user record, the bulk of a
+    // transcript's bytes), is checked for its shape only: its bytes are
+    // not searched.
     if super::fast::leading_type(trimmed)
         .is_some_and(|kind| !matches!(kind, "assistant" | "progress" | "cost-state"))
     {
@@ -672,7 +673,7 @@ mod tests {
         }
     }
 
-    /// A record whose type, named before its object fields, carries no
+    /// A record whose type, named early among plain fields, carries no
     /// cost is not read past its type: only its shape is checked. What
     /// serde_json makes of the whole line agrees on every valid one: no
     /// response, no cost-state.
