@@ -581,7 +581,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// The branches (not '') of counted responses in `places`, sorted.
+    /// The branches (not '') with counted spend in `places` (rollup rows
+    /// that a demoted copy brought to zero do not count), sorted.
     pub fn branches(&self, places: &[i64]) -> Result<Vec<String>> {
         if places.is_empty() {
             return Ok(Vec::new());
@@ -591,7 +592,10 @@ impl Ledger {
             .conn
             .prepare(&format!(
                 "SELECT DISTINCT branch FROM rollup
-                 WHERE branch != '' AND place_id IN ({}) ORDER BY branch",
+                 WHERE branch != '' AND place_id IN ({})
+                   AND (messages != 0 OR input != 0 OR output != 0 OR cache_write_5m != 0
+                        OR cache_write_1h != 0 OR cache_read != 0 OR web_search != 0)
+                 ORDER BY branch",
                 ids.join(",")
             ))
             .map_err(|e| self.err(e))?;
