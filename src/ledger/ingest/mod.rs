@@ -361,15 +361,16 @@ impl RollbackJournal {
                 r.get::<_, bool>(0)
             })
             .unwrap_or(false);
-        if !empty || conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+        if !empty {
             return None;
         }
-        let switched = conn
-            .query_row("PRAGMA journal_mode = DELETE", [], |r| {
-                r.get::<_, String>(0)
+        let switched = ledger
+            .without_waiting(|| {
+                conn.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                    r.get::<_, String>(0)
+                })
             })
-            .is_ok_and(|mode| mode.eq_ignore_ascii_case("delete"));
-        let _ = conn.busy_timeout(ledger.busy);
+            .is_ok_and(|mode| mode.is_ok_and(|mode| mode.eq_ignore_ascii_case("delete")));
         if !switched {
             return None;
         }
