@@ -488,7 +488,7 @@ impl<'a> Writer<'a> {
                     counted: !(row.sidechain && other_main),
                     ..row
                 };
-                self.insert(&new)?;
+                self.insert(&new, message_hash)?;
                 new
             }
         };
@@ -632,9 +632,9 @@ impl<'a> Writer<'a> {
         Ok(rows)
     }
 
-    fn insert(&mut self, r: &Row) -> Result<()> {
+    /// Inserts `r`, whose message id hashes to `message_hash`.
+    fn insert(&mut self, r: &Row, message_hash: i64) -> Result<()> {
         let u = &r.usage;
-        let message_hash = crate::ledger::schema::message_hash(&r.message_id);
         let st = match &mut self.insert_st {
             Some(st) => st,
             None => self.insert_st.insert(
