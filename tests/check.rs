@@ -2014,9 +2014,9 @@ fn an_arm_path_change_reattributes_the_cached_past() {
 
 // ---- The config as the ledger keeps it ---------------------------------------
 
-/// The configs the ledger keeps for the hook.
-fn cached_configs(env: &Env) -> Vec<String> {
-    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+/// The configs `ledger` keeps for the hook.
+fn cached_configs(ledger: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(ledger).unwrap();
     let mut st = c
         .prepare("SELECT config FROM config_cache ORDER BY rowid")
         .unwrap();
@@ -2024,8 +2024,9 @@ fn cached_configs(env: &Env) -> Vec<String> {
     rows.map(Result::unwrap).collect()
 }
 
-fn set_cached_configs(env: &Env, config: &str) {
-    let c = rusqlite::Connection::open(&env.ledger).unwrap();
+/// Replaces every config `ledger` keeps with `config`.
+fn set_cached_configs(ledger: &std::path::Path, config: &str) {
+    let c = rusqlite::Connection::open(ledger).unwrap();
     c.execute("UPDATE config_cache SET config = ?1", [config])
         .unwrap();
 }
@@ -2041,29 +2042,29 @@ fn the_hook_reads_budgets_yaml_from_the_ledger_until_the_file_changes() {
     let original = std::fs::read_to_string(&env.config).unwrap();
     // The first call creates the ledger; the second stores the config in it.
     assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert!(cached_configs(&env).is_empty());
+    assert!(cached_configs(&env.ledger).is_empty());
     assert_blocked(&check(&env, &agent(&env, ACME)));
-    let stored = cached_configs(&env);
+    let stored = cached_configs(&env.ledger);
     assert_eq!(stored.len(), 1, "one config stored: {stored:?}");
     assert!(stored[0].contains("\"acme\""), "{}", stored[0]);
 
     // The entry is what the call obeys: $2,000 stored, $1,000 in the file.
-    set_cached_configs(&env, &stored[0].replace("1000000000", "2000000000"));
+    set_cached_configs(&env.ledger, &stored[0].replace("1000000000", "2000000000"));
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 
     // An edit (here: only the grace) is read at once, and stored too.
     env.write_config(&original.replace("grace_pct: 110", "grace_pct: 100"));
     assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert_eq!(cached_configs(&env).len(), 2);
+    assert_eq!(cached_configs(&env.ledger).len(), 2);
 
     // The first bytes again: the first entry (as tampered above).
     env.write_config(&original);
     assert_allowed_silently(&check(&env, &agent(&env, ACME)));
 
     // An entry that is not a stored config: the file is parsed.
-    set_cached_configs(&env, "{\"not\": \"a config\"}");
+    set_cached_configs(&env.ledger, "{\"not\": \"a config\"}");
     assert_blocked(&check(&env, &agent(&env, ACME)));
-    set_cached_configs(&env, "");
+    set_cached_configs(&env.ledger, "");
     assert_blocked(&check(&env, &agent(&env, ACME)));
 }
 
@@ -2078,18 +2079,6 @@ fn a_config_naming_its_ledger_is_kept_in_that_ledger() {
     env.write_config(&yaml);
     let own = env.path().join("own.sqlite");
     let default = env.home.join(".local/share/octo-budget/ledger.sqlite");
-    let configs = |ledger: &std::path::Path| {
-        let c = rusqlite::Connection::open(ledger).unwrap();
-        let mut st = c.prepare("SELECT config FROM config_cache").unwrap();
-        let rows = st.query_map([], |r| r.get(0)).unwrap();
-        rows.map(Result::unwrap).collect::<Vec<String>>()
-    };
-    let tamper = |ledger: &std::path::Path, config: &str| {
-        rusqlite::Connection::open(ledger)
-            .unwrap()
-            .execute("UPDATE config_cache SET config = ?1", [config])
-            .unwrap();
-    };
     // The default ledger, named by --ledger, stores this file's config; a
     // $2,000 cap there instead of the file's $1,000.
     for _ in 0..2 {
@@ -2101,9 +2090,9 @@ fn a_config_naming_its_ledger_is_kept_in_that_ledger() {
                 .unwrap(),
         );
     }
-    let stored = configs(&default);
+    let stored = cached_configs(&default);
     assert_eq!(stored.len(), 1);
-    tamper(&default, &stored[0].replace("1000000000", "2000000000"));
+    set_cached_configs(&default, &stored[0].replace("1000000000", "2000000000"));
     // Without --ledger: the file's own ledger, so the file's $1,000.
     let hook = || {
         let mut c =
@@ -2122,12 +2111,12 @@ fn a_config_naming_its_ledger_is_kept_in_that_ledger() {
     for _ in 0..2 {
         assert_blocked(&hook());
     }
-    let stored = configs(&own);
+    let stored = cached_configs(&own);
     assert_eq!(stored.len(), 1, "stored in the config's own ledger");
     // ... and read from there: a $2,000 entry there is what the call obeys.
-    tamper(&own, &stored[0].replace("1000000000", "2000000000"));
+    set_cached_configs(&own, &stored[0].replace("1000000000", "2000000000"));
     assert_allowed_silently(&hook());
-    assert_eq!(configs(&default).len(), 1);
+    assert_eq!(cached_configs(&default).len(), 1);
 }
 
 // Proves: a budgets.yaml that does not validate is refused on every call
@@ -2143,7 +2132,7 @@ fn a_broken_budgets_yaml_is_never_stored() {
         let o = check(&env, &agent(&env, ACME));
         assert!(assert_blocked(&o).contains("cannot check the budget"));
     }
-    assert_eq!(cached_configs(&env).len(), 1);
+    assert_eq!(cached_configs(&env.ledger).len(), 1);
 }
 
 // Proves: the ledger keeps the 8 newest configs, not one per edit ever made.
@@ -2156,7 +2145,7 @@ fn the_ledger_keeps_only_the_newest_configs() {
         ));
         assert_allowed_silently(&check(&env, &agent(&env, ACME)));
     }
-    let kept = cached_configs(&env);
+    let kept = cached_configs(&env.ledger);
     assert_eq!(kept.len(), 8);
     assert!(
         kept[7].contains("12000000"),
@@ -2179,7 +2168,7 @@ fn a_ledger_to_migrate_is_migrated_after_the_config_is_loaded() {
             .unwrap();
     }
     assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert!(cached_configs(&env).is_empty());
+    assert!(cached_configs(&env.ledger).is_empty());
     assert_blocked(&check(&env, &agent(&env, ACME)));
-    assert_eq!(cached_configs(&env).len(), 1);
+    assert_eq!(cached_configs(&env.ledger).len(), 1);
 }
