@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 /// Per-repository budgets for Claude Code: spend reports, a hard-stop hook
 /// and alerts, from Claude Code's own transcripts.
@@ -17,8 +18,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every subcommand takes, before or after its name.
-#[derive(Debug, Args, Clone)]
+/// Flags every subcommand takes, before or after its name. Serialized
+/// only to hand a hook call to the resident helper (`check --resident`).
+#[derive(Debug, Args, Clone, Serialize, Deserialize)]
 pub struct Global {
     /// budgets.yaml to use [default: ./budgets.yaml, then
     /// $XDG_CONFIG_HOME/octo-budget/budgets.yaml]
@@ -84,9 +86,19 @@ pub struct LiveCli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum LiveCommand {
     /// The Claude Code hook: reads the hook's JSON on stdin, exits 2 to block
-    Check,
+    Check(LiveArgs),
     /// Claude Code's statusLine command: status JSON on stdin, one line out
-    Statusline,
+    Statusline(LiveArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct LiveArgs {
+    /// Hand the call to a resident helper process that keeps the ledger
+    /// open (started on the first call, gone after 5 idle minutes); the
+    /// same answer, without opening the ledger on every call (README,
+    /// "The resident helper")
+    #[arg(long)]
+    pub resident: bool,
 }
 
 impl Cli {
@@ -115,7 +127,7 @@ impl Cli {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum ColorArg {
     Auto,
     Always,
@@ -151,6 +163,14 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
+    /// The resident helper `check --resident` and `statusline --resident`
+    /// start and talk to (not run by hand; README, "The resident helper")
+    #[command(hide = true)]
+    Resident {
+        /// The socket to listen on
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+    },
     /// A read-only HTTP server over the ledger: a JSON budget API and a
     /// live dashboard (see README, "octo-budget serve")
     Serve(ServeArgs),
@@ -330,6 +350,10 @@ pub struct HookTarget {
     /// install --statusline: replace a statusLine that is not octo-budget's
     #[arg(long, requires = "statusline")]
     pub force: bool,
+    /// install: hooks that answer in their own process on every call,
+    /// without `--resident` (no helper process stays running)
+    #[arg(long)]
+    pub no_resident: bool,
 }
 
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
@@ -339,9 +363,12 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// The environment variables octo-budget reads besides its flags' own.
-#[derive(Debug, Clone, Default)]
+/// Serialized only to hand a hook call to the resident helper.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Environment {
     pub home: Option<PathBuf>,
+    /// Where the resident helper's socket goes (else /tmp).
+    pub xdg_runtime_dir: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
     pub xdg_data_home: Option<PathBuf>,
     pub claude_config_dir: Option<PathBuf>,
@@ -356,7 +383,9 @@ pub struct Environment {
     pub pg_password: Option<String>,
     pub pg_passfile: Option<PathBuf>,
     pub user: Option<String>,
-    /// OCTO_BUDGET_TOKEN: `serve`'s bearer token.
+    /// OCTO_BUDGET_TOKEN: `serve`'s bearer token (never sent to the
+    /// resident helper).
+    #[serde(skip)]
     pub token: Option<Secret>,
 }
 
@@ -411,6 +440,7 @@ impl Environment {
         };
         Environment {
             home: path("HOME"),
+            xdg_runtime_dir: path("XDG_RUNTIME_DIR"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
             xdg_data_home: path("XDG_DATA_HOME"),
             claude_config_dir: path("CLAUDE_CONFIG_DIR"),
@@ -489,6 +519,9 @@ mod tests {
                 "--history-budget-ms",
                 "5",
             ],
+            &["octo-budget", "check", "--resident", "--config", "/c.yaml"],
+            &["octo-budget", "statusline", "--resident"],
+            &["octo-budget", "--resident", "check"],
             &["octo-budget", "check", "--now", "yesterday"],
             &["octo-budget", "check", "--team-cache-ms", "70000"],
             &["octo-budget", "check", "--bogus"],
@@ -505,8 +538,12 @@ mod tests {
             assert_eq!(fast(args), expected, "{args:?}");
         }
         // The cases above do reach the live parser, and some of them fail.
-        assert!(fast(&["octo-budget", "check"]).contains("Live(Check)"));
+        assert!(
+            fast(&["octo-budget", "check"]).contains("Live(Check(LiveArgs { resident: false }))")
+        );
         assert!(fast(&["octo-budget", "check", "--bogus"]).starts_with("UnknownArgument"));
+        assert!(fast(&["octo-budget", "statusline", "--resident"])
+            .contains("Statusline(LiveArgs { resident: true })"));
         assert!(fast(&["octo-budget", "check", "--help"]).starts_with("DisplayHelp"));
     }
 
@@ -520,6 +557,7 @@ mod tests {
         ] {
             assert_eq!(fast(args), full(args), "{args:?}");
         }
-        assert!(fast(&["octo-budget", "--config", "/c.yaml", "check"]).contains("Live(Check)"));
+        assert!(fast(&["octo-budget", "--config", "/c.yaml", "check"])
+            .contains("Live(Check(LiveArgs { resident: false }))"));
     }
 }

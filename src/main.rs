@@ -25,13 +25,14 @@ fn main() -> ExitCode {
         locations: env.locations(&cli.global),
         env,
         now: cli.global.now.unwrap_or_else(chrono::Utc::now),
+        started: std::time::Instant::now(),
         global: cli.global.clone(),
     };
-    if let Command::Live(LiveCommand::Check) = cli.command {
-        return exit::code(run_check(&ctx));
+    if let Command::Live(LiveCommand::Check(args)) = cli.command {
+        return exit::code(run_check(&ctx, args.resident));
     }
-    if let Command::Live(LiveCommand::Statusline) = cli.command {
-        return exit::code(commands::statusline::run(&ctx));
+    if let Command::Live(LiveCommand::Statusline(args)) = cli.command {
+        return exit::code(commands::statusline::run(&ctx, args.resident));
     }
     // One line on stderr for a panic elsewhere too: no backtrace noise. A
     // reader that went away (`report | head`) is not an error.
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => commands::docs::completions(*shell),
         Command::Man => commands::docs::man(),
         Command::Serve(a) => commands::serve::run(&ctx, a),
+        Command::Resident { socket } => commands::resident::serve(socket),
         Command::Live(_) => unreachable!("handled above"),
     });
     match result {
@@ -78,12 +80,18 @@ fn is_broken_stdout_panic(payload: &(dyn std::any::Any + Send)) -> bool {
 /// `check` must answer 0 or 2, within its deadline, whatever happens: a
 /// panic, a hung lock or a slow disk blocks the call (or allows it with
 /// `on_error: allow`), and never exits 1 or 101.
-fn run_check(ctx: &Context) -> u8 {
+fn run_check(ctx: &Context, resident: bool) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
     // The deadline (an alarm) and the signal handlers answer from what is already
     // known (see commands::guard), with no I/O that could hang.
     commands::guard::start(commands::check::DEADLINE);
-    match std::panic::catch_unwind(|| commands::check::run(ctx)) {
+    match std::panic::catch_unwind(|| {
+        if resident {
+            commands::resident::check(ctx)
+        } else {
+            commands::check::run(ctx, None)
+        }
+    }) {
         Ok(code) => code,
         Err(p) => {
             let msg = p

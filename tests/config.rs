@@ -12,10 +12,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{assistant, Env};
+use common::Env;
 use serde_json::{json, Value};
 
-const MODEL: &str = "claude-haiku-4-5";
 const ACME: &str = "/x/acme";
 const SID: &str = "11111111-aaaa-bbbb-cccc-000000000001";
 /// A guard against a hang in these tests (not a timing assertion: every
@@ -25,22 +24,7 @@ const GUARD: Duration = Duration::from_secs(60);
 /// Spends `micros` in responses of at most $10 (10M tokens, the most one
 /// usage field may hold).
 fn spend(env: &Env, cwd: &str, id: &str, micros: u64) {
-    let mut lines = Vec::new();
-    let mut left = micros;
-    while left > 0 {
-        let part = left.min(10_000_000);
-        let id = format!("{id}-{}", lines.len());
-        lines.push(assistant(
-            SID,
-            cwd,
-            &id,
-            &format!("req_{id}"),
-            "2026-11-20T10:00:00.000Z",
-            MODEL,
-            json!({"input_tokens": part, "output_tokens": 0}),
-        ));
-        left -= part;
-    }
+    let lines = common::spend_lines(SID, cwd, id, "2026-11-20T10:00:00.000Z", micros);
     env.append(&format!("-x-acme/{SID}.jsonl"), &lines);
 }
 

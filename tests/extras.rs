@@ -35,7 +35,7 @@ fn hook_install_statusline() {
     assert_eq!(
         got["statusLine"],
         json!({"type": "command", "command": format!(
-            "{} statusline --color always --config {} --ledger {}",
+            "{} statusline --color always --resident --config {} --ledger {}",
             bin.display(), cfg.display(), led.display())})
     );
     assert!(got["hooks"]["PreToolUse"].is_array());

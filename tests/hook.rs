@@ -48,7 +48,7 @@ fn expected_command(env: &Env) -> String {
         .unwrap()
         .join("ledger.sqlite");
     format!(
-        "{} check --config {} --ledger {}",
+        "{} check --resident --config {} --ledger {}",
         binary(),
         cfg.display(),
         led.display()
@@ -375,6 +375,7 @@ fn installed_command_runs_as_the_hook() {
         c.env_clear()
             .env("HOME", &env.home)
             .env("CLAUDE_CONFIG_DIR", &env.claude)
+            .env("XDG_RUNTIME_DIR", &env.run)
             .env("OCTO_BUDGET_NOW", common::NOW)
             .args(["-c", &command])
             .write_stdin(hook_input(tool))

@@ -18,7 +18,7 @@ use octo_budget::ledger::notices::NoticeKey;
 use octo_budget::protect;
 use serde::Deserialize;
 
-use super::{absolute, guard, reuse_or_open, Context, Loaded};
+use super::{absolute, guard, reuse_or_open, Context, LiveLedger, Loaded};
 use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
 use crate::output::hook_reply;
@@ -70,7 +70,7 @@ pub enum Decision {
 /// A warning to show once: recorded as given only after it was written.
 pub struct Warning {
     message: String,
-    ledger: octo_budget::ledger::Ledger,
+    ledger: LiveLedger,
     scope: String,
     cap: &'static str,
     period_start: String,
@@ -79,8 +79,10 @@ pub struct Warning {
 }
 
 impl Warning {
-    fn record(&self) -> Result<bool> {
-        Ok(self.ledger.record_notice(
+    /// Records the warning as given (once it was shown).
+    pub fn record(&self) {
+        // A warning that could not be recorded is shown again next time.
+        let _ = self.ledger.record_notice(
             &NoticeKey {
                 channel: "hook",
                 scope: &self.scope,
@@ -89,7 +91,7 @@ impl Warning {
                 level: self.level,
             },
             self.now_ms,
-        )?)
+        );
     }
 }
 
@@ -99,76 +101,135 @@ impl Warning {
 /// Code keep working instead of stopping (see README, "Hook input").
 const STOP_EVENTS: [&str; 2] = ["Stop", "SubagentStop"];
 
-/// Runs the hook: loads the config, reads stdin, decides, prints, returns
-/// the exit code.
-pub fn run(ctx: &Context) -> u8 {
-    let outcome = ctx
-        .load_live()
-        .map_err(Error::from)
-        .and_then(|(loaded, mut early)| {
-            // From here on a failure (or the deadline, or a signal) answers
-            // as the config says.
-            guard::set_on_error_allow(loaded.config.gate.on_error == OnError::Allow);
-            let mut input = Vec::new();
-            std::io::stdin()
-                .take(MAX_STDIN)
-                .read_to_end(&mut input)
-                .context(|| "cannot read the hook input on stdin".into())?;
-            decide(ctx, &loaded, &input, &mut early)
-        });
-    match outcome {
-        Ok(Decision::Allow) => guard::claim(exit::OK),
-        Ok(Decision::Warn(w)) => {
-            let code = guard::claim(exit::OK);
-            if code == exit::OK {
-                let mut out = std::io::stdout().lock();
-                let shown = writeln!(out, "{}", hook_reply::system_message(&w.message))
-                    .and_then(|()| out.flush());
-                // Said once: recorded only once it was written. A warning
-                // that could not be recorded is shown again next time.
-                if shown.is_ok() {
-                    let _ = w.record();
-                }
-            }
-            code
+/// What `check` answers: the exit code and what it prints, plus the
+/// warning to record as given once `stdout` was written.
+pub struct Reply {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+    pub warning: Option<Box<Warning>>,
+}
+
+/// Runs the hook in this process: loads the config, reads stdin (unless
+/// `input` holds it, read already), decides, prints, returns the exit code.
+pub fn run(ctx: &Context, input: Option<Result<Vec<u8>>>) -> u8 {
+    let reply = match ctx.load_live() {
+        Err(e) => failure(&e.into(), false),
+        Ok((loaded, early)) => {
+            // From here on a failure (or the deadline, or a signal)
+            // answers as the config says.
+            let allow = on_error_allows(&loaded);
+            guard::set_on_error_allow(allow);
+            answer(ctx, &loaded, early, input.unwrap_or_else(read_input))
         }
-        Ok(Decision::Block(reason)) => {
-            let code = guard::claim(exit::BLOCK);
-            if code == exit::BLOCK {
-                let _ = writeln!(std::io::stderr(), "{reason}");
-            }
-            code
-        }
-        Ok(Decision::Halt(reason)) => answer_json(&hook_reply::halt(&reason)),
-        Ok(Decision::Stop(reason)) => answer_json(&hook_reply::stop(&reason)),
-        Err(e) => fail(&e),
+    };
+    let warning = reply.warning.is_some();
+    let (code, shown) = deliver(reply.code, &reply.stdout, &reply.stderr);
+    if let (true, Some(w)) = (shown && warning, reply.warning) {
+        w.record();
+    }
+    code
+}
+
+/// Whether the loaded config allows a call `check` cannot decide.
+pub fn on_error_allows(loaded: &Loaded) -> bool {
+    loaded.config.gate.on_error == OnError::Allow
+}
+
+/// The hook input on stdin (at most [`MAX_STDIN`] bytes).
+pub fn read_input() -> Result<Vec<u8>> {
+    let mut input = Vec::new();
+    std::io::stdin()
+        .take(MAX_STDIN)
+        .read_to_end(&mut input)
+        .context(|| "cannot read the hook input on stdin".into())?;
+    Ok(input)
+}
+
+/// The answer to the hook `input`, the config loaded (and `early`, the
+/// ledger loading it opened).
+pub fn answer(
+    ctx: &Context,
+    loaded: &Loaded,
+    mut early: Option<LiveLedger>,
+    input: Result<Vec<u8>>,
+) -> Reply {
+    let allow = on_error_allows(loaded);
+    let decision = input.and_then(|input| decide(ctx, loaded, &input, &mut early));
+    let said = |code: u8, stdout: String, stderr: String| Reply {
+        code,
+        stdout,
+        stderr,
+        warning: None,
+    };
+    match decision {
+        Ok(Decision::Allow) => said(exit::OK, String::new(), String::new()),
+        Ok(Decision::Warn(w)) => Reply {
+            code: exit::OK,
+            stdout: format!("{}\n", hook_reply::system_message(&w.message)),
+            stderr: String::new(),
+            warning: Some(w),
+        },
+        Ok(Decision::Block(reason)) => said(exit::BLOCK, String::new(), format!("{reason}\n")),
+        Ok(Decision::Halt(reason)) => said(
+            exit::OK,
+            format!("{}\n", hook_reply::halt(&reason)),
+            String::new(),
+        ),
+        Ok(Decision::Stop(reason)) => said(
+            exit::OK,
+            format!("{}\n", hook_reply::stop(&reason)),
+            String::new(),
+        ),
+        Err(e) => failure(&e, allow),
     }
 }
 
-/// Exit 0 with hook JSON on stdout (a halt), if this is the first answer.
-fn answer_json(json: &str) -> u8 {
-    let code = guard::claim(exit::OK);
-    if code == exit::OK {
+/// Gives the answer, unless the deadline or a signal gave one first:
+/// claims `code` ([`guard::claim`]) and, when this is the first claim,
+/// writes `stdout` and `stderr`. Returns the exit code and whether
+/// `stdout` was written in full (a warning is then recorded as given).
+pub fn deliver(code: u8, stdout: &str, stderr: &str) -> (u8, bool) {
+    let claimed = guard::claim(code);
+    if claimed != code {
+        return (claimed, false);
+    }
+    let mut shown = true;
+    if !stdout.is_empty() {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{json}").and_then(|()| out.flush());
+        shown = out
+            .write_all(stdout.as_bytes())
+            .and_then(|()| out.flush())
+            .is_ok();
     }
-    code
+    if !stderr.is_empty() {
+        let _ = std::io::stderr().write_all(stderr.as_bytes());
+    }
+    (code, shown)
 }
 
-/// What a failure does: refuse (the default) or allow when the loaded
-/// config says `on_error: allow`. Decided from what is already known: no
-/// config is loaded again here.
-pub fn fail(e: &Error) -> u8 {
+/// What a failure answers: refuse (the default) or allow when the loaded
+/// config says `on_error: allow` (`allow`).
+pub fn failure(e: &Error, allow: bool) -> Reply {
     let reason = e.to_string().replace('\n', " ");
-    let allow = guard::on_error_allow();
-    let code = guard::claim(if allow { exit::OK } else { exit::BLOCK });
-    let mut err = std::io::stderr();
-    if code == exit::OK && allow {
-        let _ = writeln!(err, "octo-budget: cannot check the budget ({reason}); allowing the call because budgets.yaml sets gate.on_error: allow");
-    } else if code == exit::BLOCK && !allow {
-        let _ = writeln!(err, "octo-budget: cannot check the budget ({reason}); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)");
+    let (code, stderr) = if allow {
+        (exit::OK, format!("octo-budget: cannot check the budget ({reason}); allowing the call because budgets.yaml sets gate.on_error: allow\n"))
+    } else {
+        (exit::BLOCK, format!("octo-budget: cannot check the budget ({reason}); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)\n"))
+    };
+    Reply {
+        code,
+        stdout: String::new(),
+        stderr,
+        warning: None,
     }
-    code
+}
+
+/// The failure answer, given now, from what is already known (no config
+/// is loaded again here): for a panic.
+pub fn fail(e: &Error) -> u8 {
+    let reply = failure(e, guard::on_error_allow());
+    deliver(reply.code, &reply.stdout, &reply.stderr).0
 }
 
 /// The hook input, checked: a known event with the fields it needs
@@ -220,7 +281,7 @@ fn decide(
     ctx: &Context,
     loaded: &Loaded,
     stdin: &[u8],
-    early: &mut Option<octo_budget::ledger::Ledger>,
+    early: &mut Option<LiveLedger>,
 ) -> Result<Decision> {
     let cfg = &loaded.config;
     let raw: serde_json::Value = serde_json::from_slice(stdin).map_err(|e| not_hook_json(&e))?;
@@ -290,7 +351,7 @@ fn decide(
         // by hand, without `hook install` or `ingest`): read it, committing
         // as it goes, for as long as this call can afford. Every later call
         // continues where this one stopped.
-        let until = guard::started() + history_budget(ctx);
+        let until = ctx.started + history_budget(ctx);
         let (_, complete) = ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
         if !complete {
             return Err(Error::Undecided(
@@ -310,7 +371,7 @@ fn decide(
             // otherwise seen only by the next `ingest`, `report` or cron
             // run). A stat per transcript plus new bytes, for as long as
             // the call can afford; what is left is read by the next one.
-            let until = guard::started() + history_budget(ctx);
+            let until = ctx.started + history_budget(ctx);
             ctx.ingest_all_until(loaded, &mut ledger, Some(until))?;
         }
     }
@@ -357,7 +418,7 @@ fn decide(
     }
     let eval = Evaluator {
         loaded,
-        ledger: &ledger,
+        ledger: &*ledger,
         now: ctx.now,
     };
     let which = if is_gated { Which::All } else { Which::Halting };
@@ -435,7 +496,7 @@ fn after_tool(
     ctx: &Context,
     loaded: &super::Loaded,
     hook: &HookInput,
-    early: &mut Option<octo_budget::ledger::Ledger>,
+    early: &mut Option<LiveLedger>,
 ) -> Decision {
     let cfg = &loaded.config;
     let Some(session) = hook.session_id.as_deref().filter(|s| !s.is_empty()) else {
@@ -482,11 +543,7 @@ const READ_ONLY_MAX_BYTES: u64 = 16 << 20;
 /// [`READ_ONLY_MAX_BYTES`] of new bytes) is read on a later call.
 /// A ledger that has never read anything is left to the first gated call,
 /// which reads all history.
-fn read_session(
-    early: &mut Option<octo_budget::ledger::Ledger>,
-    ledger_path: &Path,
-    hook: &HookInput,
-) {
+fn read_session(early: &mut Option<LiveLedger>, ledger_path: &Path, hook: &HookInput) {
     let Some(t) = hook
         .transcript_path
         .as_deref()

@@ -111,6 +111,15 @@ pub fn alarm_in(deadline: Duration) {
     }
 }
 
+/// Ignores `sig` (the resident helper: SIGHUP and SIGINT, meant for the
+/// terminal it was started from).
+pub fn ignore(sig: libc::c_int) {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
+    unsafe {
+        libc::signal(sig, libc::SIG_IGN);
+    }
+}
+
 /// SIGXFSZ would kill the process (exit 153, no reason) at a file-size
 /// limit; ignored, the write fails with EFBIG and is reported instead.
 pub fn ignore_sigxfsz() {

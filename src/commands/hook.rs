@@ -79,11 +79,12 @@ fn install(ctx: &Context, target: &HookTarget) -> Result<u8> {
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .context(|| "cannot find the path of the octo-budget binary".into())?;
-    let mut args: Vec<String> = vec![
-        "check".into(),
-        "--config".into(),
-        config_path.to_string_lossy().into_owned(),
-    ];
+    let mut args: Vec<String> = vec!["check".into()];
+    if !target.no_resident {
+        args.push("--resident".into());
+    }
+    args.push("--config".into());
+    args.push(config_path.to_string_lossy().into_owned());
     if let Some(l) = &ctx.global.ledger {
         args.push("--ledger".into());
         match l.to_str().filter(|s| octo_budget::ledger::team::is_uri(s)) {

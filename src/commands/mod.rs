@@ -9,6 +9,7 @@ pub mod hook;
 pub mod ingest;
 pub mod init;
 pub mod report;
+pub mod resident;
 pub mod serve;
 pub mod status;
 pub mod statusline;
@@ -29,6 +30,7 @@ pub use octo_budget::Loaded;
 
 use crate::cli::{Environment, Global};
 use crate::error::{Error, Result};
+pub use resident::LiveLedger;
 
 /// How long a command waits to connect to a team ledger's server.
 pub const TEAM_WAIT: Duration = Duration::from_secs(10);
@@ -61,6 +63,9 @@ pub struct Context {
     pub global: Global,
     pub env: Environment,
     pub now: DateTime<Utc>,
+    /// When the invocation started (`check`'s reading budget counts from
+    /// here; for a call the resident helper answers, when its client did).
+    pub started: Instant,
     /// Where budgets.yaml, the ledger and the transcripts are.
     pub locations: Locations,
 }
@@ -118,7 +123,7 @@ impl Context {
     /// here fails that did not fail before: a ledger that is missing, busy,
     /// unreadable or not yet migrated to this build's schema (migrated
     /// later, once the config is known) only means the file is parsed.
-    pub fn load_live(&self) -> std::result::Result<(Loaded, Option<Ledger>), ConfigError> {
+    pub fn load_live(&self) -> std::result::Result<(Loaded, Option<LiveLedger>), ConfigError> {
         use octo_budget::config::cached;
         let path = self.locations.config_path()?;
         let text = octo_budget::config::read_bounded(&path)?;
@@ -129,7 +134,7 @@ impl Context {
         let named = cached::configured_ledger(&text, &path, &pctx);
         let guess = absolute(&self.locations.ledger_path_with(named.as_deref()), self);
         let ledger = if guess.is_file() {
-            Ledger::open_if_current(&guess, LIVE_OPEN_WAIT)
+            resident::open_if_current(&guess, LIVE_OPEN_WAIT)
                 .ok()
                 .flatten()
         } else {
@@ -402,18 +407,18 @@ const LIVE_OPEN_WAIT: Duration = Duration::from_millis(250);
 
 /// The ledger at `path`, waiting at most `wait` for other processes' locks:
 /// `early` (opened by [`Context::load_live`]) when it is that ledger, else
-/// opened now.
+/// opened now (or the resident helper's, kept from its last call).
 pub fn reuse_or_open(
-    early: &mut Option<Ledger>,
+    early: &mut Option<LiveLedger>,
     path: &Path,
     wait: Duration,
-) -> octo_budget::ledger::Result<Ledger> {
+) -> octo_budget::ledger::Result<LiveLedger> {
     match early.take() {
         Some(mut l) if l.path() == path => {
             l.set_busy(wait)?;
             Ok(l)
         }
-        _ => Ledger::open(path, wait),
+        _ => resident::open(path, wait),
     }
 }
 

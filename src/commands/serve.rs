@@ -39,6 +39,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<u8> {
         global: ctx.global.clone(),
         env: ctx.env.clone(),
         now: ctx.now,
+        started: ctx.started,
         locations: ctx.locations.clone(),
     });
     Server::start(ctx, loaded, settings)?.run();

@@ -18,10 +18,11 @@ use octo_budget::budget::{CapKind, Evaluator};
 use octo_budget::config::normalise_path;
 use serde_json::Value;
 
-use super::{guard, Context};
+use super::{guard, Context, LiveLedger, Loaded};
 use crate::error::{Error, IoContext as _, Result};
 use crate::exit;
 use crate::output::status_line::{tightest, StatusLine};
+use octo_budget::config::ConfigError;
 
 /// How long a refresh may take before it prints what it knows (nothing)
 /// and exits.
@@ -80,17 +81,58 @@ static PRINTED: AtomicBool = AtomicBool::new(false);
 /// What the deadline prints (its seconds are [`DEADLINE`]'s).
 const LATE: &[u8] = b"octo-budget: no answer within 3 s (is `octo-budget ingest` needed?)\n";
 
-/// Prints the line (or the error line) and returns 0, whatever happens.
-pub fn run(ctx: &Context) -> u8 {
+/// Prints the line (or the error line) and returns 0, whatever happens;
+/// with `resident`, the resident helper computes it when it can.
+pub fn run(ctx: &Context, resident: bool) -> u8 {
     std::panic::set_hook(Box::new(|_| {}));
     arm_deadline();
-    let line = match std::panic::catch_unwind(|| line(ctx)) {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => error_line(&e.to_string()),
-        Err(_) => error_line("internal error"),
+    let line = if resident {
+        std::panic::catch_unwind(|| super::resident::statusline(ctx))
+            .unwrap_or_else(|_| error_line("internal error"))
+    } else {
+        in_process(ctx, None)
     };
     emit(&line);
     exit::OK
+}
+
+/// The line, computed in this process from stdin (or `input`, read
+/// already).
+pub fn in_process(ctx: &Context, input: Option<Result<Vec<u8>>>) -> String {
+    let tty = std::io::stdout().is_terminal();
+    let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let input = input.unwrap_or_else(read_input);
+        line(ctx, input, ctx.load_live(), tty)
+    }));
+    match computed {
+        Ok(l) => l,
+        Err(_) => error_line("internal error"),
+    }
+}
+
+/// The status JSON on stdin (at most [`MAX_STDIN`] bytes).
+pub fn read_input() -> Result<Vec<u8>> {
+    let mut stdin = Vec::new();
+    std::io::stdin()
+        .take(MAX_STDIN)
+        .read_to_end(&mut stdin)
+        .context(|| "cannot read stdin".into())?;
+    Ok(stdin)
+}
+
+/// The line for the status JSON `input`, with the config loaded (and the
+/// ledger opened on the way), coloured for a terminal when `tty`; a
+/// failure is an error line.
+pub fn line(
+    ctx: &Context,
+    input: Result<Vec<u8>>,
+    loaded: std::result::Result<(Loaded, Option<LiveLedger>), ConfigError>,
+    tty: bool,
+) -> String {
+    match compute(ctx, input, loaded, tty) {
+        Ok(l) => l,
+        Err(e) => error_line(&e.to_string()),
+    }
 }
 
 /// An alarm (SIGALRM) at [`DEADLINE`] prints [`LATE`] and exits 0, unless
@@ -134,14 +176,14 @@ fn error_line(msg: &str) -> String {
     s
 }
 
-fn line(ctx: &Context) -> Result<String> {
-    let mut stdin = Vec::new();
-    std::io::stdin()
-        .take(MAX_STDIN)
-        .read_to_end(&mut stdin)
-        .context(|| "cannot read stdin".into())?;
-    let input = StatusInput::parse(&stdin)?;
-    let (loaded, mut early) = ctx.load_live()?;
+fn compute(
+    ctx: &Context,
+    input: Result<Vec<u8>>,
+    loaded: std::result::Result<(Loaded, Option<LiveLedger>), ConfigError>,
+    tty: bool,
+) -> Result<String> {
+    let input = StatusInput::parse(&input?)?;
+    let (loaded, mut early) = loaded?;
     let cfg = &loaded.config;
     let cwd = input.cwd.clone().or_else(|| {
         ctx.env
@@ -160,7 +202,7 @@ fn line(ctx: &Context) -> Result<String> {
     // (committed as it goes, so the next refresh continues), else only the
     // session's new bytes.
     if !ledger.history_read()? {
-        let until = std::time::Instant::now() + HISTORY_BUDGET;
+        let until = ctx.started + HISTORY_BUDGET;
         let (_, complete) = ctx.ingest_all_until(&loaded, &mut ledger, Some(until))?;
         if !complete {
             return Err(Error::Undecided(
@@ -175,7 +217,7 @@ fn line(ctx: &Context) -> Result<String> {
     }
     let eval = Evaluator {
         loaded: &loaded,
-        ledger: &ledger,
+        ledger: &*ledger,
         now: ctx.now,
     };
     let session = input.session_id.as_deref();
@@ -195,7 +237,7 @@ fn line(ctx: &Context) -> Result<String> {
         session: session_spend,
         burn,
     };
-    Ok(status.render(ctx.color(std::io::stdout().is_terminal())))
+    Ok(status.render(ctx.color(tty)))
 }
 
 #[cfg(test)]

@@ -184,6 +184,18 @@ impl Ledger {
         &self.path
     }
 
+    /// Whether this connection still holds a ledger at this binary's schema
+    /// version (another process may have migrated it since it was opened):
+    /// for a process that keeps its connection between calls.
+    pub fn is_current(&self) -> Result<bool> {
+        schema::is_current(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// No transaction open on this connection.
+    pub fn is_idle(&self) -> bool {
+        self.conn.is_autocommit()
+    }
+
     pub(crate) fn err(&self, e: rusqlite::Error) -> LedgerError {
         classify(&self.path, self.busy, e)
     }

@@ -21,6 +21,9 @@ pub struct Env {
     pub claude: PathBuf,
     pub config: PathBuf,
     pub ledger: PathBuf,
+    /// XDG_RUNTIME_DIR: where a resident helper's socket goes (a helper
+    /// that `check --resident` starts ends once this folder is removed).
+    pub run: PathBuf,
     pub now: String,
     pub tz: String,
 }
@@ -34,12 +37,15 @@ impl Env {
         fs::create_dir_all(claude.join("projects")).unwrap();
         let config = dir.path().join("budgets.yaml");
         let ledger = dir.path().join("ledger.sqlite");
+        let run = dir.path().join("run");
+        fs::create_dir_all(&run).unwrap();
         Env {
             dir,
             home,
             claude,
             config,
             ledger,
+            run,
             now: NOW.into(),
             tz: "UTC".into(),
         }
@@ -92,14 +98,8 @@ impl Env {
     /// The same sealed command as [`Env::cmd`], as a `std::process::Command`
     /// (which can be spawned, e.g. to start several runs at once).
     pub fn std_cmd(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("octo-budget"));
-        c.env_clear()
-            .env("HOME", &self.home)
-            .env("CLAUDE_CONFIG_DIR", &self.claude)
-            .env("TZ", &self.tz)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .current_dir(self.path())
-            .args(["--config", self.config.to_str().unwrap()])
+        let mut c = self.sealed(assert_cmd::cargo::cargo_bin("octo-budget"));
+        c.args(["--config", self.config.to_str().unwrap()])
             .args(["--ledger", self.ledger.to_str().unwrap()])
             .args(["--now", &self.now]);
         c
@@ -147,6 +147,29 @@ pub fn assistant(
                     "content": [{"type": "text", "text": "ok"}], "usage": usage}
     })
     .to_string()
+}
+
+/// Responses costing `micros` together, at `ts`, as lines of at most $10
+/// each of claude-haiku-4-5 input tokens ($1 per million; 10M tokens is the
+/// most one usage field may hold). Their ids are `{id}-0`, `{id}-1`, ...
+pub fn spend_lines(session: &str, cwd: &str, id: &str, ts: &str, micros: u64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut left = micros;
+    while left > 0 {
+        let part = left.min(10_000_000);
+        let id = format!("{id}-{}", lines.len());
+        lines.push(assistant(
+            session,
+            cwd,
+            &id,
+            &format!("req_{id}"),
+            ts,
+            "claude-haiku-4-5",
+            json!({"input_tokens": part, "output_tokens": 0}),
+        ));
+        left -= part;
+    }
+    lines
 }
 
 /// A user line (no cost).
@@ -265,6 +288,7 @@ impl Env {
             .env("HOME", &self.home)
             .env("CLAUDE_CONFIG_DIR", &self.claude)
             .env("TZ", &self.tz)
+            .env("XDG_RUNTIME_DIR", &self.run)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .current_dir(self.path());
         c
@@ -281,16 +305,7 @@ impl Env {
 
     /// The binary (assert_cmd) on another ledger than `self.ledger`.
     pub fn cmd_with_ledger(&self, ledger: &Path) -> Command {
-        let mut args = self.bin_args_with_ledger(ledger).into_iter();
-        let mut c = Command::new(args.next().expect("the binary"));
-        c.env_clear()
-            .env("HOME", &self.home)
-            .env("CLAUDE_CONFIG_DIR", &self.claude)
-            .env("TZ", &self.tz)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .current_dir(self.path())
-            .args(args);
-        c
+        Command::from_std(self.std_cmd_with_ledger(ledger))
     }
 }
 

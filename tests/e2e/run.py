@@ -191,6 +191,9 @@ class Case:
         self.proj = self._mk("repo")
         self.marks = self._mk("marks")
         self.tmp = self._mk("tmp")
+        # The resident helper's socket (`check --resident`): the helper
+        # ends once this folder is removed with the case.
+        self.run_dir = self._mk("run")
         bindir = self._mk("bin")
         self.bin = os.path.join(bindir, "octo-budget")
         shutil.copy2(octo, self.bin)
@@ -227,6 +230,7 @@ class Case:
             "HOME": self.home,
             "CLAUDE_CONFIG_DIR": self.cfgdir,
             "TMPDIR": self.tmp,
+            "XDG_RUNTIME_DIR": self.run_dir,
             "TZ": "UTC",
             "LANG": "C.UTF-8",
             "ANTHROPIC_BASE_URL": self.url,
