@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -465,9 +466,10 @@ def latency(times):
     }
 
 
-def hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cmd, failures, statusline):
+def hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cmd, failures, statusline, suffix=""):
     """check (a gated tool), check (a tool the gate lets through) and statusline,
-    on one real session whose transcript grows by one response before each call."""
+    on one real session whose transcript grows by one response before each call.
+    Results are named check, check_ungated and statusline, plus `suffix`."""
     out = {}
     target = pick_session(manifest)
     tpath = os.path.join(tree, target["path"])
@@ -484,14 +486,16 @@ def hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cm
              ("check_ungated", dict(base, hook_event_name="PreToolUse", tool_name="Read",
                                     tool_input={"file_path": target["cwd"] + "/src/main.rs"}))]
     for name, payload in cases:
+        name += suffix
         stdin_path = os.path.join(work, name + "-stdin.json")
         with open(stdin_path, "w") as fh:
             json.dump(payload, fh)
         fails = []
+        gated = name == "check" + suffix
         times, codes, r = timed_calls(a, name, check_cmd, env, stdin_path, grow, a.calls, fails,
-                                      ok_exits=(0, 2) if name == "check" else (0,))
+                                      ok_exits=(0, 2) if gated else (0,))
         rss = []
-        if name == "check":
+        if gated:
             for _ in range(3):  # peak RSS, measured on extra calls outside the timed ones
                 grow()
                 rr = run(check_cmd, env, stdin_path=stdin_path, timeout=60)
@@ -512,21 +516,41 @@ def hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cm
         spayload = dict(base, workspace={"current_dir": target["cwd"], "project_dir": target["cwd"]},
                         model={"id": "claude-opus-5-5", "display_name": "Opus 5.5"},
                         cost={"total_cost_usd": 0.5, "total_duration_ms": 8428})
-        sstdin_path = os.path.join(work, "statusline-stdin.json")
+        sstdin_path = os.path.join(work, "statusline%s-stdin.json" % suffix)
         with open(sstdin_path, "w") as fh:
             json.dump(spayload, fh)
         sfails = []
-        stimes, _codes, r = timed_calls(a, "statusline", statusline_cmd, env, sstdin_path, grow, a.calls, sfails,
-                                        ok_exits=(0,), one_line=True)
+        stimes, _codes, r = timed_calls(a, "statusline" + suffix, statusline_cmd, env, sstdin_path, grow, a.calls,
+                                        sfails, ok_exits=(0,), one_line=True)
         e = {"calls": a.calls, "warmup_calls": 3, "stdin": spayload}
         e.update(latency(stimes))
         e.update({"failures": len(sfails), "failure_samples": sfails[:5],
                   "last_stdout": tail(r.stdout, 300) if r else ""})
-        out["statusline"] = e
+        out["statusline" + suffix] = e
         if sfails:
-            failures.append("statusline: %d of %d calls did not print a status line, first: %s" % (
-                len(sfails), a.calls, json.dumps(sfails[0])[:200]))
+            failures.append("statusline%s: %d of %d calls did not print a status line, first: %s" % (
+                suffix, len(sfails), a.calls, json.dumps(sfails[0])[:200]))
     return out
+
+
+def helper_rss_kb(run_dir):
+    """Peak RSS of the resident helper whose socket is under run_dir (None if
+    none runs), then ends it."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                argv = fh.read().split(b"\0")
+            if b"resident" not in argv or not any(run_dir.encode() in x for x in argv):
+                continue
+            with open("/proc/%s/status" % pid) as fh:
+                hwm = [int(l.split()[1]) for l in fh if l.startswith("VmHWM:")]
+            os.kill(int(pid), signal.SIGTERM)
+            return hwm[0] if hwm else None
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def compare_check(a, binp, env, work, failures):
@@ -554,8 +578,10 @@ def compare_check(a, binp, env, work, failures):
     rng = random.Random(exp["seed"] * 1000003 + 29)
     mut = Mutations(tree)
     try:
-        out.update(hook_series(a, tree, manifest, rng, mut, env, cwork, [binp, "check"] + base_args,
+        out.update(hook_series(a, tree, manifest, rng, mut, env, cwork, [binp, "check", "--resident"] + base_args,
                                None, failures, statusline=False))
+        out.update(hook_series(a, tree, manifest, rng, mut, env, cwork, [binp, "check"] + base_args,
+                               None, failures, statusline=False, suffix="_in_process"))
     finally:
         mut.restore()
     return out
@@ -609,8 +635,13 @@ def main():
     base_args = ["--config", config, "--claude-dir", claude, "--ledger", ledger, "--now", NOW]
     report_cmd = [binp, "report"] + base_args + ["--period", "month", "--json"]
     report_all_cmd = [binp, "report"] + base_args + ["--period", "all", "--json"]
-    check_cmd = [binp, "check"] + base_args
-    statusline_cmd = [binp, "statusline"] + base_args
+    # As `hook install` writes them: answered by the resident helper; the
+    # same commands without --resident answer in their own process.
+    check_cmd = [binp, "check", "--resident"] + base_args
+    statusline_cmd = [binp, "statusline", "--resident"] + base_args
+    run_dir = os.path.join(work, "run")
+    os.makedirs(run_dir)
+    env["XDG_RUNTIME_DIR"] = run_dir
 
     results = {
         "schema": 1,
@@ -622,7 +653,8 @@ def main():
                                           "kinds", "arms", "responses", "assistant_lines", "size_quantiles")},
         "tree_path": tree,
         "commands": {"report": report_cmd, "report_all": report_all_cmd, "check": check_cmd,
-                     "statusline": statusline_cmd},
+                     "statusline": statusline_cmd, "check_in_process": [binp, "check"] + base_args,
+                     "statusline_in_process": [binp, "statusline"] + base_args},
         "targets": TARGETS,
         "rss_method": RSS_METHOD,
         "timing_method": "time.perf_counter around each child (spawn included)",
@@ -765,6 +797,10 @@ def main():
         hooks = hook_series(a, tree, manifest, rng, mut, env, work, check_cmd, statusline_cmd, failures,
                             statusline=True)
         results.update(hooks)
+        results["helper_max_rss_kb"] = helper_rss_kb(run_dir)
+        results.update(hook_series(a, tree, manifest, rng, mut, env, work, [binp, "check"] + base_args,
+                                   [binp, "statusline"] + base_args, failures, statusline=True,
+                                   suffix="_in_process"))
 
         # ---------------- the same gated check on a smaller tree (history all in the month too):
         # a call must cost what is new plus a constant, whatever the history
@@ -844,6 +880,17 @@ def main():
     sl = results.get("statusline", {})
     row("statusline p50 (ms)", sl.get("p50_ms"), None, None, ("abs", TARGETS["statusline_p50_ms"]), "ms")
     row("statusline p99 (ms)", sl.get("p99_ms"), None, None, ("abs", TARGETS["statusline_p99_ms"]), "ms")
+    hr = results.get("helper_max_rss_kb")
+    row("resident helper peak RSS (MiB)", hr and hr / 1024.0, None, None, None, "mib")
+    # The same hooks without --resident (each call opens the ledger itself)
+    for name, label in (("check_in_process", "in process: check, gated, p50 (ms)"),
+                        ("check_ungated_in_process", "in process: check, ungated, p50 (ms)"),
+                        ("statusline_in_process", "in process: statusline p50 (ms)")):
+        row(label, results.get(name, {}).get("p50_ms"), None, None, None, "ms")
+    cip = results.get("check_compare", {}).get("check_in_process", {})
+    if cip:
+        row("in process: check, gated, p50 here / on %.0f MiB" % results["check_compare"]["tree"]["size_mb"],
+            None, None, ratio(results.get("check_in_process", {}).get("p50_ms"), cip.get("p50_ms")), None, "ms")
     tm = all(results.get(n, {}).get("tokens_match_expected")
              for n in ("report_first", "report_second", "report_all", "report_after_append"))
     rows.append({"metric": "tokens, costs per arm == expected", "octo_budget": tm,
