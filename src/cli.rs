@@ -380,6 +380,9 @@ pub struct Environment {
     pub host: Option<String>,
     /// `PGPASSWORD`, `PGPASSFILE`, `PGUSER` (else `USER`): a team ledger's
     /// password and default user, as libpq takes them.
+    /// Not sent to the resident helper, which leaves team ledgers to the
+    /// calling process.
+    #[serde(skip)]
     pub pg_password: Option<String>,
     pub pg_passfile: Option<PathBuf>,
     pub user: Option<String>,

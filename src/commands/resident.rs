@@ -29,7 +29,7 @@
 //! Protocol (frames: a tag byte, a little-endian u32 length, the bytes):
 //!
 //! ```text
-//! client -> helper  Q  the request: command, flags, environment, clock (JSON)
+//! client -> helper  Q  the request: command, flags, environment (no secrets), clock (JSON)
 //!                   I  stdin (statusline: right after Q)
 //!                   A  the warning in R was shown: record it as given
 //! helper -> client  D  declined: answer in your own process
@@ -404,6 +404,8 @@ fn serve_one(mut s: UnixStream) {
         return;
     }
     let _ = handle(&mut s);
+    // Not left in the client's folder between calls.
+    let _ = std::env::set_current_dir("/");
 }
 
 fn handle(s: &mut UnixStream) -> std::io::Result<()> {

@@ -184,11 +184,19 @@ impl Ledger {
         &self.path
     }
 
-    /// Whether this connection still holds a ledger at this binary's schema
-    /// version (another process may have migrated it since it was opened):
-    /// for a process that keeps its connection between calls.
+    /// Whether this connection still holds a marked ledger at this binary's
+    /// schema version (another process may have migrated it since it was
+    /// opened): for a process that keeps its connection between calls, so
+    /// one cached statement.
     pub fn is_current(&self) -> Result<bool> {
-        schema::is_current(&self.conn).map_err(|e| self.err(e))
+        let (version, app): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT user_version, application_id FROM pragma_user_version, pragma_application_id",
+            )
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(|e| self.err(e))?;
+        Ok(app == schema::APPLICATION_ID && version == schema::VERSION)
     }
 
     /// No transaction open on this connection.
