@@ -66,6 +66,9 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 /// The WAL size (about 250 pages) above which a write truncates it.
 pub const WAL_LIMIT: u64 = 1 << 20;
 
+/// How many prepared statements a connection keeps for reuse.
+const STATEMENT_CACHE: usize = 128;
+
 /// An open ledger.
 pub struct Ledger {
     pub(crate) conn: Connection,
@@ -114,6 +117,23 @@ impl Ledger {
             busy,
         };
         ledger.conn.busy_timeout(busy).map_err(|e| ledger.err(e))?;
+        // Room for every statement the code prepares through the cache
+        // (rusqlite keeps 16): with fewer, a loop over more statements, or
+        // the resident helper's calls, prepare them again and again.
+        ledger
+            .conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Plans that do not depend on bound values: SQLite otherwise
+        // prepares a statement again whenever a new value is bound to a
+        // `LIMIT ?` (and a `column = ?` when the value moves to or from 0
+        // or 1), which the ledger's statements gain nothing from.
+        ledger
+            .conn
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                true,
+            )
+            .map_err(|e| ledger.err(e))?;
         Ok(ledger)
     }
 
