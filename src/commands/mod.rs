@@ -140,14 +140,19 @@ impl Context {
         } else {
             None
         };
-        let hit = ledger
-            .as_ref()
-            .and_then(|l| l.cached_config(&key).ok().flatten())
-            .and_then(|stored| cached::decode(&stored, &path));
+        // The resident helper remembers the last config it decoded (the
+        // key covers the file's text, path, home and zone).
+        let hit = resident::remembered_config(&key).or_else(|| {
+            ledger
+                .as_ref()
+                .and_then(|l| l.cached_config(&key).ok().flatten())
+                .and_then(|stored| cached::decode(&stored, &path))
+        });
         let (config, miss) = match hit {
             Some(c) => (c, false),
             None => (Config::parse(&text, &path, &pctx)?, true),
         };
+        resident::remember_config(key, &config);
         let ledger =
             ledger.filter(|_| absolute(&self.locations.ledger_path(&config), self) == guess);
         if let (true, Some(l)) = (miss, &ledger) {

@@ -530,6 +530,32 @@ thread_local! {
     static KEPT: RefCell<Option<(Ledger, FileId)>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// The helper's last config, by its key (`config::cached::key`: the
+    /// file's text, path, home and time zone).
+    static CONFIG: RefCell<Option<([u8; 16], octo_budget::config::Config)>> = const { RefCell::new(None) };
+}
+
+/// In the helper, the config last loaded under `key`.
+pub fn remembered_config(key: &[u8; 16]) -> Option<octo_budget::config::Config> {
+    if !KEEPING.load(Ordering::Relaxed) {
+        return None;
+    }
+    CONFIG.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, config)| config.clone())
+    })
+}
+
+/// In the helper, keeps `config` as the one loaded under `key`.
+pub fn remember_config(key: [u8; 16], config: &octo_budget::config::Config) {
+    if KEEPING.load(Ordering::Relaxed) {
+        CONFIG.with(|c| *c.borrow_mut() = Some((key, config.clone())));
+    }
+}
+
 /// A file's device and inode.
 type FileId = (u64, u64);
 
