@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::attribution::Attributor;
 use crate::budget::{Period, PeriodKind};
 use crate::ledger::query::{Filter, Group, Place};
-use crate::ledger::{Result, Store};
+use crate::ledger::{Places, Result, Store};
 use crate::money::{Micros, Picos};
 use crate::pricing::{cost, PriceTable};
 use crate::transcript::Usage;
@@ -165,7 +165,7 @@ pub struct Engine<'a> {
     attributor: &'a Attributor,
     pricer: Pricer<'a>,
     now: DateTime<Utc>,
-    places: Option<HashMap<i64, Place>>,
+    places: Option<Places>,
     /// The last arm's candidate places.
     candidates: Option<(usize, Vec<i64>)>,
 }
@@ -548,8 +548,8 @@ mod tests {
                 .cloned()
                 .collect())
         }
-        fn places(&self) -> Result<HashMap<i64, Place>> {
-            Ok(self.places.clone())
+        fn places(&self) -> Result<Places> {
+            Ok(std::sync::Arc::new(self.places.clone()))
         }
         fn session_cwds(
             &self,

@@ -23,7 +23,10 @@ pub mod team;
 
 pub use store::Store;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -69,11 +72,18 @@ pub const WAL_LIMIT: u64 = 1 << 20;
 /// How many prepared statements a connection keeps for reuse.
 const STATEMENT_CACHE: usize = 128;
 
+/// Every place, by id, as the ledger hands them out (shared: see
+/// [`Ledger::places`]).
+pub type Places = Arc<HashMap<i64, query::Place>>;
+
 /// An open ledger.
 pub struct Ledger {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
     pub(crate) busy: Duration,
+    /// The places this connection has read, and the largest id among
+    /// them (see [`Ledger::places`]).
+    pub(crate) places_seen: RefCell<Option<(i64, Places)>>,
 }
 
 impl Ledger {
@@ -115,6 +125,7 @@ impl Ledger {
             conn,
             path: path.to_path_buf(),
             busy,
+            places_seen: Default::default(),
         };
         ledger.conn.busy_timeout(busy).map_err(|e| ledger.err(e))?;
         // Room for every statement the code prepares through the cache

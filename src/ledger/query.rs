@@ -5,12 +5,13 @@
 //! window can start and end at any instant and still be exact.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::params_from_iter;
 
 use super::schema::BUCKET_MS;
-use super::{Ledger, Names, Result};
+use super::{Ledger, Names, Places, Result};
 use crate::model::Usage;
 use crate::pricing::PromptClass;
 
@@ -606,32 +607,53 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// Every place, by id.
-    pub fn places(&self) -> Result<HashMap<i64, Place>> {
+    /// Every place, by id. Places are only ever added (a row is never
+    /// changed or removed), so a connection keeps those it read and reads
+    /// only rows added since: what a call costs does not grow with the
+    /// number of places. Inside a transaction of its own (whose new rows a
+    /// rollback could take back) it reads them all and keeps nothing.
+    pub fn places(&self) -> Result<Places> {
+        if !self.conn.is_autocommit() {
+            let mut all = HashMap::new();
+            self.read_places_after(0, &mut all)?;
+            return Ok(Arc::new(all));
+        }
+        let mut seen = self.places_seen.borrow_mut();
+        let (last, places) = seen.get_or_insert_with(|| (0, Arc::new(HashMap::new())));
+        let newest = self.read_places_after(*last, Arc::make_mut(places))?;
+        *last = newest.max(*last);
+        Ok(Arc::clone(places))
+    }
+
+    /// Adds the places with an id above `after` to `into`; returns the
+    /// largest id read (`after` if none).
+    fn read_places_after(&self, after: i64, into: &mut HashMap<i64, Place>) -> Result<i64> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, cwd, project, real_cwd FROM places")
+            .prepare_cached("SELECT id, cwd, project, real_cwd FROM places WHERE id > ?1")
             .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                let cwd: String = r.get(1)?;
-                // NULL: a place from before real paths were kept.
-                let real_cwd = match r.get::<_, Option<String>>(3)? {
-                    Some(real) => Some(real).filter(|s| !s.is_empty()),
-                    None => real_path(&cwd),
-                };
-                Ok((
-                    r.get(0)?,
-                    Place {
-                        cwd,
-                        project: r.get(2)?,
-                        real_cwd,
-                    },
-                ))
-            })
-            .and_then(|it| it.collect::<std::result::Result<HashMap<_, _>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        let mut rows = st.query([after]).map_err(|e| self.err(e))?;
+        let mut last = after;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let cwd: String = r.get(1).map_err(|e| self.err(e))?;
+            // NULL: a place from before real paths were kept.
+            let real_cwd = match r.get::<_, Option<String>>(3).map_err(|e| self.err(e))? {
+                Some(real) => Some(real).filter(|s| !s.is_empty()),
+                None => real_path(&cwd),
+            };
+            let project = r.get(2).map_err(|e| self.err(e))?;
+            into.insert(
+                id,
+                Place {
+                    cwd,
+                    project,
+                    real_cwd,
+                },
+            );
+            last = last.max(id);
+        }
+        Ok(last)
     }
 
     /// The cwd of each session among `groups` that ran in a place without

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use super::halts::Halt;
 use super::notices::NoticeKey;
 use super::query::{Filter, Group, Place};
-use super::{Ledger, Result};
+use super::{Ledger, Places, Result};
 use crate::money::Picos;
 
 /// What the core reads from (and records in) a ledger.
@@ -40,7 +40,7 @@ pub trait Store {
         filter: &Filter<'_>,
     ) -> Result<Vec<Group>>;
     /// Every place (cwd and transcript folder), by id.
-    fn places(&self) -> Result<HashMap<i64, Place>>;
+    fn places(&self) -> Result<Places>;
     /// The cwd of each session among `groups` that ran in a place without
     /// one (its earliest record's), for attribution.
     fn session_cwds(
@@ -101,7 +101,7 @@ impl Store for Ledger {
     ) -> Result<Vec<Group>> {
         Ledger::groups(self, from, to, filter)
     }
-    fn places(&self) -> Result<HashMap<i64, Place>> {
+    fn places(&self) -> Result<Places> {
         Ledger::places(self)
     }
     fn session_cwds(

@@ -939,4 +939,62 @@ mod tests {
             "{why:?}"
         );
     }
+
+    /// A connection's places grow as other connections add places (it
+    /// reads only the rows added since its last read), and a place whose
+    /// real path the writer fills in later reads the same before and after.
+    #[test]
+    fn places_read_again_only_from_the_last_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let wait = std::time::Duration::from_secs(5);
+        let mut writer = Ledger::open(&path, wait).unwrap();
+        let reader = Ledger::open(&path, wait).unwrap();
+        let line = |id: &str, cwd: &str| {
+            format!("{{\"type\":\"assistant\",\"cwd\":\"{cwd}\",\"sessionId\":\"s\",\"timestamp\":\"2026-11-02T10:00:00Z\",\"message\":{{\"id\":\"{id}\",\"model\":\"x\",\"usage\":{{\"input_tokens\":1}}}}}}\n")
+        };
+        let transcript = dir.path().join("t.jsonl");
+        let add = |writer: &mut Ledger, text: &str| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&transcript)
+                .unwrap();
+            f.write_all(text.as_bytes()).unwrap();
+            let file = TranscriptFile {
+                path: transcript.clone(),
+                project: "-p".into(),
+                stat: None,
+            };
+            ingest(writer, &[file], &mut NoProgress).unwrap();
+        };
+        let cwds = |l: &Ledger| {
+            let mut v: Vec<String> = l
+                .places()
+                .unwrap()
+                .values()
+                .map(|p| p.cwd.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        add(&mut writer, &line("m1", "/w/a"));
+        assert_eq!(cwds(&reader), ["/w/a"]);
+        add(&mut writer, &line("m2", "/w/b"));
+        add(&mut writer, &line("m3", "/w/a"));
+        assert_eq!(cwds(&reader), ["/w/a", "/w/b"]);
+        let before = reader.places().unwrap();
+        // An older ledger's place without its real path, filled in when
+        // the place is seen again: read as the live real path either way.
+        writer
+            .conn
+            .execute("UPDATE places SET real_cwd = NULL WHERE cwd = '/w/b'", [])
+            .unwrap();
+        let fresh = Ledger::open(&path, wait).unwrap();
+        assert_eq!(fresh.places().unwrap(), before);
+        add(&mut writer, &line("m4", "/w/b"));
+        assert_eq!(reader.places().unwrap(), before);
+        assert_eq!(Ledger::open(&path, wait).unwrap().places().unwrap(), before);
+    }
 }
