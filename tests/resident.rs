@@ -422,3 +422,57 @@ fn a_helper_ends_when_its_socket_goes() {
     std::fs::remove_file(s.socket().unwrap()).unwrap();
     assert!(s.wait_gone(pid), "the helper is still running");
 }
+
+// Proves: a helper that accepts no more connections (its queue full, as
+// when it is stuck) does not hold a call up: the call does not wait to
+// connect (it would wait until its 5 s deadline) and answers in its own
+// process, with the budget's reason.
+#[test]
+fn a_full_queue_on_the_socket_holds_no_call_up() {
+    use std::os::fd::AsRawFd;
+    let s = Sealed::new();
+    s.spend(S1, ACME, "a1", 10_500_000);
+    std::fs::create_dir(s.run.join("octo-budget")).unwrap();
+    std::fs::set_permissions(
+        s.run.join("octo-budget"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let sock = socket_of_binary(&s.run);
+    let listener = UnixListener::bind(&sock).unwrap();
+    // SAFETY: listen(2) on a socket this test owns, to shrink its queue.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    // Fill the queue: connections nobody accepts, until one would block.
+    let mut queued = Vec::new();
+    loop {
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, b) in addr
+            .sun_path
+            .iter_mut()
+            .zip(sock.as_os_str().as_encoded_bytes())
+        {
+            *d = *b as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        // SAFETY: a valid socket and a sockaddr_un of its full size.
+        let rc = unsafe { libc::connect(fd, (&raw const addr).cast(), len) };
+        queued.push(fd);
+        if rc != 0 {
+            break;
+        }
+        assert!(queued.len() < 1000, "the queue never filled");
+    }
+    let o = s.live("check", true, &s.hook(S1, ACME, "PreToolUse", "Agent"));
+    assert_eq!(o.status.code(), Some(2), "{:?}", said(&o));
+    assert!(said(&o).2.contains("has spent $10.50"), "{:?}", said(&o));
+    // Waiting to connect, the deadline would have answered ("no answer
+    // within 5 s").
+    assert!(!said(&o).2.contains("no answer"), "{:?}", said(&o));
+    for fd in queued {
+        // SAFETY: closing descriptors this test opened.
+        unsafe { libc::close(fd) };
+    }
+}

@@ -160,19 +160,29 @@ fn connect(ctx: &Context) -> Reached {
     let Some(sock) = socket_path(&ctx.env, &exe) else {
         return Reached::Unusable;
     };
-    match UnixStream::connect(&sock) {
-        Ok(s) if runs_this_executable(&s, &exe) => Reached::Helper(s),
-        Ok(_) => Reached::Unusable,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Reached::Nobody(sock)
+    match connect_now(&sock) {
+        Ok(s) if runs_this_executable(&s, &exe) && s.set_nonblocking(false).is_ok() => {
+            Reached::Helper(s)
         }
+        Ok(_) => Reached::Unusable,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::CONNREFUSED) => Reached::Nobody(sock),
+        // EAGAIN: the helper's queue of connections is full (it is stuck).
         Err(_) => Reached::Unusable,
     }
+}
+
+/// Connects to `sock` without waiting: a helper that accepts no more
+/// connections (its queue full) is not waited for.
+fn connect_now(sock: &Path) -> rustix::io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(sock)?)?;
+    Ok(UnixStream::from(fd))
 }
 
 /// The peer runs as this user, and its executable is this one.
