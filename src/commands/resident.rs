@@ -161,7 +161,13 @@ fn connect(ctx: &Context) -> Reached {
         return Reached::Unusable;
     };
     match connect_now(&sock) {
-        Ok(s) if runs_this_executable(&s, &exe) && s.set_nonblocking(false).is_ok() => {
+        // A helper that stops reading (a large stdin) is not waited for
+        // either.
+        Ok(s)
+            if runs_this_executable(&s, &exe)
+                && s.set_nonblocking(false).is_ok()
+                && s.set_write_timeout(Some(FIRST_ANSWER)).is_ok() =>
+        {
             Reached::Helper(s)
         }
         Ok(_) => Reached::Unusable,
