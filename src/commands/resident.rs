@@ -193,14 +193,25 @@ fn connect_now(sock: &Path) -> rustix::io::Result<UnixStream> {
 
 /// The peer runs as this user, and its executable is this one.
 fn runs_this_executable(s: &UnixStream, exe: &std::fs::Metadata) -> bool {
-    let Ok(cred) = rustix::net::sockopt::socket_peercred(s) else {
+    let Some(pid) = same_user_peer(s) else {
         return false;
     };
-    if cred.uid != rustix::process::geteuid() {
-        return false;
-    }
-    std::fs::metadata(format!("/proc/{}/exe", cred.pid.as_raw_nonzero()))
+    std::fs::metadata(format!("/proc/{pid}/exe"))
         .is_ok_and(|m| m.dev() == exe.dev() && m.ino() == exe.ino())
+}
+
+/// The process at the other end of `s` when it runs as this user
+/// (`SO_PEERCRED`); None elsewhere than on Linux, where the helper is then
+/// never used.
+#[cfg(target_os = "linux")]
+fn same_user_peer(s: &UnixStream) -> Option<i32> {
+    let cred = rustix::net::sockopt::socket_peercred(s).ok()?;
+    (cred.uid == rustix::process::geteuid()).then(|| cred.pid.as_raw_nonzero().get())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn same_user_peer(_: &UnixStream) -> Option<i32> {
+    None
 }
 
 fn request(ctx: &Context, command: Live) -> Vec<u8> {
@@ -410,9 +421,7 @@ fn watchdog(start: Instant) {
 }
 
 fn serve_one(mut s: UnixStream) {
-    let same_user = rustix::net::sockopt::socket_peercred(&s)
-        .is_ok_and(|c| c.uid == rustix::process::geteuid());
-    if !same_user
+    if same_user_peer(&s).is_none()
         || s.set_nonblocking(false).is_err()
         || s.set_read_timeout(Some(CLIENT_WAIT)).is_err()
         || s.set_write_timeout(Some(CLIENT_WAIT)).is_err()
