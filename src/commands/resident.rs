@@ -107,7 +107,12 @@ pub fn check(ctx: &Context) -> u8 {
     match connect(ctx) {
         Reached::Helper(mut s) => match ask_check(ctx, &mut s) {
             Asked::Answered(code) => code,
-            Asked::Declined(input) => check::run(ctx, input),
+            Asked::Declined(input) => {
+                // As in a call of its own: until this process has loaded the
+                // config, a failure refuses (whatever the helper's said).
+                guard::set_on_error_allow(false);
+                check::run(ctx, input)
+            }
         },
         Reached::Nobody(sock) => {
             let code = check::run(ctx, None);
