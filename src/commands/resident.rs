@@ -196,13 +196,20 @@ fn connect_now(sock: &Path) -> rustix::io::Result<UnixStream> {
     Ok(UnixStream::from(fd))
 }
 
-/// The peer runs as this user, and its executable is this one.
+/// The peer runs as this user, its executable is this one, and it sees
+/// the same files (the same mount namespace: paths in the request name
+/// the same files there).
 fn runs_this_executable(s: &UnixStream, exe: &std::fs::Metadata) -> bool {
     let Some(pid) = same_user_peer(s) else {
         return false;
     };
+    let same = |a: &str, b: &str| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
     std::fs::metadata(format!("/proc/{pid}/exe"))
         .is_ok_and(|m| m.dev() == exe.dev() && m.ino() == exe.ino())
+        && same("/proc/self/ns/mnt", &format!("/proc/{pid}/ns/mnt"))
 }
 
 /// The process at the other end of `s` when it runs as this user
