@@ -476,3 +476,40 @@ fn a_full_queue_on_the_socket_holds_no_call_up() {
         unsafe { libc::close(fd) };
     }
 }
+
+// Proves: with a team ledger (which the helper leaves to the calling
+// process: a connection to the server is per process), a gated call through
+// --resident is answered exactly as a call of its own: here the server
+// cannot be reached (nothing listens on port 1), so it is refused, with
+// that reason, however many calls come.
+#[test]
+fn a_team_ledgers_calls_are_left_to_the_calling_process() {
+    let s = Sealed::new();
+    s.env.write_config(&format!(
+        "ledger: postgres://octo@127.0.0.1:1/octo\n{CONFIG}"
+    ));
+    let agent = s.hook(S1, ACME, "PreToolUse", "Agent");
+    // The config's `ledger:` (the harness's --ledger would override it).
+    let call = |resident: bool| {
+        let mut c = assert_cmd::Command::from_std(
+            s.env.sealed(assert_cmd::cargo::cargo_bin("octo-budget")),
+        );
+        let config = s.env.config.to_str().unwrap();
+        c.args(["--config", config, "--now", &s.env.now, "check"]);
+        if resident {
+            c.arg("--resident");
+        }
+        said(&c.write_stdin(agent.clone()).output().unwrap())
+    };
+    let alone = call(false);
+    assert_eq!(alone.0, Some(2), "{alone:?}");
+    assert!(
+        alone.2.contains("team ledger") && alone.2.contains("cannot connect"),
+        "{alone:?}"
+    );
+    call(true);
+    s.wait_for_helper();
+    for _ in 0..2 {
+        assert_eq!(call(true), alone);
+    }
+}
