@@ -212,15 +212,15 @@ pub fn deliver(code: u8, stdout: &str, stderr: &str) -> (u8, bool) {
 /// config says `on_error: allow` (`allow`).
 pub fn failure(e: &Error, allow: bool) -> Reply {
     let reason = e.to_string().replace('\n', " ");
-    let (code, stderr) = if allow {
-        (exit::OK, format!("octo-budget: cannot check the budget ({reason}); allowing the call because budgets.yaml sets gate.on_error: allow\n"))
+    let (code, tail) = if allow {
+        (exit::OK, guard::ALLOW_TAIL)
     } else {
-        (exit::BLOCK, format!("octo-budget: cannot check the budget ({reason}); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)\n"))
+        (exit::BLOCK, guard::REFUSE_TAIL)
     };
     Reply {
         code,
         stdout: String::new(),
-        stderr,
+        stderr: format!("{}{reason}{tail}", guard::HEAD),
         warning: None,
     }
 }

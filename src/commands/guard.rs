@@ -17,20 +17,20 @@
 //! code already claimed.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `gate.on_error: allow`, once the config has loaded.
 static ON_ERROR_ALLOW: AtomicBool = AtomicBool::new(false);
 /// The exit code claimed, plus one (0: nobody has answered yet).
 static ANSWER: AtomicU8 = AtomicU8::new(0);
-/// When `check` started (its deadline and reading budget count from here).
-static STARTED: OnceLock<Instant> = OnceLock::new();
 
-const REFUSE_TAIL: &[u8] =
-    b"); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)\n";
-const ALLOW_TAIL: &[u8] = b"); allowing the call because budgets.yaml sets gate.on_error: allow\n";
-const HEAD: &[u8] = b"octo-budget: cannot check the budget (";
+/// A failure's answer is `HEAD`, the reason, then the tail for the config's
+/// `gate.on_error` (the signal handlers and `check::failure` alike).
+pub const HEAD: &str = "octo-budget: cannot check the budget (";
+pub const REFUSE_TAIL: &str =
+    "); refusing the call until this is fixed (or set gate.on_error: allow in budgets.yaml)\n";
+pub const ALLOW_TAIL: &str =
+    "); allowing the call because budgets.yaml sets gate.on_error: allow\n";
 
 /// Records that the config loaded and what its `gate.on_error` says.
 pub fn set_on_error_allow(allow: bool) {
@@ -52,18 +52,12 @@ pub fn claim(code: u8) -> u8 {
     }
 }
 
-/// The instant `check` started (set by [`start`]).
-pub fn started() -> Instant {
-    *STARTED.get_or_init(Instant::now)
-}
-
 /// Arms the guard: ignores SIGXFSZ (a file-size limit then fails writes
 /// with EFBIG, an error `check` reports, instead of killing it), answers
 /// SIGTERM, SIGHUP and SIGINT, and sets an alarm (SIGALRM) that answers
 /// when `deadline` (whole seconds) passes. An alarm rather than a watchdog
 /// thread: nothing to start on every call, and its handler is as simple.
 pub fn start(deadline: Duration) {
-    started();
     ignore_sigxfsz();
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGALRM] {
         install(sig, on_signal);
@@ -151,9 +145,9 @@ fn answer_now(why: &[u8]) -> ! {
     let code: u8 = if allow { 0 } else { 2 };
     match ANSWER.compare_exchange(0, code + 1, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) => {
-            write_all(2, HEAD);
+            write_all(2, HEAD.as_bytes());
             write_all(2, why);
-            write_all(2, if allow { ALLOW_TAIL } else { REFUSE_TAIL });
+            write_all(2, if allow { ALLOW_TAIL } else { REFUSE_TAIL }.as_bytes());
             // SAFETY: _exit is async-signal-safe and ends every thread.
             unsafe { libc::_exit(code as libc::c_int) }
         }
