@@ -6,7 +6,7 @@
 //! kill switch). Every failure blocks too, unless `gate: {on_error:
 //! allow}`; `check` never exits 1.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use octo_budget::protect;
 use serde::Deserialize;
 
 use super::{absolute, guard, reuse_or_open, Context, LiveLedger, Loaded};
-use crate::error::{Error, IoContext as _, Result};
+use crate::error::{Error, Result};
 use crate::exit;
 use crate::output::hook_reply;
 
@@ -138,12 +138,7 @@ pub fn on_error_allows(loaded: &Loaded) -> bool {
 
 /// The hook input on stdin (at most [`MAX_STDIN`] bytes).
 pub fn read_input() -> Result<Vec<u8>> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .take(MAX_STDIN)
-        .read_to_end(&mut input)
-        .context(|| "cannot read the hook input on stdin".into())?;
-    Ok(input)
+    super::read_stdin(MAX_STDIN, "the hook input on stdin")
 }
 
 /// The answer to the hook `input`, the config loaded (and `early`, the

@@ -427,6 +427,18 @@ pub fn reuse_or_open(
     }
 }
 
+/// Standard input, at most `max` bytes; `what` names it in the error.
+pub fn read_stdin(max: u64, what: &str) -> Result<Vec<u8>> {
+    use crate::error::IoContext as _;
+    use std::io::Read as _;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .take(max)
+        .read_to_end(&mut input)
+        .context(|| format!("cannot read {what}"))?;
+    Ok(input)
+}
+
 /// `p` made absolute against the working folder, `.` and `..` folded
 /// (lexically: symlinks stay as they are).
 pub fn absolute(p: &Path, ctx: &Context) -> PathBuf {

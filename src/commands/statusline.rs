@@ -8,7 +8,7 @@
 //! failure, panic or hang prints one short `octo-budget: ...` line and
 //! exits 0 (a hang: an alarm at [`DEADLINE`]).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use octo_budget::config::normalise_path;
 use serde_json::Value;
 
 use super::{guard, Context, LiveLedger, Loaded};
-use crate::error::{Error, IoContext as _, Result};
+use crate::error::{Error, Result};
 use crate::exit;
 use crate::output::status_line::{tightest, StatusLine};
 use octo_budget::config::ConfigError;
@@ -112,12 +112,7 @@ pub fn in_process(ctx: &Context, input: Option<Result<Vec<u8>>>) -> String {
 
 /// The status JSON on stdin (at most [`MAX_STDIN`] bytes).
 pub fn read_input() -> Result<Vec<u8>> {
-    let mut stdin = Vec::new();
-    std::io::stdin()
-        .take(MAX_STDIN)
-        .read_to_end(&mut stdin)
-        .context(|| "cannot read stdin".into())?;
-    Ok(stdin)
+    super::read_stdin(MAX_STDIN, "stdin")
 }
 
 /// The line for the status JSON `input`, with the config loaded (and the
