@@ -106,7 +106,7 @@ impl Ledger {
     /// answer should it take too long).
     pub fn open_if_current(path: &Path, busy: Duration) -> Result<Option<Ledger>> {
         let ledger = Ledger::connect(path, busy, OpenFlags::empty())?;
-        if !schema::is_current(&ledger.conn).map_err(|e| ledger.err(e))? {
+        if !ledger.is_current()? {
             return Ok(None);
         }
         ledger.ready().map(Some)
@@ -215,10 +215,10 @@ impl Ledger {
         &self.path
     }
 
-    /// Whether this connection still holds a marked ledger at this binary's
-    /// schema version (another process may have migrated it since it was
-    /// opened): for a process that keeps its connection between calls, so
-    /// one cached statement.
+    /// Whether this connection holds a marked ledger at this binary's
+    /// schema version (nothing to migrate; a connection kept between calls
+    /// asks again, as another process may have migrated it since): one
+    /// cached statement.
     pub fn is_current(&self) -> Result<bool> {
         let (version, app): (i64, i64) = self
             .conn

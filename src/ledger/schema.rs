@@ -477,12 +477,6 @@ fn version_of(conn: &Connection) -> rusqlite::Result<Option<(i64, bool)>> {
     })
 }
 
-/// True when `conn` holds a marked ledger at [`VERSION`] (nothing to
-/// migrate).
-pub(super) fn is_current(conn: &Connection) -> rusqlite::Result<bool> {
-    Ok(version_of(conn)? == Some((VERSION, true)))
-}
-
 /// Brings the ledger to [`VERSION`], or refuses a newer one.
 pub fn migrate(ledger: &mut Ledger) -> Result<()> {
     // Before anything else (WAL mode included) touches the file.
