@@ -142,7 +142,9 @@ impl Context {
         };
         // The resident helper remembers the last config it decoded (the
         // key covers the file's text, path, home and zone).
-        let hit = resident::remembered_config(&key).or_else(|| {
+        let remembered = resident::remembered_config(&key);
+        let from_memory = remembered.is_some();
+        let hit = remembered.or_else(|| {
             ledger
                 .as_ref()
                 .and_then(|l| l.cached_config(&key).ok().flatten())
@@ -152,7 +154,9 @@ impl Context {
             Some(c) => (c, false),
             None => (Config::parse(&text, &path, &pctx)?, true),
         };
-        resident::remember_config(key, &config);
+        if !from_memory {
+            resident::remember_config(key, &config);
+        }
         let ledger =
             ledger.filter(|_| absolute(&self.locations.ledger_path(&config), self) == guess);
         if let (true, Some(l)) = (miss, &ledger) {

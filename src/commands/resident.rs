@@ -326,8 +326,13 @@ fn socket_path(env: &Environment, exe: &std::fs::Metadata) -> Option<PathBuf> {
         Some(d) => d.join("octo-budget"),
         None => PathBuf::from(format!("/tmp/octo-budget-{uid}")),
     };
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let m = std::fs::symlink_metadata(&dir).ok()?;
+    let m = match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+            std::fs::symlink_metadata(&dir).ok()?
+        }
+        m => m.ok()?,
+    };
     if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
         return None;
     }
@@ -446,11 +451,11 @@ fn serve_one(mut s: UnixStream) {
 }
 
 fn handle(s: &mut UnixStream) -> std::io::Result<()> {
-    let (tag, body) = recv(s)?;
-    let Ok(req) = serde_json::from_slice::<Request>(&body)
-        .map_err(|_| ())
-        .and_then(|r| if tag == b'Q' { Ok(r) } else { Err(()) })
-    else {
+    let req = match recv(s)? {
+        (b'Q', body) => serde_json::from_slice::<Request>(&body).ok(),
+        _ => None,
+    };
+    let Some(req) = req else {
         return send(s, b'D', &[]);
     };
     // The client's working folder, for the call: relative paths resolve as
@@ -486,7 +491,7 @@ fn handle(s: &mut UnixStream) -> std::io::Result<()> {
                 Ok(l) => l,
                 Err(e) => {
                     let r = check::failure(&e.into(), false);
-                    return reply(s, &r.code, r.stdout, r.stderr, false);
+                    return reply(s, r.code, r.stdout, r.stderr, false);
                 }
             };
             let allow = check::on_error_allows(&loaded);
@@ -496,7 +501,7 @@ fn handle(s: &mut UnixStream) -> std::io::Result<()> {
                 return Ok(());
             }
             let r = check::answer(&ctx, &loaded, early, Ok(input));
-            reply(s, &r.code, r.stdout, r.stderr, r.warning.is_some())?;
+            reply(s, r.code, r.stdout, r.stderr, r.warning.is_some())?;
             if let Some(w) = r.warning {
                 if matches!(recv(s), Ok((b'A', _))) {
                     w.record();
@@ -510,20 +515,20 @@ fn handle(s: &mut UnixStream) -> std::io::Result<()> {
                 return Ok(());
             }
             let line = statusline::line(&ctx, Ok(input), loaded, req.tty);
-            reply(s, &exit::OK, line, String::new(), false)
+            reply(s, exit::OK, line, String::new(), false)
         }
     }
 }
 
 fn reply(
     s: &mut UnixStream,
-    code: &u8,
+    code: u8,
     stdout: String,
     stderr: String,
     warned: bool,
 ) -> std::io::Result<()> {
     let a = Answer {
-        code: *code,
+        code,
         stdout,
         stderr,
         warned,
