@@ -301,10 +301,14 @@ fn the_helper_answers_as_the_process_itself_would() {
 }
 
 /// The socket the helper of the binary under test listens on (its name
-/// is the executable's device, inode and mtime).
+/// is the executable's device, inode and mtime), its folder made as the
+/// client makes it (mode 0700).
 fn socket_of_binary(run: &Path) -> PathBuf {
+    let dir = run.join("octo-budget");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let m = std::fs::metadata(assert_cmd::cargo::cargo_bin("octo-budget")).unwrap();
-    run.join("octo-budget").join(format!(
+    dir.join(format!(
         "{:x}-{:x}-{:x}.{:x}.sock",
         m.dev(),
         m.ino(),
@@ -320,12 +324,6 @@ fn socket_of_binary(run: &Path) -> PathBuf {
 fn an_impostor_on_the_socket_lets_nothing_through() {
     let s = Sealed::new();
     s.spend(S1, ACME, "a1", 10_500_000);
-    std::fs::create_dir(s.run.join("octo-budget")).unwrap();
-    std::fs::set_permissions(
-        s.run.join("octo-budget"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
     let listener = UnixListener::bind(socket_of_binary(&s.run)).unwrap();
     let served = std::thread::spawn(move || {
         use std::io::Write;
@@ -432,12 +430,6 @@ fn a_full_queue_on_the_socket_holds_no_call_up() {
     use std::os::fd::AsRawFd;
     let s = Sealed::new();
     s.spend(S1, ACME, "a1", 10_500_000);
-    std::fs::create_dir(s.run.join("octo-budget")).unwrap();
-    std::fs::set_permissions(
-        s.run.join("octo-budget"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
     let sock = socket_of_binary(&s.run);
     let listener = UnixListener::bind(&sock).unwrap();
     // SAFETY: listen(2) on a socket this test owns, to shrink its queue.
