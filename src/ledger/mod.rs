@@ -66,7 +66,8 @@ pub enum LedgerError {
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
-/// The WAL size (about 250 pages) above which a write truncates it.
+/// The WAL size (about 125 pages of a new ledger, 250 of one created with
+/// 4 KiB pages) above which a write truncates it.
 pub const WAL_LIMIT: u64 = 1 << 20;
 
 /// How many prepared statements a connection keeps for reuse.
