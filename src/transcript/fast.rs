@@ -160,13 +160,13 @@ impl<'a> Scan<'a> {
     #[inline]
     fn key(&mut self) -> Option<&'a [u8]> {
         let start = self.i;
-        let end = start + special(&self.b[start..])?;
+        // One pass finds the closing quote and any byte that is not ASCII.
+        let end = start + special_or_high(&self.b[start..])?;
         if self.b[end] != b'"' {
             return None;
         }
         self.i = end + 1;
-        let k = &self.b[start..end];
-        k.is_ascii().then_some(k)
+        Some(&self.b[start..end])
     }
 
     /// The rest of a string after its opening quote, when it has no
@@ -175,18 +175,19 @@ impl<'a> Scan<'a> {
     #[inline]
     fn plain_str(&mut self) -> Option<&'a str> {
         let start = self.i;
-        let end = start + special(&self.b[start..])?;
+        // Most strings are ASCII: one pass finds their end.
+        let ascii_end = start + special_or_high(&self.b[start..])?;
+        if self.b[ascii_end] == b'"' {
+            self.i = ascii_end + 1;
+            // SAFETY: every byte before the quote is ASCII, which is UTF-8.
+            return Some(unsafe { std::str::from_utf8_unchecked(&self.b[start..ascii_end]) });
+        }
+        let end = ascii_end + special(&self.b[ascii_end..])?;
         if self.b[end] != b'"' {
             return None;
         }
         self.i = end + 1;
-        let s = &self.b[start..end];
-        if s.is_ascii() {
-            // SAFETY: ASCII is UTF-8.
-            Some(unsafe { std::str::from_utf8_unchecked(s) })
-        } else {
-            simdutf8::basic::from_utf8(s).ok()
-        }
+        simdutf8::basic::from_utf8(&self.b[start..end]).ok()
     }
 
     /// The rest of an ignored string after its opening quote, checked as
@@ -641,20 +642,39 @@ impl<'a> Scan<'a> {
 /// `b`, if any: where a JSON string ends or needs a closer look.
 #[inline]
 fn special(b: &[u8]) -> Option<usize> {
+    find_special::<false>(b)
+}
+
+/// [`special`], stopping at a byte that is not ASCII (0x80 and above) too.
+#[inline]
+fn special_or_high(b: &[u8]) -> Option<usize> {
+    find_special::<true>(b)
+}
+
+/// Whether `c` is `"`, `\`, a control character, or (with `HIGH`) not
+/// ASCII.
+#[inline]
+fn is_special<const HIGH: bool>(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20 || (HIGH && c >= 0x80)
+}
+
+/// The index of the first byte of `b` that [`is_special`].
+#[inline]
+fn find_special<const HIGH: bool>(b: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        special_sse2(b)
+        special_sse2::<HIGH>(b)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        b.iter().position(|&c| is_special::<HIGH>(c))
     }
 }
 
-/// [`special`], 16 bytes at a time (SSE2 is part of every x86-64 CPU).
+/// [`find_special`], 16 bytes at a time (SSE2 is part of every x86-64 CPU).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn special_sse2(b: &[u8]) -> Option<usize> {
+fn special_sse2<const HIGH: bool>(b: &[u8]) -> Option<usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
@@ -674,7 +694,9 @@ fn special_sse2(b: &[u8]) -> Option<usize> {
                 _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
                 ctrl,
             );
-            let mask = _mm_movemask_epi8(hit) as u32;
+            // A byte's top bit set: not ASCII.
+            let high = if HIGH { _mm_movemask_epi8(x) as u32 } else { 0 };
+            let mask = _mm_movemask_epi8(hit) as u32 | high;
             if mask != 0 {
                 return Some(i + mask.trailing_zeros() as usize);
             }
@@ -683,7 +705,7 @@ fn special_sse2(b: &[u8]) -> Option<usize> {
     }
     b[i..]
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .position(|&c| is_special::<HIGH>(c))
         .map(|p| i + p)
 }
 
