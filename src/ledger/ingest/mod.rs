@@ -38,6 +38,7 @@ use crate::transcript::parse::{
 use crate::transcript::reader::{for_each_line_until, read_head};
 use crate::transcript::{CostState, Response};
 
+mod bound;
 mod remote;
 mod writer;
 

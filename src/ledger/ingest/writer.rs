@@ -14,6 +14,7 @@ use std::path::Path;
 
 use rusqlite::{params, OptionalExtension};
 
+use super::bound::{Bound, Value};
 use super::remote::RemoteBatch;
 use super::{FastMap, FileResult, IngestStats, Known, FILE_BY_PATH};
 use crate::ledger::schema::{bucket_of, BUCKET_MS};
@@ -43,6 +44,13 @@ const UPSERT_COST_STATE: &str =
 const UPSERT_SESSION: &str = "INSERT INTO sessions (session_id, cwd, first_ts) VALUES (?1, ?2, ?3)
      ON CONFLICT (session_id) DO UPDATE SET cwd = excluded.cwd, first_ts = excluded.first_ts
      WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)";
+
+/// A row of `responses` ([`Writer::insert`]'s values, in this order).
+const INSERT_RESPONSE: &std::ffi::CStr =
+    c"INSERT INTO responses (message_id, request_id, session_id,
+        place_id, model, ts_ms, sidechain, counted, fast, us_geo, advisor, input, output,
+        cache_write_5m, cache_write_1h, cache_read, web_search, branch, message_hash)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
 /// Adds a delta to its rollup bucket's row, creating the row if needed.
 const UPSERT_ROLLUP: &str =
@@ -106,7 +114,7 @@ pub(super) struct Writer<'a> {
     places: FastMap<String, FastMap<String, i64>>,
     /// Set during a first load: the ledger held no responses when this
     /// run's (single) transaction began, so every row is this run's own.
-    fresh: Option<FreshLoad>,
+    fresh: Option<FreshLoad<'a>>,
     /// A session's cwd changed in this transaction (attribution of places
     /// without a cwd may move): every cached spend is dropped at commit.
     sessions_changed: bool,
@@ -123,16 +131,18 @@ pub(super) struct Writer<'a> {
 /// (a hash of the message id -> row ids) instead of the ledger's indexes,
 /// which are dropped for the load and rebuilt once, sorted, before it
 /// commits: far cheaper than growing them row by row in random order.
-#[derive(Debug, Default)]
-struct FreshLoad {
+#[derive(Default)]
+struct FreshLoad<'a> {
     /// The first row of each hash (one allocation-free entry per message).
     first: FastMap<i64, i64>,
     /// The other rows of a hash (a message read with another request id,
     /// or a collision).
     more: FastMap<i64, Vec<i64>>,
+    /// [`INSERT_RESPONSE`] for the load's many rows.
+    insert: Option<Bound<'a>>,
 }
 
-impl FreshLoad {
+impl FreshLoad<'_> {
     /// The rows whose message id has this hash.
     fn ids(&self, hash: i64) -> Vec<i64> {
         match self.first.get(&hash) {
@@ -635,46 +645,54 @@ impl<'a> Writer<'a> {
     /// Inserts `r`, whose message id hashes to `message_hash`.
     fn insert(&mut self, r: &Row, message_hash: i64) -> Result<()> {
         let u = &r.usage;
-        let st = match &mut self.insert_st {
-            Some(st) => st,
-            None => self.insert_st.insert(
-                self.ledger
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO responses (message_id, request_id, session_id, place_id, model, ts_ms, sidechain, counted,
-                            fast, us_geo, advisor, input, output, cache_write_5m, cache_write_1h, cache_read, web_search, branch,
-                            message_hash)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-                    )
-                    .map_err(|e| self.ledger.err(e))?,
-            ),
+        let flag = |b: bool| Value::Int(i64::from(b));
+        let values = [
+            Value::Text(&r.message_id),
+            Value::Text(&r.request_id),
+            Value::Text(&r.session_id),
+            Value::Int(r.place_id),
+            Value::Text(&r.model),
+            Value::Int(r.ts_ms),
+            flag(r.sidechain),
+            flag(r.counted),
+            flag(r.fast),
+            flag(r.us_geo),
+            flag(r.advisor),
+            Value::Int(u.input as i64),
+            Value::Int(u.output as i64),
+            Value::Int(u.cache_write_5m as i64),
+            Value::Int(u.cache_write_1h as i64),
+            Value::Int(u.cache_read as i64),
+            Value::Int(u.web_search as i64),
+            Value::Text(&r.branch),
+            Value::Int(message_hash),
+        ];
+        let conn = &self.ledger.conn;
+        let done = match &mut self.fresh {
+            // A first load's many rows: bound without copying their text.
+            Some(load) => {
+                let st = match &mut load.insert {
+                    Some(st) => st,
+                    None => load.insert.insert(
+                        Bound::prepare(conn, INSERT_RESPONSE).map_err(|e| self.ledger.err(e))?,
+                    ),
+                };
+                st.execute(&values).map(|()| {
+                    load.add(message_hash, conn.last_insert_rowid());
+                })
+            }
+            None => {
+                let st = match &mut self.insert_st {
+                    Some(st) => st,
+                    None => self.insert_st.insert(
+                        conn.prepare_cached(INSERT_RESPONSE.to_str().unwrap_or_default())
+                            .map_err(|e| self.ledger.err(e))?,
+                    ),
+                };
+                st.execute(rusqlite::params_from_iter(values)).map(|_| ())
+            }
         };
-        st.execute(params![
-            r.message_id,
-            r.request_id,
-            r.session_id,
-            r.place_id,
-            r.model,
-            r.ts_ms,
-            r.sidechain,
-            r.counted,
-            r.fast,
-            r.us_geo,
-            r.advisor,
-            u.input as i64,
-            u.output as i64,
-            u.cache_write_5m as i64,
-            u.cache_write_1h as i64,
-            u.cache_read as i64,
-            u.web_search as i64,
-            r.branch,
-            message_hash
-        ])
-        .map_err(|e| self.ledger.err(e))?;
-        if let Some(load) = &mut self.fresh {
-            load.add(message_hash, self.ledger.conn.last_insert_rowid());
-        }
-        Ok(())
+        done.map_err(|e| self.ledger.err(e))
     }
 
     fn update(&mut self, r: &Row) -> Result<()> {
