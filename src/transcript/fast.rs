@@ -50,32 +50,34 @@ const LEADING_TYPE_WITHIN: usize = 1024;
 /// line's `{`, then up to `"type":"` (in the first KiB) no other `{`, no
 /// `[`, no backslash and no control character, and an even number of
 /// quotes (so the match is outside any string and at the top level); the
-/// type itself without an escape or a control character. Anything else gives None, and the caller reads the line as it
-/// otherwise would. A few passes over a few hundred bytes: cheaper than
-/// the search for `"usage"` it saves on a long line.
+/// type itself without an escape or a control character. Anything else
+/// gives None, and the caller reads the line as it otherwise would. A few
+/// passes over a few hundred bytes: cheaper than the search for `"usage"`
+/// it saves on a long line.
 pub(super) fn leading_type(line: &[u8]) -> Option<&str> {
     static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"type\":\""));
     let head = &line[..line.len().min(LEADING_TYPE_WITHIN)];
-    let at = KEY.find(head)?;
-    let before = &head[..at];
-    let open = before
+    let open = head
         .iter()
         .position(|c| !matches!(c, b' ' | b'\n' | b'\t' | b'\r'))?;
-    if before[open] != b'{' {
+    if head[open] != b'{' {
         return None;
     }
-    let rest = &before[open + 1..];
+    let body = &head[open + 1..];
+    // Only before the first nested value or escape (the key holds
+    // neither, so it cannot straddle that point): an assistant record,
+    // whose `message` comes first, is given up after a few hundred bytes.
+    let plain = memchr::memchr3(b'{', b'[', b'\\', body).unwrap_or(body.len());
+    let at = KEY.find(&body[..plain])?;
+    let rest = &body[..at];
     // A control character (a tab included) is invalid in a JSON string:
     // such a line is read as it otherwise would be.
     let control = |s: &[u8]| s.iter().fold(false, |any, &c| any | (c < 0x20));
-    if memchr::memchr3(b'{', b'[', b'\\', rest).is_some()
-        || !memchr::memchr_iter(b'"', rest).count().is_multiple_of(2)
-        || control(rest)
-    {
+    if !memchr::memchr_iter(b'"', rest).count().is_multiple_of(2) || control(rest) {
         return None;
     }
-    let value = &line[at + 8..];
+    let value = &line[open + 1 + at + 8..];
     let end = memchr::memchr2(b'"', b'\\', value)?;
     if value[end] != b'"' || control(&value[..end]) {
         return None;
@@ -102,6 +104,12 @@ impl<'a> Scan<'a> {
     /// Skips JSON whitespace; the next byte, if any.
     #[inline]
     fn ws(&mut self) -> Option<u8> {
+        // Claude Code writes no whitespace between tokens: one test for
+        // the usual case (every JSON whitespace byte is below b'!').
+        let c = *self.b.get(self.i)?;
+        if c > b' ' {
+            return Some(c);
+        }
         while let Some(&c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\n' | b'\t' | b'\r') {
                 return Some(c);
