@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use rusqlite::OptionalExtension;
@@ -36,7 +36,7 @@ use crate::transcript::parse::{
     SessionCwd,
 };
 use crate::transcript::reader::{for_each_line_until, read_head};
-use crate::transcript::{CostState, Response};
+use crate::transcript::{Advisor, CostState, Usage};
 
 mod bound;
 mod remote;
@@ -156,6 +156,44 @@ struct Work {
     known: Option<Known>,
 }
 
+/// A response as a file's read hands it to the writer: the strings most
+/// of a file's responses share (session, cwd, branch, model) are one
+/// allocation per file ([`Shared`]), not one per response, and the writer
+/// knows a repeated one by its pointer.
+#[derive(Debug, Clone)]
+struct FileResponse {
+    message_id: String,
+    /// Empty when the record has no `requestId`.
+    request_id: String,
+    session_id: Option<Arc<str>>,
+    cwd: Option<Arc<str>>,
+    /// Its own `gitBranch`, else its session's latest in the file before
+    /// it (None: the writer takes the ledger's).
+    branch: Option<Arc<str>>,
+    model: Arc<str>,
+    ts_ms: i64,
+    sidechain: bool,
+    fast: bool,
+    us_geo: bool,
+    usage: Usage,
+    advisors: Vec<Advisor>,
+}
+
+/// One file's strings that many of its responses share.
+#[derive(Default)]
+struct Shared(std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>);
+
+impl Shared {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(Arc::clone(&a));
+        a
+    }
+}
+
 /// One file read: what to write for it.
 struct FileResult {
     key: String,
@@ -167,7 +205,7 @@ struct FileResult {
     end: i64,
     head_len: i64,
     head_hash: i64,
-    responses: Vec<Response>,
+    responses: Vec<FileResponse>,
     /// Per session, the cwd of its earliest record in this file.
     session_cwds: Vec<SessionCwd>,
     /// Per session, the branch of its latest response in this file (by
@@ -725,7 +763,8 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
         }
     }
     let reset = start == 0;
-    let mut responses: Vec<Response> = Vec::new();
+    let mut responses: Vec<FileResponse> = Vec::new();
+    let mut shared = Shared::default();
     // Copies of one response within the file (one line per content block)
     // merge here already, by a hash of their key; a collision only leaves
     // two copies for the writer to merge.
@@ -805,12 +844,22 @@ fn read_file(w: &Work, stop: &Stop) -> std::io::Result<FileResult> {
                         if responses[i].message_id == r.message_id
                             && responses[i].request_id == r.request_id =>
                     {
-                        merge(&mut responses[i], &r, branch)
+                        merge(&mut responses[i], &r, branch, &mut shared)
                     }
                     found => {
-                        let owned = Response {
-                            branch: branch.map(str::to_owned),
-                            ..ResponseRef { branch: None, ..r }.into_owned()
+                        let owned = FileResponse {
+                            session_id: r.session_id.as_deref().map(|s| shared.get(s)),
+                            cwd: r.cwd.as_deref().map(|c| shared.get(c)),
+                            branch: branch.map(|b| shared.get(b)),
+                            model: shared.get(&r.model),
+                            message_id: r.message_id.into_owned(),
+                            request_id: r.request_id.into_owned(),
+                            ts_ms: r.ts_ms,
+                            sidechain: r.sidechain,
+                            fast: r.fast,
+                            us_geo: r.us_geo,
+                            usage: r.usage,
+                            advisors: r.advisors,
                         };
                         if found.is_none() {
                             index.insert(key, responses.len());
@@ -906,17 +955,22 @@ fn latest_response_before(f: &mut File, until: u64) -> std::io::Result<Option<i6
 
 /// Merges a duplicate of a response (whose branch, its own or its
 /// session's latest, is `branch`) into the first copy seen.
-fn merge(into: &mut Response, dup: &ResponseRef<'_>, branch: Option<&str>) {
+fn merge(
+    into: &mut FileResponse,
+    dup: &ResponseRef<'_>,
+    branch: Option<&str>,
+    shared: &mut Shared,
+) {
     into.usage = into.usage.max(&dup.usage);
     into.sidechain &= dup.sidechain;
     if into.cwd.is_none() {
-        into.cwd = dup.cwd.as_deref().map(str::to_owned);
+        into.cwd = dup.cwd.as_deref().map(|c| shared.get(c));
     }
     if into.session_id.is_none() {
-        into.session_id = dup.session_id.as_deref().map(str::to_owned);
+        into.session_id = dup.session_id.as_deref().map(|s| shared.get(s));
     }
     if into.branch.is_none() {
-        into.branch = branch.map(str::to_owned);
+        into.branch = branch.map(|b| shared.get(b));
     }
     for (i, a) in dup.advisors.iter().enumerate() {
         match into.advisors.get_mut(i) {

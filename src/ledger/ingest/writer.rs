@@ -11,6 +11,7 @@
 //! builds the indexes once at its end.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension};
 
@@ -70,12 +71,13 @@ struct Row {
     id: i64,
     message_id: String,
     request_id: String,
-    session_id: String,
+    /// Shared with the other rows of its file (see [`Recent`]).
+    session_id: Arc<str>,
     place_id: i64,
-    model: String,
+    model: Arc<str>,
     ts_ms: i64,
     /// The git branch ('' for none).
-    branch: String,
+    branch: Arc<str>,
     sidechain: bool,
     counted: bool,
     fast: bool,
@@ -121,10 +123,66 @@ pub(super) struct Writer<'a> {
     /// Sessions whose counted responses or `cost-state`s changed in this
     /// transaction: their unwritten parts are computed again before it
     /// commits.
-    dirty: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    dirty: Dirty,
+    /// The last rows' names and their ids.
+    recent: Recent,
     /// The `responses` insert, prepared once per run (not looked up in the
     /// statement cache by its text for every row).
     insert_st: Option<rusqlite::CachedStatement<'a>>,
+}
+
+/// The sessions a transaction changed.
+#[derive(Default)]
+struct Dirty {
+    sessions: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    /// The session marked last, known by its pointer (a file's rows share
+    /// it): marked again without hashing it.
+    last: Option<Arc<str>>,
+}
+
+impl Dirty {
+    fn mark(&mut self, session: &Arc<str>) {
+        if self.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, session)) {
+            return;
+        }
+        self.mark_str(session);
+        self.last = Some(Arc::clone(session));
+    }
+
+    fn mark_str(&mut self, session: &str) {
+        if !self.sessions.contains(session) {
+            self.sessions.insert(session.to_owned());
+        }
+    }
+
+    fn take(&mut self) -> std::collections::HashSet<String, foldhash::fast::RandomState> {
+        self.last = None;
+        std::mem::take(&mut self.sessions)
+    }
+}
+
+/// The ids ([`Names`]) of the last row's session, model and branch, by
+/// pointer: the rows of one file share those strings, so a repeated one
+/// is not hashed again. Each entry holds its string, so the pointer it
+/// compares cannot have been freed and reused; ids never change.
+#[derive(Default)]
+struct Recent {
+    session: Option<(Arc<str>, u32)>,
+    model: Option<(Arc<str>, u32)>,
+    branch: Option<(Arc<str>, u32)>,
+}
+
+impl Recent {
+    fn id(slot: &mut Option<(Arc<str>, u32)>, names: &mut Names, name: &Arc<str>) -> u32 {
+        match slot {
+            Some((last, id)) if Arc::ptr_eq(last, name) => *id,
+            _ => {
+                let id = names.id(name);
+                *slot = Some((Arc::clone(name), id));
+                id
+            }
+        }
+    }
 }
 
 /// A first load into an empty ledger. Its rows are found through this map
@@ -176,7 +234,8 @@ impl<'a> Writer<'a> {
             places: FastMap::default(),
             fresh: None,
             sessions_changed: false,
-            dirty: Default::default(),
+            dirty: Dirty::default(),
+            recent: Recent::default(),
             insert_st: None,
         }
     }
@@ -254,26 +313,37 @@ impl<'a> Writer<'a> {
         stats.responses += count;
         // Branches the ledger knows for sessions whose responses named none
         // before this file's first that did.
-        let mut known_branches: FastMap<String, String> = FastMap::default();
+        let mut known_branches: FastMap<Arc<str>, Arc<str>> = FastMap::default();
+        let none: Arc<str> = Arc::from("");
+        // The place of the last response's cwd (a file's share theirs).
+        let mut last_place: Option<(Arc<str>, i64)> = None;
         for resp in responses {
-            let place_id = self.place(resp.cwd.as_deref().unwrap_or(""), &r.project)?;
-            let branch = match (resp.branch, resp.session_id.as_deref()) {
+            let cwd = resp.cwd.unwrap_or_else(|| Arc::clone(&none));
+            let place_id = match &last_place {
+                Some((last, id)) if Arc::ptr_eq(last, &cwd) => *id,
+                _ => {
+                    let id = self.place(&cwd, &r.project)?;
+                    last_place = Some((cwd, id));
+                    id
+                }
+            };
+            let branch = match (resp.branch, &resp.session_id) {
                 (Some(b), _) => b,
                 (None, Some(s)) if !s.is_empty() => match known_branches.get(s) {
-                    Some(b) => b.clone(),
+                    Some(b) => Arc::clone(b),
                     None => {
-                        let b = self.session_branch(s)?;
-                        known_branches.insert(s.to_owned(), b.clone());
+                        let b: Arc<str> = Arc::from(self.session_branch(s)?);
+                        known_branches.insert(Arc::clone(s), Arc::clone(&b));
                         b
                     }
                 },
-                (None, _) => String::new(),
+                (None, _) => Arc::clone(&none),
             };
             let base = Row {
                 id: 0,
                 message_id: resp.message_id,
                 request_id: resp.request_id,
-                session_id: resp.session_id.unwrap_or_default(),
+                session_id: resp.session_id.unwrap_or_else(|| Arc::clone(&none)),
                 place_id,
                 model: resp.model,
                 ts_ms: resp.ts_ms,
@@ -288,7 +358,7 @@ impl<'a> Writer<'a> {
             for (i, a) in resp.advisors.into_iter().enumerate() {
                 let row = Row {
                     message_id: format!("{}#advisor{i}", base.message_id),
-                    model: a.model,
+                    model: Arc::from(a.model),
                     advisor: true,
                     // Fast mode is the executor's speed; the advisor's
                     // own pass is billed at its model's normal rates.
@@ -326,7 +396,7 @@ impl<'a> Writer<'a> {
         }
         self.sessions_changed |= sessions_changed > 0;
         for (c, end_ms) in std::mem::take(&mut r.cost_states) {
-            self.dirty.insert(c.session_id.clone());
+            self.dirty.mark_str(&c.session_id);
             let cwd = r
                 .session_cwds
                 .iter()
@@ -565,8 +635,8 @@ impl<'a> Writer<'a> {
             .prepare_cached("INSERT OR IGNORE INTO session_links (a, b) VALUES (?1, ?2), (?2, ?1)")
             .map_err(|e| self.ledger.err(e))?;
         if st.execute([a, b]).map_err(|e| self.ledger.err(e))? > 0 {
-            self.dirty.insert(a.to_owned());
-            self.dirty.insert(b.to_owned());
+            self.dirty.mark_str(a);
+            self.dirty.mark_str(b);
         }
         Ok(())
     }
@@ -723,18 +793,17 @@ impl<'a> Writer<'a> {
     }
 
     fn delta(&mut self, r: &Row, sign: i64) {
-        if !self.dirty.contains(&r.session_id) {
-            self.dirty.insert(r.session_id.clone());
-        }
+        self.dirty.mark(&r.session_id);
+        let (recent, names) = (&mut self.recent, &mut self.names);
         let key = RollupKey {
             bucket: bucket_of(r.ts_ms),
             place_id: r.place_id,
-            session_id: self.names.id(&r.session_id),
-            model: self.names.id(&r.model),
+            session_id: Recent::id(&mut recent.session, names, &r.session_id),
+            model: Recent::id(&mut recent.model, names, &r.model),
             fast: r.fast,
             us_geo: r.us_geo,
             class: PromptClass::of(r.usage.prompt_tokens()).0,
-            branch: self.names.id(&r.branch),
+            branch: Recent::id(&mut recent.branch, names, &r.branch),
         };
         let d = self.deltas.entry(key).or_default();
         if !r.advisor {
@@ -869,7 +938,7 @@ impl<'a> Writer<'a> {
             .and_then(|()| self.rebuild_indexes())
             .and_then(|()| {
                 // With the rollup and indexes up to date.
-                let dirty = std::mem::take(&mut self.dirty);
+                let dirty = self.dirty.take();
                 let changed = self
                     .ledger
                     .refresh_unwritten(dirty.iter().map(String::as_str))?;
@@ -897,7 +966,7 @@ impl<'a> Writer<'a> {
         }
         self.deltas.clear();
         self.places.clear();
-        self.dirty.clear();
+        self.dirty.take();
         self.pending = 0;
         self.fresh = None;
         self.sessions_changed = false;
@@ -932,11 +1001,11 @@ impl<'a> Writer<'a> {
                 id: 0,
                 message_id: r.message_id,
                 request_id: r.request_id,
-                session_id: r.session_id,
+                session_id: r.session_id.into(),
                 place_id,
-                model: r.model,
+                model: r.model.into(),
                 ts_ms: r.ts_ms,
-                branch: r.branch,
+                branch: r.branch.into(),
                 sidechain: r.sidechain,
                 counted: true,
                 fast: r.fast,
@@ -950,7 +1019,7 @@ impl<'a> Writer<'a> {
         }
         for c in &batch.costs {
             let place_id = self.place(&c.cwd, &c.project)?;
-            self.dirty.insert(c.session_id.clone());
+            self.dirty.mark_str(&c.session_id);
             self.put_cost_state(
                 &c.session_id,
                 c.start_ms,
@@ -975,7 +1044,7 @@ impl<'a> Writer<'a> {
         // A session's cwd moves spend between arms: all cached spend goes.
         self.sessions_changed |= sessions_changed > 0;
         self.flush_rollup()?;
-        let dirty = std::mem::take(&mut self.dirty);
+        let dirty = self.dirty.take();
         // Cached spend the merged rows change is dropped, as a local ingest
         // drops it (flush_rollup above did so for the responses).
         let changed = self
