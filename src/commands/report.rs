@@ -21,25 +21,32 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let cfg = &loaded.config;
     // Usage mistakes are said before the ledger is opened or read.
     let req = request(&loaded, ctx.now, args)?;
-    let mut ledger = ctx.open_ledger(cfg, std::time::Duration::from_secs(30))?;
-    // On an unchanged tree the report is the work left after the scan of
-    // the transcripts: it is built from the ledger while the scan runs, and
-    // kept if the ingest then read nothing and no other process wrote to
-    // the ledger since (`data_version`): the ledger was the same
-    // throughout. (Not with a team ledger: its sync writes after the scan.)
+    // The scan of the transcripts starts first; the ledger is opened (a
+    // new one created) while it runs. On an unchanged tree the report is
+    // the work left after the scan: it is built from the ledger while the
+    // scan runs too, and kept if the ingest then read nothing and no other
+    // process wrote to the ledger since (`data_version`): the ledger was
+    // the same throughout. (Not with a team ledger: its sync writes after
+    // the scan.)
     let team = ctx.locations.team_ledger(cfg).is_some();
-    let (found, early) = std::thread::scope(|s| {
+    let (found, opened) = std::thread::scope(|s| {
         let scan = s.spawn(|| discover(&ctx.locations.claude_dirs(cfg)));
-        let early = (!team)
-            .then(|| {
-                let version = ledger.data_version().ok()?;
-                let report = build(&loaded, &ledger, ctx.now, &req).ok()?;
-                Some((version, report))
-            })
-            .flatten();
+        let opened = ctx
+            .open_ledger(cfg, std::time::Duration::from_secs(30))
+            .map(|ledger| {
+                let early = (!team)
+                    .then(|| {
+                        let version = ledger.data_version().ok()?;
+                        let report = build(&loaded, &ledger, ctx.now, &req).ok()?;
+                        Some((version, report))
+                    })
+                    .flatten();
+                (ledger, early)
+            });
         let found = scan.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (found, early)
+        (found, opened)
     });
+    let (mut ledger, early) = opened?;
     let ingested = ctx.ingest_scanned(&loaded, &mut ledger, found, !args.json && !args.csv)?;
     let mut report = match early {
         Some((version, report))
