@@ -323,16 +323,11 @@ fn run(
     // take as long as it needs can afford it.
     let expect_many = until.is_none();
     let small = work.len() == 1 || total_bytes < (4 << 20);
-    let journal = if expect_many && !small {
-        RollbackJournal::for_first_load(ledger)
-    } else {
-        None
-    };
     // Held until the load's commit is done (its indexes are built then).
     let _memory = (!small).then(KeptMemory::start);
-    let mut writer = Writer::new(ledger);
-    let result = if small {
+    let finished = if small {
         // Small jobs (the hook's): no threads.
+        let mut writer = Writer::new(ledger);
         let mut out = Ok(());
         for w in &work {
             if stop.before_file() {
@@ -350,20 +345,10 @@ fn run(
                 Err(e) => stats.unreadable.push(unreadable(&w.file.path, &e)),
             }
         }
-        out
+        finish(writer, out)
     } else {
-        parallel(&work, &mut writer, &mut stats, progress, &stop, expect_many)
+        parallel(&work, ledger, &mut stats, progress, &stop, expect_many)
     };
-    let finished = match result {
-        Ok(()) => writer.finish(),
-        Err(e) => {
-            drop(writer);
-            Err(e)
-        }
-    };
-    if let Some(journal) = journal {
-        journal.back_to_wal(ledger);
-    }
     progress.finish();
     finished?;
     Ok((stats, !stop.stopped.load(Ordering::Relaxed)))
@@ -436,9 +421,21 @@ impl RollbackJournal {
     }
 }
 
+/// The writer's commit of what was applied, or its error.
+fn finish(writer: Writer<'_>, applied: Result<()>) -> Result<()> {
+    match applied {
+        Ok(()) => writer.finish(),
+        Err(e) => {
+            drop(writer);
+            Err(e)
+        }
+    }
+}
+
+/// Parser threads read the files, and this thread writes what they read.
 fn parallel(
     work: &[Work],
-    writer: &mut Writer<'_>,
+    ledger: &mut Ledger,
     stats: &mut IngestStats,
     progress: &mut dyn Progress,
     stop: &Stop,
@@ -469,30 +466,56 @@ fn parallel(
                 .name("octo-budget-parse".into())
                 .spawn_scoped(s, parser)
                 .map_err(|e| LedgerError::Io {
-                    path: writer.ledger_path().to_path_buf(),
+                    path: ledger.path().to_path_buf(),
                     error: e,
                 })?;
         }
         drop(tx);
-        let mut applied = false;
-        for r in rx {
-            if applied && stop.before_file() {
-                // Past the deadline (and one file applied, so that every
-                // run makes progress): what is still queued is read again
-                // by the next run (its offsets were not advanced).
-                break;
-            }
-            match r {
-                Ok(r) => {
-                    progress.advance(r.bytes);
-                    writer.apply(r, stats, expect_many)?;
-                    applied = true;
-                }
-                Err(u) => stats.unreadable.push(u),
-            }
+        // While the parsers read their first files: a first load's
+        // journal, and the writer.
+        let journal = if expect_many {
+            RollbackJournal::for_first_load(ledger)
+        } else {
+            None
+        };
+        let mut writer = Writer::new(ledger);
+        let applied = receive(rx, &mut writer, stats, progress, stop, expect_many);
+        let finished = finish(writer, applied);
+        if let Some(journal) = journal {
+            journal.back_to_wal(ledger);
         }
-        Ok(())
+        finished
     })
+}
+
+/// Applies the parsers' results as they come. Returning drops `rx`: a
+/// parser still running stops at its next result.
+fn receive(
+    rx: mpsc::Receiver<std::result::Result<FileResult, Unreadable>>,
+    writer: &mut Writer<'_>,
+    stats: &mut IngestStats,
+    progress: &mut dyn Progress,
+    stop: &Stop,
+    expect_many: bool,
+) -> Result<()> {
+    let mut applied = false;
+    for r in rx {
+        if applied && stop.before_file() {
+            // Past the deadline (and one file applied, so that every run
+            // makes progress): what is still queued is read again by the
+            // next run (its offsets were not advanced).
+            break;
+        }
+        match r {
+            Ok(r) => {
+                progress.advance(r.bytes);
+                writer.apply(r, stats, expect_many)?;
+                applied = true;
+            }
+            Err(u) => stats.unreadable.push(u),
+        }
+    }
+    Ok(())
 }
 
 /// While a large ingest runs, the allocator keeps the memory it frees.

@@ -265,11 +265,6 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// The ledger's file (for errors about it).
-    pub(super) fn ledger_path(&self) -> &Path {
-        &self.ledger.path
-    }
-
     pub(super) fn apply(
         &mut self,
         mut r: FileResult,
