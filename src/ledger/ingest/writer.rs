@@ -929,7 +929,8 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         if let Err(e) = self
-            .flush_rollup()
+            .write_back_early()
+            .and_then(|()| self.flush_rollup())
             .and_then(|()| self.rebuild_indexes())
             .and_then(|()| {
                 // With the rollup and indexes up to date.
@@ -965,6 +966,31 @@ impl<'a> Writer<'a> {
         self.pending = 0;
         self.fresh = None;
         self.sessions_changed = false;
+    }
+
+    /// Before a first load's indexes are built: its rows are written to
+    /// the file (they stay in SQLite's cache, which the index builds read)
+    /// and the kernel is asked to start sending them to the disk. The
+    /// commit then writes only the pages changed since, and its `fsync`
+    /// finds most of the load already written (on the benchmark machine
+    /// it waited ~20 ms for the whole load, with both vCPUs idle, and ~5
+    /// ms since). As safe as SQLite writing pages when its cache is full:
+    /// the journal is synced first, and a process killed before the
+    /// commit leaves a hot journal that rolls the file back.
+    fn write_back_early(&self) -> Result<()> {
+        if self.fresh.is_some() {
+            self.ledger
+                .conn
+                .cache_flush()
+                .map_err(|e| self.ledger.err(e))?;
+            // Starting it takes a while (the kernel queues each write):
+            // on another thread, while this one builds the indexes.
+            let path = self.ledger.path.clone();
+            let _ = std::thread::Builder::new()
+                .name("octo-budget-writeback".into())
+                .spawn(move || start_writeback(&path));
+        }
+        Ok(())
     }
 
     /// After a first load: the indexes dropped for it, each built in one
@@ -1051,6 +1077,21 @@ impl<'a> Writer<'a> {
     pub(super) fn finish(mut self) -> Result<()> {
         self.commit()
     }
+}
+
+/// Asks the kernel to start writing the file's dirty pages to the disk
+/// without waiting for them (a hint: nothing depends on it).
+fn start_writeback(path: &Path) {
+    #[cfg(target_os = "linux")]
+    if let Ok(f) = std::fs::File::open(path) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor; the call only starts writeback.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
 }
 
 fn classify_err(path: &Path, busy: std::time::Duration, e: rusqlite::Error) -> LedgerError {
