@@ -929,8 +929,8 @@ impl<'a> Writer<'a> {
             return Ok(());
         }
         if let Err(e) = self
-            .write_back_early()
-            .and_then(|()| self.flush_rollup())
+            .flush_rollup()
+            .and_then(|()| self.write_back_early())
             .and_then(|()| self.rebuild_indexes())
             .and_then(|()| {
                 // With the rollup and indexes up to date.
@@ -968,10 +968,11 @@ impl<'a> Writer<'a> {
         self.sessions_changed = false;
     }
 
-    /// Before a first load's indexes are built: its rows are written to
-    /// the file (they stay in SQLite's cache, which the index builds read)
-    /// and the kernel is asked to start sending them to the disk. The
-    /// commit then writes only the pages changed since, and its `fsync`
+    /// Before a first load's indexes are built: its rows and rollup are
+    /// written to the file (they stay in SQLite's cache, which the index
+    /// builds read) and the kernel is asked to start sending them to the
+    /// disk. The commit then writes only the pages changed since (the
+    /// indexes'), and its `fsync`
     /// finds most of the load already written (on the benchmark machine
     /// it waited ~20 ms for the whole load, with both vCPUs idle, and ~5
     /// ms since). As safe as SQLite writing pages when its cache is full:
