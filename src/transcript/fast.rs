@@ -687,29 +687,38 @@ fn special_sse2<const HIGH: bool>(b: &[u8]) -> Option<usize> {
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
+    // Bit k set when byte k of the 16 at `at` is special.
+    // SAFETY (of each call below): SSE2 is always available on x86_64, and
+    // every load reads 16 bytes inside `b` (at + 16 <= b.len()).
+    let mask = |at: usize| unsafe {
+        let x = _mm_loadu_si128(b.as_ptr().add(at).cast::<__m128i>());
+        // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
+        let ctrl = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+        let hit = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
+            ),
+            ctrl,
+        );
+        // A byte's top bit set: not ASCII.
+        let high = if HIGH { _mm_movemask_epi8(x) as u32 } else { 0 };
+        _mm_movemask_epi8(hit) as u32 | high
+    };
     let mut i = 0;
-    // SAFETY: SSE2 is always available on x86_64; every load reads 16
-    // bytes inside `b` (i + 16 <= b.len()).
-    unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let ctrl_max = _mm_set1_epi8(0x1f);
-        while i + 16 <= b.len() {
-            let x = _mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>());
-            // x <= 0x1f (unsigned) exactly when min(x, 0x1f) == x.
-            let ctrl = _mm_cmpeq_epi8(_mm_min_epu8(x, ctrl_max), x);
-            let hit = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                ctrl,
-            );
-            // A byte's top bit set: not ASCII.
-            let high = if HIGH { _mm_movemask_epi8(x) as u32 } else { 0 };
-            let mask = _mm_movemask_epi8(hit) as u32 | high;
-            if mask != 0 {
-                return Some(i + mask.trailing_zeros() as usize);
-            }
-            i += 16;
+    while i + 16 <= b.len() {
+        let m = mask(i);
+        if m != 0 {
+            return Some(i + m.trailing_zeros() as usize);
         }
+        i += 16;
+    }
+    if i < b.len() && b.len() >= 16 {
+        // The last bytes (fewer than 16 left, as at a line's end): the
+        // last 16 of `b` at once, those already scanned shifted out.
+        let last = b.len() - 16;
+        let m = mask(last) >> (i - last);
+        return (m != 0).then(|| i + m.trailing_zeros() as usize);
     }
     b[i..]
         .iter()
@@ -720,6 +729,38 @@ fn special_sse2<const HIGH: bool>(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SIMD search finds what a byte-by-byte one finds, from every
+    /// start, at every length (the loop, the overlapping last load and
+    /// the short tail), with and without stopping at non-ASCII bytes.
+    #[test]
+    fn special_finds_what_a_plain_search_finds() {
+        let bytes: Vec<u8> = (0..80u32)
+            .map(|i| match (i * 37 + 11) % 23 {
+                0 => b'"',
+                1 => b'\\',
+                2 => 0x1f,
+                3 => 0xc3,
+                4 => 0x7f,
+                n => b'a' + n as u8,
+            })
+            .collect();
+        for len in 0..=bytes.len() {
+            for start in 0..=len {
+                let b = &bytes[start..len];
+                let plain = |high: bool| {
+                    b.iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20 || (high && c >= 0x80))
+                };
+                assert_eq!(special(b), plain(false), "{start}..{len}");
+                assert_eq!(special_or_high(b), plain(true), "{start}..{len}");
+            }
+        }
+        // Nothing special at all, at lengths around the SIMD width.
+        for len in [15, 16, 17, 31, 32, 33] {
+            assert_eq!(special(&vec![b'x'; len]), None);
+        }
+    }
 
     /// What serde_json makes of the line (None when it fails).
     fn serde(line: &[u8]) -> Option<RawLine<'_>> {
