@@ -527,7 +527,7 @@ fn receive(
 /// again (zeroed by the kernel) over and over: with the heap grown 64 MiB
 /// at a time, trimmed only past 256 MiB free and blocks up to 32 MiB
 /// taken from it (not mapped for each), a first load of the benchmark
-/// tree took ~9% less CPU time. The documented defaults are set again
+/// tree took 3-9% less CPU time. The documented defaults are set again
 /// when it ends (a long-lived process, the resident helper, then returns
 /// what it no longer uses). These settings are the process's: two large
 /// ingests at once in one process would only change each other's speed.
