@@ -9,7 +9,7 @@
 //! holds the borrowed values for the whole step and clears the bindings
 //! before it returns: SQLite never reads a pointer after that.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr;
 
@@ -41,7 +41,8 @@ pub(super) struct Bound<'c> {
 }
 
 impl<'c> Bound<'c> {
-    pub(super) fn prepare(conn: &'c Connection, sql: &CStr) -> rusqlite::Result<Bound<'c>> {
+    pub(super) fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<Bound<'c>> {
+        let sql = CString::new(sql)?;
         // SAFETY: the handle is the live connection's, borrowed for 'c.
         let db = unsafe { conn.handle() };
         let mut stmt = ptr::null_mut();
@@ -148,7 +149,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT NOT NULL, c TEXT UNIQUE)")
             .unwrap();
-        let mut ins = Bound::prepare(&conn, c"INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
+        let mut ins = Bound::prepare(&conn, "INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
         for i in 0..3 {
             let b = format!("row {i} {}", "é".repeat(i));
             let c = i.to_string();
@@ -182,6 +183,6 @@ mod tests {
                 (9, "".into(), "x".into()),
             ]
         );
-        assert!(Bound::prepare(&conn, c"INSERT INTO nowhere VALUES (1)").is_err());
+        assert!(Bound::prepare(&conn, "INSERT INTO nowhere VALUES (1)").is_err());
     }
 }

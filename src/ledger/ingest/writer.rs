@@ -47,8 +47,7 @@ const UPSERT_SESSION: &str = "INSERT INTO sessions (session_id, cwd, first_ts) V
      WHERE (excluded.first_ts, excluded.cwd) < (sessions.first_ts, sessions.cwd)";
 
 /// A row of `responses` ([`Writer::insert`]'s values, in this order).
-const INSERT_RESPONSE: &std::ffi::CStr =
-    c"INSERT INTO responses (message_id, request_id, session_id,
+const INSERT_RESPONSE: &str = "INSERT INTO responses (message_id, request_id, session_id,
         place_id, model, ts_ms, sidechain, counted, fast, us_geo, advisor, input, output,
         cache_write_5m, cache_write_1h, cache_read, web_search, branch, message_hash)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
@@ -750,7 +749,7 @@ impl<'a> Writer<'a> {
                 let st = match &mut self.insert_st {
                     Some(st) => st,
                     None => self.insert_st.insert(
-                        conn.prepare_cached(INSERT_RESPONSE.to_str().unwrap_or_default())
+                        conn.prepare_cached(INSERT_RESPONSE)
                             .map_err(|e| self.ledger.err(e))?,
                     ),
                 };
