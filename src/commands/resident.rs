@@ -169,7 +169,7 @@ fn connect(ctx: &Context) -> Reached {
         // A helper that stops reading (a large stdin) is not waited for
         // either.
         Ok(s)
-            if runs_this_executable(&s, &exe)
+            if runs_this_executable(&s, (exe.dev(), exe.ino()))
                 && s.set_nonblocking(false).is_ok()
                 && s.set_write_timeout(Some(FIRST_ANSWER)).is_ok() =>
         {
@@ -199,17 +199,13 @@ fn connect_now(sock: &Path) -> rustix::io::Result<UnixStream> {
 /// The peer runs as this user, its executable is this one, and it sees
 /// the same files (the same mount namespace: paths in the request name
 /// the same files there).
-fn runs_this_executable(s: &UnixStream, exe: &std::fs::Metadata) -> bool {
+fn runs_this_executable(s: &UnixStream, exe: FileId) -> bool {
     let Some(pid) = same_user_peer(s) else {
         return false;
     };
-    let same = |a: &str, b: &str| match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    };
-    std::fs::metadata(format!("/proc/{pid}/exe"))
-        .is_ok_and(|m| m.dev() == exe.dev() && m.ino() == exe.ino())
-        && same("/proc/self/ns/mnt", &format!("/proc/{pid}/ns/mnt"))
+    file_id(Path::new(&format!("/proc/{pid}/exe"))) == Some(exe)
+        && file_id(Path::new("/proc/self/ns/mnt"))
+            .is_some_and(|ns| file_id(Path::new(&format!("/proc/{pid}/ns/mnt"))) == Some(ns))
 }
 
 /// The process at the other end of `s` when it runs as this user
@@ -373,7 +369,7 @@ pub fn serve(socket: &Path) -> Result<u8> {
     let listener = UnixListener::bind(socket)?;
     listener.set_nonblocking(true)?;
     let bound = file_id(socket);
-    let exe = std::fs::metadata("/proc/self/exe")?;
+    let exe: FileId = std::fs::metadata("/proc/self/exe").map(|m| (m.dev(), m.ino()))?;
     let exe_path = std::fs::read_link("/proc/self/exe")?;
     KEEPING.store(true, Ordering::SeqCst);
     let start = Instant::now();
@@ -398,8 +394,7 @@ pub fn serve(socket: &Path) -> Result<u8> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
-        let replaced = std::fs::metadata(&exe_path)
-            .map_or(true, |m| m.dev() != exe.dev() || m.ino() != exe.ino());
+        let replaced = file_id(&exe_path) != Some(exe);
         if last.elapsed() >= IDLE || file_id(socket) != bound || replaced {
             break;
         }
